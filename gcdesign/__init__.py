@@ -1,0 +1,46 @@
+"""gcdesign: unbiased, quantized approximate gradient codes for heterogeneous clusters.
+
+The one-call pipeline is :func:`design`; see the user guide in docs/.
+Heavy dependencies (cvxpy, ortools, numba kernels, matplotlib) load lazily.
+"""
+
+from ._validate import InputError
+from .allocation import ALLOCATORS, Allocation, allocate_bits, allocate_table, utility_table
+from .construction import decompose, group_workers, hub_layout, segment_layout
+from .design import Design, DesignError, design
+from .io import load_design, save_design
+from .profile import ClusterProfile, list_examples, load_example, load_profile, save_profile
+from .quantization import delta_raw, quantization_variance, quantize, resolve_kappa
+from .structure import Structure, optimal_structure, utilities
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALLOCATORS",
+    "Allocation",
+    "ClusterProfile",
+    "Design",
+    "DesignError",
+    "InputError",
+    "Structure",
+    "allocate_bits",
+    "allocate_table",
+    "decompose",
+    "delta_raw",
+    "design",
+    "group_workers",
+    "hub_layout",
+    "list_examples",
+    "load_design",
+    "load_example",
+    "load_profile",
+    "optimal_structure",
+    "quantization_variance",
+    "quantize",
+    "resolve_kappa",
+    "save_design",
+    "save_profile",
+    "segment_layout",
+    "utilities",
+    "utility_table",
+]

@@ -1,0 +1,216 @@
+r"""Per-worker bit allocation (docs/math.md, section 6).
+
+With the optimal structure the joint design reduces to
+
+.. math::
+
+    \max_b \; F(b) = \sum_i u_i(b_i), \quad
+    u_i(b) = \frac{1 - p_i}{p_i + \kappa\,\delta_{raw}(b)}, \quad
+    \sum_i b_i = B, \; b_{min} \le b_i \le b_{max}.
+
+Every solver works on a generic *utility table* ``table[i, t]`` (the utility of
+worker i at the allowed bit level ``levels[t]``), so it serves any separable
+integer allocation; :func:`utility_table` produces the gradient-coding table.
+Solvers are registered by name in :data:`ALLOCATORS`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import InputError, positive_int
+from ..profile import ClusterProfile
+from ..quantization import delta_raw, resolve_kappa
+from ..structure import utilities
+
+
+@dataclass(frozen=True, eq=False)
+class Allocation:
+    """Result of a bit allocation (same fields for every method).
+
+    Attributes
+    ----------
+    bits : ndarray of int (N,)
+    objective : float
+        :math:`F = \\sum_i u_i(b_i)`, recomputed in float64 from `bits`.
+    method : str
+    optimal : bool or None
+        True if proven optimal, False if known not to be, None if unknown.
+    kappa : float or None
+        The kappa actually used (None for a generic table).
+    wall_time : float
+        Seconds spent in the solver.
+    message : str
+    """
+
+    bits: np.ndarray
+    objective: float
+    method: str
+    optimal: bool | None
+    kappa: float | None
+    wall_time: float
+    message: str
+
+
+# A solver: (table, levels, budget, options) -> (level indices per worker, optimal, message)
+Solver = Callable[[np.ndarray, np.ndarray, int, dict], tuple[np.ndarray, "bool | None", str]]
+
+ALLOCATORS: dict[str, Solver] = {}
+
+
+def register_allocator(name: str, solver: Solver) -> None:
+    """Make `solver` available as ``method=name`` (and ``design(allocator=name)``)."""
+    ALLOCATORS[name] = solver
+
+
+def utility_table(straggler_probs, kappa: float, dim: int, levels) -> np.ndarray:
+    """The gradient-coding utility ``u_i(b)`` at each level: array (N, len(levels)).
+
+    ``u_i(b) = (1 - p_i) / (p_i + kappa * delta_raw(b))``, evaluated at the bits
+    actually transmitted; level 0 (an idle worker) has utility 0.
+    """
+    p = np.asarray(straggler_probs, dtype=np.float64)
+    delta = kappa * delta_raw(np.asarray(levels), dim)  # inf at level 0
+    return utilities(p[:, None], delta[None, :])
+
+
+def allowed_levels(b_min: int, b_max: int, *, allow_idle: bool = False) -> np.ndarray:
+    levels = np.arange(b_min, b_max + 1, dtype=np.int64)
+    return np.concatenate([[0], levels]) if allow_idle else levels
+
+
+def check_budget(budget, n: int, b_min: int, b_max: int, *, allow_idle: bool = False) -> int:
+    """`budget` must be an integer with N b_min <= B <= N b_max (0 lower end if idle allowed)."""
+    if isinstance(budget, bool) or not (
+        isinstance(budget, (int, np.integer))
+        or (isinstance(budget, float) and budget.is_integer())
+    ):
+        raise InputError(f"`budget` must be an integer number of bits, got {budget!r}.")
+    budget = int(budget)
+    low = (b_min if not allow_idle else 0) * n
+    if allow_idle and budget < b_min:
+        raise InputError(
+            f"`budget` = {budget} is infeasible: at least one worker needs b_min = {b_min} bits."
+        )
+    if not low <= budget <= n * b_max:
+        raise InputError(
+            f"`budget` = {budget} is infeasible for N = {n} workers with bits in "
+            f"[{b_min}, {b_max}]: need {low} <= B <= {n * b_max}."
+        )
+    return budget
+
+
+def check_bit_range(b_min, b_max) -> tuple[int, int]:
+    b_min = positive_int("b_min", b_min, minimum=2)
+    b_max = positive_int("b_max", b_max, minimum=2)
+    if b_min > b_max:
+        raise InputError(f"`b_min` = {b_min} must not exceed `b_max` = {b_max}.")
+    if b_max > 62:
+        raise InputError(f"`b_max` = {b_max} is too large: at most 62 bits per coordinate.")
+    return b_min, b_max
+
+
+def allocate_table(
+    table, levels, budget: int, *, method: str = "heuristic", options: dict | None = None
+) -> Allocation:
+    """Maximize ``sum_i table[i, t_i]`` subject to ``sum_i levels[t_i] = budget``.
+
+    The generic entry point: every registered solver on any separable table.
+    ``table`` has shape (N, L); ``levels`` are L distinct nonnegative integers in
+    increasing order. Returns an :class:`Allocation` whose ``bits`` are levels.
+    """
+    table = np.ascontiguousarray(table, dtype=np.float64)
+    levels = np.asarray(levels, dtype=np.int64)
+    if table.ndim != 2 or table.shape[1] != levels.size or table.shape[0] == 0:
+        raise InputError(
+            f"`table` must have shape (N, {levels.size}) with N >= 1, got {table.shape}."
+        )
+    if levels.size == 0 or np.any(np.diff(levels) <= 0) or levels[0] < 0:
+        raise InputError("`levels` must be distinct nonnegative integers in increasing order.")
+    if not np.all(np.isfinite(table)):
+        raise InputError("`table` must contain finite numbers only.")
+    n = table.shape[0]
+    if not n * levels[0] <= budget <= n * levels[-1]:
+        raise InputError(
+            f"`budget` = {budget} is infeasible: need {n * levels[0]} <= B <= {n * levels[-1]}."
+        )
+    if method not in ALLOCATORS:
+        raise InputError(
+            f"Unknown allocator {method!r}; choose one of: {', '.join(sorted(ALLOCATORS))}."
+        )
+    options = dict(options or {})
+    start = time.perf_counter()
+    index, optimal, message = ALLOCATORS[method](table, levels, int(budget), options)
+    wall = time.perf_counter() - start
+    index = np.asarray(index, dtype=np.int64)
+    bits = levels[index]
+    if int(bits.sum()) != budget:  # a solver bug, not bad input
+        raise RuntimeError(f"allocator {method!r} spent {bits.sum()} bits of {budget}")
+    objective = float(table[np.arange(n), index].sum())
+    return Allocation(bits, objective, method, optimal, None, wall, message)
+
+
+def allocate_bits(
+    profile: ClusterProfile,
+    budget,
+    *,
+    method: str = "heuristic",
+    kappa="balanced",
+    kappa_c: float = 1.0,
+    b_min: int = 2,
+    b_max: int = 32,
+    options: dict | None = None,
+) -> Allocation:
+    """Choose integer bits per worker maximizing the total utility.
+
+    Parameters
+    ----------
+    profile : ClusterProfile
+    budget : int
+        Total bits per coordinate over all workers, ``N b_min <= B <= N b_max``.
+    method : str
+        A name in :data:`ALLOCATORS` (``"equal"``, ``"dp"``, ``"heuristic"``, ...).
+    kappa : {"balanced", "raw", "none"} or float
+        Kappa policy (see :func:`gcdesign.quantization.resolve_kappa`).
+    kappa_c : float
+        The constant ``c`` of the balanced policy.
+    b_min, b_max : int
+        Allowed bit range per worker.
+    options : dict, optional
+        Solver options; ``{"allow_idle": True}`` lets a worker take 0 bits.
+    """
+    if not isinstance(profile, ClusterProfile):
+        raise InputError("`profile` must be a ClusterProfile.")
+    b_min, b_max = check_bit_range(b_min, b_max)
+    options = dict(options or {})
+    allow_idle = bool(options.pop("allow_idle", False))
+    n = profile.n_workers
+    budget = check_budget(budget, n, b_min, b_max, allow_idle=allow_idle)
+    kappa_value = resolve_kappa(kappa, profile.straggler_probs, budget, profile.dim, c=kappa_c)
+    levels = allowed_levels(b_min, b_max, allow_idle=allow_idle)
+    table = utility_table(profile.straggler_probs, kappa_value, profile.dim, levels)
+    if not np.all(np.isfinite(table)):
+        raise InputError("utilities are infinite: a worker has p = 0 while kappa is 0.")
+    result = allocate_table(table, levels, budget, method=method, options=options)
+    return Allocation(
+        result.bits, result.objective, result.method, result.optimal, kappa_value,
+        result.wall_time, result.message,
+    )
+
+
+from . import baselines as _baselines  # noqa: E402  (registers the built-in solvers)
+
+del _baselines
+
+__all__ = [
+    "ALLOCATORS",
+    "Allocation",
+    "allocate_bits",
+    "allocate_table",
+    "register_allocator",
+    "utility_table",
+]

@@ -1,0 +1,280 @@
+r"""Sparse constructions of the optimal code (docs/math.md, section 5).
+
+Given worker masses :math:`Y_i` (summing to K), build nonnegative weights
+:math:`\alpha_{ij}` with row sums :math:`Y_i` and column sums 1.
+
+* :func:`segment_layout` lays the masses end to end on [0, K] and gives
+  worker i the overlap of its interval with each unit segment: at most
+  N + K - 1 nonzeros, O(N + K) time, fully vectorized.
+* :func:`hub_layout` is the layout of the authors' released code (K = N
+  only), with the same load but negative weights when :math:`Y_i < 1`.
+* :func:`decompose` views :math:`\alpha` as a bipartite graph (networkx) and
+  returns its connected components; every component of a segment layout is a
+  tree, so nnz = N + K - components.
+* :func:`group_workers` orders the workers so that as many prefix sums of the
+  masses as possible are whole numbers (exact MILP for small N, greedy for
+  large N); the segment layout in that order splits into that many components.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validate import InputError
+
+SNAP_TOL = 1e-9  # prefix sums this close to an integer are treated as integers
+
+
+def segment_layout(row_mass, partitions: int, *, order=None, snap_tol: float = SNAP_TOL):
+    """Segment-overlap construction: CSR matrix (N x K) with row sums `row_mass`.
+
+    Parameters
+    ----------
+    row_mass : array_like (N,)
+        Nonnegative masses summing to `partitions` (to rounding).
+    partitions : int
+        K.
+    order : array_like of int, optional
+        Order of the workers on the axis (a permutation of 0..N-1).
+    snap_tol : float
+        Interior boundaries within this distance of an integer are moved onto
+        it, saving one nonzero each (and splitting the graph).
+
+    Examples
+    --------
+    >>> segment_layout([1.5, 1.0, 0.5], 3).toarray().tolist()
+    [[1.0, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 0.5]]
+    """
+    y = np.asarray(row_mass, dtype=np.float64)
+    n = y.size
+    order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
+    bounds = np.empty(n + 1)
+    bounds[0] = 0.0
+    np.cumsum(y[order], out=bounds[1:])
+    bounds[-1] = partitions
+    nearest = np.rint(bounds)
+    snap = np.abs(bounds - nearest) <= snap_tol
+    bounds[snap] = nearest[snap]
+    np.maximum.accumulate(bounds, out=bounds)  # guard monotonicity against rounding
+    lo, hi = bounds[:-1], bounds[1:]
+    first = np.minimum(np.floor(lo), partitions - 1).astype(np.int64)
+    last = np.ceil(hi).astype(np.int64) - 1
+    count = np.where(hi > lo, last - first + 1, 0)
+    total = int(count.sum())
+    starts = np.cumsum(count) - count
+    pos = np.repeat(np.arange(n), count)  # position on the axis
+    cols = np.repeat(first, count) + (np.arange(total) - np.repeat(starts, count))
+    vals = np.minimum(hi[pos], cols + 1.0) - np.maximum(lo[pos], cols)
+    keep = vals > 0
+    rows = order[pos[keep]]
+    return sp.csr_array((vals[keep], (rows, cols[keep])), shape=(n, partitions))
+
+
+def hub_layout(row_mass, partitions: int, *, order=None):
+    """The released code's hub layout: ``alpha[i, hub] = Y_i - 1``, one own partition each.
+
+    Needs K = N. The first worker in `order` is the hub (it holds only the hub
+    partition, with weight ``Y_hub``); every other worker holds its own
+    partition with weight 1 and the hub partition with weight ``Y_i - 1``,
+    which is negative when ``Y_i < 1``. Row sums are ``Y_i``, column sums 1,
+    nnz <= 2N - 1. Documented alternative only; the segment layout is nonnegative.
+    """
+    y = np.asarray(row_mass, dtype=np.float64)
+    n = y.size
+    if partitions != n:
+        raise InputError(f"the hub layout needs K = N, got K = {partitions}, N = {n}.")
+    order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
+    hub, others = order[0], order[1:]
+    rows = np.concatenate([[hub], others, others])
+    cols = np.concatenate([[0], np.zeros(n - 1, dtype=np.int64), np.arange(1, n)])
+    vals = np.concatenate([[y[hub]], y[others] - 1.0, np.ones(n - 1)])
+    mat = sp.csr_array((vals, (rows, cols)), shape=(n, n))
+    mat.eliminate_zeros()
+    return mat
+
+
+def count_components(encoding) -> int:
+    """Connected components of the worker-partition graph (scipy, fast path).
+
+    Isolated workers (no data) and isolated partitions count as components.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    enc = sp.csr_array(encoding)
+    n, k = enc.shape
+    pattern = sp.csr_array((np.ones(enc.nnz), enc.indices, enc.indptr), shape=(n, k))
+    adjacency = sp.block_array([[None, pattern], [pattern.T, None]], format="csr")
+    return int(connected_components(adjacency, directed=False)[0])
+
+
+def decompose(encoding) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Connected components of the bipartite worker-partition graph (networkx).
+
+    Returns a list of ``(workers, partitions)`` index arrays, one per
+    component, sorted by their smallest worker (then partition) index.
+    """
+    import networkx as nx
+
+    enc = sp.coo_array(encoding)
+    n, k = enc.shape
+    graph = nx.Graph()
+    graph.add_nodes_from((("w", i) for i in range(n)), bipartite=0)
+    graph.add_nodes_from((("p", j) for j in range(k)), bipartite=1)
+    graph.add_edges_from(
+        (("w", int(i)), ("p", int(j))) for i, j, v in zip(enc.row, enc.col, enc.data, strict=True)
+        if v != 0
+    )
+    comps = []
+    for nodes in nx.connected_components(graph):
+        workers = np.array(sorted(i for kind, i in nodes if kind == "w"), dtype=np.int64)
+        parts = np.array(sorted(j for kind, j in nodes if kind == "p"), dtype=np.int64)
+        comps.append((workers, parts))
+    comps.sort(key=lambda c: (c[0][0] if c[0].size else n, c[1][0] if c[1].size else k))
+    return comps
+
+
+def is_forest(encoding) -> bool:
+    """True when every component has exactly |rows| + |cols| - 1 edges (a spanning tree)."""
+    enc = sp.csr_array(encoding)
+    enc.eliminate_zeros()
+    n, k = enc.shape
+    return enc.nnz == n + k - count_components(enc)
+
+
+def group_workers(
+    row_mass, *, method: str = "auto", tol: float = SNAP_TOL, exact_limit: int = 14
+) -> list[np.ndarray]:
+    """Split workers into as many groups as possible whose masses sum to whole numbers.
+
+    Laying the groups one after the other makes each group boundary an integer
+    prefix sum, so the segment layout splits at every boundary.
+
+    Parameters
+    ----------
+    row_mass : array_like (N,)
+    method : {"auto", "exact", "greedy"}
+        ``"exact"`` solves an integer program (scipy.optimize.milp / HiGHS) that
+        maximizes the number of groups; ``"greedy"`` isolates whole masses,
+        pairs complementary fractional parts, then closes a group whenever a
+        running sum is whole. ``"auto"`` is exact when at most `exact_limit`
+        workers have a fractional mass.
+    tol : float
+        A sum within `tol` of an integer counts as whole.
+
+    Returns
+    -------
+    list of int arrays, the groups in axis order (concatenate them for `order`).
+    """
+    if method not in ("auto", "exact", "greedy"):
+        raise InputError(f"Unknown grouping method {method!r}; choose one of: auto, exact, greedy.")
+    y = np.asarray(row_mass, dtype=np.float64)
+    frac = y - np.rint(y)
+    frac = np.where(np.abs(frac) <= tol, 0.0, frac - np.floor(frac))  # in [0, 1)
+    whole = np.flatnonzero(frac == 0.0)
+    rest = np.flatnonzero(frac > 0.0)
+    groups = [np.array([i]) for i in whole]
+    if rest.size == 0:
+        return groups
+    if method == "exact" or (method == "auto" and rest.size <= exact_limit):
+        groups += [rest[g] for g in _group_exact(frac[rest], tol)]
+    else:
+        groups += [rest[g] for g in _group_greedy(frac[rest], tol)]
+    return groups
+
+
+def _is_whole(total: float, tol: float) -> bool:
+    return abs(total - round(total)) <= tol
+
+
+def _group_greedy(frac: np.ndarray, tol: float) -> list[np.ndarray]:
+    order = np.argsort(frac, kind="stable")
+    f = frac[order]
+    paired = np.zeros(f.size, dtype=bool)
+    groups = []
+    lo, hi = 0, f.size - 1
+    while lo < hi:
+        s = f[lo] + f[hi]
+        if abs(s - 1.0) <= tol:
+            groups.append(order[[lo, hi]])
+            paired[lo] = paired[hi] = True
+            lo += 1
+            hi -= 1
+        elif s < 1.0:
+            lo += 1
+        else:
+            hi -= 1
+    current, total = [], 0.0
+    for t in np.flatnonzero(~paired):
+        current.append(order[t])
+        total += f[t]
+        if _is_whole(total, tol):
+            groups.append(np.array(current))
+            current, total = [], 0.0
+    if current:  # the masses sum to K, so what is left sums to a whole number too
+        if groups and not _is_whole(total, 100 * tol):
+            groups[-1] = np.concatenate([groups[-1], current])
+        else:
+            groups.append(np.array(current))
+    return groups
+
+
+def _group_exact(frac: np.ndarray, tol: float) -> list[np.ndarray]:
+    """Maximum number of groups with whole sums: a MILP over assignments."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    n = frac.size
+    g = n // 2  # every group of fractional masses holds at least two workers
+    # variables: x[i, c] (n*g binaries), used[c] (g binaries), whole[c] (g integers)
+    nx_ = n * g
+    nvar = nx_ + 2 * g
+    c = np.zeros(nvar)
+    c[nx_ : nx_ + g] = -1.0
+    rows, lbs, ubs = [], [], []
+
+    def add(coeffs, lb, ub):
+        rows.append(coeffs)
+        lbs.append(lb)
+        ubs.append(ub)
+
+    for i in range(n):  # each worker in exactly one group
+        a = np.zeros(nvar)
+        a[i * g : (i + 1) * g] = 1.0
+        add(a, 1.0, 1.0)
+    for k in range(g):
+        a = np.zeros(nvar)  # group sum is whole
+        a[np.arange(n) * g + k] = frac
+        a[nx_ + g + k] = -1.0
+        add(a, -tol, tol)
+        a = np.zeros(nvar)  # used only if nonempty: used <= sum x
+        a[np.arange(n) * g + k] = -1.0
+        a[nx_ + k] = 1.0
+        add(a, -np.inf, 0.0)
+        a = np.zeros(nvar)  # x <= used (aggregated)
+        a[np.arange(n) * g + k] = 1.0
+        a[nx_ + k] = -float(n)
+        add(a, -np.inf, 0.0)
+        if k + 1 < g:  # symmetry breaking
+            a = np.zeros(nvar)
+            a[nx_ + k] = -1.0
+            a[nx_ + k + 1] = 1.0
+            add(a, -np.inf, 0.0)
+    upper = np.concatenate([np.ones(nx_ + g), np.full(g, float(n))])
+    res = milp(
+        c,
+        constraints=LinearConstraint(np.array(rows), lbs, ubs),
+        integrality=np.ones(nvar),
+        bounds=Bounds(np.zeros(nvar), upper),
+        options={"time_limit": 30.0},
+    )
+    if res.x is None:
+        return [np.arange(n)]
+    assign = np.rint(res.x[:nx_]).reshape(n, g).argmax(axis=1)
+    groups = [np.flatnonzero(assign == k) for k in range(g)]
+    groups = [grp for grp in groups if grp.size]
+    # the solver's feasibility tolerance is looser than ours: merge what is not whole
+    good = [grp for grp in groups if _is_whole(frac[grp].sum(), tol)]
+    bad = [grp for grp in groups if not _is_whole(frac[grp].sum(), tol)]
+    if bad:
+        good.append(np.concatenate(bad))
+    return good

@@ -1,0 +1,311 @@
+"""The design pipeline: allocation -> structure -> construction -> Design.
+
+Read top to bottom, :func:`design` is the whole method of the package:
+
+1. choose bits per worker (:func:`gcdesign.allocation.allocate_bits`);
+2. turn bits into quantization error factors ``delta_i = kappa * delta_raw(b_i)``;
+3. compute the optimal worker masses in closed form (:mod:`gcdesign.structure`);
+4. lay them out as a sparse nonnegative encoding (:mod:`gcdesign.construction`);
+5. decode with inverse-propensity weights ``a_i = 1 / (1 - p_i)``.
+
+A :class:`Design` also serves as a *scheme* for the evaluator and the training
+harness: ``encoding`` (N x K), ``bits`` (N), ``straggler_probs`` and
+``decode_weights(arrived)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validate import InputError, choice
+from .allocation import Allocation, allocate_bits, check_bit_range, check_budget
+from .construction import count_components, group_workers, hub_layout, segment_layout
+from .profile import ClusterProfile
+from .quantization import delta_raw, resolve_kappa
+from .structure import optimal_structure
+
+CONSTRUCTIONS = ("segment", "hub")
+ORDERS = ("grouped", "index")
+DEFAULT_ALLOCATOR = "equal"
+UNBIASED_TOL = 1e-9
+
+
+class DesignError(InputError):
+    """A design that breaks one of its invariants (e.g. a tampered file)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """A joint gradient code: encoding, decoding and bits, with the numbers behind them.
+
+    Attributes
+    ----------
+    profile : ClusterProfile
+    encoding : scipy.sparse.csr_array (N x K)
+        ``b_ij``: worker i sends ``Q_{b_i}(sum_j b_ij g_j)``.
+    decoding : ndarray (N,)
+        ``a_i``; the master's estimate is ``sum_i a_i I_i Q(x_i)``.
+    bits : ndarray of int (N,)
+    budget : int
+    kappa : float
+    delta : ndarray (N,)
+        ``kappa * delta_raw(b_i)`` (inf for an idle worker).
+    row_mass : ndarray (N,)
+        ``Y_i = (1 - p_i) a_i sum_j b_ij``.
+    bound : float
+        Lemma 1 bound per unit ``G^2``: ``K^2 / S``.
+    load : float
+        nnz / N, the average number of partitions per worker.
+    components : int
+        Connected components of the worker-partition graph.
+    options : dict
+        The options that produced the design (allocator, construction, ...).
+    allocation : Allocation or None
+        The allocator's full result (None for a design loaded from a file).
+    """
+
+    profile: ClusterProfile
+    encoding: sp.csr_array
+    decoding: np.ndarray
+    bits: np.ndarray
+    budget: int
+    kappa: float
+    delta: np.ndarray
+    row_mass: np.ndarray
+    bound: float
+    load: float
+    components: int
+    options: dict = field(default_factory=dict)
+    allocation: Allocation | None = None
+
+    # ---------------------------------------------------------- scheme interface
+    name = "joint"
+    quantizer = "stochastic"
+
+    @property
+    def straggler_probs(self) -> np.ndarray:
+        return self.profile.straggler_probs
+
+    @property
+    def n_workers(self) -> int:
+        return self.profile.n_workers
+
+    @property
+    def partitions(self) -> int:
+        return self.profile.partitions
+
+    def decode_weights(self, arrived) -> np.ndarray:
+        """Decoder for a round in which the workers flagged in `arrived` answered."""
+        return np.where(np.asarray(arrived, dtype=bool), self.decoding, 0.0)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.encoding.nnz)
+
+    def effective_weights(self) -> sp.csr_array:
+        """``w_ij = a_i b_ij`` (CSR)."""
+        return sp.csr_array(sp.diags_array(self.decoding) @ self.encoding)
+
+    def summary(self) -> dict:
+        """The numbers a person reads first (also what ``gcdesign design --json`` prints)."""
+        p = self.profile.straggler_probs
+        values, counts = np.unique(self.bits, return_counts=True)
+        order = np.argsort(p, kind="stable")
+        pick = lambda idx: [  # noqa: E731
+            {"worker": self.profile.names[i], "p": float(p[i]), "bits": int(self.bits[i]),
+             "mass": float(self.row_mass[i])}
+            for i in idx
+        ]
+        return {
+            "workers": self.n_workers,
+            "partitions": self.partitions,
+            "dim": self.profile.dim,
+            "budget": self.budget,
+            "bits_per_worker": self.budget / self.n_workers,
+            "kappa": self.kappa,
+            "bound": self.bound,
+            "load": self.load,
+            "nnz": self.nnz,
+            "components": self.components,
+            "bits_histogram": {int(v): int(c) for v, c in zip(values, counts, strict=True)},
+            "most_reliable": pick(order[:3]),
+            "least_reliable": pick(order[::-1][:3]),
+            "options": dict(self.options),
+        }
+
+    # ---------------------------------------------------------------- checks
+    def validate(self, *, tol: float = UNBIASED_TOL) -> Design:
+        """Check the invariants; raise :class:`DesignError` naming the first one broken.
+
+        (U) ``sum_i (1 - p_i) a_i b_ij = 1`` for every partition (to `tol`);
+        nonnegative weights (except the hub layout); bits within
+        ``[b_min, b_max]`` (0 allowed for idle workers) summing to the budget;
+        shapes consistent.
+        """
+        n, k = self.n_workers, self.partitions
+        enc = self.encoding
+        if enc.shape != (n, k):
+            raise DesignError(f"`encoding` has shape {enc.shape}, expected ({n}, {k}).")
+        if self.decoding.shape != (n,) or self.bits.shape != (n,):
+            raise DesignError(f"`decoding` and `bits` must have shape ({n},).")
+        if not (np.all(np.isfinite(enc.data)) and np.all(np.isfinite(self.decoding))):
+            raise DesignError("`encoding` and `decoding` must be finite.")
+        p = self.profile.straggler_probs
+        column = ((1.0 - p) * self.decoding) @ enc
+        worst = float(np.max(np.abs(column - 1.0)))
+        if not worst <= tol:
+            j = int(np.argmax(np.abs(column - 1.0)))
+            raise DesignError(
+                f"unbiasedness (U) fails: partition {j} has total weight {column[j]!r} "
+                f"(must be 1 within {tol:g})."
+            )
+        if self.options.get("construction", "segment") != "hub":
+            if np.any(enc.data < 0) or np.any(self.decoding < 0):
+                raise DesignError("weights must be nonnegative (segment construction).")
+        b_min = int(self.options.get("b_min", 2))
+        b_max = int(self.options.get("b_max", 32))
+        bits = self.bits
+        idle = bits == 0
+        if np.any(~idle & ((bits < b_min) | (bits > b_max))):
+            i = int(np.flatnonzero(~idle & ((bits < b_min) | (bits > b_max)))[0])
+            raise DesignError(f"`bits[{i}]` = {bits[i]} is outside [{b_min}, {b_max}].")
+        if np.any(idle) and not self.options.get("allow_idle", False):
+            raise DesignError("a worker has 0 bits but idle workers are not allowed.")
+        if idle.any() and enc[np.flatnonzero(idle)].nnz:
+            raise DesignError("an idle worker (0 bits) must hold no data.")
+        if int(bits.sum()) != self.budget:
+            raise DesignError(f"bits sum to {int(bits.sum())}, not the budget {self.budget}.")
+        return self
+
+
+def resolve_budget(n: int, budget=None, bits_per_worker=None) -> int:
+    """The total budget from `budget` or `bits_per_worker` (exactly one of them)."""
+    if (budget is None) == (bits_per_worker is None):
+        raise InputError("give exactly one of `budget` (total bits) and `bits_per_worker`.")
+    if budget is not None:
+        return budget
+    try:
+        total = float(bits_per_worker) * n
+    except (TypeError, ValueError):
+        raise InputError(
+            f"`bits_per_worker` must be a number, got {bits_per_worker!r}."
+        ) from None
+    if not math.isfinite(total) or not total.is_integer():
+        raise InputError(
+            f"`bits_per_worker` = {bits_per_worker!r} times N = {n} is not a whole number of bits."
+        )
+    return int(total)
+
+
+def design(
+    profile: ClusterProfile,
+    budget: int | None = None,
+    *,
+    bits_per_worker: float | None = None,
+    allocator: str = DEFAULT_ALLOCATOR,
+    construction: str = "segment",
+    order: str = "grouped",
+    kappa="balanced",
+    kappa_c: float = 1.0,
+    b_min: int = 2,
+    b_max: int = 32,
+    allocator_options: dict | None = None,
+) -> Design:
+    """Design the optimal unbiased quantized gradient code for `profile`.
+
+    Parameters
+    ----------
+    profile : ClusterProfile
+    budget : int, optional
+        Total bits per coordinate over all workers (``N b_min <= B <= N b_max``).
+    bits_per_worker : float, optional
+        Alternative to `budget`: ``B = bits_per_worker * N`` (must be whole).
+    allocator : str
+        Bit allocation method (see :data:`gcdesign.allocation.ALLOCATORS`).
+    construction : {"segment", "hub"}
+        Sparse layout of the optimal masses.
+    order : {"grouped", "index"}
+        Worker order on the segment axis: ``"grouped"`` puts workers whose
+        masses sum to whole numbers together so the code splits into components.
+    kappa, kappa_c
+        Kappa policy and the balanced policy's constant (see
+        :func:`gcdesign.quantization.resolve_kappa`).
+    b_min, b_max : int
+        Allowed bits per worker.
+    allocator_options : dict, optional
+        Passed to the allocator (e.g. ``{"allow_idle": True}``).
+
+    Examples
+    --------
+    >>> from gcdesign import load_example
+    >>> d = design(load_example("toy-n8"), bits_per_worker=4)
+    >>> d.nnz <= d.n_workers + d.partitions - 1
+    True
+    """
+    if not isinstance(profile, ClusterProfile):
+        raise InputError("`profile` must be a ClusterProfile.")
+    choice("construction", construction, CONSTRUCTIONS)
+    choice("order", order, ORDERS)
+    b_min, b_max = check_bit_range(b_min, b_max)
+    n, k = profile.n_workers, profile.partitions
+    allocator_options = dict(allocator_options or {})
+    allow_idle = bool(allocator_options.get("allow_idle", False))
+    budget = check_budget(
+        resolve_budget(n, budget, bits_per_worker), n, b_min, b_max, allow_idle=allow_idle
+    )
+    # 1. bits
+    allocation = allocate_bits(
+        profile, budget, method=allocator, kappa=kappa, kappa_c=kappa_c,
+        b_min=b_min, b_max=b_max, options=allocator_options,
+    )
+    bits = allocation.bits
+    # 2. quantization error factors (inf for idle workers: they get mass 0)
+    kappa_value = allocation.kappa
+    delta = kappa_value * delta_raw(bits, profile.dim) if kappa_value else np.zeros(n)
+    delta = np.where(bits == 0, np.inf, delta)
+    # 3. optimal masses
+    structure = optimal_structure(profile, delta)
+    # 4. sparse layout
+    if order == "grouped":
+        axis_order = np.concatenate(group_workers(structure.row_mass))
+    else:
+        axis_order = np.arange(n)
+    if construction == "segment":
+        alpha = segment_layout(structure.row_mass, k, order=axis_order)
+    else:
+        alpha = hub_layout(structure.row_mass, k, order=axis_order)
+    # 5. inverse-propensity decoding: a_i b_ij = w_ij, b_ij = alpha_ij
+    p = profile.straggler_probs
+    used = structure.row_mass > 0
+    decoding = np.zeros(n)
+    decoding[used] = 1.0 / (1.0 - p[used])
+    row_mass = ((1.0 - p) * decoding) * np.asarray(alpha.sum(axis=1)).ravel()
+    options = {
+        "allocator": allocator,
+        "construction": construction,
+        "order": order,
+        "kappa_policy": kappa if isinstance(kappa, str) else float(kappa),
+        "kappa_c": float(kappa_c),
+        "b_min": b_min,
+        "b_max": b_max,
+        "allow_idle": allow_idle,
+    }
+    return Design(
+        profile=profile,
+        encoding=alpha,
+        decoding=decoding,
+        bits=bits,
+        budget=budget,
+        kappa=kappa_value,
+        delta=delta,
+        row_mass=row_mass,
+        bound=structure.bound,
+        load=alpha.nnz / n,
+        components=count_components(alpha),
+        options=options,
+        allocation=allocation,
+    ).validate()
