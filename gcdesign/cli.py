@@ -1,0 +1,291 @@
+"""Command-line interface: ``gcdesign COMMAND ...`` (also ``python -m gcdesign``).
+
+Results go to stdout (a table for people, ``--json`` for machines), progress
+and warnings to stderr. Exit codes: 0 success, 2 bad input (one line naming
+the field), 1 internal error.
+
+Each subcommand is one ``_add_NAME(subparsers)`` function that registers its
+parser and sets ``func``; :data:`COMMANDS` lists them in help order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ._validate import InputError
+
+
+class UsageError(InputError):
+    """Bad command-line usage (exit code 2)."""
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, allow_nan=False, default=_jsonable))
+
+
+def _jsonable(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"`{name}` must be a number, got {text!r}.") from None
+
+
+def _load_profile_arg(args):
+    """The profile from --example or --profile, with the example's defaults."""
+    from .profile import load_example, load_profile
+
+    if (args.example is None) == (args.profile is None):
+        raise UsageError("give exactly one of --example NAME and --profile FILE.")
+    if args.example is not None:
+        return load_example(args.example, with_defaults=True)
+    return load_profile(args.profile), {}
+
+
+def _budget_args(args, defaults: dict, n: int) -> dict:
+    if args.budget is not None and args.bits_per_worker is not None:
+        raise UsageError("give at most one of --budget and --bits-per-worker.")
+    if args.budget is not None:
+        budget = _number(args.budget, "budget")
+        if not budget.is_integer():
+            raise UsageError(f"`budget` must be an integer number of bits, got {args.budget!r}.")
+        return {"budget": int(budget)}
+    if args.bits_per_worker is not None:
+        return {"bits_per_worker": _number(args.bits_per_worker, "bits-per-worker")}
+    if "bits_per_worker" in defaults:
+        return {"bits_per_worker": defaults["bits_per_worker"]}
+    raise UsageError("give --budget B (total bits) or --bits-per-worker X.")
+
+
+def _kappa_arg(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _add_profile_source(parser) -> None:
+    src = parser.add_argument_group("cluster profile (one of)")
+    src.add_argument("--example", metavar="NAME", help="a bundled example (see `gcdesign examples`)")
+    src.add_argument("--profile", metavar="FILE", help="a profile JSON file")
+
+
+def _add_budget(parser) -> None:
+    parser.add_argument("--budget", metavar="B", help="total bits per coordinate over all workers")
+    parser.add_argument("--bits-per-worker", metavar="X", help="average bits per worker (B = X N)")
+    parser.add_argument(
+        "--kappa", default="balanced", type=_kappa_arg,
+        help="kappa policy: balanced (default), raw, none, or a number",
+    )
+    parser.add_argument("--kappa-c", type=float, default=1.0, help="c of the balanced policy")
+    parser.add_argument("--b-min", type=int, default=2, help="fewest bits per worker (default 2)")
+    parser.add_argument("--b-max", type=int, default=32, help="most bits per worker (default 32)")
+    parser.add_argument(
+        "--allow-idle", action="store_true", help="let a worker take 0 bits (no data, sends nothing)"
+    )
+
+
+# ------------------------------------------------------------------- design
+def _add_design(sub) -> None:
+    p = sub.add_parser("design", help="design the optimal code for a cluster and export it")
+    _add_profile_source(p)
+    _add_budget(p)
+    p.add_argument("--allocator", default=None, help="bit allocator (default: the example's or "
+                   "the package default)")
+    p.add_argument("--construction", default="segment", help="segment (default) or hub")
+    p.add_argument("--order", default="grouped", help="grouped (default) or index")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the design (.json or .npz)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_design)
+
+
+def _cmd_design(args) -> int:
+    from .design import DEFAULT_ALLOCATOR, design
+    from .io import _suffix, save_design
+
+    if args.output is not None:
+        _suffix(args.output)  # fail on a bad name before any work
+    profile, defaults = _load_profile_arg(args)
+    allocator = args.allocator or defaults.get("allocator", DEFAULT_ALLOCATOR)
+    result = design(
+        profile,
+        **_budget_args(args, defaults, profile.n_workers),
+        allocator=allocator,
+        construction=args.construction,
+        order=args.order,
+        kappa=args.kappa,
+        kappa_c=args.kappa_c,
+        b_min=args.b_min,
+        b_max=args.b_max,
+        allocator_options={"allow_idle": True} if args.allow_idle else None,
+    )
+    if args.output is not None:
+        save_design(result, args.output)
+    summary = result.summary()
+    if args.output is not None:
+        summary["output"] = str(args.output)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    """The human-readable summary of a design."""
+    lines = [
+        f"workers N       {s['workers']}",
+        f"partitions K    {s['partitions']}",
+        f"dimension d     {s['dim']}",
+        f"budget B        {s['budget']} bits ({s['bits_per_worker']:.3g} per worker)",
+        f"kappa           {s['kappa']:.6g}  ({s['options'].get('kappa_policy')})",
+        f"error bound     {s['bound']:.6g} x G^2",
+        f"load            {s['load']:.4f} partitions/worker (nnz {s['nnz']} <= N+K-1 = "
+        f"{s['workers'] + s['partitions'] - 1})",
+        f"components      {s['components']}",
+        f"allocator       {s['options'].get('allocator')}",
+        "bits histogram",
+    ]
+    hist = s["bits_histogram"]
+    top = max(hist.values())
+    for b, count in sorted(hist.items()):
+        bar = "#" * max(1, round(40 * count / top))
+        lines.append(f"  {b:>3} bits  {count:>6}  {bar}")
+    for title, key in (("most reliable", "most_reliable"), ("least reliable", "least_reliable")):
+        lines.append(title)
+        for w in s[key]:
+            lines.append(
+                f"  {w['worker']:<12} p={w['p']:.4f}  bits={w['bits']:<3} mass={w['mass']:.4f}"
+            )
+    if "output" in s:
+        lines.append(f"written to      {s['output']}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- examples
+def _add_examples(sub) -> None:
+    p = sub.add_parser("examples", help="list the bundled example profiles")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_examples)
+
+
+def _cmd_examples(args) -> int:
+    from .profile import list_examples, load_example
+
+    rows = []
+    for name, desc in list_examples().items():
+        prof, defaults = load_example(name, with_defaults=True)
+        rows.append({"name": name, "workers": prof.n_workers, "partitions": prof.partitions,
+                     "dim": prof.dim, **defaults, "description": desc})
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['name']:<12} N={r['workers']:<4} K={r['partitions']:<4} d={r['dim']:<8} "
+                  f"{r['description']}")
+    return 0
+
+
+# ------------------------------------------------------------------ profile
+def _add_profile(sub) -> None:
+    p = sub.add_parser("profile", help="estimate a profile from observed round times (CSV)")
+    p.add_argument("--traces", required=True, metavar="FILE",
+                   help="CSV: long (worker,round,time) or wide (one column per worker)")
+    p.add_argument("--deadline", required=True, type=float, help="round deadline tau")
+    p.add_argument("--dim", required=True, type=int, help="model dimension d")
+    p.add_argument("--partitions", type=int, default=None, help="K (default N)")
+    p.add_argument("--smoothing", type=float, default=1.0, help="additive smoothing (default 1)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the profile JSON here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_profile)
+
+
+def _cmd_profile(args) -> int:
+    from .profile import ClusterProfile, save_profile
+
+    prof = ClusterProfile.from_traces(
+        args.traces, deadline=args.deadline, dim=args.dim, partitions=args.partitions,
+        smoothing=args.smoothing,
+    )
+    if args.output:
+        save_profile(prof, args.output)
+    if args.json:
+        _print_json(prof.to_dict())
+    else:
+        print(f"workers N {prof.n_workers}, partitions K {prof.partitions}, dim {prof.dim}")
+        for name, p in zip(prof.names, prof.straggler_probs, strict=True):
+            print(f"  {name:<16} p={p:.4f}")
+        if args.output:
+            print(f"written to {args.output}")
+    return 0
+
+
+# --------------------------------------------------------------------- show
+def _add_show(sub) -> None:
+    p = sub.add_parser("show", help="validate a design file and print its summary")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_show)
+
+
+def _cmd_show(args) -> int:
+    from .io import load_design
+
+    summary = load_design(args.file).summary()
+    if args.json:
+        _print_json(summary)
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+COMMANDS = [_add_design, _add_examples, _add_profile, _add_show]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2
+        self.exit(2, f"gcdesign: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gcdesign",
+        description="Design unbiased, quantized gradient codes for heterogeneous clusters.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"gcdesign {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"gcdesign: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("gcdesign: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["build_parser", "main"]

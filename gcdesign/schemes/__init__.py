@@ -1,0 +1,103 @@
+"""Codes to compare against, all behind the interface of a :class:`~gcdesign.Design`.
+
+A *scheme* exposes
+
+* ``name`` (str), ``encoding`` (scipy.sparse CSR, N x K: worker i computes
+  ``x_i = sum_j encoding[i, j] g_j``), ``bits`` (int array (N,): bits per
+  coordinate of worker i's message; 1 means the sign quantizer, 0 that the
+  worker sends nothing), ``straggler_probs`` (N,), ``quantizer``
+  (``"stochastic"``, ``"sign"`` or ``"none"`` for unquantized messages);
+* ``decoding``: the fixed decoding vector (N,) when the decoder does not depend
+  on who arrived, else None;
+* ``decode_weights(arrived) -> a`` (N,): the decoder for a round in which the
+  workers flagged in the boolean mask ``arrived`` answered; the estimate is
+  ``sum_i a_i Q(x_i)`` (zero weight on the missing workers).
+
+:class:`Scheme` is the plain implementation; :func:`make_scheme` builds the
+registered baselines by name (see :data:`SCHEMES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validate import InputError
+
+
+@dataclass(frozen=True, eq=False)
+class Scheme:
+    """A gradient code with a fixed or an arrival-dependent linear decoder.
+
+    Parameters
+    ----------
+    name : str
+    encoding : sparse (N x K)
+    bits : int array (N,)
+    straggler_probs : array (N,)
+    decoding : array (N,), optional
+        Fixed decoder (weights of the arrived workers).
+    decoder : callable, optional
+        ``decoder(arrived_mask) -> a`` for arrival-dependent decoding
+        (least squares, exact-code recovery, ...). Exactly one of `decoding`
+        and `decoder` is given.
+    quantizer : {"stochastic", "sign", "none"}
+    description : str
+    """
+
+    name: str
+    encoding: sp.csr_array
+    bits: np.ndarray
+    straggler_probs: np.ndarray
+    decoding: np.ndarray | None = None
+    decoder: Callable[[np.ndarray], np.ndarray] | None = None
+    quantizer: str = "stochastic"
+    description: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "encoding", sp.csr_array(self.encoding))
+        object.__setattr__(self, "bits", np.asarray(self.bits, dtype=np.int64))
+        object.__setattr__(
+            self, "straggler_probs", np.asarray(self.straggler_probs, dtype=np.float64)
+        )
+        if (self.decoding is None) == (self.decoder is None):
+            raise InputError("a scheme needs exactly one of `decoding` and `decoder`.")
+        if self.decoding is not None:
+            object.__setattr__(self, "decoding", np.asarray(self.decoding, dtype=np.float64))
+        if self.quantizer not in ("stochastic", "sign", "none"):
+            raise InputError(f"Unknown quantizer {self.quantizer!r}; choose stochastic, sign, none.")
+
+    @property
+    def n_workers(self) -> int:
+        return int(self.encoding.shape[0])
+
+    @property
+    def partitions(self) -> int:
+        return int(self.encoding.shape[1])
+
+    def decode_weights(self, arrived) -> np.ndarray:
+        arrived = np.asarray(arrived, dtype=bool)
+        if self.decoding is not None:
+            return np.where(arrived, self.decoding, 0.0)
+        return np.where(arrived, self.decoder(arrived), 0.0)
+
+
+# name -> factory(profile, budget, *, rng=None, replication=2, **options) -> Scheme
+SCHEMES: dict[str, Callable[..., Scheme]] = {}
+
+
+def register_scheme(name: str, factory: Callable[..., Scheme]) -> None:
+    SCHEMES[name] = factory
+
+
+def make_scheme(name: str, profile, budget: int, *, rng=None, replication: int = 2, **options):
+    """Build the baseline `name` for `profile` at total bit budget `budget`."""
+    if name not in SCHEMES:
+        raise InputError(f"Unknown scheme {name!r}; choose one of: {', '.join(sorted(SCHEMES))}.")
+    return SCHEMES[name](profile, budget, rng=rng, replication=replication, **options)
+
+
+__all__ = ["SCHEMES", "Scheme", "make_scheme", "register_scheme"]
