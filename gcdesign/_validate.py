@@ -45,16 +45,12 @@ def probabilities(name: str, value) -> np.ndarray:
     bad = ~((arr >= 0.0) & (arr <= 1.0))  # catches NaN too
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"`{name}[{i}]` = {arr[i]!r} is not a probability: every entry must lie in [0, 1]."
-        )
+        raise InputError(f"`{name}[{i}]` = {arr[i]!r} is not a probability: every entry must lie in [0, 1].")
     return arr
 
 
 def choice(name: str, value, allowed) -> str:
     """`value` must be one of `allowed` (strings); the message lists them."""
     if value not in allowed:
-        raise InputError(
-            f"Unknown {name} {value!r}; choose one of: {', '.join(sorted(map(str, allowed)))}."
-        )
+        raise InputError(f"Unknown {name} {value!r}; choose one of: {', '.join(sorted(map(str, allowed)))}.")
     return value

@@ -85,7 +85,9 @@ def _add_budget(parser) -> None:
     parser.add_argument("--budget", metavar="B", help="total bits per coordinate over all workers")
     parser.add_argument("--bits-per-worker", metavar="X", help="average bits per worker (B = X N)")
     parser.add_argument(
-        "--kappa", default="balanced", type=_kappa_arg,
+        "--kappa",
+        default="balanced",
+        type=_kappa_arg,
         help="kappa policy: balanced (default), raw, none, or a number",
     )
     parser.add_argument("--kappa-c", type=float, default=1.0, help="c of the balanced policy")
@@ -101,8 +103,9 @@ def _add_design(sub) -> None:
     p = sub.add_parser("design", help="design the optimal code for a cluster and export it")
     _add_profile_source(p)
     _add_budget(p)
-    p.add_argument("--allocator", default=None, help="bit allocator (default: the example's or "
-                   "the package default)")
+    p.add_argument(
+        "--allocator", default=None, help="bit allocator (default: the example's or the package default)"
+    )
     p.add_argument("--construction", default="segment", help="segment (default) or hub")
     p.add_argument("--order", default="grouped", help="grouped (default) or index")
     p.add_argument("-o", "--output", metavar="FILE", help="write the design (.json or .npz)")
@@ -165,9 +168,7 @@ def format_summary(s: dict) -> str:
     for title, key in (("most reliable", "most_reliable"), ("least reliable", "least_reliable")):
         lines.append(title)
         for w in s[key]:
-            lines.append(
-                f"  {w['worker']:<12} p={w['p']:.4f}  bits={w['bits']:<3} mass={w['mass']:.4f}"
-            )
+            lines.append(f"  {w['worker']:<12} p={w['p']:.4f}  bits={w['bits']:<3} mass={w['mass']:.4f}")
     if "output" in s:
         lines.append(f"written to      {s['output']}")
     return "\n".join(lines)
@@ -186,22 +187,36 @@ def _cmd_examples(args) -> int:
     rows = []
     for name, desc in list_examples().items():
         prof, defaults = load_example(name, with_defaults=True)
-        rows.append({"name": name, "workers": prof.n_workers, "partitions": prof.partitions,
-                     "dim": prof.dim, **defaults, "description": desc})
+        rows.append(
+            {
+                "name": name,
+                "workers": prof.n_workers,
+                "partitions": prof.partitions,
+                "dim": prof.dim,
+                **defaults,
+                "description": desc,
+            }
+        )
     if args.json:
         _print_json(rows)
     else:
         for r in rows:
-            print(f"{r['name']:<12} N={r['workers']:<4} K={r['partitions']:<4} d={r['dim']:<8} "
-                  f"{r['description']}")
+            print(
+                f"{r['name']:<12} N={r['workers']:<4} K={r['partitions']:<4} d={r['dim']:<8} "
+                f"{r['description']}"
+            )
     return 0
 
 
 # ------------------------------------------------------------------ profile
 def _add_profile(sub) -> None:
     p = sub.add_parser("profile", help="estimate a profile from observed round times (CSV)")
-    p.add_argument("--traces", required=True, metavar="FILE",
-                   help="CSV: long (worker,round,time) or wide (one column per worker)")
+    p.add_argument(
+        "--traces",
+        required=True,
+        metavar="FILE",
+        help="CSV: long (worker,round,time) or wide (one column per worker)",
+    )
     p.add_argument("--deadline", required=True, type=float, help="round deadline tau")
     p.add_argument("--dim", required=True, type=int, help="model dimension d")
     p.add_argument("--partitions", type=int, default=None, help="K (default N)")
@@ -215,7 +230,10 @@ def _cmd_profile(args) -> int:
     from .profile import ClusterProfile, save_profile
 
     prof = ClusterProfile.from_traces(
-        args.traces, deadline=args.deadline, dim=args.dim, partitions=args.partitions,
+        args.traces,
+        deadline=args.deadline,
+        dim=args.dim,
+        partitions=args.partitions,
         smoothing=args.smoothing,
     )
     if args.output:

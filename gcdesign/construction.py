@@ -122,8 +122,7 @@ def decompose(encoding) -> list[tuple[np.ndarray, np.ndarray]]:
     graph.add_nodes_from((("w", i) for i in range(n)), bipartite=0)
     graph.add_nodes_from((("p", j) for j in range(k)), bipartite=1)
     graph.add_edges_from(
-        (("w", int(i)), ("p", int(j))) for i, j, v in zip(enc.row, enc.col, enc.data, strict=True)
-        if v != 0
+        (("w", int(i)), ("p", int(j))) for i, j, v in zip(enc.row, enc.col, enc.data, strict=True) if v != 0
     )
     comps = []
     for nodes in nx.connected_components(graph):

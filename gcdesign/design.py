@@ -25,7 +25,7 @@ from ._validate import InputError, choice
 from .allocation import Allocation, allocate_bits, check_bit_range, check_budget
 from .construction import count_components, group_workers, hub_layout, segment_layout
 from .profile import ClusterProfile
-from .quantization import delta_raw, resolve_kappa
+from .quantization import delta_raw
 from .structure import optimal_structure
 
 CONSTRUCTIONS = ("segment", "hub")
@@ -116,8 +116,12 @@ class Design:
         values, counts = np.unique(self.bits, return_counts=True)
         order = np.argsort(p, kind="stable")
         pick = lambda idx: [  # noqa: E731
-            {"worker": self.profile.names[i], "p": float(p[i]), "bits": int(self.bits[i]),
-             "mass": float(self.row_mass[i])}
+            {
+                "worker": self.profile.names[i],
+                "p": float(p[i]),
+                "bits": int(self.bits[i]),
+                "mass": float(self.row_mass[i]),
+            }
             for i in idx
         ]
         return {
@@ -191,9 +195,7 @@ def resolve_budget(n: int, budget=None, bits_per_worker=None) -> int:
     try:
         total = float(bits_per_worker) * n
     except (TypeError, ValueError):
-        raise InputError(
-            f"`bits_per_worker` must be a number, got {bits_per_worker!r}."
-        ) from None
+        raise InputError(f"`bits_per_worker` must be a number, got {bits_per_worker!r}.") from None
     if not math.isfinite(total) or not total.is_integer():
         raise InputError(
             f"`bits_per_worker` = {bits_per_worker!r} times N = {n} is not a whole number of bits."
@@ -254,13 +256,17 @@ def design(
     n, k = profile.n_workers, profile.partitions
     allocator_options = dict(allocator_options or {})
     allow_idle = bool(allocator_options.get("allow_idle", False))
-    budget = check_budget(
-        resolve_budget(n, budget, bits_per_worker), n, b_min, b_max, allow_idle=allow_idle
-    )
+    budget = check_budget(resolve_budget(n, budget, bits_per_worker), n, b_min, b_max, allow_idle=allow_idle)
     # 1. bits
     allocation = allocate_bits(
-        profile, budget, method=allocator, kappa=kappa, kappa_c=kappa_c,
-        b_min=b_min, b_max=b_max, options=allocator_options,
+        profile,
+        budget,
+        method=allocator,
+        kappa=kappa,
+        kappa_c=kappa_c,
+        b_min=b_min,
+        b_max=b_max,
+        options=allocator_options,
     )
     bits = allocation.bits
     # 2. quantization error factors (inf for idle workers: they get mass 0)

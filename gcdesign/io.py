@@ -223,8 +223,7 @@ def design_from_dict(data) -> object:
         budget=budget,
         kappa=kappa,
         delta=delta,
-        row_mass=((1.0 - profile.straggler_probs) * decoding)
-        * np.asarray(encoding.sum(axis=1)).ravel(),
+        row_mass=((1.0 - profile.straggler_probs) * decoding) * np.asarray(encoding.sum(axis=1)).ravel(),
         bound=structure.bound,
         load=encoding.nnz / n,
         components=count_components(encoding),
@@ -290,7 +289,12 @@ def load_design(path):
     except (ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"design file {str(path)!r} is not a valid npz file ({exc}).") from None
     missing = {
-        "metadata", "bits", "decoding", "encoding_rows", "encoding_cols", "encoding_values",
+        "metadata",
+        "bits",
+        "decoding",
+        "encoding_rows",
+        "encoding_cols",
+        "encoding_values",
         "straggler_probs",
     } - set(arrays)
     if missing:

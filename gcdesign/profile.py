@@ -68,9 +68,7 @@ class ClusterProfile:
         else:
             names = tuple(str(n) for n in names)
             if len(names) != p.size:
-                raise InputError(
-                    f"`names` has {len(names)} entries but there are {p.size} workers."
-                )
+                raise InputError(f"`names` has {len(names)} entries but there are {p.size} workers.")
             if len(set(names)) != len(names):
                 raise InputError("`names` must be unique.")
         p = p.copy()
@@ -135,9 +133,7 @@ class ClusterProfile:
         """
         choice("latency model", model, LATENCY_MODELS)
         rates = np.asarray(rates, dtype=np.float64)
-        if rates.ndim != 1 or rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(
-            rates <= 0
-        ):
+        if rates.ndim != 1 or rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
             raise InputError("`rates` must be a non-empty 1-D array of finite numbers > 0.")
         deadline = float(deadline)
         if not math.isfinite(deadline) or deadline <= 0:
@@ -279,9 +275,7 @@ def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
         try:
             return float(cell)
         except ValueError:
-            raise InputError(
-                f"traces file {str(path)!r}, line {line}: {cell!r} is not a number."
-            ) from None
+            raise InputError(f"traces file {str(path)!r}, line {line}: {cell!r} is not a number.") from None
 
     if [h.lower() for h in header] == ["worker", "round", "time"]:
         times: dict[str, dict[str, float]] = {}
@@ -304,8 +298,7 @@ def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise InputError(
-                f"traces file {str(path)!r}, line {line}: expected {len(header)} fields, "
-                f"got {len(row)}."
+                f"traces file {str(path)!r}, line {line}: expected {len(header)} fields, got {len(row)}."
             )
         data.append([number(c, line) for c in row])
     arr = np.array(data, dtype=np.float64)
@@ -320,7 +313,10 @@ def _paper_n50() -> tuple[ClusterProfile, dict]:
     rng = np.random.default_rng(2026)
     rates = rng.uniform(0.01, 2.0, size=50)
     prof = ClusterProfile.from_latency_model(
-        "shifted-exponential", rates=rates, deadline=1.1, shift=1.0,
+        "shifted-exponential",
+        rates=rates,
+        deadline=1.1,
+        shift=1.0,
         dim=MOBILENET_V3_SMALL_PARAMS,
     )
     return prof, {"bits_per_worker": 7}

@@ -133,8 +133,7 @@ def resolve_kappa(policy, straggler_probs, budget: float, dim: int, *, c: float 
             pass
     if policy not in KAPPA_POLICIES:
         raise InputError(
-            f"Unknown kappa policy {policy!r}; choose one of: balanced, none, raw, "
-            "or a number >= 0."
+            f"Unknown kappa policy {policy!r}; choose one of: balanced, none, raw, or a number >= 0."
         )
     if policy == "raw":
         return 1.0
@@ -146,9 +145,7 @@ def resolve_kappa(policy, straggler_probs, budget: float, dim: int, *, c: float 
     p = np.asarray(straggler_probs, dtype=np.float64)
     avg_bits = budget / p.size
     if avg_bits <= 1.0:
-        raise InputError(
-            f"the balanced kappa policy needs B / N > 1 bit, got {avg_bits!r}."
-        )
+        raise InputError(f"the balanced kappa policy needs B / N > 1 bit, got {avg_bits!r}.")
     return c * float(p.mean()) / float(delta_raw(avg_bits, dim))
 
 

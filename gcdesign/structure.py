@@ -100,9 +100,7 @@ def optimal_structure(profile: ClusterProfile, delta) -> Structure:
     with np.errstate(divide="ignore", invalid="ignore"):
         row_sum = np.where(u > 0, k / ((p + delta) * total), 0.0)
     row_mass = k * u / total
-    return Structure(
-        utility=u, total_utility=total, row_sum=row_sum, row_mass=row_mass, bound=k * k / total
-    )
+    return Structure(utility=u, total_utility=total, row_sum=row_sum, row_mass=row_mass, bound=k * k / total)
 
 
 def error_bound(straggler_probs, delta, row_sum) -> float:

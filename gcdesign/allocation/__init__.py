@@ -86,8 +86,7 @@ def allowed_levels(b_min: int, b_max: int, *, allow_idle: bool = False) -> np.nd
 def check_budget(budget, n: int, b_min: int, b_max: int, *, allow_idle: bool = False) -> int:
     """`budget` must be an integer with N b_min <= B <= N b_max (0 lower end if idle allowed)."""
     if isinstance(budget, bool) or not (
-        isinstance(budget, (int, np.integer))
-        or (isinstance(budget, float) and budget.is_integer())
+        isinstance(budget, (int, np.integer)) or (isinstance(budget, float) and budget.is_integer())
     ):
         raise InputError(f"`budget` must be an integer number of bits, got {budget!r}.")
     budget = int(budget)
@@ -126,22 +125,16 @@ def allocate_table(
     table = np.ascontiguousarray(table, dtype=np.float64)
     levels = np.asarray(levels, dtype=np.int64)
     if table.ndim != 2 or table.shape[1] != levels.size or table.shape[0] == 0:
-        raise InputError(
-            f"`table` must have shape (N, {levels.size}) with N >= 1, got {table.shape}."
-        )
+        raise InputError(f"`table` must have shape (N, {levels.size}) with N >= 1, got {table.shape}.")
     if levels.size == 0 or np.any(np.diff(levels) <= 0) or levels[0] < 0:
         raise InputError("`levels` must be distinct nonnegative integers in increasing order.")
     if not np.all(np.isfinite(table)):
         raise InputError("`table` must contain finite numbers only.")
     n = table.shape[0]
     if not n * levels[0] <= budget <= n * levels[-1]:
-        raise InputError(
-            f"`budget` = {budget} is infeasible: need {n * levels[0]} <= B <= {n * levels[-1]}."
-        )
+        raise InputError(f"`budget` = {budget} is infeasible: need {n * levels[0]} <= B <= {n * levels[-1]}.")
     if method not in ALLOCATORS:
-        raise InputError(
-            f"Unknown allocator {method!r}; choose one of: {', '.join(sorted(ALLOCATORS))}."
-        )
+        raise InputError(f"Unknown allocator {method!r}; choose one of: {', '.join(sorted(ALLOCATORS))}.")
     options = dict(options or {})
     start = time.perf_counter()
     index, optimal, message = ALLOCATORS[method](table, levels, int(budget), options)
@@ -197,8 +190,13 @@ def allocate_bits(
         raise InputError("utilities are infinite: a worker has p = 0 while kappa is 0.")
     result = allocate_table(table, levels, budget, method=method, options=options)
     return Allocation(
-        result.bits, result.objective, result.method, result.optimal, kappa_value,
-        result.wall_time, result.message,
+        result.bits,
+        result.objective,
+        result.method,
+        result.optimal,
+        kappa_value,
+        result.wall_time,
+        result.message,
     )
 
 

@@ -60,9 +60,7 @@ class Scheme:
     def __post_init__(self):
         object.__setattr__(self, "encoding", sp.csr_array(self.encoding))
         object.__setattr__(self, "bits", np.asarray(self.bits, dtype=np.int64))
-        object.__setattr__(
-            self, "straggler_probs", np.asarray(self.straggler_probs, dtype=np.float64)
-        )
+        object.__setattr__(self, "straggler_probs", np.asarray(self.straggler_probs, dtype=np.float64))
         if (self.decoding is None) == (self.decoder is None):
             raise InputError("a scheme needs exactly one of `decoding` and `decoder`.")
         if self.decoding is not None:
