@@ -45,7 +45,9 @@ def probabilities(name: str, value) -> np.ndarray:
     bad = ~((arr >= 0.0) & (arr <= 1.0))  # catches NaN too
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"`{name}[{i}]` = {arr[i]!r} is not a probability: every entry must lie in [0, 1].")
+        raise InputError(
+            f"`{name}[{i}]` = {float(arr[i])!r} is not a probability: every entry must lie in [0, 1]."
+        )
     return arr
 
 

@@ -187,34 +187,45 @@ def _is_whole(total: float, tol: float) -> bool:
 
 
 def _group_greedy(frac: np.ndarray, tol: float) -> list[np.ndarray]:
-    order = np.argsort(frac, kind="stable")
-    f = frac[order]
-    paired = np.zeros(f.size, dtype=bool)
+    """Pairs of complementary fractional parts, then runs whose sums are whole.
+
+    Vectorized: fractional parts are keyed on a grid of step `tol`; only the
+    distinct values that have a complement are visited in Python.
+    """
+    grid = np.rint(frac / tol).astype(np.int64)
+    whole_key = int(round(1.0 / tol))
+    keys, inverse, counts = np.unique(grid, return_inverse=True, return_counts=True)
+    members = np.argsort(inverse, kind="stable")  # indices grouped by key
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    comp = whole_key - keys
+    pos = np.minimum(np.searchsorted(keys, comp), keys.size - 1)
+    paired = np.zeros(frac.size, dtype=bool)
     groups = []
-    lo, hi = 0, f.size - 1
-    while lo < hi:
-        s = f[lo] + f[hi]
-        if abs(s - 1.0) <= tol:
-            groups.append(order[[lo, hi]])
-            paired[lo] = paired[hi] = True
-            lo += 1
-            hi -= 1
-        elif s < 1.0:
-            lo += 1
+    for a in np.flatnonzero((keys[pos] == comp) & (keys <= comp)):
+        b = int(pos[a])
+        ia = members[starts[a] : starts[a + 1]]
+        ib = members[starts[b] : starts[b + 1]]
+        if a == b:
+            m = ia.size // 2
+            left, right = ia[:m], ia[m : 2 * m]
         else:
-            hi -= 1
-    current, total = [], 0.0
-    for t in np.flatnonzero(~paired):
-        current.append(order[t])
-        total += f[t]
-        if _is_whole(total, tol):
-            groups.append(np.array(current))
-            current, total = [], 0.0
-    if current:  # the masses sum to K, so what is left sums to a whole number too
-        if groups and not _is_whole(total, 100 * tol):
-            groups[-1] = np.concatenate([groups[-1], current])
-        else:
-            groups.append(np.array(current))
+            m = min(ia.size, ib.size)
+            left, right = ia[:m], ib[:m]
+        ok = np.abs(frac[left] + frac[right] - 1.0) <= tol
+        groups += [np.array([i, j]) for i, j in zip(left[ok], right[ok], strict=True)]
+        paired[left[ok]] = paired[right[ok]] = True
+    rest = np.flatnonzero(~paired)
+    if rest.size:
+        running = np.cumsum(frac[rest])
+        closes = np.flatnonzero(np.abs(running - np.rint(running)) <= tol)
+        cuts = np.concatenate([[0], closes + 1])
+        groups += [rest[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:], strict=True) if hi > lo]
+        if cuts[-1] < rest.size:  # the masses sum to K: the tail is whole up to rounding
+            tail = rest[cuts[-1] :]
+            if groups and not _is_whole(frac[tail].sum(), 100 * tol):
+                groups[-1] = np.concatenate([groups[-1], tail])
+            else:
+                groups.append(tail)
     return groups
 
 

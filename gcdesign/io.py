@@ -179,7 +179,7 @@ def design_from_dict(data) -> object:
     enc = _field(data, "encoding")
     if not isinstance(enc, dict):
         raise InputError("design: `encoding` must be an object with shape, rows, cols, values.")
-    shape = tuple(_array(_field(enc, "shape", "design encoding"), "encoding.shape", np.int64))
+    shape = tuple(int(s) for s in _array(_field(enc, "shape", "design encoding"), "encoding.shape", np.int64))
     if shape != (n, k):
         raise InputError(f"design: `encoding.shape` is {list(shape)}, expected [{n}, {k}].")
     rows = _array(_field(enc, "rows", "design encoding"), "encoding.rows", np.int64)

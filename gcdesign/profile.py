@@ -345,7 +345,10 @@ def classes_n48_probs(mean_p: float = 0.3, ratio=(3.0, 2.0, 1.0)) -> np.ndarray:
 
 def _classes_n48() -> tuple[ClusterProfile, dict]:
     p = classes_n48_probs()
-    names = [f"{cls}-{i:02d}" for cls in ("fast", "mid", "slow") for i in range(16)]
+    names = np.array([f"{cls}-{i:02d}" for cls in ("fast", "mid", "slow") for i in range(16)])
+    # workers are listed as a cluster inventory would list them, not sorted by class
+    shuffle = np.random.default_rng(48).permutation(48)
+    p, names = p[shuffle], names[shuffle].tolist()
     return (
         ClusterProfile(p, dim=1_000_000, names=names),
         {"bits_per_worker": 6, "allocator": "equal"},

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from gcdesign import InputError, delta_raw, quantization_variance, quantize, resolve_kappa
+from gcdesign.quantization import levels, payload_bits, quantize_sign, sign_quantization_variance
+
+
+def test_levels_and_delta():
+    assert levels(2) == 1 and levels(3) == 3 and levels(8) == 127
+    assert delta_raw(2, 100) == pytest.approx(25.0)
+    assert delta_raw(3, 36) == pytest.approx(1.0)
+    np.testing.assert_array_equal(delta_raw(np.array([0, 2]), 4), [np.inf, 1.0])
+    assert delta_raw(7.5, 10) == pytest.approx(10 / (4 * (2**6.5 - 1) ** 2))  # fractional B/N
+
+
+@pytest.mark.parametrize("bits", [2, 3, 5])
+def test_quantizer_values_on_grid_and_unbiased(bits):
+    rng = np.random.default_rng(bits)
+    x = rng.normal(size=7)
+    s = 2 ** (bits - 1) - 1
+    samples = np.array([quantize(x, bits, rng=rng) for _ in range(40_000)])
+    grid = samples * s / np.linalg.norm(x)
+    np.testing.assert_allclose(grid, np.rint(grid), atol=1e-9)
+    mean = samples.mean(axis=0)
+    se = samples.std(axis=0) / np.sqrt(len(samples)) + 1e-12
+    assert np.all(np.abs(mean - x) < 4 * se)
+    err = np.sum((samples - x) ** 2, axis=1)
+    exact = quantization_variance(x, bits)
+    assert abs(err.mean() - exact) < 4 * err.std() / np.sqrt(len(err))
+    assert exact <= delta_raw(bits, x.size) * (x @ x)
+
+
+def test_quantizer_edge_cases():
+    assert np.array_equal(quantize(np.zeros(3), 2), np.zeros(3))
+    assert quantization_variance(np.zeros(3), 4) == 0.0
+    e = np.array([0.0, 3.0, 0.0])  # on the grid: no error
+    assert quantization_variance(e, 2) == 0.0
+    np.testing.assert_array_equal(quantize(e, 2, rng=1), e)
+    with pytest.raises(InputError, match="`bits` must be an integer >= 2, got 1"):
+        quantize(e, 1)
+
+
+def test_sign_quantizer():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=5)
+    samples = np.array([quantize_sign(x, rng=rng) for _ in range(40_000)])
+    err = np.sum((samples - x) ** 2, axis=1)
+    assert abs(err.mean() - sign_quantization_variance(x)) < 4 * err.std() / np.sqrt(len(err))
+    assert np.all(np.abs(samples.mean(axis=0) - x) < 4 * samples.std(axis=0) / np.sqrt(len(samples)))
+
+
+def test_payload():
+    assert payload_bits(4, 1000) == 32 + 4000
+    np.testing.assert_array_equal(payload_bits(np.array([0, 2]), 10), [0, 52])
+
+
+def test_kappa_policies():
+    p = np.array([0.2, 0.4])
+    assert resolve_kappa("raw", p, 8, 100) == 1.0
+    assert resolve_kappa("none", p, 8, 100) == 0.0
+    assert resolve_kappa(0.25, p, 8, 100) == 0.25
+    assert resolve_kappa("0.5", p, 8, 100) == 0.5
+    k = resolve_kappa("balanced", p, 8, 100, c=2.0)
+    assert k * delta_raw(4, 100) == pytest.approx(2.0 * 0.3)
+    with pytest.raises(InputError, match="Unknown kappa policy 'fancy'"):
+        resolve_kappa("fancy", p, 8, 100)
+    with pytest.raises(InputError, match="`kappa` must be a finite number >= 0, got -1"):
+        resolve_kappa(-1, p, 8, 100)
+    with pytest.raises(InputError, match="`kappa_c` must be a finite number > 0"):
+        resolve_kappa("balanced", p, 8, 100, c=0)
