@@ -46,6 +46,11 @@ class Scheme:
         and `decoder` is given.
     quantizer : {"stochastic", "sign", "none"}
     description : str
+    local_decoder : bool
+        True when the decoder's weights on each connected component of the
+        worker-partition graph depend only on the arrivals in that component
+        (least squares, one-message-per-group decoders). The exact evaluator
+        then enumerates arrival patterns component by component.
     """
 
     name: str
@@ -56,6 +61,7 @@ class Scheme:
     decoder: Callable[[np.ndarray], np.ndarray] | None = None
     quantizer: str = "stochastic"
     description: str = ""
+    local_decoder: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "encoding", sp.csr_array(self.encoding))
@@ -99,3 +105,6 @@ def make_scheme(name: str, profile, budget: int, *, rng=None, replication: int =
 
 
 __all__ = ["SCHEMES", "Scheme", "make_scheme", "register_scheme"]
+
+from . import baselines  # noqa: E402,F401  (registers the baseline schemes)
+from . import exact  # noqa: E402,F401  (registers exact-frc, exact-cyclic)
