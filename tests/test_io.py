@@ -143,3 +143,14 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, paper_design, monkeyp
         save_design(paper_design, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["d.json"]  # no temporary file left
+
+
+def test_written_file_has_ordinary_permissions(tmp_path, paper_design):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = save_design(paper_design, tmp_path / "d.json")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
