@@ -1,0 +1,606 @@
+"""Exact gradient coding (Tandon, Lei, Dimakis and Karampatziakis, 2017).
+
+``N`` workers, ``K = N`` data partitions, tolerance ``s < N`` stragglers. The
+encoding ``B`` (N x N) gives every worker ``s + 1`` partitions, and for every
+responder set ``F`` with ``|F| >= N - s`` some decoding vector ``a_F`` satisfies
+
+.. math:: a_F^T B_F = \\mathbf{1}^T,
+
+so the master recovers ``g = sum_j g_j`` exactly from any ``N - s`` messages
+(docs/classic_codes.md, MATH section 10).
+
+Two codes:
+
+* :func:`fractional_repetition_code` (needs ``(s + 1) | N``): the workers form
+  ``N / (s + 1)`` groups of ``s + 1``; every member of group ``q`` sends the sum
+  of the group's ``s + 1`` partitions. Any ``s`` stragglers leave one member of
+  each group. Perfectly conditioned.
+* :func:`cyclic_repetition_code` (any ``N`` and ``s < N``): row ``i`` is
+  supported on partitions ``i, i + 1, ..., i + s (mod N)``. The coefficients
+  are the null vectors of a parity-check matrix ``H`` (s x N, ``H 1 = 0``)
+  restricted to each window, so every row lies in ``null(H)`` and any
+  ``N - s`` rows span it (it contains ``1``). Tandon et al. draw ``H`` at
+  random; the worst-case condition number of ``B_F`` is then ~1e5 to 1e9 at
+  ``N = 20, s = 4``. The default ``construction="fourier"`` instead builds
+  ``H`` from cosine / sine rows at frequencies on a half-integer grid (the
+  integer-frequency, conjugate-closed choices are the real cyclic MDS codes of
+  Raviv, Tamo, Tandon and Dimakis) and picks the frequency set with the best
+  worst-case condition number: 1e2 to 1e4 at ``N = 20, s = 4``, see
+  ``studies/bench_exact_codes.py``.
+
+:func:`condition_report` measures the worst case over responder sets
+(exhaustive when the number of straggler sets is at most ``max_sets``, else a
+sample that always contains the cyclic windows of ``s`` consecutive
+stragglers; the report says which).
+
+Registered schemes: ``exact-frc`` and ``exact-cyclic`` (see
+:func:`exact_scheme`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validate import InputError, choice, positive_int
+from . import Scheme, register_scheme
+
+CONSTRUCTIONS = ("fourier", "best-random", "random")
+
+#: Relative residual ``||a^T B_F - 1|| / ||1||`` above which exact decoding is refused.
+DECODE_TOL = 1e-8
+
+
+class DecodingError(InputError):
+    """The responder set cannot decode the exact sum (too few or a bad set)."""
+
+
+# ---------------------------------------------------------------- validation
+def _check_code_size(n_workers, stragglers) -> tuple[int, int]:
+    n = positive_int("n_workers", n_workers)
+    s = positive_int("stragglers", stragglers, minimum=0)
+    if s >= n:
+        raise InputError(f"`stragglers` must be an integer in [0, N - 1] = [0, {n - 1}], got {s}.")
+    return n, s
+
+
+# ------------------------------------------------------------------ encoders
+def fractional_repetition_code(n_workers: int, stragglers: int) -> sp.csr_array:
+    """Fractional repetition code: groups of ``s + 1`` workers share ``s + 1`` partitions.
+
+    Parameters
+    ----------
+    n_workers : int
+        ``N``; must be a multiple of ``s + 1``.
+    stragglers : int
+        ``s`` in ``[0, N - 1]``.
+
+    Returns
+    -------
+    scipy.sparse.csr_array, shape (N, N)
+        Worker ``i`` in group ``q = i // (s + 1)`` has ones on partitions
+        ``q (s + 1), ..., q (s + 1) + s``.
+
+    Examples
+    --------
+    >>> fractional_repetition_code(4, 1).toarray()
+    array([[1., 1., 0., 0.],
+           [1., 1., 0., 0.],
+           [0., 0., 1., 1.],
+           [0., 0., 1., 1.]])
+    """
+    n, s = _check_code_size(n_workers, stragglers)
+    if n % (s + 1):
+        raise InputError(
+            f"`stragglers` = {s}: fractional repetition needs (s + 1) to divide N = {n}; "
+            "use the cyclic code for other values."
+        )
+    size = s + 1
+    rows = np.repeat(np.arange(n), size)
+    cols = (np.arange(n) // size * size)[:, None] + np.arange(size)[None, :]
+    return sp.csr_array((np.ones(n * size), (rows, cols.ravel())), shape=(n, n))
+
+
+def _windows(n: int, s: int) -> np.ndarray:
+    """Cyclic supports: row i -> partitions i..i+s (mod n), shape (n, s + 1)."""
+    return (np.arange(n)[:, None] + np.arange(s + 1)[None, :]) % n
+
+
+def _code_from_parity(parity: np.ndarray) -> np.ndarray:
+    """Dense cyclic code whose rows are unit null vectors of ``parity`` on each window.
+
+    ``parity`` (s x n) must satisfy ``parity @ 1 = 0``; every window submatrix
+    (s x (s+1)) then has a one-dimensional null space generically.
+    """
+    s, n = parity.shape
+    support = _windows(n, s)
+    blocks = np.transpose(parity[:, support], (1, 0, 2))  # (n, s, s+1)
+    _, _, vt = np.linalg.svd(blocks, full_matrices=True)
+    coef = vt[:, -1, :]  # unit null vector of each window
+    sign = np.where(coef.sum(axis=1) < 0, -1.0, 1.0)  # orientation only; any sign decodes
+    dense = np.zeros((n, n))
+    np.put_along_axis(dense, support, coef * sign[:, None], axis=1)
+    return dense
+
+
+def _random_parity(n: int, s: int, rng: np.random.Generator) -> np.ndarray:
+    parity = rng.standard_normal((s, n))
+    parity[:, -1] = -parity[:, :-1].sum(axis=1)  # H 1 = 0 (Tandon et al., Algorithm 2)
+    return parity
+
+
+def _fourier_parity(n: int, s: int, freqs) -> np.ndarray | None:
+    """Rows cos(2 pi f j / n), sin(2 pi f j / n) for f in `freqs`, first `s` rows, centred.
+
+    Integer frequencies give zero-mean rows already; half-integer ones are
+    centred so that ``H 1 = 0``. Returns None when the rows are fewer than s.
+    """
+    j = np.arange(n)
+    rows = []
+    for f in freqs:
+        rows.append(np.cos(2 * np.pi * f * j / n))
+        if 2 * f != n:  # sin(pi j) = 0
+            rows.append(np.sin(2 * np.pi * f * j / n))
+    if len(rows) < s:
+        return None
+    parity = np.array(rows[:s])
+    return parity - parity.mean(axis=1, keepdims=True)
+
+
+def _fourier_candidates(n: int, s: int, max_candidates: int) -> list[tuple[float, ...]]:
+    grid = [k / 2 for k in range(1, n + 1)]  # 0.5, 1, ..., n/2
+    count = -(-s // 2)
+    combos = [c for c in itertools.combinations(grid, count) if len(c) * 2 - (n / 2 in c) >= s]
+    if len(combos) > max_candidates:
+        # a fixed (not user-seeded) subsample keeps the construction deterministic
+        keep = np.random.default_rng(0).choice(len(combos), size=max_candidates, replace=False)
+        combos = [combos[i] for i in np.sort(keep)]
+    return combos
+
+
+def _sampled_masks(n: int, s: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` straggler masks: the n consecutive windows, n evenly spread sets, then random ones."""
+    index = np.arange(n)
+    spread = np.floor(n / s * np.arange(s)).astype(int)
+    masks = [np.isin(index, (start + np.arange(s)) % n) for start in range(n)]
+    masks += [np.isin(index, (start + spread) % n) for start in range(n)]
+    while len(masks) < count:
+        mask = np.zeros(n, dtype=bool)
+        mask[rng.choice(n, size=s, replace=False)] = True
+        masks.append(mask)
+    return np.array(masks[:count])
+
+
+def _probe_sets(n: int, s: int, limit: int) -> np.ndarray:
+    """Straggler masks used to screen candidates: all sets if few, else a fixed sample."""
+    if math.comb(n, s) <= limit:
+        return _all_straggler_masks(n, s)
+    return _sampled_masks(n, s, limit, np.random.default_rng(12345))
+
+
+def _all_straggler_masks(n: int, s: int) -> np.ndarray:
+    masks = np.zeros((math.comb(n, s), n), dtype=bool)
+    for row, combo in enumerate(itertools.combinations(range(n), s)):
+        masks[row, list(combo)] = True
+    return masks
+
+
+def _worst_over(dense: np.ndarray, straggler_masks: np.ndarray, rank: int) -> tuple[float, int]:
+    """Largest sigma_1 / sigma_rank of B_F over the responder sets F = complement of each mask."""
+    n = dense.shape[0]
+    n_resp = n - int(straggler_masks[0].sum())
+    batch = max(1, 4_000_000 // (n_resp * dense.shape[1]))
+    worst, where = -1.0, -1
+    for start in range(0, straggler_masks.shape[0], batch):
+        chunk = ~straggler_masks[start : start + batch]
+        rows = np.nonzero(chunk)[1].reshape(chunk.shape[0], n_resp)
+        sv = np.linalg.svd(dense[rows], compute_uv=False)
+        rank = min(rank, sv.shape[1])
+        with np.errstate(divide="ignore"):
+            cond = np.where(sv[:, rank - 1] > 0, sv[:, 0] / sv[:, rank - 1], np.inf)
+        k = int(np.argmax(cond))
+        if cond[k] > worst:
+            worst, where = float(cond[k]), start + k
+    return worst, where
+
+
+def _successive_halving(codes: list[np.ndarray], n: int, s: int, stages=(256, 1024, 4096, 20_000)) -> int:
+    """Index of the code with the smallest worst-case condition number, screened in stages.
+
+    Every stage scores the surviving codes on more responder sets (all of
+    them once ``C(N, s)`` is at most the stage size) and keeps the best
+    quarter; the sets of a stage are a fixed sample, so the result is
+    deterministic.
+    """
+    alive = list(range(len(codes)))
+    for size in stages:
+        probes = _probe_sets(n, s, size)
+        scores = np.array([_worst_over(codes[i], probes, n - s)[0] for i in alive])
+        order = np.argsort(scores, kind="stable")
+        if probes.shape[0] == math.comb(n, s) or size == stages[-1] or len(alive) == 1:
+            return alive[int(order[0])]
+        alive = [alive[i] for i in order[: max(2, len(alive) // 4)]]
+    return alive[0]  # pragma: no cover
+
+
+@lru_cache(maxsize=64)
+def _fourier_code(n: int, s: int, max_candidates: int) -> np.ndarray:
+    codes = []
+    for freqs in _fourier_candidates(n, s, max_candidates):
+        parity = _fourier_parity(n, s, freqs)
+        if parity is not None:
+            codes.append(_code_from_parity(parity))
+    if not codes:  # pragma: no cover - never seen; keep a valid code anyway
+        return _best_random_code(n, s, 20, np.random.default_rng(0))
+    return codes[_successive_halving(codes, n, s)]
+
+
+def _best_random_code(n: int, s: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    codes = [_code_from_parity(_random_parity(n, s, rng)) for _ in range(draws)]
+    return codes[_successive_halving(codes, n, s)]
+
+
+def cyclic_repetition_code(
+    n_workers: int,
+    stragglers: int,
+    *,
+    construction: str = "fourier",
+    rng=None,
+    draws: int = 20,
+    max_candidates: int = 200,
+) -> sp.csr_array:
+    """Cyclic repetition code: row ``i`` supported on partitions ``i..i+s (mod N)``.
+
+    Parameters
+    ----------
+    n_workers : int
+        ``N >= 1``.
+    stragglers : int
+        ``s`` in ``[0, N - 1]``; ``s = 0`` gives the identity (uncoded).
+    construction : {"fourier", "best-random", "random"}
+        How the coefficients are chosen (all rows have unit norm):
+
+        * ``"fourier"`` (default, deterministic): parity-check rows are
+          cosines / sines at frequencies ``f`` on the grid ``0.5, 1, ..., N/2``;
+          up to `max_candidates` frequency sets are screened on a fixed set of
+          responder sets (all of them when there are at most 256) and the one
+          with the smallest worst-case condition number is kept. Cached per
+          ``(N, s)``.
+        * ``"best-random"``: the best of `draws` random parity checks drawn
+          from `rng`, ranked the same way.
+        * ``"random"``: one random parity check (Tandon et al. 2017), the
+          reference construction; badly conditioned.
+    rng : None, int or numpy.random.Generator
+        Randomness of the random constructions.
+    draws : int
+        Number of draws for ``"best-random"``.
+    max_candidates : int
+        Most frequency sets screened by ``"fourier"``.
+
+    Returns
+    -------
+    scipy.sparse.csr_array, shape (N, N)
+
+    Examples
+    --------
+    >>> code = cyclic_repetition_code(5, 2)
+    >>> (code.toarray() != 0).sum(axis=1).tolist()
+    [3, 3, 3, 3, 3]
+    >>> a = exact_decoding(code, [True, False, True, True, False], stragglers=2)
+    >>> bool(np.allclose(a @ code.toarray(), 1.0))
+    True
+    """
+    n, s = _check_code_size(n_workers, stragglers)
+    construction = choice("construction", construction, CONSTRUCTIONS)
+    if s == 0:
+        return sp.csr_array(sp.identity(n, format="csr"))
+    if construction == "fourier":
+        dense = _fourier_code(n, s, positive_int("max_candidates", max_candidates))
+    elif construction == "best-random":
+        dense = _best_random_code(n, s, positive_int("draws", draws), np.random.default_rng(rng))
+    else:
+        dense = _code_from_parity(_random_parity(n, s, np.random.default_rng(rng)))
+    return sp.csr_array(dense)
+
+
+# ------------------------------------------------------------------ decoders
+def _responders(arrived, n: int) -> np.ndarray:
+    arrived = np.asarray(arrived)
+    if arrived.dtype == bool:
+        if arrived.shape != (n,):
+            raise InputError(
+                f"`arrived` must be a boolean mask of length N = {n}, got shape {arrived.shape}."
+            )
+        return np.flatnonzero(arrived)
+    index = np.unique(arrived.astype(np.int64).ravel())
+    if index.size and (index[0] < 0 or index[-1] >= n):
+        raise InputError(f"`arrived` holds worker indices outside [0, {n - 1}].")
+    return index
+
+
+def least_squares_decoding(encoding, arrived) -> np.ndarray:
+    """Minimum-norm least-squares decoder ``argmin_a ||a_F^T B_F - 1^T||`` over the arrived rows.
+
+    Parameters
+    ----------
+    encoding : sparse or dense (N x K)
+    arrived : bool mask (N,) or integer indices of the responders
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,)
+        Zero on the workers that did not arrive (all zeros if none did).
+    """
+    dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
+    n, k = dense.shape
+    rows = _responders(arrived, n)
+    weights = np.zeros(n)
+    if rows.size:
+        weights[rows] = np.linalg.lstsq(dense[rows].T, np.ones(k), rcond=None)[0]
+    return weights
+
+
+def exact_decoding(encoding, arrived, *, stragglers: int, tol: float = DECODE_TOL) -> np.ndarray:
+    """Decoding vector ``a`` with ``a_F^T B_F = 1^T`` for the responder set ``F``.
+
+    The minimum-norm solution (for fractional repetition: equal weights on the
+    arrived members of each group), so the decoded sum is exact up to
+    rounding, about ``cond(B_F)`` times the machine epsilon.
+
+    Parameters
+    ----------
+    encoding : sparse or dense (N x K)
+        An exact code tolerating `stragglers`.
+    arrived : bool mask (N,) or integer indices of the responders
+    stragglers : int
+        ``s``: at least ``N - s`` responders are required.
+    tol : float
+        Largest accepted relative residual ``||a_F^T B_F - 1|| / sqrt(K)``.
+
+    Raises
+    ------
+    DecodingError
+        Fewer than ``N - s`` responders, or the set does not span ``1``.
+    """
+    dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
+    n, k = dense.shape
+    s = positive_int("stragglers", stragglers, minimum=0)
+    rows = _responders(arrived, n)
+    if rows.size < n - s:
+        raise DecodingError(
+            f"`arrived` has {rows.size} responders; exact decoding needs at least N - s = {n - s}."
+        )
+    weights = least_squares_decoding(dense, rows)
+    residual = np.linalg.norm(weights[rows] @ dense[rows] - 1.0) / math.sqrt(k)
+    if not residual <= tol:
+        raise DecodingError(
+            f"responder set does not decode: relative residual {residual:.3g} > tol = {tol:g} "
+            "(is the code exact for this many stragglers?)."
+        )
+    return weights
+
+
+# -------------------------------------------------------------- conditioning
+@dataclass(frozen=True)
+class ConditionReport:
+    """Worst-case condition number of ``B_F`` over responder sets of size ``N - s``.
+
+    Attributes
+    ----------
+    worst : float
+        Largest ``sigma_1(B_F) / sigma_r(B_F)`` with ``r = rank(B)`` (inf when
+        some set loses rank, i.e. cannot decode).
+    worst_stragglers : tuple of int
+        The straggler set attaining it.
+    sets : int
+        How many straggler sets were examined.
+    total_sets : int
+        ``C(N, s)``.
+    exhaustive : bool
+        True when all ``C(N, s)`` sets were examined; else a sample (``rng``)
+        that contains the ``N`` windows of consecutive stragglers.
+    rank : int
+    """
+
+    worst: float
+    worst_stragglers: tuple[int, ...]
+    sets: int
+    total_sets: int
+    exhaustive: bool
+    rank: int
+
+
+def condition_report(encoding, stragglers: int, *, max_sets: int = 20_000, rng=None) -> ConditionReport:
+    """Worst-case condition number of the responder submatrix ``B_F``, ``|F| = N - s``.
+
+    Parameters
+    ----------
+    encoding : sparse or dense (N x K)
+    stragglers : int
+        ``s``.
+    max_sets : int
+        Exhaustive when ``C(N, s) <= max_sets``; otherwise `max_sets` sets are
+        examined: the ``N`` consecutive windows, ``N`` evenly spread sets and
+        random ones drawn from `rng`.
+    rng : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    ConditionReport
+
+    Examples
+    --------
+    >>> condition_report(fractional_repetition_code(6, 2), 2).worst
+    1.0
+    """
+    dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
+    n = dense.shape[0]
+    n, s = _check_code_size(n, stragglers)
+    max_sets = positive_int("max_sets", max_sets)
+    sv = np.linalg.svd(dense, compute_uv=False)
+    rank = int(np.sum(sv > 1e-9 * sv[0]))
+    total = math.comb(n, s)
+    if total <= max_sets:
+        masks, exhaustive = _all_straggler_masks(n, s), True
+    else:
+        masks, exhaustive = _sampled_masks(n, s, max_sets, np.random.default_rng(rng)), False
+    worst, where = _worst_over(dense, masks, rank)
+    return ConditionReport(
+        worst=worst,
+        worst_stragglers=tuple(int(i) for i in np.flatnonzero(masks[where])),
+        sets=int(masks.shape[0]),
+        total_sets=total,
+        exhaustive=exhaustive,
+        rank=rank,
+    )
+
+
+# -------------------------------------------------------------------- scheme
+class ExactDecoder:
+    """Arrival-dependent decoder of an exact code (a picklable callable).
+
+    With at least ``N - s`` arrivals it returns the exact decoder
+    (:func:`exact_decoding`); with fewer it falls back to the least-squares
+    decoder over the arrived rows (:func:`least_squares_decoding`), which is
+    no longer exact, and biased. Results are memoised per arrival pattern.
+    """
+
+    def __init__(self, encoding, stragglers: int, cache_size: int = 4096):
+        self.dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
+        self.stragglers = int(stragglers)
+        self.cache_size = int(cache_size)
+        self._cache: dict[bytes, np.ndarray] = {}
+
+    def __call__(self, arrived) -> np.ndarray:
+        arrived = np.asarray(arrived, dtype=bool)
+        key = np.packbits(arrived).tobytes()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit.copy()
+        n = self.dense.shape[0]
+        if arrived.sum() >= n - self.stragglers:
+            weights = exact_decoding(self.dense, arrived, stragglers=self.stragglers, tol=1e-6)
+        else:
+            weights = least_squares_decoding(self.dense, arrived)
+        if len(self._cache) < self.cache_size:
+            self._cache[key] = weights
+        return weights.copy()
+
+
+def equal_bits(straggler_probs, budget: int, *, minimum: int = 2) -> np.ndarray:
+    """Equal split of the budget: ``floor(B / N)`` each, one more for the most reliable workers."""
+    p = np.asarray(straggler_probs, dtype=np.float64)
+    n = p.size
+    budget = positive_int("budget", budget)
+    base, extra = divmod(budget, n)
+    if base < minimum:
+        raise InputError(
+            f"`budget` = {budget} gives {budget / n:.3g} bits per worker; the quantizer needs at least "
+            f"{minimum} per worker, so B >= {minimum * n}."
+        )
+    bits = np.full(n, base, dtype=np.int64)
+    bits[np.argsort(p, kind="stable")[:extra]] += 1
+    return bits
+
+
+def exact_scheme(
+    kind: str,
+    profile,
+    budget: int,
+    *,
+    rng=None,
+    replication: int = 2,
+    stragglers: int | None = None,
+    quantizer: str = "stochastic",
+    construction: str = "fourier",
+) -> Scheme:
+    """An exact gradient code as a :class:`~gcdesign.schemes.Scheme`.
+
+    Parameters
+    ----------
+    kind : {"frc", "cyclic"}
+    profile : ClusterProfile
+        Needs ``K = N`` partitions.
+    budget : int
+        Total bits per coordinate, split equally (``floor(B / N)`` each, one
+        more for the most reliable workers), like every baseline. Ignored by
+        ``quantizer="none"``, whose messages are 32-bit floats.
+    rng : None, int or numpy.random.Generator
+        Only for ``construction="random"`` / ``"best-random"``.
+    replication : int
+        Storage per worker; ``s = replication - 1`` unless `stragglers` is given.
+    stragglers : int, optional
+        Tolerance ``s`` (storage ``s + 1``).
+    quantizer : {"stochastic", "none"}
+        ``"stochastic"`` (default, equal bits: a fair comparison at the same
+        budget; the decoder's weights then also scale the quantization noise,
+        which is where conditioning shows) or ``"none"`` (the classic
+        unquantized code: error zero whenever ``N - s`` arrive).
+    construction : str
+        Cyclic code coefficients, see :func:`cyclic_repetition_code`.
+
+    Notes
+    -----
+    The decoder depends on who arrived: exact with at least ``N - s``
+    arrivals, least squares over the arrived rows otherwise (then biased).
+    """
+    kind = choice("kind", kind, ("frc", "cyclic"))
+    quantizer = choice("quantizer", quantizer, ("stochastic", "none"))
+    n = profile.n_workers
+    if profile.partitions != n:
+        raise InputError(
+            f"`partitions` = {profile.partitions}: exact gradient codes need K = N = {n} partitions."
+        )
+    s = replication - 1 if stragglers is None else stragglers
+    n, s = _check_code_size(n, s)
+    if kind == "frc":
+        encoding = fractional_repetition_code(n, s)
+    else:
+        encoding = cyclic_repetition_code(n, s, construction=construction, rng=rng)
+    if quantizer == "none":
+        bits = np.full(n, 32, dtype=np.int64)
+    else:
+        bits = equal_bits(profile.straggler_probs, budget)
+    return Scheme(
+        name=f"exact-{kind}",
+        encoding=encoding,
+        bits=bits,
+        straggler_probs=profile.straggler_probs,
+        decoder=ExactDecoder(encoding, s),
+        quantizer=quantizer,
+        description=(
+            f"exact {'fractional' if kind == 'frc' else 'cyclic'} repetition code, s = {s} "
+            f"(storage {s + 1}); exact decoder with >= N - s arrivals, least squares below"
+        ),
+    )
+
+
+def _exact_frc(profile, budget, **options) -> Scheme:
+    return exact_scheme("frc", profile, budget, **options)
+
+
+def _exact_cyclic(profile, budget, **options) -> Scheme:
+    return exact_scheme("cyclic", profile, budget, **options)
+
+
+register_scheme("exact-frc", _exact_frc)
+register_scheme("exact-cyclic", _exact_cyclic)
+
+__all__ = [
+    "CONSTRUCTIONS",
+    "ConditionReport",
+    "DecodingError",
+    "ExactDecoder",
+    "condition_report",
+    "cyclic_repetition_code",
+    "equal_bits",
+    "exact_decoding",
+    "exact_scheme",
+    "fractional_repetition_code",
+    "least_squares_decoding",
+]
