@@ -1,0 +1,641 @@
+r"""How good is a code for given gradients: exact expected error and Monte Carlo (docs/evaluation.md).
+
+A *scheme* (a :class:`~gcdesign.Design` or a :class:`~gcdesign.schemes.Scheme`)
+sends ``Q_{b_i}(x_i)``, ``x_i = sum_j b_ij g_j``, and the master forms
+``ghat = sum_i a_i(I) I_i Q(x_i)`` where ``I_i ~ Bernoulli(1 - p_i)`` are
+independent arrivals and the decoder ``a(I)`` may depend on who arrived.
+
+**Exact error.** Quantization is independent across workers and unbiased
+given the arrivals, so with ``m(I) = sum_i a_i(I) I_i x_i``
+
+.. math::
+
+    E\|\hat g - g\|^2 = E_I \|m(I) - g\|^2 + \sum_i E[a_i(I)^2 I_i] \, V_i,
+    \qquad V_i = E\|Q(x_i) - x_i\|^2 \text{ (exact, MATH 2)}.
+
+Write ``w_i = a_i(I) I_i`` (the round's effective weights), ``mu = E w`` and
+``C = Cov(w)``. Then ``E_I ||m(I) - g||^2 = ||mu^T X - g||^2 + tr(C X X^T)``:
+
+* ``bias_sq = ||sum_i mu_i x_i - g||^2`` (zero iff (U) holds for these gradients);
+* ``straggler_variance = sum_{i,j} C_ij <x_i, x_j>``;
+* ``quantization_variance = sum_i (mu_i^2 + C_ii) V_i``.
+
+For a fixed decoder ``mu_i = (1 - p_i) a_i`` and ``C = diag(a_i^2 p_i (1 - p_i))``
+(this is MATH 3 plus the bias term). For an arrival-dependent decoder ``mu``
+and ``C`` are computed exactly by enumerating the arrival patterns. When the
+decoder is *local* (its weights on a connected component of the
+worker-partition graph depend only on the arrivals in that component), the
+arrivals of different components are independent, ``C`` is block diagonal and
+the enumeration runs component by component (``2^{n_c}`` patterns each, only
+over workers with ``0 < p_i < 1``). Beyond :data:`MAX_ENUMERATION` random
+workers in one component the exact value is out of reach and
+:func:`expected_error` raises :class:`EvaluationError` (use
+:func:`monte_carlo_error`).
+
+**Monte Carlo.** :func:`monte_carlo_error` draws arrivals, decodes, quantizes
+coordinate by coordinate in a numba kernel (:mod:`gcdesign._mc_kernels`) and
+reports the mean error with its standard error and the empirical bias.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from ._validate import InputError, positive_int
+from .quantization import delta_raw, levels
+
+MAX_ENUMERATION = 16  # random workers per component enumerated exactly (2^16 decoder calls)
+MC_CHUNK = 64  # trials per random stream: fixed, so results do not depend on the thread count
+BIAS_ALPHA = 1e-3  # level of the bias confidence bound
+UNBIASED_TOL = 1e-9
+
+
+class EvaluationError(InputError):
+    """The requested exact evaluation is not possible (too many arrival patterns)."""
+
+
+# ---------------------------------------------------------------- results
+@dataclass(frozen=True)
+class ErrorResult:
+    r"""Exact expected squared error of a scheme for given gradients.
+
+    Attributes
+    ----------
+    scheme : str
+    error : float
+        :math:`E\|\hat g - g\|^2`.
+    relative_error : float
+        ``error / ||g||^2``.
+    bias_sq : float
+        :math:`\|E\hat g - g\|^2`.
+    straggler_variance : float
+        Variance due to random arrivals (and the decoder's response to them).
+    quantization_variance : float
+        Variance due to quantization, with the exact quantizer variance.
+    bound : float or None
+        Lemma 1 with the honest worst-case quantizer bound
+        :math:`G^2 \sum_i (1 - p_i)(p_i + \delta_{raw}(b_i)) W_i^2`, ``G = max_j ||g_j||``.
+        It bounds ``straggler_variance + quantization_variance`` (hence
+        ``error`` when the scheme is unbiased). None for arrival-dependent
+        decoders or negative weights, where Lemma 1 does not apply.
+    relative_bound : float or None
+    grad_norm_sq : float
+        ``||g||^2``.
+    max_partition_norm : float
+        ``G``.
+    unbiased : bool
+        Whether (U) ``sum_i E[a_i I_i] b_ij = 1`` holds for every partition (to 1e-9).
+    method : str
+        ``"closed-form"`` (fixed decoder) or ``"enumeration"``.
+    patterns : int
+        Decoder evaluations used by the enumeration (0 for closed form).
+    """
+
+    scheme: str
+    error: float
+    relative_error: float
+    bias_sq: float
+    straggler_variance: float
+    quantization_variance: float
+    bound: float | None
+    relative_bound: float | None
+    grad_norm_sq: float
+    max_partition_norm: float
+    unbiased: bool
+    method: str
+    patterns: int
+
+
+@dataclass(frozen=True)
+class MonteCarloResult:
+    r"""Monte-Carlo estimate of the expected squared error.
+
+    Attributes
+    ----------
+    scheme : str
+    mean : float
+        Average of ``||ghat_t - g||^2`` over the trials.
+    standard_error : float
+        Sample standard deviation / sqrt(trials).
+    relative_error, relative_standard_error : float
+        The same divided by ``||g||^2``.
+    bias : float
+        Empirical bias ``||mean_t(ghat_t) - g||``.
+    bias_bound : float
+        If the scheme is unbiased, ``bias <= bias_bound`` with probability
+        about ``1 - 1e-3`` (Laurent-Massart tail of the weighted chi-square
+        ``sum_k (mean ghat_k - g_k)^2`` with the per-coordinate variances
+        estimated from the same trials).
+    biased : bool
+        ``bias > bias_bound``: the data reject unbiasedness.
+    trials : int
+    chunk : int
+        Trials per random stream.
+    grad_norm_sq : float
+    errors : ndarray (trials,)
+        ``||ghat_t - g||^2`` per trial.
+    """
+
+    scheme: str
+    mean: float
+    standard_error: float
+    relative_error: float
+    relative_standard_error: float
+    bias: float
+    bias_bound: float
+    biased: bool
+    trials: int
+    chunk: int
+    grad_norm_sq: float
+    errors: np.ndarray
+
+
+# ---------------------------------------------------------------- inputs
+def synthetic_gradients(
+    partitions: int, dim: int, *, rng=None, norm_bound: float = 1.0, correlation: float = 0.5
+) -> np.ndarray:
+    r"""Random partition gradients ``g_j`` (K x d) with ``||g_j|| <= norm_bound``.
+
+    ``g_j = r_j v_j / ||v_j||`` with ``v_j = sqrt(c) m + sqrt(1 - c) z_j``
+    (``m``, ``z_j`` standard normal directions shared / per partition, ``c`` =
+    `correlation`) and norms ``r_j ~ U(G/2, G)``, so partition gradients point
+    roughly the same way, as real ones do.
+    """
+    k = positive_int("partitions", partitions)
+    d = positive_int("dim", dim)
+    norm_bound = float(norm_bound)
+    if not (math.isfinite(norm_bound) and norm_bound > 0):
+        raise InputError(f"`norm_bound` must be a finite number > 0, got {norm_bound!r}.")
+    correlation = float(correlation)
+    if not 0.0 <= correlation <= 1.0:
+        raise InputError(f"`correlation` must lie in [0, 1], got {correlation!r}.")
+    rng = np.random.default_rng(rng)
+    common = rng.standard_normal(d)
+    v = math.sqrt(correlation) * common + math.sqrt(1.0 - correlation) * rng.standard_normal((k, d))
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    radii = rng.uniform(0.5 * norm_bound, norm_bound, size=(k, 1))
+    return v / norms * radii
+
+
+def _evaluation_iv(scheme, gradients) -> np.ndarray:
+    for attr in ("encoding", "bits", "straggler_probs", "decode_weights"):
+        if not hasattr(scheme, attr):
+            raise InputError(f"`scheme` must be a Design or a Scheme (it has no `{attr}`).")
+    try:
+        grads = np.asarray(gradients, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("`gradients` must be a two-dimensional array of finite numbers (K x d).") from None
+    k = scheme.encoding.shape[1]
+    if grads.ndim != 2 or grads.shape[0] != k or grads.shape[1] == 0:
+        raise InputError(
+            f"`gradients` must have shape (K, d) = ({k}, d) with d >= 1 (one row per partition), "
+            f"got {grads.shape}."
+        )
+    if not np.all(np.isfinite(grads)):
+        raise InputError("`gradients` must be finite.")
+    return grads
+
+
+def _quantizer(scheme) -> str:
+    return getattr(scheme, "quantizer", "stochastic")
+
+
+def _fixed_decoding(scheme) -> np.ndarray | None:
+    """The fixed decoding vector, or None for an arrival-dependent decoder."""
+    if getattr(scheme, "decoder", None) is not None:
+        return None
+    decoding = getattr(scheme, "decoding", None)
+    return None if decoding is None else np.asarray(decoding, dtype=np.float64)
+
+
+def _arrival_probs(scheme) -> np.ndarray:
+    """``P(worker i's message arrives)``: ``1 - p_i``, and 0 for idle workers (0 bits)."""
+    q = 1.0 - np.asarray(scheme.straggler_probs, dtype=np.float64)
+    return np.where(np.asarray(scheme.bits) > 0, q, 0.0)
+
+
+def worker_messages(scheme, gradients) -> np.ndarray:
+    """``X = B G``: the unquantized message ``x_i`` of every worker (N x d)."""
+    return np.asarray(sp.csr_array(scheme.encoding) @ gradients)
+
+
+def message_variances(messages: np.ndarray, bits: np.ndarray, quantizer: str) -> np.ndarray:
+    r"""Exact :math:`V_i = E\|Q(x_i) - x_i\|^2` for every row of `messages` (vectorized).
+
+    Stochastic: ``(||x||^2 / s^2) sum_k f_k (1 - f_k)``; sign: ``(d - 1) ||x||^2``;
+    none: 0. Idle workers (0 bits) send nothing: 0.
+    """
+    norm_sq = np.einsum("ij,ij->i", messages, messages)
+    out = np.zeros(messages.shape[0])
+    if quantizer == "none":
+        return out
+    if quantizer == "sign":
+        return np.where(bits > 0, (messages.shape[1] - 1) * norm_sq, 0.0)
+    active = (bits >= 2) & (norm_sq > 0)
+    if not active.any():
+        return out
+    x = messages[active]
+    s = np.asarray(levels(bits[active]), dtype=np.float64)
+    norm = np.sqrt(norm_sq[active])
+    y = s[:, None] * np.abs(x) / norm[:, None]
+    f = y - np.floor(y)
+    out[active] = norm_sq[active] / s**2 * np.sum(f * (1.0 - f), axis=1)
+    return out
+
+
+# ---------------------------------------------------------------- decoder moments
+@dataclass(frozen=True)
+class DecoderMoments:
+    """Mean and covariance of the round's effective weights ``w_i = a_i(I) I_i``.
+
+    ``blocks`` lists ``(workers, covariance)`` pairs; the covariance is block
+    diagonal over them (independent components). ``patterns`` counts decoder calls.
+    """
+
+    mean: np.ndarray
+    blocks: tuple
+    patterns: int
+    method: str
+
+    def second_moment_diag(self) -> np.ndarray:
+        out = self.mean**2
+        for idx, cov in self.blocks:
+            out[idx] += np.diag(cov)
+        return out
+
+
+def decoder_moments(scheme, *, max_enumeration: int = MAX_ENUMERATION) -> DecoderMoments:
+    """Exact mean and covariance of the effective decoder weights over the arrival patterns.
+
+    Raises
+    ------
+    EvaluationError
+        When a component has more than `max_enumeration` workers with ``0 < p < 1``.
+    """
+    q = _arrival_probs(scheme)
+    n = q.size
+    fixed = _fixed_decoding(scheme)
+    if fixed is not None:
+        a = np.where(q > 0, fixed, 0.0)
+        cov = a**2 * q * (1.0 - q)
+        blocks = tuple((np.array([i]), np.array([[cov[i]]])) for i in np.flatnonzero(cov))
+        return DecoderMoments(mean=a * q, blocks=blocks, patterns=0, method="closed-form")
+    if getattr(scheme, "local_decoder", False):
+        labels = _worker_components(scheme.encoding)
+    else:
+        labels = np.zeros(n, dtype=np.int64)
+    random = (q > 0) & (q < 1)
+    # the arrivals outside the component being enumerated (irrelevant to a local decoder)
+    base = q > 0
+    mean = np.zeros(n)
+    blocks = []
+    patterns = 0
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        free = members[random[members]]
+        if free.size > max_enumeration:
+            what = "a connected component" if getattr(scheme, "local_decoder", False) else "the scheme"
+            raise EvaluationError(
+                f"exact evaluation of scheme {getattr(scheme, 'name', '?')!r} needs 2^{free.size} arrival "
+                f"patterns ({what} has {free.size} workers with 0 < p < 1; the limit is "
+                f"{max_enumeration}). Use monte_carlo_error instead."
+            )
+        states = ((np.arange(2**free.size)[:, None] >> np.arange(free.size)) & 1).astype(bool)
+        probs = np.prod(np.where(states, q[free], 1.0 - q[free]), axis=1)
+        weights = np.empty((states.shape[0], members.size))
+        mask = base.copy()
+        for row, state in enumerate(states):
+            mask[free] = state
+            weights[row] = np.asarray(scheme.decode_weights(mask), dtype=np.float64)[members]
+        patterns += states.shape[0]
+        mu = probs @ weights
+        centered = weights - mu
+        cov = centered.T @ (probs[:, None] * centered)
+        mean[members] = mu
+        if np.any(cov != 0):
+            blocks.append((members, cov))
+    return DecoderMoments(mean=mean, blocks=tuple(blocks), patterns=patterns, method="enumeration")
+
+
+def _worker_components(encoding) -> np.ndarray:
+    """Component label of every worker in the worker-partition graph."""
+    enc = sp.csr_array(encoding)
+    pattern = sp.csr_array((np.ones(enc.nnz), enc.indices, enc.indptr), shape=enc.shape)
+    _, labels = connected_components(sp.csr_array(pattern @ pattern.T), directed=False)
+    return labels
+
+
+# ---------------------------------------------------------------- exact error
+def expected_error(scheme, gradients, *, max_enumeration: int = MAX_ENUMERATION) -> ErrorResult:
+    r"""Exact :math:`E\|\hat g - g\|^2` for the partition gradients `gradients` (K x d).
+
+    Parameters
+    ----------
+    scheme : Design or Scheme
+    gradients : array (K, d)
+        ``g_j``, one row per partition; ``g = sum_j g_j``.
+    max_enumeration : int
+        Largest number of random workers (``0 < p < 1``) per enumerated
+        component, for arrival-dependent decoders.
+
+    Returns
+    -------
+    ErrorResult
+
+    Raises
+    ------
+    EvaluationError
+        An arrival-dependent decoder whose exact expectation would need more
+        than ``2^max_enumeration`` patterns per component.
+
+    Examples
+    --------
+    >>> from gcdesign import design, load_example
+    >>> d = design(load_example("toy-n8"), bits_per_worker=4)
+    >>> g = synthetic_gradients(d.partitions, 100, rng=0)
+    >>> r = expected_error(d, g)
+    >>> r.unbiased, r.bias_sq < 1e-20, r.error <= r.bound
+    (True, True, True)
+    """
+    grads = _evaluation_iv(scheme, gradients)
+    max_enumeration = positive_int("max_enumeration", max_enumeration, minimum=0)
+    moments = decoder_moments(scheme, max_enumeration=max_enumeration)
+    messages = worker_messages(scheme, grads)
+    target = grads.sum(axis=0)
+    bits = np.asarray(scheme.bits, dtype=np.int64)
+    quantizer = _quantizer(scheme)
+    bias_vec = moments.mean @ messages - target
+    bias_sq = float(bias_vec @ bias_vec)
+    straggler = 0.0
+    for idx, cov in moments.blocks:
+        sub = messages[idx]
+        straggler += float(np.sum(cov * (sub @ sub.T)))
+    variances = message_variances(messages, bits, quantizer)
+    quant = float(moments.second_moment_diag() @ variances)
+    error = bias_sq + straggler + quant
+    grad_norm_sq = float(target @ target)
+    big_g = float(np.max(np.linalg.norm(grads, axis=1)))
+    column = moments.mean @ sp.csr_array(scheme.encoding)
+    unbiased = bool(np.max(np.abs(column - 1.0)) <= UNBIASED_TOL)
+    bound = _lemma1_bound(scheme, big_g, grads.shape[1], quantizer)
+    rel = (lambda v: v / grad_norm_sq) if grad_norm_sq > 0 else (lambda v: math.inf)
+    return ErrorResult(
+        scheme=str(getattr(scheme, "name", "scheme")),
+        error=error,
+        relative_error=rel(error),
+        bias_sq=bias_sq,
+        straggler_variance=straggler,
+        quantization_variance=quant,
+        bound=bound,
+        relative_bound=None if bound is None else rel(bound),
+        grad_norm_sq=grad_norm_sq,
+        max_partition_norm=big_g,
+        unbiased=unbiased,
+        method=moments.method,
+        patterns=moments.patterns,
+    )
+
+
+def _lemma1_bound(scheme, big_g: float, dim: int, quantizer: str) -> float | None:
+    """Lemma 1: ``G^2 sum_i (1 - p_i)(p_i + delta_i) W_i^2`` (fixed nonnegative decoders only)."""
+    a = _fixed_decoding(scheme)
+    enc = sp.csr_array(scheme.encoding)
+    if a is None or np.any(a < 0) or np.any(enc.data < 0):
+        return None
+    q = _arrival_probs(scheme)
+    bits = np.asarray(scheme.bits, dtype=np.int64)
+    row_mass = a * np.asarray(enc.sum(axis=1)).ravel()
+    if quantizer == "stochastic":
+        delta = np.where(bits >= 2, delta_raw(np.maximum(bits, 2), dim), 0.0)
+    elif quantizer == "sign":
+        delta = np.full(bits.size, dim - 1.0)
+    else:
+        delta = np.zeros(bits.size)
+    used = q > 0
+    terms = q[used] * (1.0 - q[used] + delta[used]) * row_mass[used] ** 2
+    return big_g**2 * float(np.sum(terms))
+
+
+# ---------------------------------------------------------------- Monte Carlo
+def monte_carlo_error(
+    scheme,
+    gradients,
+    *,
+    trials: int,
+    rng=None,
+    workers: int | Callable | None = None,
+    reference: bool = False,
+) -> MonteCarloResult:
+    r"""Monte-Carlo estimate of :math:`E\|\hat g - g\|^2` (numba kernel, parallel over trials).
+
+    Parameters
+    ----------
+    scheme : Design or Scheme
+    gradients : array (K, d)
+    trials : int
+        Number of simulated rounds.
+    rng : None, int or numpy.random.Generator
+        Seeds one random stream per chunk of :data:`MC_CHUNK` trials. Same
+        seed, same result, whatever the number of threads.
+    workers : None, int or map-like callable
+        None: numba's default thread count; an int: that many threads (at
+        most ``NUMBA_NUM_THREADS``); a map-like callable (``map``,
+        ``Pool.map``, ``Client.map``): batches of chunks are mapped over it
+        (:func:`simulate_batch` is a module-level function, so it pickles).
+    reference : bool
+        Use the numpy reference of the kernel instead of numba (slow; tests).
+
+    Returns
+    -------
+    MonteCarloResult
+
+    Notes
+    -----
+    Arrivals are drawn first (counter-based uniforms, one stream per chunk),
+    then the decoder weights of every round are computed in Python (so
+    arrival-dependent decoders such as least squares work), then the kernel
+    quantizes coordinate by coordinate and scores each round.
+    """
+    grads = _evaluation_iv(scheme, gradients)
+    trials = positive_int("trials", trials, minimum=2)
+    rng = np.random.default_rng(rng)
+    n_chunks = -(-trials // MC_CHUNK)
+    keys = rng.integers(0, 2**64, size=(n_chunks, 2), dtype=np.uint64, endpoint=False)
+    messages = worker_messages(scheme, grads)
+    target = grads.sum(axis=0)
+    d = target.size
+    bits = np.asarray(scheme.bits, dtype=np.int64)
+    quantizer = _quantizer(scheme)
+    problem = _McProblem(
+        messages=messages,
+        norms=np.linalg.norm(messages, axis=1),
+        levels=np.where(bits >= 2, levels(np.maximum(bits, 2)), 1.0).astype(np.float64),
+        quantizer=_quantizer_code(quantizer),
+        target=target,
+        arrival=_arrival_probs(scheme),
+        fixed=_fixed_decoding(scheme),
+        decode=None if _fixed_decoding(scheme) is not None else scheme.decode_weights,
+        reference=bool(reference),
+    )
+    # Batches of chunks bound the memory of the per-chunk sums (C x d) and of the
+    # weights (T x N). Chunk results are reduced one by one in chunk order, so the
+    # batching (and the thread count) never changes a bit of the result.
+    per_batch = max(1, (1 << 22) // max(d, messages.shape[0]))
+    if callable(workers):
+        per_batch = min(per_batch, max(1, -(-n_chunks // 8)))
+    batches = [(problem, c0, keys[c0 : c0 + per_batch], trials) for c0 in range(0, n_chunks, per_batch)]
+    outputs = workers(simulate_batch, batches) if callable(workers) else _run_with_threads(batches, workers)
+    errors = []
+    dev_sum = np.zeros(d)
+    dev_sq = np.zeros(d)
+    for batch_errors, chunk_sums, chunk_squares in outputs:
+        errors.append(batch_errors)
+        for row_sum, row_sq in zip(chunk_sums, chunk_squares, strict=True):
+            dev_sum += row_sum
+            dev_sq += row_sq
+    errors = np.concatenate(errors)
+    return _summarize(str(getattr(scheme, "name", "scheme")), errors, dev_sum, dev_sq, target)
+
+
+@dataclass(frozen=True)
+class _McProblem:
+    messages: np.ndarray
+    norms: np.ndarray
+    levels: np.ndarray
+    quantizer: int
+    target: np.ndarray
+    arrival: np.ndarray
+    fixed: np.ndarray | None
+    decode: Callable | None
+    reference: bool
+
+
+def _quantizer_code(name: str) -> int:
+    from ._mc_kernels import QUANTIZER_CODES
+
+    return QUANTIZER_CODES[name]
+
+
+def round_weights(arrival: np.ndarray, fixed, decode, keys: np.ndarray, first_trial: int, trials: int):
+    """Arrivals and decoder weights (T_batch x N) for the chunks whose arrival keys are `keys`.
+
+    Round ``t_local`` of a chunk uses uniform ``t_local * N + i`` of the chunk's
+    arrival stream for worker i (arrives when it is below ``1 - p_i``).
+    """
+    from ._mc_kernels import uniforms
+
+    n = arrival.size
+    rows = []
+    for c, key in enumerate(keys):
+        start = first_trial + c * MC_CHUNK
+        count = min(MC_CHUNK, trials - start)
+        u = uniforms(key, np.arange(count * n)).reshape(count, n)
+        rows.append(u < arrival)
+    arrived = np.concatenate(rows)
+    if fixed is not None:
+        return np.where(arrived, fixed, 0.0)
+    weights = np.empty(arrived.shape)
+    cache: dict[bytes, np.ndarray] = {}
+    for t, mask in enumerate(arrived):
+        tag = np.packbits(mask).tobytes()
+        if tag not in cache:
+            cache[tag] = np.where(mask, np.asarray(decode(mask), dtype=np.float64), 0.0)
+        weights[t] = cache[tag]
+    return weights
+
+
+def simulate_batch(args):
+    """Run a batch of chunks: ``(problem, first_chunk, keys, trials) -> (errors, dev_sum, dev_sq)``.
+
+    ``dev_sum`` and ``dev_sq`` are per chunk (C_batch x d).
+    """
+    from ._mc_kernels import simulate_rounds, simulate_rounds_reference
+
+    problem, first_chunk, keys, trials = args
+    first_trial = first_chunk * MC_CHUNK
+    count = min(len(keys) * MC_CHUNK, trials - first_trial)
+    weights = round_weights(problem.arrival, problem.fixed, problem.decode, keys[:, 0], first_trial, trials)
+    d = problem.target.size
+    errors = np.zeros(count)
+    dev_sum = np.zeros((len(keys), d))
+    dev_sq = np.zeros((len(keys), d))
+    kernel = simulate_rounds_reference if problem.reference else simulate_rounds
+    kernel(
+        problem.messages,
+        problem.norms,
+        problem.levels,
+        problem.quantizer,
+        weights,
+        np.ascontiguousarray(keys[:, 1]),
+        MC_CHUNK,
+        problem.target,
+        errors,
+        dev_sum,
+        dev_sq,
+    )
+    return errors, dev_sum, dev_sq
+
+
+def _run_with_threads(batches, workers):
+    import numba
+
+    if workers is None:
+        return map(simulate_batch, batches)
+    threads = positive_int("workers", workers)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return [simulate_batch(b) for b in batches]
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _summarize(name, errors, dev_sum, dev_sq, target) -> MonteCarloResult:
+    trials = errors.size
+    grad_norm_sq = float(target @ target)
+    mean = float(errors.mean())
+    se = float(errors.std(ddof=1) / math.sqrt(trials))
+    bias_vec = dev_sum / trials
+    bias = float(np.linalg.norm(bias_vec))
+    # per-coordinate variance of ghat, then the tail of sum_k (mean_k - g_k)^2 under unbiasedness
+    var = np.maximum(dev_sq / trials - bias_vec**2, 0.0) * trials / (trials - 1)
+    w = var / trials
+    x = math.log(1.0 / BIAS_ALPHA)
+    bound_sq = float(w.sum() + 2.0 * math.sqrt(x * float(w @ w)) + 2.0 * x * float(w.max(initial=0.0)))
+    bias_bound = math.sqrt(bound_sq)
+    rel = (lambda v: v / grad_norm_sq) if grad_norm_sq > 0 else (lambda v: math.inf)
+    return MonteCarloResult(
+        scheme=name,
+        mean=mean,
+        standard_error=se,
+        relative_error=rel(mean),
+        relative_standard_error=rel(se),
+        bias=bias,
+        bias_bound=bias_bound,
+        biased=bool(bias > bias_bound),
+        trials=trials,
+        chunk=MC_CHUNK,
+        grad_norm_sq=grad_norm_sq,
+        errors=errors,
+    )
+
+
+__all__ = [
+    "DecoderMoments",
+    "ErrorResult",
+    "EvaluationError",
+    "MonteCarloResult",
+    "decoder_moments",
+    "expected_error",
+    "message_variances",
+    "monte_carlo_error",
+    "synthetic_gradients",
+    "worker_messages",
+]
