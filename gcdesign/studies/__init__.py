@@ -1,0 +1,67 @@
+"""Reproducible studies: ``gcdesign study NAME [--out DIR] [--quick]``.
+
+Each study is a module of this package with a function
+``run(out: Path, *, quick: bool, rng, progress: bool) -> StudyResult`` that
+writes PNG figures, a CSV of the numbers and returns a markdown summary;
+:func:`run_study` times it and writes ``NAME.md`` next to the other files.
+matplotlib (and, for the training studies, scikit-learn) are needed: the
+``studies`` extra (``pip install 'gcdesign[studies]'``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+from .._validate import choice
+from ._common import StudyResult
+
+STUDIES = {
+    "allocators": "objective and solver time of every bit allocator vs the budget (N = 50, 100)",
+    "convergence": "loss vs round of every scheme at a low and a high budget (logistic regression, digits)",
+    "bits": "loss vs total transmitted bits",
+    "adam": "Adam with and without two-track decoding",
+    "heterogeneity": "final loss vs the upper bound of the straggling parameters",
+    "latency": "expected round time and speedup vs tolerated stragglers (order statistics)",
+    "storage": "storage vs decoding error of random sparse approximate gradient codes (measured)",
+    "deadline": "loss vs simulated wall-clock time for several round deadlines",
+}
+
+
+def run_study(name: str, out=None, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
+    """Run the study `name`, writing its files into `out` (default ``./gcdesign-studies/NAME``).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`STUDIES`.
+    out : str or Path, optional
+        Output directory (created if missing).
+    quick : bool
+        The small version (under two minutes on two cores).
+    rng : int
+        Seed of everything random in the study.
+    progress : bool
+        Draw a progress bar on stderr (only when it is a terminal).
+    """
+    choice("study", name, STUDIES)
+    out = Path(out) if out is not None else Path("gcdesign-studies") / name
+    out.mkdir(parents=True, exist_ok=True)
+    module = importlib.import_module(f".{name}", __name__)
+    start = time.perf_counter()
+    result: StudyResult = module.run(out, quick=quick, rng=rng, progress=progress)
+    result.seconds = time.perf_counter() - start
+    mode = "quick (`--quick`)" if quick else "full"
+    text = [f"# Study `{name}`", "", STUDIES[name] + ".", "", result.summary.strip(), ""]
+    if result.notes:
+        text += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
+    text += [f"Mode: {mode}; run time {result.seconds:.1f} s.", ""]
+    text += ["Files: " + ", ".join(f"`{Path(f).name}`" for f in result.files), ""]
+    summary_path = out / f"{name}.md"
+    summary_path.write_text("\n".join(text))
+    result.files.append(summary_path)
+    return result
+
+
+__all__ = ["STUDIES", "StudyResult", "run_study"]

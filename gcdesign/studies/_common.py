@@ -1,0 +1,220 @@
+"""Shared pieces of the studies: progress bar, CSV, confidence intervals, plotting, runs."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..profile import ClusterProfile
+
+#: Line colours and styles per scheme, shared by every figure.
+STYLE = {
+    "centralized": ("black", "-"),
+    "joint": ("tab:red", "-"),
+    "osgc": ("tab:blue", "--"),
+    "sgc": ("tab:green", "--"),
+    "sgc-1bit": ("tab:olive", ":"),
+    "bgc": ("tab:purple", "-."),
+    "ehd": ("tab:brown", "-."),
+    "od": ("tab:pink", ":"),
+    "is-sgd": ("tab:gray", "--"),
+    "exact-cyclic": ("tab:cyan", ":"),
+    "exact-frc": ("tab:cyan", "-."),
+}
+
+LABELS = {
+    "centralized": "centralized SGD",
+    "joint": "joint design (ours)",
+    "osgc": "OSGC, equal bits",
+    "sgc": "SGC",
+    "sgc-1bit": "SGC, 1-bit signs",
+    "bgc": "BGC",
+    "ehd": "EHD",
+    "od": "OD",
+    "is-sgd": "IS-SGD",
+    "exact-cyclic": "exact GC (cyclic)",
+}
+
+
+@dataclass
+class StudyResult:
+    """What a study wrote: file paths, the summary text and the run time."""
+
+    name: str
+    files: list[Path] = field(default_factory=list)
+    summary: str = ""
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a TTY (and `enabled`)."""
+
+    def __init__(self, total: int, desc: str, *, enabled: bool = True, stream=None):
+        self.total = max(int(total), 1)
+        self.desc = desc
+        self.count = 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        if self.enabled:
+            frac = min(self.count / self.total, 1.0)
+            bar = "#" * int(30 * frac)
+            elapsed = time.perf_counter() - self.start
+            self.stream.write(f"\r{self.desc:<14} [{bar:<30}] {self.count}/{self.total} {elapsed:6.1f}s")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Write `rows` (dicts with the same keys) as CSV; floats with full precision."""
+    path = Path(path)
+    if not rows:
+        raise ValueError("no rows to write")
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return path
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its Student-t confidence interval (0 for one value)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, 0.0
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
+    return mean, half
+
+
+def diff_ci(a, b, level: float = 0.95) -> tuple[float, float]:
+    """Mean of ``a - b`` and its Welch confidence half-width (independent samples)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return float(a.mean() - b.mean()), 0.0
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    from scipy.stats import t
+
+    return float(a.mean() - b.mean()), float(t.ppf(0.5 + level / 2, dof) * se)
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 6.0, height: float = 4.2):
+    """A matplotlib Figure with Agg canvas (no pyplot state), and its axes array."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save_figure(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def style(name: str) -> dict:
+    color, line = STYLE.get(name, (None, "-"))
+    width = 2.2 if name == "joint" else 1.4
+    return {"color": color, "linestyle": line, "linewidth": width, "label": LABELS.get(name, name)}
+
+
+def band(ax, x, runs: np.ndarray, name: str, *, low: float = 10, high: float = 90) -> None:
+    """Mean line over runs (rows) with a shaded 10-90 percentile band."""
+    runs = np.asarray(runs, dtype=np.float64)
+    kw = style(name)
+    ax.plot(x, runs.mean(axis=0), **kw)
+    if runs.shape[0] > 1:
+        lo, hi = np.percentile(runs, [low, high], axis=0)
+        ax.fill_between(x, lo, hi, color=kw["color"], alpha=0.15, linewidth=0)
+
+
+def shifted_exponential_rates(n: int, *, high: float = 2.0, low: float = 0.01, rng=2026) -> np.ndarray:
+    """The paper's straggling parameters ``mu_i ~ U(low, high)`` (seed 2026 gives paper-n50)."""
+    return np.random.default_rng(rng).uniform(low, high, size=n)
+
+
+def paper_profile(n: int, *, dim: int, high: float = 2.0, deadline: float = 1.1, rng=2026) -> ClusterProfile:
+    """Shifted exponential (t0 = 1) round times against deadline 1.1, as in the paper."""
+    rates = shifted_exponential_rates(n, high=high, rng=rng)
+    return ClusterProfile.from_latency_model(
+        "shifted-exponential", rates=rates, deadline=deadline, shift=1.0, dim=dim
+    )
+
+
+def run_schemes(
+    problem,
+    profile: ClusterProfile,
+    budget: int,
+    names: Iterable[str],
+    *,
+    seeds: list[int],
+    steps: int,
+    optimizer,
+    progress: Progress | None = None,
+    stragglers=None,
+    scheme_options: dict | None = None,
+) -> dict[str, list]:
+    """Train every scheme in `names` once per seed; the seed also draws the scheme's random code.
+
+    Returns ``{name: [History, ...]}``.
+    """
+    from ..training import train, training_scheme
+
+    out: dict[str, list] = {}
+    for name in names:
+        runs = []
+        for seed in seeds:
+            options = dict((scheme_options or {}).get(name, {}))
+            scheme = training_scheme(name, profile, budget, rng=seed, **options)
+            runs.append(
+                train(problem, scheme, steps=steps, optimizer=optimizer, rng=seed, stragglers=stragglers)
+            )
+            if progress is not None:
+                progress.update()
+        out[name] = runs
+    return out
+
+
+def final_loss(history, fraction: float = 0.1) -> float:
+    """Mean loss over the last `fraction` of the rounds (smooths the round-to-round noise)."""
+    tail = max(1, int(round(fraction * history.steps)))
+    return float(np.mean(history.loss[-tail:]))
+
+
+def timed(func: Callable[[], StudyResult]) -> StudyResult:
+    start = time.perf_counter()
+    result = func()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
