@@ -271,6 +271,128 @@ def _cmd_show(args) -> int:
 COMMANDS = [_add_design, _add_examples, _add_profile, _add_show]
 
 
+# ------------------------------------------------------------------ latency
+def _add_latency(sub) -> None:
+    p = sub.add_parser("latency", help="expected round time and speedup of s-straggler tolerance")
+    p.add_argument("--workers", required=True, metavar="N", help="number of workers N")
+    p.add_argument("--rate", required=True, metavar="MU", help="exponential rate mu of a round time")
+    p.add_argument(
+        "--stragglers", required=True, metavar="S", help="tolerance s, or a comma-separated list like 0,10,20"
+    )
+    p.add_argument("--shift", default="0", metavar="T0", help="shift t0 of a shifted exponential (default 0)")
+    p.add_argument(
+        "--load-aware", action="store_true", help="a code tolerating s stragglers runs at load s + 1"
+    )
+    p.add_argument("--trials", default="0", metavar="T", help="also simulate T rounds per row (default 0)")
+    p.add_argument("--rng", default=None, metavar="SEED", help="seed of the simulation")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_latency)
+
+
+def _integer(text: str, name: str, allowed: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise UsageError(f"`{name}` must be {allowed}, got {text!r}.") from None
+
+
+def _cmd_latency(args) -> int:
+    import math
+
+    from .latency import latency_table
+
+    workers = _integer(args.workers, "workers", "an integer >= 1")
+    if workers < 1:
+        raise UsageError(f"`workers` must be an integer >= 1, got {workers}.")
+    rate = _number(args.rate, "rate")
+    if not (math.isfinite(rate) and rate > 0):
+        raise UsageError(f"`rate` must be a finite number > 0, got {args.rate!r}.")
+    shift = _number(args.shift, "shift")
+    if not (math.isfinite(shift) and shift >= 0):
+        raise UsageError(f"`shift` must be a finite number >= 0, got {args.shift!r}.")
+    allowed = f"integers in [0, N - 1] = [0, {workers - 1}] separated by commas"
+    stragglers = [_integer(part, "stragglers", allowed) for part in args.stragglers.split(",")]
+    for s in stragglers:
+        if not 0 <= s < workers:
+            raise UsageError(f"`stragglers` must be {allowed}, got {args.stragglers!r}.")
+    trials = _integer(args.trials, "trials", "an integer >= 0")
+    if trials < 0 or trials == 1:
+        raise UsageError(f"`trials` must be 0 or an integer >= 2, got {trials}.")
+    seed = None if args.rng is None else _integer(args.rng, "rng", "an integer seed >= 0")
+    if seed is not None and seed < 0:
+        raise UsageError(f"`rng` must be an integer seed >= 0, got {seed}.")
+    rows = latency_table(
+        workers, stragglers, rate=rate, shift=shift, load_aware=args.load_aware, trials=trials, rng=seed
+    )
+    uncoded = latency_table(workers, [0], rate=rate, shift=shift)[0]["expected_time"]
+    if args.json:
+        _print_json(
+            {
+                "workers": workers,
+                "rate": rate,
+                "shift": shift,
+                "load_aware": args.load_aware,
+                "uncoded_time": uncoded,
+                "rows": rows,
+            }
+        )
+        return 0
+    model = "exponential" if shift == 0 else f"shifted exponential (t0 = {shift:g})"
+    print(f"N = {workers} workers, {model} round times, rate mu = {rate:g}")
+    print(f"uncoded (wait for all {workers}, load 1): expected time {uncoded:.4f}")
+    header = f"{'s':>6} {'wait for':>9} {'load':>6} {'E[time]':>10} {'speedup':>8}"
+    if trials:
+        header += f" {'simulated':>10} {'+/- se':>8}"
+    print(header)
+    for r in rows:
+        line = (
+            f"{r['stragglers']:>6} {r['wait_for']:>9} {r['load']:>6g} {r['expected_time']:>10.4f} "
+            f"{r['speedup']:>7.2f}x"
+        )
+        if trials:
+            line += f" {r['simulated_time']:>10.4f} {r['simulated_stderr']:>8.4f}"
+        print(line)
+    return 0
+
+
+COMMANDS.append(_add_latency)
+
+
+# -------------------------------------------------------------------- study
+def _add_study(sub) -> None:
+    from .studies import STUDIES
+
+    names = ", ".join(STUDIES)
+    p = sub.add_parser(
+        "study",
+        help="run a reproducible study (figures, CSV, summary)",
+        description=f"Run a study and write its PNG figures, CSV and markdown summary. Studies: {names}.",
+    )
+    p.add_argument("name", metavar="NAME", help=f"one of: {names}")
+    p.add_argument("--out", metavar="DIR", help="output directory (default ./gcdesign-studies/NAME)")
+    p.add_argument("--quick", action="store_true", help="the small version (under two minutes)")
+    p.add_argument("--rng", type=int, default=0, metavar="SEED", help="seed of the study (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=_cmd_study)
+
+
+def _cmd_study(args) -> int:
+    from .studies import STUDIES, run_study
+
+    if args.name not in STUDIES:
+        raise UsageError(f"Unknown study {args.name!r}; choose one of: {', '.join(STUDIES)}.")
+    result = run_study(args.name, args.out, quick=args.quick, rng=args.rng, progress=not args.no_progress)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"study {args.name}: {result.seconds:.1f} s, wrote")
+    for path in result.files:
+        print(f"  {path}")
+    return 0
+
+
+COMMANDS.append(_add_study)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit code 2
         self.exit(2, f"gcdesign: error: {message}\n")

@@ -114,8 +114,8 @@ def expected_kth_time(n_workers: int, k: int, *, rate: float, shift: float = 0.0
 
     Examples
     --------
-    >>> round(expected_kth_time(100, 80, rate=1.0), 3)
-    1.589
+    >>> round(expected_kth_time(100, 80, rate=1.0), 4)  # the textbook's 1.589
+    1.5896
     """
     n, k = _check_wait(n_workers, k)
     rate = _finite("rate", rate, positive=True)

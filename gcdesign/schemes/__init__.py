@@ -106,5 +106,5 @@ def make_scheme(name: str, profile, budget: int, *, rng=None, replication: int =
 
 __all__ = ["SCHEMES", "Scheme", "make_scheme", "register_scheme"]
 
-from . import baselines  # noqa: E402,F401  (registers the baseline schemes)
-from . import exact  # noqa: E402,F401  (registers exact-frc, exact-cyclic)
+# importing these registers their schemes (baselines; exact-frc, exact-cyclic)
+from . import baselines, exact  # noqa: E402,F401

@@ -14,7 +14,8 @@ Two codes:
 * :func:`fractional_repetition_code` (needs ``(s + 1) | N``): the workers form
   ``N / (s + 1)`` groups of ``s + 1``; every member of group ``q`` sends the sum
   of the group's ``s + 1`` partitions. Any ``s`` stragglers leave one member of
-  each group. Perfectly conditioned.
+  each group. Worst-case condition number ``sqrt(s + 1)`` (a group with one
+  survivor next to a complete one).
 * :func:`cyclic_repetition_code` (any ``N`` and ``s < N``): row ``i`` is
   supported on partitions ``i, i + 1, ..., i + s (mod N)``. The coefficients
   are the null vectors of a parity-check matrix ``H`` (s x N, ``H 1 = 0``)
@@ -435,8 +436,8 @@ def condition_report(encoding, stragglers: int, *, max_sets: int = 20_000, rng=N
 
     Examples
     --------
-    >>> condition_report(fractional_repetition_code(6, 2), 2).worst
-    1.0
+    >>> round(condition_report(fractional_repetition_code(6, 2), 2).worst, 4)  # sqrt(s + 1)
+    1.7321
     """
     dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
     n = dense.shape[0]
