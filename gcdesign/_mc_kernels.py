@@ -8,9 +8,10 @@ fixed (trial, worker, coordinate), so
 * the result does not depend on how chunks are spread over threads
   (``NUMBA_NUM_THREADS = 1`` and ``2`` give bit-identical per-trial results);
 * the numba kernel and the numpy reference draw **the same** uniforms and
-  produce bit-identical estimates ``ghat`` (hence identical chunk sums of
-  ``ghat - g``); the per-trial squared errors agree to rounding (numba sums
-  the coordinates sequentially, numpy pairwise).
+  produce bit-identical estimates ``ghat`` and chunk sums of ``ghat - g``
+  (both accumulate round by round in the same order); the per-round squared
+  errors agree to rounding (numba sums the coordinates sequentially, numpy
+  pairwise).
 
 Quantizer codes: 0 stochastic (``b`` bits, ``s = 2^(b-1) - 1`` levels),
 1 sign (1 bit), 2 none (exact messages).
@@ -55,7 +56,7 @@ def uniforms(key, counters) -> np.ndarray:
 
 # ------------------------------------------------------------------ the kernel
 @numba.njit(cache=True, parallel=True)
-def simulate_rounds(x, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum, dev_sq):
+def simulate_rounds(x, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum):
     """Quantize, decode and score ``T`` rounds, chunk by chunk (parallel over chunks).
 
     Parameters
@@ -74,8 +75,8 @@ def simulate_rounds(x, norms, levels, quantizer, weights, keys, chunk, target, e
         The true gradient ``g``.
     errors : float64 (T,) (output)
         ``||ghat_t - g||^2``.
-    dev_sum, dev_sq : float64 (C, d) (output)
-        Per chunk, sums over its rounds of ``ghat - g`` and ``(ghat - g)^2``.
+    dev_sum : float64 (C, d) (output)
+        Per chunk, the sum over its rounds of ``ghat - g``.
 
     Draw positions: uniform ``((t_local * N + i) * d + k)`` of the chunk's stream
     quantizes coordinate k of worker i in the chunk's round ``t_local``.
@@ -120,13 +121,10 @@ def simulate_rounds(x, norms, levels, quantizer, weights, keys, chunk, target, e
                 dev = ghat[k] - target[k]
                 err += dev * dev
                 dev_sum[c, k] += dev
-                dev_sq[c, k] += dev * dev
             errors[t] = err
 
 
-def simulate_rounds_reference(
-    x, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum, dev_sq
-):
+def simulate_rounds_reference(x, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum):
     """numpy reference of :func:`simulate_rounds` (same arguments, same draws, loops over rounds)."""
     n_rounds, n = weights.shape
     d = x.shape[1]
@@ -156,4 +154,3 @@ def simulate_rounds_reference(
             dev = ghat - target
             errors[t] = np.sum(dev * dev)
             dev_sum[c] += dev
-            dev_sq[c] += dev * dev

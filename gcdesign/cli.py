@@ -393,6 +393,130 @@ def _cmd_study(args) -> int:
 COMMANDS.append(_add_study)
 
 
+# ----------------------------------------------------------------- evaluate
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="exact and Monte-Carlo error of a design (and of baselines at the same budget)",
+        description="Exact expected error and a Monte-Carlo estimate on synthetic gradients of "
+        "dimension --dim, for the design in FILE and optionally for baseline schemes.",
+    )
+    p.add_argument("file", metavar="FILE", help="a design (.json or .npz)")
+    p.add_argument("--trials", default="2000", metavar="T", help="Monte-Carlo rounds (default 2000)")
+    p.add_argument("--dim", default="1000", metavar="d", help="dimension of the gradients (default 1000)")
+    p.add_argument("--rng", default="0", metavar="S", help="seed (default 0)")
+    p.add_argument("--compare", default=None, metavar="SCHEMES", help="scheme names (a,b,...) or 'all'")
+    p.add_argument("--replication", default="2", metavar="R", help="baselines' replication (default 2)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _int_arg(text: str, name: str, minimum: int) -> int:
+    from ._validate import positive_int
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"`{name}` must be an integer >= {minimum}, got {text!r}.") from None
+    return positive_int(name, value, minimum=minimum)
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluation import EvaluationError, expected_error, monte_carlo_error, synthetic_gradients
+    from .io import load_design
+    from .schemes import SCHEMES, make_scheme
+
+    trials = _int_arg(args.trials, "trials", 2)
+    dim = _int_arg(args.dim, "dim", 1)
+    seed = _int_arg(args.rng, "rng", 0)
+    replication = _int_arg(args.replication, "replication", 1)
+    names: list[str] = []
+    if args.compare is not None:
+        if args.compare.strip() == "all":
+            names = [n for n in sorted(SCHEMES) if n != "joint"]
+        else:
+            names = [n.strip() for n in args.compare.split(",") if n.strip()]
+            if not names:
+                raise UsageError("`compare` must list scheme names separated by commas, or be 'all'.")
+            for n in names:
+                if n not in SCHEMES:
+                    valid = ", ".join(sorted(SCHEMES))
+                    raise UsageError(f"Unknown scheme {n!r} in `compare`; choose from: {valid}.")
+    result = load_design(args.file)
+    profile = result.profile
+    grads = synthetic_gradients(profile.partitions, dim, rng=seed)
+    schemes = [("design", result)]
+    for n in names:
+        try:
+            schemes.append((n, make_scheme(n, profile, result.budget, rng=seed, replication=replication)))
+        except InputError as exc:
+            if args.compare.strip() != "all":
+                raise
+            print(f"note: skipped {n}: {exc}", file=sys.stderr)
+    if dim != profile.dim:
+        print(
+            f"note: gradients of dimension {dim} (the profile says {profile.dim}); the quantization "
+            "error is evaluated at this dimension.",
+            file=sys.stderr,
+        )
+    rows = []
+    for label, scheme in schemes:
+        try:
+            exact = expected_error(scheme, grads)
+        except EvaluationError:
+            exact = None
+        mc = monte_carlo_error(scheme, grads, trials=trials, rng=seed)
+        rows.append(
+            {
+                "scheme": label,
+                "bits": int(scheme.bits.sum()),
+                "exact_error": None if exact is None else exact.error,
+                "exact_relative_error": None if exact is None else exact.relative_error,
+                "unbiased": None if exact is None else exact.unbiased,
+                "bound": None if exact is None else exact.bound,
+                "mc_error": mc.mean,
+                "mc_standard_error": mc.standard_error,
+                "mc_relative_error": mc.relative_error,
+                "mc_relative_standard_error": mc.relative_standard_error,
+                "bias": mc.bias,
+                "bias_bound": mc.bias_bound,
+                "biased": mc.biased,
+            }
+        )
+    if args.json:
+        _print_json(
+            {
+                "file": str(args.file),
+                "workers": profile.n_workers,
+                "partitions": profile.partitions,
+                "budget": result.budget,
+                "dim": dim,
+                "trials": trials,
+                "rng": seed,
+                "rows": rows,
+            }
+        )
+        return 0
+    print(
+        f"{args.file}: N = {profile.n_workers}, K = {profile.partitions}, budget {result.budget} bits; "
+        f"synthetic gradients d = {dim} (seed {seed}), {trials} Monte-Carlo rounds"
+    )
+    print("scheme         exact rel. err  MC rel. err      +- SE       bias bias bound  biased")
+    for r in rows:
+        exact = "n/a" if r["exact_relative_error"] is None else f"{r['exact_relative_error']:.5g}"
+        print(
+            f"{r['scheme']:<14} {exact:>14} {r['mc_relative_error']:>12.5g} "
+            f"{r['mc_relative_standard_error']:>10.2g} {r['bias']:>10.3g} {r['bias_bound']:>10.3g}  "
+            f"{'yes' if r['biased'] else 'no'}"
+        )
+    if any(r["exact_relative_error"] is None for r in rows):
+        print("n/a: arrival-dependent decoder with too many arrival patterns for the exact value (MC only)")
+    return 0
+
+
+COMMANDS.append(_add_evaluate)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit code 2
         self.exit(2, f"gcdesign: error: {message}\n")

@@ -51,7 +51,8 @@ from ._validate import InputError, positive_int
 from .quantization import delta_raw, levels
 
 MAX_ENUMERATION = 16  # random workers per component enumerated exactly (2^16 decoder calls)
-MC_CHUNK = 64  # trials per random stream: fixed, so results do not depend on the thread count
+MC_CHUNK = 16  # trials per random stream: fixed, so results do not depend on the thread count
+BIAS_GROUPS = 32  # batch means for the bias test (chunk c goes to group c mod BIAS_GROUPS)
 BIAS_ALPHA = 1e-3  # level of the bias confidence bound
 UNBIASED_TOL = 1e-9
 
@@ -129,9 +130,15 @@ class MonteCarloResult:
         Empirical bias ``||mean_t(ghat_t) - g||``.
     bias_bound : float
         If the scheme is unbiased, ``bias <= bias_bound`` with probability
-        about ``1 - 1e-3`` (Laurent-Massart tail of the weighted chi-square
-        ``sum_k (mean ghat_k - g_k)^2`` with the per-coordinate variances
-        estimated from the same trials).
+        about ``1 - 1e-3``. Batch means: the chunks of trials form ``G`` groups
+        (``G = min(32, chunks)``) with means ``m_g`` over ``n_g`` trials;
+        ``s^2 = sum_g n_g ||m_g - m||^2 / (G - 1)`` estimates
+        ``tr Cov(ghat)`` and ``bias_bound = sqrt(q s^2 / T)`` with ``q`` the
+        ``1 - 1e-3`` quantile of ``F(1, G - 1)``. This is the exact level when
+        the noise of ``ghat`` lies along one direction (the least favourable
+        case) and conservative otherwise; it needs no independence between
+        coordinates, which straggling breaks (every coordinate moves with the
+        same arrivals).
     biased : bool
         ``bias > bias_bound``: the data reject unbiasedness.
     trials : int
@@ -493,15 +500,19 @@ def monte_carlo_error(
     batches = [(problem, c0, keys[c0 : c0 + per_batch], trials) for c0 in range(0, n_chunks, per_batch)]
     outputs = workers(simulate_batch, batches) if callable(workers) else _run_with_threads(batches, workers)
     errors = []
-    dev_sum = np.zeros(d)
-    dev_sq = np.zeros(d)
-    for batch_errors, chunk_sums, chunk_squares in outputs:
+    groups = min(BIAS_GROUPS, n_chunks)
+    group_sums = np.zeros((groups, d))
+    chunk = 0
+    for batch_errors, chunk_sums in outputs:
         errors.append(batch_errors)
-        for row_sum, row_sq in zip(chunk_sums, chunk_squares, strict=True):
-            dev_sum += row_sum
-            dev_sq += row_sq
+        for row in chunk_sums:
+            group_sums[chunk % groups] += row
+            chunk += 1
     errors = np.concatenate(errors)
-    return _summarize(str(getattr(scheme, "name", "scheme")), errors, dev_sum, dev_sq, target)
+    group_sizes = np.bincount(
+        np.arange(n_chunks) % groups, weights=np.diff(np.minimum(np.arange(n_chunks + 1) * MC_CHUNK, trials))
+    )
+    return _summarize(str(getattr(scheme, "name", "scheme")), errors, group_sums, group_sizes, target)
 
 
 @dataclass(frozen=True)
@@ -552,9 +563,9 @@ def round_weights(arrival: np.ndarray, fixed, decode, keys: np.ndarray, first_tr
 
 
 def simulate_batch(args):
-    """Run a batch of chunks: ``(problem, first_chunk, keys, trials) -> (errors, dev_sum, dev_sq)``.
+    """Run a batch of chunks: ``(problem, first_chunk, keys, trials) -> (errors, dev_sum)``.
 
-    ``dev_sum`` and ``dev_sq`` are per chunk (C_batch x d).
+    ``dev_sum`` holds, per chunk (C_batch x d), the sum over its rounds of ``ghat - g``.
     """
     from ._mc_kernels import simulate_rounds, simulate_rounds_reference
 
@@ -565,7 +576,6 @@ def simulate_batch(args):
     d = problem.target.size
     errors = np.zeros(count)
     dev_sum = np.zeros((len(keys), d))
-    dev_sq = np.zeros((len(keys), d))
     kernel = simulate_rounds_reference if problem.reference else simulate_rounds
     kernel(
         problem.messages,
@@ -578,9 +588,8 @@ def simulate_batch(args):
         problem.target,
         errors,
         dev_sum,
-        dev_sq,
     )
-    return errors, dev_sum, dev_sq
+    return errors, dev_sum
 
 
 def _run_with_threads(batches, workers):
@@ -597,19 +606,23 @@ def _run_with_threads(batches, workers):
         numba.set_num_threads(previous)
 
 
-def _summarize(name, errors, dev_sum, dev_sq, target) -> MonteCarloResult:
+def _summarize(name, errors, group_sums, group_sizes, target) -> MonteCarloResult:
+    from scipy.stats import f as f_dist
+
     trials = errors.size
     grad_norm_sq = float(target @ target)
     mean = float(errors.mean())
     se = float(errors.std(ddof=1) / math.sqrt(trials))
-    bias_vec = dev_sum / trials
+    bias_vec = group_sums.sum(axis=0) / trials
     bias = float(np.linalg.norm(bias_vec))
-    # per-coordinate variance of ghat, then the tail of sum_k (mean_k - g_k)^2 under unbiasedness
-    var = np.maximum(dev_sq / trials - bias_vec**2, 0.0) * trials / (trials - 1)
-    w = var / trials
-    x = math.log(1.0 / BIAS_ALPHA)
-    bound_sq = float(w.sum() + 2.0 * math.sqrt(x * float(w @ w)) + 2.0 * x * float(w.max(initial=0.0)))
-    bias_bound = math.sqrt(bound_sq)
+    groups = group_sizes.size
+    if groups >= 2:
+        spread = group_sums / group_sizes[:, None] - bias_vec
+        trace_cov = float(np.sum(group_sizes * np.einsum("gk,gk->g", spread, spread))) / (groups - 1)
+        quantile = float(f_dist.ppf(1.0 - BIAS_ALPHA, 1, groups - 1))
+        bias_bound = math.sqrt(quantile * trace_cov / trials)
+    else:
+        bias_bound = math.inf
     rel = (lambda v: v / grad_norm_sq) if grad_norm_sq > 0 else (lambda v: math.inf)
     return MonteCarloResult(
         scheme=name,
