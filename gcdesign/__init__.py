@@ -8,6 +8,7 @@ from ._validate import InputError
 from .allocation import ALLOCATORS, Allocation, allocate_bits, allocate_table, utility_table
 from .construction import decompose, group_workers, hub_layout, segment_layout
 from .design import Design, DesignError, design
+from .evaluation import expected_error, monte_carlo_error, synthetic_gradients
 from .io import load_design, save_design
 from .profile import ClusterProfile, list_examples, load_example, load_profile, save_profile
 from .quantization import delta_raw, quantization_variance, quantize, resolve_kappa
@@ -28,12 +29,14 @@ __all__ = [
     "decompose",
     "delta_raw",
     "design",
+    "expected_error",
     "group_workers",
     "hub_layout",
     "list_examples",
     "load_design",
     "load_example",
     "load_profile",
+    "monte_carlo_error",
     "optimal_structure",
     "quantization_variance",
     "quantize",
@@ -41,6 +44,7 @@ __all__ = [
     "save_design",
     "save_profile",
     "segment_layout",
+    "synthetic_gradients",
     "utilities",
     "utility_table",
 ]

@@ -47,7 +47,7 @@ def _uniform(key, counter):
 def uniforms(key, counters) -> np.ndarray:
     """numpy reference of the counter-based generator (vectorized over `counters`)."""
     with np.errstate(over="ignore"):
-        z = np.uint64(key) + (np.asarray(counters, dtype=np.uint64) + _ONE) * GOLDEN
+        z = np.asarray(key, dtype=np.uint64) + (np.asarray(counters, dtype=np.uint64) + _ONE) * GOLDEN
         z = (z ^ (z >> _S30)) * _MIX1
         z = (z ^ (z >> _S27)) * _MIX2
         z = z ^ (z >> _S31)

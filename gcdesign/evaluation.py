@@ -543,13 +543,10 @@ def round_weights(arrival: np.ndarray, fixed, decode, keys: np.ndarray, first_tr
     from ._mc_kernels import uniforms
 
     n = arrival.size
-    rows = []
-    for c, key in enumerate(keys):
-        start = first_trial + c * MC_CHUNK
-        count = min(MC_CHUNK, trials - start)
-        u = uniforms(key, np.arange(count * n)).reshape(count, n)
-        rows.append(u < arrival)
-    arrived = np.concatenate(rows)
+    # every chunk's stream at once: row c holds uniforms 0 .. MC_CHUNK * N - 1 of key c
+    u = uniforms(np.asarray(keys, dtype=np.uint64)[:, None], np.arange(MC_CHUNK * n)[None, :])
+    count = min(len(keys) * MC_CHUNK, trials - first_trial)
+    arrived = (u.reshape(-1, n) < arrival)[:count]
     if fixed is not None:
         return np.where(arrived, fixed, 0.0)
     weights = np.empty(arrived.shape)
