@@ -1,0 +1,135 @@
+"""Tests of the studies (gcdesign/studies/): small runs in quick mode, CSV content, CLI."""
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+
+from gcdesign import ClusterProfile
+from gcdesign.cli import main
+from gcdesign.studies import STUDIES, run_study
+from gcdesign.studies._common import Progress, diff_ci, final_loss, mean_ci, run_schemes
+from gcdesign.studies.convergence import final_table
+from gcdesign.training import sgd, synthetic_problem
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_latency_study_writes_sane_files(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = run_study("latency", tmp_path, quick=True, progress=False)
+    names = {p.name for p in result.files}
+    assert {"latency.csv", "latency.png", "latency.md"} <= names
+    assert (tmp_path / "latency.png").read_bytes()[:8] == PNG_MAGIC
+    rows = _rows(tmp_path / "latency.csv")
+    expo = {int(r["stragglers"]): r for r in rows if r["model"] == "exponential"}
+    assert len(expo) == 100
+    # the textbook worked example (N = 100, mu = 1)
+    assert float(expo[0]["expected_time"]) == pytest.approx(5.187, abs=1e-3)
+    assert float(expo[20]["speedup"]) == pytest.approx(3.26, abs=5e-3)
+    assert float(expo[50]["speedup"]) == pytest.approx(7.54, abs=5e-3)
+    times = [float(expo[s]["expected_time"]) for s in range(100)]
+    assert all(a > b for a, b in zip(times, times[1:], strict=False))
+    for r in rows:  # Monte Carlo agrees with the closed form
+        if r["simulated_time"]:
+            z = abs(float(r["simulated_time"]) - float(r["expected_time"])) / float(r["simulated_stderr"])
+            assert z < 4.5
+    md = (tmp_path / "latency.md").read_text()
+    assert "![round time and speedup](latency.png)" in md and "run time" in md
+
+
+def test_final_table_verdicts_on_a_small_comparison():
+    prob = synthetic_problem("logistic", partitions=6, n_samples=120, n_features=4, rng=0)
+    profile = ClusterProfile([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], dim=prob.dim)
+    runs = run_schemes(
+        prob,
+        profile,
+        18,
+        ["centralized", "joint"],
+        seeds=[1, 2, 3],
+        steps=60,
+        optimizer=sgd(0.5, batch_size=4),
+    )
+    assert [h.steps for h in runs["joint"]] == [60, 60, 60]
+    table = final_table({3: runs})
+    by_name = {r["scheme"]: r for r in table}
+    assert by_name["centralized"]["gap_mean"] == 0.0 and by_name["centralized"]["gap_ci95"] == 0.0
+    central = np.array([final_loss(h) for h in runs["centralized"]])
+    joint = np.array([final_loss(h) for h in runs["joint"]])
+    assert by_name["joint"]["gap_mean"] == pytest.approx(np.mean(joint - central))
+
+
+def test_confidence_intervals_match_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 1.0, 12), rng.normal(0.0, 2.0, 9)
+    mean, half = mean_ci(a)
+    lo, hi = stats.t.interval(0.95, a.size - 1, loc=a.mean(), scale=stats.sem(a))
+    assert (mean - half, mean + half) == pytest.approx((lo, hi))
+    d, h = diff_ci(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (d - h, d + h) == pytest.approx((ci.low, ci.high))
+    assert mean_ci([2.0]) == (2.0, 0.0)
+
+
+def test_progress_bar_only_on_a_terminal():
+    plain = io.StringIO()
+    with Progress(3, "x", stream=plain) as bar:
+        bar.update()
+    assert plain.getvalue() == ""
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    with Progress(2, "demo", stream=tty) as bar:
+        bar.update(2)
+    assert "demo" in tty.getvalue() and "2/2" in tty.getvalue()
+    off = Tty()
+    with Progress(2, "demo", stream=off, enabled=False) as bar:
+        bar.update()
+    assert off.getvalue() == ""
+
+
+def test_cli_study(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["study", "nope"]) == 2
+    assert "Unknown study" in capsys.readouterr().err
+    out = tmp_path / "lat"
+    assert main(["study", "latency", "--quick", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "latency.csv").exists() and (out / "latency.png").exists()
+    assert "latency.md" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_every_study_quick(tmp_path, name):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("sklearn")
+    result = run_study(name, tmp_path, quick=True, progress=False)
+    pngs = list(tmp_path.glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+    csvs = list(tmp_path.glob("*.csv"))
+    assert csvs and all(len(_rows(p)) > 0 for p in csvs)
+    for p in csvs:
+        for row in _rows(p):
+            for key, value in row.items():
+                if value and key not in ("scheme", "method", "model", "variant", "verdict", "optimal"):
+                    assert math.isfinite(float(value)), (p.name, key, value)
+    assert (tmp_path / f"{name}.md").exists()
+    if name == "allocators":
+        rows = _rows(tmp_path / "allocators.csv")
+        assert all(float(r["relative_gap_to_dp"]) >= -1e-12 for r in rows)
+    if name == "convergence":
+        rows = _rows(tmp_path / "convergence_final.csv")
+        assert {r["scheme"] for r in rows} >= {"centralized", "joint"}
+    assert result.seconds > 0
