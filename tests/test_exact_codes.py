@@ -237,3 +237,20 @@ def test_equal_bits_split():
 def test_docstring_examples_run():
     result = doctest.testmod(exact_module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_frc_scheme_decoder_is_local_per_group():
+    # local_decoder=True lets the evaluator enumerate arrivals group by group: the weights of a
+    # group must be 1 / (number of its survivors) on the survivors, whatever happens elsewhere
+    n, s = 12, 2
+    scheme = make_scheme("exact-frc", _profile(n), budget=3 * n, stragglers=s)
+    assert scheme.local_decoder
+    assert not make_scheme("exact-cyclic", _profile(n), budget=3 * n, stragglers=s).local_decoder
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        arrived = rng.random(n) < 0.6
+        expected = np.zeros(n)
+        for group in np.arange(n).reshape(-1, s + 1):
+            alive = group[arrived[group]]
+            expected[alive] = 1.0 / alive.size if alive.size else 0.0
+        np.testing.assert_allclose(scheme.decode_weights(arrived), expected, atol=1e-12)

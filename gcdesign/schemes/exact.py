@@ -606,6 +606,9 @@ def exact_scheme(
         straggler_probs=profile.straggler_probs,
         decoder=ExactDecoder(encoding, s),
         quantizer=quantizer,
+        # FRC: both branches give equal weights on each group's survivors (zero for a wiped
+        # group), so the weights on a group depend only on its own arrivals.
+        local_decoder=kind == "frc",
         description=(
             f"exact {'fractional' if kind == 'frc' else 'cyclic'} repetition code, s = {s} "
             f"(storage {s + 1}); exact decoder with >= N - s arrivals, least squares below"
