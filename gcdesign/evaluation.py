@@ -262,17 +262,19 @@ def message_variances(messages: np.ndarray, bits: np.ndarray, quantizer: str) ->
 class DecoderMoments:
     """Mean and covariance of the round's effective weights ``w_i = a_i(I) I_i``.
 
-    ``blocks`` lists ``(workers, covariance)`` pairs; the covariance is block
-    diagonal over them (independent components). ``patterns`` counts decoder calls.
+    The covariance is ``diag(variance)`` plus the blocks: ``blocks`` lists
+    ``(workers, covariance)`` pairs of independent components. ``patterns``
+    counts decoder calls.
     """
 
     mean: np.ndarray
+    variance: np.ndarray
     blocks: tuple
     patterns: int
     method: str
 
     def second_moment_diag(self) -> np.ndarray:
-        out = self.mean**2
+        out = self.mean**2 + self.variance
         for idx, cov in self.blocks:
             out[idx] += np.diag(cov)
         return out
@@ -291,9 +293,9 @@ def decoder_moments(scheme, *, max_enumeration: int = MAX_ENUMERATION) -> Decode
     fixed = _fixed_decoding(scheme)
     if fixed is not None:
         a = np.where(q > 0, fixed, 0.0)
-        cov = a**2 * q * (1.0 - q)
-        blocks = tuple((np.array([i]), np.array([[cov[i]]])) for i in np.flatnonzero(cov))
-        return DecoderMoments(mean=a * q, blocks=blocks, patterns=0, method="closed-form")
+        return DecoderMoments(
+            mean=a * q, variance=a**2 * q * (1.0 - q), blocks=(), patterns=0, method="closed-form"
+        )
     if getattr(scheme, "local_decoder", False):
         labels = _worker_components(scheme.encoding)
     else:
@@ -328,7 +330,9 @@ def decoder_moments(scheme, *, max_enumeration: int = MAX_ENUMERATION) -> Decode
         mean[members] = mu
         if np.any(cov != 0):
             blocks.append((members, cov))
-    return DecoderMoments(mean=mean, blocks=tuple(blocks), patterns=patterns, method="enumeration")
+    return DecoderMoments(
+        mean=mean, variance=np.zeros(n), blocks=tuple(blocks), patterns=patterns, method="enumeration"
+    )
 
 
 def _worker_components(encoding) -> np.ndarray:
@@ -380,7 +384,7 @@ def expected_error(scheme, gradients, *, max_enumeration: int = MAX_ENUMERATION)
     quantizer = _quantizer(scheme)
     bias_vec = moments.mean @ messages - target
     bias_sq = float(bias_vec @ bias_vec)
-    straggler = 0.0
+    straggler = float(moments.variance @ np.einsum("ij,ij->i", messages, messages))
     for idx, cov in moments.blocks:
         sub = messages[idx]
         straggler += float(np.sum(cov * (sub @ sub.T)))
