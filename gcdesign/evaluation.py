@@ -459,7 +459,10 @@ def monte_carlo_error(
         None: numba's default thread count; an int: that many threads (at
         most ``NUMBA_NUM_THREADS``); a map-like callable (``map``,
         ``Pool.map``, ``Client.map``): batches of chunks are mapped over it
-        (:func:`simulate_batch` is a module-level function, so it pickles).
+        (:func:`simulate_batch` is a module-level function, so it pickles;
+        the baseline decoders are picklable classes). Use a ``spawn`` (or
+        ``forkserver``) process pool: forking a process whose numba kernels
+        already ran on the OpenMP threading layer aborts the child.
     reference : bool
         Use the numpy reference of the kernel instead of numba (slow; tests).
 

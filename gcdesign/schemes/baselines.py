@@ -114,13 +114,32 @@ def _ones(rows, cols, n: int, k: int) -> sp.csr_array:
     return enc
 
 
-def _ls_decoder(encoding: sp.csr_array):
-    enc = sp.csr_array(encoding)
+class LeastSquaresDecoder:
+    """Per-round least-squares decoder of a fixed encoding (a picklable callable)."""
 
-    def decoder(arrived: np.ndarray) -> np.ndarray:
-        return least_squares_weights(enc, arrived)
+    def __init__(self, encoding):
+        self.encoding = sp.csr_array(encoding)
 
-    return decoder
+    def __call__(self, arrived: np.ndarray) -> np.ndarray:
+        return least_squares_weights(self.encoding, arrived)
+
+
+class FirstPerGroupDecoder:
+    """Weight 1 on the arrived worker of lowest index in each group (a picklable callable)."""
+
+    def __init__(self, group_of: np.ndarray):
+        self.group_of = np.asarray(group_of)
+
+    def __call__(self, arrived: np.ndarray) -> np.ndarray:
+        a = np.zeros(self.group_of.size)
+        idx = np.flatnonzero(arrived)
+        # idx is sorted, so np.unique's first index is the lowest arrived worker of each group
+        _, first = np.unique(self.group_of[idx], return_index=True)
+        a[idx[first]] = 1.0
+        return a
+
+
+_ls_decoder = LeastSquaresDecoder
 
 
 # ------------------------------------------------------------------ schemes
@@ -194,20 +213,12 @@ def ehd(profile, budget, *, rng=None, replication=2, **options) -> Scheme:
     group_of = np.concatenate([np.full(g.size, t) for t, g in enumerate(groups)])
     n_groups = len(groups)
 
-    def decoder(arrived: np.ndarray) -> np.ndarray:
-        a = np.zeros(n)
-        idx = np.flatnonzero(arrived)
-        # first arrived worker of each group (idx is sorted, so np.unique's first index is the lowest)
-        _, first = np.unique(group_of[idx], return_index=True)
-        a[idx[first]] = 1.0
-        return a
-
     return Scheme(
         name="ehd",
         encoding=enc,
         bits=equal_bits(profile.straggler_probs, budget),
         straggler_probs=profile.straggler_probs,
-        decoder=decoder,
+        decoder=FirstPerGroupDecoder(group_of),
         description=f"fractional repetition ({n_groups} groups of {d_rep}), one message per covered group",
         local_decoder=True,
     )
