@@ -12,16 +12,17 @@ i.e. ``a = pinv(B_T^T) 1``. A dense pseudo-inverse costs an SVD of the
 vector (to about 1e-12) much faster:
 
 1. drop the columns no arrived row touches (their residual is 1 whatever ``a``);
-2. split the arrived rows into the connected components of the
-   worker-partition graph (the problem separates exactly over components);
-3. small components: dense pseudo-inverse of the small block;
-4. large components: the normal equations on the smaller Gram matrix
-   (``B_c B_c^T`` when the block is wide, ``B_c^T B_c`` when tall), factorized
-   by a sparse LU in symmetric mode. When the block has full rank in its
-   smaller dimension, this solution is the unique minimum-norm one. A tiny
-   pivot or a large residual (rank deficiency, bad conditioning) falls back to
-   the dense pseudo-inverse of that component, so the answer is always the
-   minimum-norm least-squares solution.
+2. solve the normal equations on the smaller Gram matrix (``B_T B_T^T`` when
+   fewer rows than columns: ``a = (B B^T)^{-1} B 1``; ``B_T^T B_T`` otherwise:
+   ``a = B (B^T B)^{-1} 1``), factorized by a sparse LU (SuperLU, symmetric
+   mode, minimum-degree ordering). When the block has full rank in its smaller
+   dimension this is the unique minimum-norm least-squares solution;
+3. a tiny pivot or a large residual means rank deficiency (or bad
+   conditioning): split the arrived rows into the connected components of the
+   worker-partition graph (the problem separates exactly over components) and
+   solve each one by step 2, or by a dense pseudo-inverse when the component
+   is small or step 2 fails on it. So the answer is always the minimum-norm
+   least-squares solution.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 DENSE_COMPONENT = 24  # components this small (rows or columns) go straight to the dense solver
-PIVOT_RTOL = 1e-9  # smallest |pivot| / largest |pivot| accepted from the sparse factorization
+PIVOT_RTOL = 1e-7  # smallest |pivot| / largest |pivot| accepted (a proxy for the conditioning)
 RESIDUAL_RTOL = 1e-11  # relative residual of the normal equations accepted
 
 
@@ -139,6 +140,7 @@ def _spd_solve(matrix: sp.csc_array, rhs: np.ndarray) -> np.ndarray | None:
     if pivots.size == 0 or not pivots.min() > PIVOT_RTOL * pivots.max():
         return None
     sol = lu.solve(rhs)
+    sol += lu.solve(rhs - matrix @ sol)  # one step of iterative refinement
     residual = np.linalg.norm(matrix @ sol - rhs)
     if not np.isfinite(residual) or residual > RESIDUAL_RTOL * max(np.linalg.norm(rhs), 1.0) * pivots.size:
         return None
