@@ -216,3 +216,13 @@ def test_expander_scheme_decoders():
     assert np.linalg.norm(a @ opt.encoding - 1) <= np.linalg.norm(
         lin.decode_weights(arrived) @ lin.encoding - 1
     )
+
+
+@pytest.mark.parametrize("name", ["od", "ehd", "random-sparse", "expander-ls"])
+def test_arrival_dependent_schemes_pickle(name):
+    import pickle
+
+    scheme = make_scheme(name, PROFILE, BUDGET, rng=5)
+    clone = pickle.loads(pickle.dumps(scheme))
+    arrived = np.array([1, 0, 1, 1, 0, 1, 1, 0], dtype=bool)
+    np.testing.assert_array_equal(clone.decode_weights(arrived), scheme.decode_weights(arrived))
