@@ -241,3 +241,29 @@ def test_digits_problem_if_sklearn_present():
     assert (prob.n_samples, prob.dim, prob.partitions) == (1797, 65, 20)
     assert np.linalg.norm(prob.gradient(prob.optimum)) < 1e-8
     assert set(np.unique(prob.targets)) == {0.0, 1.0}
+
+
+def test_digits_joint_design_is_unbiased_and_ignoring_stragglers_is_not():
+    """Chi-square test of the mean decoded gradient on real data, paper profile (mean p = 0.9)."""
+    pytest.importorskip("sklearn")
+    from scipy import stats
+
+    from gcdesign.studies._common import paper_profile
+    from gcdesign.training import digits_problem, training_scheme
+
+    prob = digits_problem("logistic", partitions=50, rng=0)
+    profile = paper_profile(50, dim=prob.dim)
+    w = 0.5 * prob.optimum
+    truth = prob.gradient(w)
+    joint = training_scheme("joint", profile, 150)
+    est = gradient_estimates(prob, joint, w, rounds=6000, rng=2)
+    se = est.std(axis=0, ddof=1) / math.sqrt(est.shape[0])
+    live = se > 0  # pixels that are zero in every image: gradient and estimate are exactly 0
+    assert np.array_equal(est.mean(axis=0)[~live], truth[~live])
+    chi2 = float(np.sum(((est.mean(axis=0)[live] - truth[live]) / se[live]) ** 2))
+    assert stats.chi2.sf(chi2, int(live.sum())) > 1e-3
+    ignore = Scheme(
+        "ignore", sp.identity(50, format="csr"), np.full(50, 3), profile.straggler_probs, decoding=np.ones(50)
+    )
+    bad = gradient_estimates(prob, ignore, w, rounds=500, rng=2)
+    assert np.linalg.norm(bad.mean(axis=0) - truth) > 0.5 * np.linalg.norm(truth)

@@ -33,12 +33,12 @@ BUDGETS = (3, 7)
 LEARNING_RATES = (0.01, 0.03)
 LAMBDAS = (0.1, 1.0, 10.0)
 BASELINES = ("osgc", "sgc", "bgc")
-COLORS = {"off": "tab:orange", 0.1: "tab:red", 1.0: "darkred", 10.0: "salmon"}
+COLORS = {"off": ("tab:orange", "-"), 0.1: ("tab:red", "-"), 1.0: ("darkred", "--"), 10.0: ("salmon", ":")}
 
 
 def _variants(profile, budget, baselines, seed):
     code = design(profile, budget)
-    out = [("centralized", Centralized(profile), False, 1.0)]
+    out = [("centralized Adam", Centralized(profile), False, 1.0)]
     out.append(("joint, one-track", code, False, 1.0))
     out += [(f"joint, two-track lambda={lam:g}", code, True, lam) for lam in LAMBDAS]
     out += [
@@ -68,7 +68,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
                         bar.update()
     rows = []
     for (bpw, lr, label), hists in runs.items():
-        central = np.array([final_loss(h) for h in runs[(bpw, lr, "centralized")]])
+        central = np.array([final_loss(h) for h in runs[(bpw, lr, "centralized Adam")]])
         gap = np.array([final_loss(h) for h in hists]) - central
         mean, half = mean_ci(gap)
         rows.append(
@@ -89,11 +89,13 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
                 if b != bpw or r != lr:
                     continue
                 gap = np.array([np.maximum(h.loss - problem.optimal_loss, 1e-8) for h in hists])
-                name = label.split(",")[0]
+                name = "centralized" if label.startswith("centralized") else label.split(",")[0]
                 if label.startswith("joint"):
                     lam = float(label.split("=")[1]) if "two-track" in label else "off"
-                    color = COLORS[lam]
-                    ax.plot(np.arange(gap.shape[1]), gap.mean(axis=0), color=color, lw=2.0, label=label)
+                    color, line = COLORS[lam]
+                    ax.plot(
+                        np.arange(gap.shape[1]), gap.mean(axis=0), color=color, ls=line, lw=2.0, label=label
+                    )
                 else:
                     band(ax, np.arange(gap.shape[1]), gap, name)
                     ax.lines[-1].set_label(label)
@@ -117,7 +119,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
                 f"{r['gap_mean']:.4f} ± {r['gap_ci95']:.4f}",
             ]
             for r in rows
-            if r["variant"] != "centralized"
+            if r["variant"] != "centralized Adam"
         ],
     )
     summary = "\n".join(
