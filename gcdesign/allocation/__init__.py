@@ -60,11 +60,17 @@ class Allocation:
 Solver = Callable[[np.ndarray, np.ndarray, int, dict], tuple[np.ndarray, "bool | None", str]]
 
 ALLOCATORS: dict[str, Solver] = {}
+ALLOCATOR_OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
-def register_allocator(name: str, solver: Solver) -> None:
-    """Make `solver` available as ``method=name`` (and ``design(allocator=name)``)."""
+def register_allocator(name: str, solver: Solver, *, options: tuple[str, ...] = ()) -> None:
+    """Make `solver` available as ``method=name`` (and ``design(allocator=name)``).
+
+    `options` names the keys the solver accepts in its ``options`` dict; any
+    other key is rejected with an :class:`InputError` before the solver runs.
+    """
     ALLOCATORS[name] = solver
+    ALLOCATOR_OPTIONS[name] = tuple(options)
 
 
 def utility_table(straggler_probs, kappa: float, dim: int, levels) -> np.ndarray:
@@ -131,11 +137,24 @@ def allocate_table(
     if not np.all(np.isfinite(table)):
         raise InputError("`table` must contain finite numbers only.")
     n = table.shape[0]
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
+        raise InputError(f"`budget` must be an integer number of bits, got {budget!r}.")
     if not n * levels[0] <= budget <= n * levels[-1]:
-        raise InputError(f"`budget` = {budget} is infeasible: need {n * levels[0]} <= B <= {n * levels[-1]}.")
-    if method not in ALLOCATORS:
+        raise InputError(
+            f"`budget` = {budget} is infeasible for N = {n} workers with levels in "
+            f"[{levels[0]}, {levels[-1]}]: need {n * levels[0]} <= B <= {n * levels[-1]}."
+        )
+    if not isinstance(method, str) or method not in ALLOCATORS:
         raise InputError(f"Unknown allocator {method!r}; choose one of: {', '.join(sorted(ALLOCATORS))}.")
+    if options is not None and not isinstance(options, dict):
+        raise InputError(f"`options` must be a dict, got {type(options).__name__}.")
     options = dict(options or {})
+    unknown = sorted(set(options) - set(ALLOCATOR_OPTIONS.get(method, ())))
+    if unknown:
+        allowed = ", ".join(ALLOCATOR_OPTIONS.get(method, ())) or "none"
+        raise InputError(
+            f"Unknown option {unknown[0]!r} for allocator {method!r}; allowed options: {allowed}."
+        )
     start = time.perf_counter()
     index, optimal, message = ALLOCATORS[method](table, levels, int(budget), options)
     wall = time.perf_counter() - start
@@ -180,7 +199,10 @@ def allocate_bits(
         raise InputError("`profile` must be a ClusterProfile.")
     b_min, b_max = check_bit_range(b_min, b_max)
     options = dict(options or {})
-    allow_idle = bool(options.pop("allow_idle", False))
+    allow_idle = options.pop("allow_idle", False)
+    if not isinstance(allow_idle, (bool, np.bool_)):
+        raise InputError(f"option `allow_idle` must be True or False, got {allow_idle!r}.")
+    allow_idle = bool(allow_idle)
     n = profile.n_workers
     budget = check_budget(budget, n, b_min, b_max, allow_idle=allow_idle)
     kappa_value = resolve_kappa(kappa, profile.straggler_probs, budget, profile.dim, c=kappa_c)
@@ -200,12 +222,17 @@ def allocate_bits(
     )
 
 
-from . import baselines as _baselines  # noqa: E402  (registers the built-in solvers)
+# registers the built-in solvers
+from . import baselines as _baselines  # noqa: E402
+from . import cpsat as _cpsat  # noqa: E402
+from . import dp as _dp  # noqa: E402
+from . import heuristic as _heuristic  # noqa: E402
 
-del _baselines
+del _baselines, _cpsat, _dp, _heuristic
 
 __all__ = [
     "ALLOCATORS",
+    "ALLOCATOR_OPTIONS",
     "Allocation",
     "allocate_bits",
     "allocate_table",

@@ -1,32 +1,145 @@
-"""Simple allocation baselines on a utility table."""
+"""Simple allocation baselines on a utility table (docs/allocation.md, "Baselines").
+
+All of them handle a table whose levels are consecutive integers, optionally
+preceded by one idle level. With an idle level, ``equal``, ``greedy`` and
+``relaxation`` keep as many workers active as the budget allows (the least
+reliable go idle only when ``B < N b_min``); ``topk-equal`` chooses the number
+of active workers.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import register_allocator
+from ._common import LevelLayout, level_layout, reliability_order, residuals_by_k, to_level_index
+
+__all__ = ["equal", "greedy", "relaxation", "reliability_order", "topk_equal"]
 
 
-def reliability_order(table: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Workers from most to least reliable: by utility at the lowest positive level.
+def _most_active(n: int, budget: int, layout: LevelLayout) -> tuple[int, int]:
+    """Largest feasible number m of active workers (N without an idle level) and their residual."""
+    ks, residuals = residuals_by_k(n, budget, layout)
+    if not layout.idle:
+        return n, int(residuals[0])
+    return int(ks[-1]), int(residuals[-1])
 
-    For the gradient-coding table the utility decreases in p, so this is the
-    order of increasing straggler probability (ties by index).
-    """
-    col = int(np.flatnonzero(levels > 0)[0])
-    return np.argsort(-table[:, col], kind="stable")
+
+def _equal_offsets(m: int, residual: int, n: int) -> np.ndarray:
+    q, extra = divmod(residual, m)
+    t = np.zeros(n, dtype=np.int64)
+    t[:m] = q
+    t[:extra] += 1
+    return t
+
+
+def _finish(order, t, m, layout, n):
+    active = np.arange(n) < m
+    index = np.empty(n, dtype=np.int64)
+    index[order] = to_level_index(t, active, layout)
+    return index
 
 
 def equal(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
     """Equal split: every worker gets floor(B / N); the remainder goes to the most reliable."""
     n = table.shape[0]
-    base, extra = divmod(budget, n)
-    bits = np.full(n, base, dtype=np.int64)
-    bits[reliability_order(table, levels)[:extra]] += 1
-    index = np.searchsorted(levels, bits)
-    if np.any(index >= levels.size) or np.any(levels[np.minimum(index, levels.size - 1)] != bits):
-        raise ValueError(f"equal allocation needs the levels {sorted(set(bits.tolist()))}")
-    return index, None, f"equal split: {base} bits each, +1 for the {extra} most reliable"
+    layout = level_layout(levels, "equal")
+    order = reliability_order(table, levels)
+    m, residual = _most_active(n, budget, layout)
+    t = _equal_offsets(m, residual, n)
+    idle = f", {n - m} idle" if m < n else ""
+    q, extra = divmod(residual, m)
+    return (
+        _finish(order, t, m, layout, n),
+        None,
+        f"equal split: {layout.base + q} bits each, +1 for the {extra} most reliable{idle}",
+    )
+
+
+def greedy(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
+    """Greedy by marginal gain: from ``b_min`` each, every next bit to the largest gain."""
+    from ._kernels import greedy_kernel
+
+    n = table.shape[0]
+    layout = level_layout(levels, "greedy")
+    order = reliability_order(table, levels)
+    m, residual = _most_active(n, budget, layout)
+    active = np.ascontiguousarray(table[order, layout.offset :])
+    t = greedy_kernel(active, m, residual)
+    return _finish(order, t, m, layout, n), None, f"greedy by marginal gain over {m} active workers"
+
+
+def relaxation_offsets(active: np.ndarray, m: int, residual: int) -> np.ndarray:
+    """Continuous relaxation then largest-remainder rounding, for the first m rows of `active`.
+
+    The relaxation interpolates each row linearly between levels; its Lagrangian
+    solution fills the segments of the upper concave envelopes in order of
+    slope. Segments whose slope ties the multiplier share the last bits in
+    proportion to their length, so identical workers get identical fractions.
+    Floors first, then one bit each to the largest fractional parts (ties: the
+    more reliable).
+    """
+    from .heuristic import sorted_segments
+
+    n = active.shape[0]
+    worker, start, length, slope = sorted_segments(np.ascontiguousarray(active[:m]))
+    x = np.zeros(n)
+    if residual > 0:
+        cum = np.cumsum(length)
+        pos = int(np.searchsorted(cum, residual))  # first segment that reaches the residual
+        lam = slope[pos]
+        full = slope > lam
+        tie = slope == lam
+        np.add.at(x, worker[full], length[full])
+        left = residual - int(length[full].sum())
+        share = left * length[tie] / length[tie].sum()
+        np.add.at(x, worker[tie], share)
+    t = np.floor(x + 1e-9).astype(np.int64)
+    frac = x - t
+    extra = residual - int(t.sum())
+    if extra > 0:
+        # largest remainder first; ties to the more reliable (smaller row)
+        pick = np.lexsort((np.arange(n), -frac))[:extra]
+        t[pick] += 1
+    return t
+
+
+def relaxation(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
+    """Continuous relaxation (Lagrangian water-filling) plus largest-remainder rounding."""
+    n = table.shape[0]
+    layout = level_layout(levels, "relaxation")
+    order = reliability_order(table, levels)
+    m, residual = _most_active(n, budget, layout)
+    active = table[order, layout.offset :]
+    t = relaxation_offsets(active, m, residual)
+    return (
+        _finish(order, t, m, layout, n),
+        None,
+        f"continuous relaxation + largest remainder over {m} active workers",
+    )
+
+
+def topk_equal(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
+    """Best over k of: the k most reliable share the residual equally, the rest stay at the floor."""
+    n = table.shape[0]
+    layout = level_layout(levels, "topk-equal")
+    order = reliability_order(table, levels)
+    active = table[order, layout.offset :]
+    floor_value = table[order, 0]
+    ks, residuals = residuals_by_k(n, budget, layout)
+    q, extra = np.divmod(residuals, ks)
+    # prefix sums over workers of every column: value of rows [0, j) at offset c
+    prefix = np.zeros((n + 1, active.shape[1] + 1))
+    prefix[1:, : active.shape[1]] = np.cumsum(active, axis=0)
+    rest = np.concatenate([np.cumsum(floor_value[::-1])[::-1], [0.0]])
+    value = prefix[extra, q + 1] + (prefix[ks, q] - prefix[extra, q]) + rest[ks]
+    best = int(np.argmax(value))
+    k = int(ks[best])
+    t = _equal_offsets(k, int(residuals[best]), n)
+    return _finish(order, t, k, layout, n), None, f"top-k equal: best k = {k}"
 
 
 register_allocator("equal", equal)
+register_allocator("greedy", greedy)
+register_allocator("relaxation", relaxation)
+register_allocator("topk-equal", topk_equal)

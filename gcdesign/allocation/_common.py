@@ -1,0 +1,76 @@
+"""Helpers shared by the table solvers: level structure, reliability order, active sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import InputError
+
+
+@dataclass(frozen=True)
+class LevelLayout:
+    """How a sorted level set splits into an optional floor level and a contiguous run.
+
+    ``levels = [floor] + [base, base + 1, ..., base + top]`` when ``idle`` (the
+    floor is a level a worker may sit at, e.g. 0 bits), else
+    ``levels = [base, ..., base + top]``. ``offset`` is the column of ``base``.
+    """
+
+    idle: bool
+    floor: int
+    base: int
+    top: int
+    offset: int
+
+
+def level_layout(levels: np.ndarray, method: str) -> LevelLayout:
+    """The layout of `levels`, or an InputError if `method` cannot handle it."""
+    levels = np.asarray(levels, dtype=np.int64)
+    if np.all(np.diff(levels) == 1):
+        return LevelLayout(False, int(levels[0]), int(levels[0]), int(levels.size - 1), 0)
+    if levels.size >= 2 and np.all(np.diff(levels[1:]) == 1):
+        return LevelLayout(True, int(levels[0]), int(levels[1]), int(levels.size - 2), 1)
+    raise InputError(
+        f"method {method!r} needs `levels` to be consecutive integers, optionally preceded by one "
+        f"lower idle level; got {levels.tolist()}. Use method 'dp' or 'cpsat' for arbitrary levels."
+    )
+
+
+def reliability_order(table: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Workers from most to least reliable: by utility at the lowest positive level.
+
+    For the gradient-coding table the utility decreases in p, so this is the
+    order of increasing straggler probability (ties by index).
+    """
+    positive = np.flatnonzero(levels > 0)
+    col = int(positive[0]) if positive.size else 0
+    return np.argsort(-table[:, col], kind="stable")
+
+
+def residuals_by_k(n: int, budget: int, layout: LevelLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate top-k set sizes and the residual bits the k share above ``base``.
+
+    Without an idle level every worker sits at ``base`` or above and the top k
+    share ``R = B - N base``; k runs over ``max(1, ceil(R / top)) .. max(that,
+    min(N, R))``. With an idle level the workers beyond k sit at the floor and
+    ``R_k = B - (N - k) floor - k base`` must lie in ``[0, k top]``.
+    """
+    k = np.arange(1, n + 1, dtype=np.int64)
+    if not layout.idle:
+        residual = budget - n * layout.base
+        k_lo = 1 if layout.top == 0 else max(1, -(-residual // layout.top))
+        k_hi = max(k_lo, min(n, residual))
+        ks = np.arange(k_lo, k_hi + 1, dtype=np.int64)
+        return ks, np.full(ks.size, residual, dtype=np.int64)
+    res = budget - (n - k) * layout.floor - k * layout.base
+    ok = (res >= 0) & (res <= k * layout.top)
+    if not ok.any():
+        raise InputError(f"`budget` = {budget} cannot be written as a sum of N = {n} levels.")
+    return k[ok], res[ok]
+
+
+def to_level_index(offsets: np.ndarray, active: np.ndarray, layout: LevelLayout) -> np.ndarray:
+    """Level indices from offsets above ``base`` (``active`` flags non-idle workers)."""
+    return np.where(active, offsets + layout.offset, 0).astype(np.int64)

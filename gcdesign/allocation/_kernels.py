@@ -1,0 +1,391 @@
+"""numba kernels of the allocators (module-level functions, ``cache=True``, no fastmath).
+
+Every kernel here has a readable numpy reference (``*_reference`` in the solver
+modules) that the tests run on the same input. Inputs are trusted: the public
+functions validate them first.
+
+Conventions: ``table`` is float64 (N, L); ``steps = levels - levels[0]`` (int64,
+increasing, ``steps[0] = 0``); ``residual = B - N levels[0]``. For the heuristic
+and greedy kernels ``active`` is the float64 (N, T + 1) table of the contiguous
+levels ``base .. base + T`` with rows in reliability order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+# --------------------------------------------------------------------- exact DP
+@njit(cache=True)
+def dp_forward(table, steps, residual, choice):
+    """Fill ``choice[i, r]`` (the level index of worker i when workers 0..i use r
+    residual bits) and return the optimal value ``F_N(R)``.
+
+    Recurrence (docs/allocation.md): ``F_i(r) = max_l F_{i-1}(r - steps[l]) + table[i, l]``.
+    Only residuals that are reachable from below and can still reach ``R`` are
+    computed; the others stay ``-inf``. Ties go to the smallest level index.
+    """
+    n, n_levels = table.shape
+    max_step = steps[n_levels - 1]
+    prev = np.full(residual + 1, -np.inf)
+    prev[0] = 0.0
+    cur = np.empty(residual + 1)
+    for i in range(n):
+        lo = max(0, residual - (n - 1 - i) * max_step)
+        hi = min(residual, (i + 1) * max_step)
+        cur[:] = -np.inf
+        row = choice[i]
+        for r in range(lo, hi + 1):
+            row[r] = 0
+        for l in range(n_levels):
+            s = steps[l]
+            u = table[i, l]
+            for r in range(max(lo, s), hi + 1):
+                v = prev[r - s] + u
+                if v > cur[r]:
+                    cur[r] = v
+                    row[r] = l
+        prev, cur = cur, prev
+    return prev[residual]
+
+
+@njit(cache=True)
+def dp_backtrack(choice, steps, residual):
+    """Level index per worker along the optimal path stored in `choice`."""
+    n = choice.shape[0]
+    index = np.empty(n, dtype=np.int64)
+    r = residual
+    for i in range(n - 1, -1, -1):
+        l = np.int64(choice[i, r])
+        index[i] = l
+        r -= steps[l]
+    return index
+
+
+# ------------------------------------------------------------- concave envelope
+@njit(cache=True)
+def envelope_segments(active):
+    """Segments of the upper concave envelope of each row of `active` over t = 0..T.
+
+    Returns ``(worker, start, length, slope)`` arrays, one entry per segment,
+    row by row with slopes strictly decreasing within a row (collinear points
+    are merged). The Lagrangian of the piecewise-linear relaxation picks, for
+    a multiplier lambda, exactly the segments with slope > lambda.
+    """
+    n, width = active.shape
+    cap = n * max(width - 1, 1)
+    worker = np.empty(cap, dtype=np.int64)
+    start = np.empty(cap, dtype=np.int64)
+    length = np.empty(cap, dtype=np.int64)
+    slope = np.empty(cap, dtype=np.float64)
+    hull = np.empty(width, dtype=np.int64)
+    count = 0
+    for i in range(n):
+        size = 0
+        for t in range(width):
+            # pop while the last hull point lies on or below the chord to t
+            while size >= 2:
+                a = hull[size - 2]
+                b = hull[size - 1]
+                cross = (active[i, b] - active[i, a]) * (t - a) - (active[i, t] - active[i, a]) * (b - a)
+                if cross <= 0.0:
+                    size -= 1
+                else:
+                    break
+            hull[size] = t
+            size += 1
+        for h in range(size - 1):
+            a = hull[h]
+            b = hull[h + 1]
+            worker[count] = i
+            start[count] = a
+            length[count] = b - a
+            slope[count] = (active[i, b] - active[i, a]) / (b - a)
+            count += 1
+    return worker[:count], start[:count], length[:count], slope[:count]
+
+
+# -------------------------------------------------------------- local search
+@njit(cache=True)
+def local_search(active, t, lo, hi, max_moves):
+    """1-bit moves between workers ``lo .. hi - 1`` while the best move gains.
+
+    A move takes one bit from donor i (``t_i > 0``) and gives it to receiver
+    j != i (``t_j < T``); best improvement first. Gains below a relative
+    1e-13 of the table scale count as none (no cycling on rounding noise).
+    Modifies `t` in place and returns the number of moves made.
+    """
+    top = active.shape[1] - 1
+    scale = 0.0
+    for i in range(lo, hi):
+        for c in range(top + 1):
+            scale = max(scale, abs(active[i, c]))
+    tol = 1e-13 * max(scale, 1e-300)
+    moves = 0
+    while moves < max_moves:
+        # best and second-best receiver / donor
+        up1 = -np.inf
+        up2 = -np.inf
+        j1 = -1
+        j2 = -1
+        dn1 = -np.inf
+        dn2 = -np.inf
+        i1 = -1
+        i2 = -1
+        for w in range(lo, hi):
+            tw = t[w]
+            if tw < top:
+                g = active[w, tw + 1] - active[w, tw]
+                if g > up1:
+                    up2 = up1
+                    j2 = j1
+                    up1 = g
+                    j1 = w
+                elif g > up2:
+                    up2 = g
+                    j2 = w
+            if tw > 0:
+                g = active[w, tw - 1] - active[w, tw]
+                if g > dn1:
+                    dn2 = dn1
+                    i2 = i1
+                    dn1 = g
+                    i1 = w
+                elif g > dn2:
+                    dn2 = g
+                    i2 = w
+        if j1 < 0 or i1 < 0:
+            break
+        if j1 != i1:
+            gain = up1 + dn1
+            donor = i1
+            receiver = j1
+        else:
+            gain = -np.inf
+            donor = -1
+            receiver = -1
+            if j2 >= 0 and up2 + dn1 > gain:
+                gain = up2 + dn1
+                donor = i1
+                receiver = j2
+            if i2 >= 0 and up1 + dn2 > gain:
+                gain = up1 + dn2
+                donor = i2
+                receiver = j1
+        if donor < 0 or not gain > tol:
+            break
+        t[donor] -= 1
+        t[receiver] += 1
+        moves += 1
+    return moves
+
+
+@njit(cache=True)
+def _greedy_top_up(active, t, k, bits):
+    """Give `bits` single bits, each to the worker among the first k with the largest marginal gain."""
+    top = active.shape[1] - 1
+    for _ in range(bits):
+        best = -np.inf
+        arg = -1
+        for w in range(k):
+            if t[w] < top:
+                g = active[w, t[w] + 1] - active[w, t[w]]
+                if g > best:
+                    best = g
+                    arg = w
+        t[arg] += 1
+
+
+@njit(cache=True)
+def _objective(active, t, lo, hi):
+    total = 0.0
+    for w in range(lo, hi):
+        total += active[w, t[w]]
+    return total
+
+
+# ----------------------------------------------------------------- heuristic
+@njit(cache=True)
+def dual_bounds(active, lambdas, ks, residuals, rest_value):
+    """Upper bound on the value of every top-k candidate, by weak Lagrangian duality.
+
+    For any multiplier lambda, ``max {sum_{i<k} U_i(t_i) : sum t_i = R_k} <=
+    lambda R_k + sum_{i<k} max_t (U_i(t) - lambda t)``; the bound is the
+    smallest over `lambdas`, plus the utility ``rest_value[k]`` of the others.
+    """
+    n, width = active.shape
+    bound = np.full(ks.size, np.inf)
+    for g in range(lambdas.size):
+        lam = lambdas[g]
+        prefix = 0.0
+        c = 0
+        for i in range(n):
+            best = -np.inf
+            for t in range(width):
+                best = max(best, active[i, t] - lam * t)
+            prefix += best
+            while c < ks.size and ks[c] == i + 1:
+                bound[c] = min(bound[c], lam * residuals[c] + prefix + rest_value[i + 1])
+                c += 1
+    return bound
+
+
+@njit(cache=True)
+def heuristic_kernel(
+    active,
+    rest_value,
+    ks,
+    residuals,
+    bounds,
+    order,
+    seg_worker,
+    seg_start,
+    seg_len,
+    seg_slope,
+    max_moves,
+    both,
+):
+    """The paper's Algorithm 1 over the candidate top-k sets ``ks`` (docs/allocation.md).
+
+    Parameters
+    ----------
+    active : (N, T + 1) utilities of the contiguous levels, rows by reliability.
+    rest_value : (N + 1,) ``rest_value[k]`` = total utility of workers k..N-1
+        left at their floor level (``base``, or idle).
+    ks, residuals : candidate set sizes and the residual bits the top-k share.
+    bounds, order : an upper bound on each candidate's value and the order in
+        which to try them (decreasing bound); a candidate whose bound cannot
+        beat the incumbent by more than 1e-12 relative is skipped, and so are
+        all after it. Pass ``bounds = inf`` to try every candidate.
+    seg_worker, seg_start, seg_len, seg_slope : envelope segments sorted by
+        decreasing slope. The water-filling pass also yields the exact value of
+        the candidate's relaxation; a candidate that cannot beat the incumbent
+        by its relaxation is skipped before the top-up and the local search.
+    both : refine both starts (a) and (b) by local search instead of the better one.
+
+    Returns ``(t, k, moves, tried)``: the offsets above ``base`` of the best
+    candidate (rows >= k are at the floor), its k, the local-search moves and
+    the number of candidates evaluated.
+    """
+    n, width = active.shape
+    top = width - 1
+    best_value = -np.inf
+    best_t = np.zeros(n, dtype=np.int64)
+    best_k = -1
+    total_moves = 0
+    tried = 0
+    t_a = np.zeros(n, dtype=np.int64)
+    t_b = np.zeros(n, dtype=np.int64)
+    base_prefix = np.zeros(n + 1)
+    for w in range(n):
+        base_prefix[w + 1] = base_prefix[w] + active[w, 0]
+    for c in order:
+        if bounds[c] <= best_value + 1e-12 * abs(best_value):
+            break
+        tried += 1
+        k = ks[c]
+        budget = residuals[c]
+        # (a) Lagrangian water-filling on the concave envelope of the top-k:
+        # whole segments in order of slope, the partial one rounded down ...
+        t_a[:k] = 0
+        filled = 0
+        gain = 0.0
+        partial = 0.0
+        for s in range(seg_worker.size):
+            if filled == budget:
+                break
+            w = seg_worker[s]
+            if w >= k:
+                continue
+            if filled + seg_len[s] > budget:
+                partial = (budget - filled) * seg_slope[s]
+                break
+            t_a[w] = seg_start[s] + seg_len[s]
+            filled += seg_len[s]
+            gain += seg_len[s] * seg_slope[s]
+        # the relaxation's value is an exact upper bound for this candidate
+        relaxed = base_prefix[k] + gain + partial + rest_value[k]
+        if relaxed <= best_value + 1e-12 * abs(best_value):
+            continue
+        # ... then topped up bit by bit by marginal gain
+        _greedy_top_up(active, t_a, k, budget - filled)
+        # (b) equal split, the remainder to the most reliable
+        q = budget // k
+        extra = budget - q * k
+        for w in range(k):
+            t_b[w] = min(q + (1 if w < extra else 0), top)
+        if not both:
+            # the paper: keep the better of (a) and (b), then refine it
+            if _objective(active, t_a, 0, k) < _objective(active, t_b, 0, k):
+                t_a[:k] = t_b[:k]
+        # (c) 1-bit local search within the top-k (on both starts when `both`:
+        # the worse start sometimes leads to the better local optimum)
+        for which in range(2 if both else 1):
+            t = t_a if which == 0 else t_b
+            total_moves += local_search(active, t, 0, k, max_moves)
+            value = _objective(active, t, 0, k) + rest_value[k]
+            if value > best_value or (value == best_value and k < best_k):
+                best_value = value
+                best_k = k
+                best_t[:] = 0
+                best_t[:k] = t[:k]
+    return best_t, best_k, total_moves, tried
+
+
+# -------------------------------------------------------------------- greedy
+@njit(cache=True)
+def greedy_kernel(active, m, budget):
+    """Start the first m workers at offset 0, then give each of `budget` bits to
+    the largest marginal gain (a binary max-heap keyed by the next gain)."""
+    top = active.shape[1] - 1
+    t = np.zeros(active.shape[0], dtype=np.int64)
+    heap_gain = np.empty(m, dtype=np.float64)
+    heap_w = np.empty(m, dtype=np.int64)
+    size = 0
+    for w in range(m):
+        if top > 0:
+            heap_gain[size] = active[w, 1] - active[w, 0]
+            heap_w[size] = w
+            # sift up (ties: smaller worker index, i.e. more reliable, first)
+            c = size
+            size += 1
+            while c > 0:
+                p = (c - 1) // 2
+                if heap_gain[c] > heap_gain[p] or (heap_gain[c] == heap_gain[p] and heap_w[c] < heap_w[p]):
+                    heap_gain[c], heap_gain[p] = heap_gain[p], heap_gain[c]
+                    heap_w[c], heap_w[p] = heap_w[p], heap_w[c]
+                    c = p
+                else:
+                    break
+    for _ in range(budget):
+        w = heap_w[0]
+        t[w] += 1
+        if t[w] < top:
+            heap_gain[0] = active[w, t[w] + 1] - active[w, t[w]]
+        else:
+            size -= 1
+            heap_gain[0] = heap_gain[size]
+            heap_w[0] = heap_w[size]
+        # sift down
+        c = 0
+        while True:
+            left = 2 * c + 1
+            if left >= size:
+                break
+            best = left
+            right = left + 1
+            if right < size and (
+                heap_gain[right] > heap_gain[left]
+                or (heap_gain[right] == heap_gain[left] and heap_w[right] < heap_w[left])
+            ):
+                best = right
+            if heap_gain[best] > heap_gain[c] or (
+                heap_gain[best] == heap_gain[c] and heap_w[best] < heap_w[c]
+            ):
+                heap_gain[c], heap_gain[best] = heap_gain[best], heap_gain[c]
+                heap_w[c], heap_w[best] = heap_w[best], heap_w[c]
+                c = best
+            else:
+                break
+    return t

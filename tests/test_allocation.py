@@ -1,0 +1,297 @@
+"""Bit allocation: exact DP, CP-SAT, the heuristic and the baselines (docs/allocation.md)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from gcdesign import ClusterProfile, InputError, allocate_bits, allocate_table, design, load_example
+from gcdesign.allocation import ALLOCATORS, allowed_levels, utility_table
+from gcdesign.allocation._testing import random_instance
+from gcdesign.allocation.dp import dp_reference, dp_solve
+
+METHODS = ["dp", "cpsat", "heuristic", "greedy", "relaxation", "equal", "topk-equal"]
+
+
+def brute_force(table, levels, budget):
+    """Best objective over every assignment of levels (tiny instances only)."""
+    n, n_levels = table.shape
+    grids = np.array(list(itertools.product(range(n_levels), repeat=n)))
+    spent = levels[grids].sum(axis=1)
+    ok = spent == budget
+    if not ok.any():
+        return -np.inf
+    values = table[np.arange(n), grids[ok]].sum(axis=1)
+    return float(values.max())
+
+
+def small_table(rng, n, *, b_max, allow_idle):
+    p = rng.uniform(0.01, 0.95, n)
+    if rng.random() < 0.3:  # hardware classes: ties
+        p = rng.choice(p[:2], n)
+    dim = int(10 ** rng.uniform(2, 6))
+    kappa = float(10 ** rng.uniform(-4, 0))
+    levels = allowed_levels(2, b_max, allow_idle=allow_idle)
+    return utility_table(p, kappa, dim, levels), levels, p
+
+
+def rel_gap(best, value):
+    return (best - value) / abs(best)
+
+
+# ------------------------------------------------------------------ exact DP
+def test_registry_has_every_method():
+    assert set(METHODS) <= set(ALLOCATORS)
+
+
+def test_dp_equals_brute_force_for_small_n():
+    rng = np.random.default_rng(3)
+    checked = 0
+    for n in range(1, 7):
+        for _ in range(12):
+            allow_idle = bool(rng.random() < 0.3)
+            b_max = int(rng.integers(2, 6 if n <= 4 else 5))
+            table, levels, _ = small_table(rng, n, b_max=b_max, allow_idle=allow_idle)
+            low = 2 if allow_idle else 2 * n
+            budget = int(rng.integers(low, n * b_max + 1))
+            best = brute_force(table, levels, budget)
+            if best == -np.inf:
+                continue
+            result = allocate_table(table, levels, budget, method="dp")
+            assert result.bits.sum() == budget
+            assert result.objective == pytest.approx(best, rel=1e-12, abs=1e-300)
+            assert result.optimal is True
+            checked += 1
+    assert checked >= 60
+
+
+def test_numba_dp_equals_numpy_reference():
+    rng = np.random.default_rng(4)
+    for _ in range(25):
+        n = int(rng.integers(1, 40))
+        inst = random_instance(rng, n=n)
+        index, value = dp_solve(inst.table, inst.levels, inst.budget)
+        ref_index, ref_value = dp_reference(inst.table, inst.levels, inst.budget)
+        np.testing.assert_array_equal(index, ref_index)
+        assert value == ref_value
+
+
+def test_dp_on_non_contiguous_levels():
+    rng = np.random.default_rng(5)
+    levels = np.array([0, 3, 4, 7, 8])
+    table = np.sort(rng.random((5, levels.size)), axis=1)
+    for budget in (3, 10, 17, 30):
+        best = brute_force(table, levels, budget)
+        result = allocate_table(table, levels, budget, method="dp")
+        assert result.objective == pytest.approx(best, rel=1e-12)
+    with pytest.raises(InputError, match="cannot be written as a sum"):
+        allocate_table(table, levels, 1, method="dp")
+
+
+def test_optimal_allocation_is_monotone_in_reliability():
+    """Rearranging the DP's bits so that more reliable workers get more never loses."""
+    rng = np.random.default_rng(6)
+    for _ in range(40):
+        inst = random_instance(rng, n_range=(2, 40))
+        result = allocate_table(inst.table, inst.levels, inst.budget, method="dp")
+        order = np.argsort(inst.probs, kind="stable")
+        monotone = np.empty_like(result.bits)
+        monotone[order] = np.sort(result.bits)[::-1]
+        index = np.searchsorted(inst.levels, monotone)
+        value = inst.table[np.arange(inst.table.shape[0]), index].sum()
+        assert value == pytest.approx(result.objective, rel=1e-12)
+
+
+# ------------------------------------------------------------------- CP-SAT
+@pytest.mark.parametrize("n", [3, 12, 30])
+def test_cpsat_equals_dp(n):
+    rng = np.random.default_rng(n)
+    for _ in range(2):
+        inst = random_instance(rng, n=n, b_max=int(rng.choice([8, 16])))
+        exact = allocate_table(inst.table, inst.levels, inst.budget, method="dp")
+        result = allocate_table(inst.table, inst.levels, inst.budget, method="cpsat")
+        assert result.optimal is True
+        assert result.bits.sum() == inst.budget
+        # the integer objective is rounded to 1e-9 of the largest utility range
+        assert rel_gap(exact.objective, result.objective) <= n * 1e-9
+        assert result.objective <= exact.objective * (1 + 1e-12)
+
+
+def test_cpsat_options_are_checked():
+    table, levels, _ = small_table(np.random.default_rng(0), 4, b_max=6, allow_idle=False)
+    with pytest.raises(InputError, match="`time_limit` must be a finite number > 0"):
+        allocate_table(table, levels, 12, method="cpsat", options={"time_limit": -1})
+    with pytest.raises(InputError, match="`workers` must be an integer >= 1"):
+        allocate_table(table, levels, 12, method="cpsat", options={"workers": 0.5})
+
+
+# ---------------------------------------------------------------- heuristic
+def test_heuristic_matches_dp_on_random_instances():
+    rng = np.random.default_rng(7)
+    gaps = []
+    for _ in range(80):
+        inst = random_instance(rng, n_range=(5, 60))
+        exact = allocate_table(inst.table, inst.levels, inst.budget, method="dp")
+        result = allocate_table(inst.table, inst.levels, inst.budget, method="heuristic")
+        assert result.bits.sum() == inst.budget
+        gaps.append(rel_gap(exact.objective, result.objective))
+    gaps = np.array(gaps)
+    assert gaps.min() >= -1e-12  # never better than the optimum
+    assert np.mean(gaps <= 1e-9) >= 0.97
+
+
+def test_heuristic_pruning_does_not_change_the_value():
+    rng = np.random.default_rng(8)
+    for _ in range(30):
+        inst = random_instance(rng, n_range=(5, 60))
+        pruned = allocate_table(inst.table, inst.levels, inst.budget, method="heuristic")
+        full = allocate_table(
+            inst.table, inst.levels, inst.budget, method="heuristic", options={"prune": False}
+        )
+        assert pruned.objective >= full.objective * (1 - 1e-12)
+
+
+def test_heuristic_paper_setting():
+    prof = load_example("paper-n50")
+    exact = allocate_bits(prof, 350, method="dp")
+    result = allocate_bits(prof, 350, method="heuristic")
+    assert rel_gap(exact.objective, result.objective) <= 1e-12
+
+
+# --------------------------------------------------------------- every method
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_is_feasible_and_below_the_optimum(method):
+    rng = np.random.default_rng(9)
+    for _ in range(6):
+        inst = random_instance(rng, n_range=(3, 25), b_max=int(rng.choice([8, 16])))
+        exact = allocate_table(inst.table, inst.levels, inst.budget, method="dp")
+        result = allocate_table(inst.table, inst.levels, inst.budget, method=method)
+        assert result.method == method
+        assert result.bits.sum() == inst.budget
+        assert np.all(np.isin(result.bits, inst.levels))
+        assert result.objective <= exact.objective * (1 + 1e-12)
+        index = np.searchsorted(inst.levels, result.bits)
+        assert result.objective == pytest.approx(inst.table[np.arange(len(index)), index].sum(), rel=1e-14)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_design_accepts_every_allocator(method):
+    d = design(load_example("toy-n8"), bits_per_worker=4, allocator=method)
+    assert d.allocation.method == method
+    assert d.bits.sum() == 32
+    assert d.options["allocator"] == method
+
+
+def test_allocate_bits_result_fields():
+    prof = load_example("toy-n8")
+    result = allocate_bits(prof, 40, method="dp", kappa=0.5)
+    assert result.kappa == 0.5
+    assert result.optimal is True and result.wall_time >= 0 and result.message
+    levels = allowed_levels(2, 32)
+    table = utility_table(prof.straggler_probs, 0.5, prof.dim, levels)
+    assert result.objective == pytest.approx(
+        table[np.arange(8), np.searchsorted(levels, result.bits)].sum(), rel=1e-14
+    )
+
+
+def test_greedy_is_the_marginal_gain_greedy():
+    """From b_min, every bit goes to the worker whose next bit gains most (Python loop)."""
+    rng = np.random.default_rng(10)
+    for _ in range(10):
+        table, levels, _ = small_table(rng, 7, b_max=10, allow_idle=False)
+        budget = int(rng.integers(14, 71))
+        t = np.zeros(7, dtype=int)
+        for _ in range(budget - 14):
+            gain = np.where(
+                t < levels.size - 1,
+                table[np.arange(7), np.minimum(t + 1, 8)] - table[np.arange(7), t],
+                -np.inf,
+            )
+            t[np.argmax(gain)] += 1
+        result = allocate_table(table, levels, budget, method="greedy")
+        assert result.objective == pytest.approx(table[np.arange(7), t].sum(), rel=1e-14)
+
+
+def test_equal_gives_the_remainder_to_the_most_reliable():
+    prof = ClusterProfile([0.5, 0.1, 0.3], dim=100)
+    result = allocate_bits(prof, 13, method="equal")
+    np.testing.assert_array_equal(result.bits, [4, 5, 4])
+
+
+# -------------------------------------------------------------- idle workers
+def late_profile():
+    p = np.r_[np.full(9, 0.1), 0.995]
+    return ClusterProfile(p, dim=10_000)
+
+
+@pytest.mark.parametrize("method", ["dp", "cpsat", "heuristic", "topk-equal"])
+def test_nearly_always_late_worker_goes_idle(method):
+    prof = late_profile()
+    result = allocate_bits(prof, 30, method=method, kappa="raw", options={"allow_idle": True})
+    assert result.bits[-1] == 0
+    without = allocate_bits(prof, 30, method="dp", kappa="raw")
+    assert result.objective > without.objective
+
+
+def test_design_with_idle_workers():
+    prof = late_profile()
+    d = design(prof, 30, allocator="heuristic", kappa="raw", allocator_options={"allow_idle": True})
+    assert d.bits[-1] == 0
+    assert d.row_mass[-1] == 0 and d.decoding[-1] == 0
+    assert d.encoding[[9]].nnz == 0
+    p = prof.straggler_probs
+    np.testing.assert_allclose(((1 - p) * d.decoding) @ d.encoding, 1.0, atol=1e-12)
+
+
+def test_idle_budget_below_n_b_min():
+    prof = ClusterProfile(np.linspace(0.1, 0.9, 6), dim=1000)
+    for method in ["dp", "heuristic", "greedy", "relaxation", "equal", "topk-equal"]:
+        result = allocate_bits(prof, 7, method=method, options={"allow_idle": True})
+        assert result.bits.sum() == 7
+        assert np.all((result.bits == 0) | (result.bits >= 2))
+        assert np.all(np.diff(result.bits[np.argsort(prof.straggler_probs)]) <= 0) or method == "dp"
+
+
+# ------------------------------------------------------------------- errors
+def test_error_messages():
+    prof = load_example("toy-n8")
+    cases = [
+        (dict(budget=15), "`budget` = 15 is infeasible for N = 8 workers with bits in \\[2, 32\\]: need 16"),
+        (dict(budget=257), "need 16 <= B <= 256"),
+        (dict(budget=20.5), "`budget` must be an integer number of bits, got 20.5"),
+        (dict(budget=40, b_min=6, b_max=4), "`b_min` = 6 must not exceed `b_max` = 4"),
+        (dict(budget=40, b_min=1), "`b_min` must be an integer >= 2, got 1"),
+        (dict(budget=40, method="simplex"), "Unknown allocator 'simplex'; choose one of: cpsat, dp, equal"),
+        (dict(budget=40, options={"bogus": 1}), "Unknown option 'bogus' for allocator 'heuristic'"),
+        (dict(budget=40, options={"allow_idle": "yes"}), "option `allow_idle` must be True or False"),
+        (dict(budget=1, options={"allow_idle": True}), "at least one worker needs b_min = 2 bits"),
+        (dict(budget=40, method="heuristic", options={"refine": "all"}), "`refine` must be 'both' or"),
+        (dict(budget=40, method="heuristic", options={"max_moves": -1}), "`max_moves` must be an integer"),
+    ]
+    for kwargs, message in cases:
+        budget = kwargs.pop("budget")
+        with pytest.raises(InputError, match=message):
+            allocate_bits(prof, budget, **kwargs)
+    with pytest.raises(InputError, match="`profile` must be a ClusterProfile"):
+        allocate_bits([0.1, 0.2], 8)
+
+
+def test_table_error_messages():
+    levels = np.arange(2, 6)
+    table = np.ones((3, 4))
+    with pytest.raises(InputError, match=r"`table` must have shape \(N, 4\)"):
+        allocate_table(np.ones((3, 5)), levels, 9)
+    with pytest.raises(InputError, match="`levels` must be distinct nonnegative integers"):
+        allocate_table(table, [2, 2, 3, 4], 9)
+    with pytest.raises(InputError, match="`table` must contain finite numbers"):
+        allocate_table(np.full((3, 4), np.nan), levels, 9)
+    with pytest.raises(InputError, match="`budget` = 20 is infeasible"):
+        allocate_table(table, levels, 20)
+    with pytest.raises(InputError, match="`options` must be a dict"):
+        allocate_table(table, levels, 9, options=[1])
+    gappy = np.array([2, 3, 5, 6])
+    for method in ["heuristic", "greedy", "relaxation", "equal", "topk-equal"]:
+        with pytest.raises(InputError, match=f"method '{method}' needs `levels` to be consecutive"):
+            allocate_table(np.ones((3, 4)), gappy, 10, method=method)
