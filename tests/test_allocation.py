@@ -295,3 +295,34 @@ def test_table_error_messages():
     for method in ["heuristic", "greedy", "relaxation", "equal", "topk-equal"]:
         with pytest.raises(InputError, match=f"method '{method}' needs `levels` to be consecutive"):
             allocate_table(np.ones((3, 4)), gappy, 10, method=method)
+
+
+# ------------------------------------------------------- kernels vs references
+def test_envelope_kernel_equals_reference():
+    from gcdesign.allocation._kernels import envelope_segments
+    from gcdesign.allocation.heuristic import envelope_reference
+
+    rng = np.random.default_rng(11)
+    rows = np.vstack([rng.random((20, 9)), random_instance(rng, n=20, b_max=10).table[:, -9:]])
+    rows[0] = np.arange(9.0)  # collinear points merge into one segment
+    worker, start, length, slope = envelope_segments(rows)
+    for i, row in enumerate(rows):
+        mine = [(int(s), int(s + n)) for s, n in zip(start[worker == i], length[worker == i], strict=True)]
+        assert mine == envelope_reference(row)
+        assert np.all(np.diff(slope[worker == i]) < 0)
+    assert length[worker == 0].tolist() == [8]
+
+
+def test_local_search_kernel_equals_reference():
+    from gcdesign.allocation._kernels import local_search
+    from gcdesign.allocation.heuristic import local_search_reference
+
+    rng = np.random.default_rng(12)
+    for _ in range(30):
+        inst = random_instance(rng, n_range=(2, 30), b_max=12, allow_idle=False)
+        active = np.ascontiguousarray(inst.table)
+        t = rng.integers(0, active.shape[1], active.shape[0])
+        t_ref = t.copy()
+        moves = local_search(active, t, 0, t.size, 10_000)
+        assert moves == local_search_reference(active, t_ref, 10_000)
+        np.testing.assert_array_equal(t, t_ref)

@@ -108,75 +108,118 @@ def envelope_segments(active):
 
 # -------------------------------------------------------------- local search
 @njit(cache=True)
+def _better(values, a, b):
+    """The index with the larger value (ties: the smaller index); -1 means none."""
+    if a < 0:
+        return b
+    if b < 0:
+        return a
+    if values[b] > values[a] or (values[b] == values[a] and b < a):
+        return b
+    return a
+
+
+@njit(cache=True)
+def _tree_update(tree, values, size, pos):
+    node = (pos + size) // 2
+    while node >= 1:
+        tree[node] = _better(values, tree[2 * node], tree[2 * node + 1])
+        node //= 2
+
+
+@njit(cache=True)
+def _tree_build(tree, values, size, count):
+    for leaf in range(size):
+        tree[size + leaf] = leaf if leaf < count else -1
+    for node in range(size - 1, 0, -1):
+        tree[node] = _better(values, tree[2 * node], tree[2 * node + 1])
+
+
+@njit(cache=True)
+def _runner_up(tree, values, size, first):
+    """Best index other than `first` (temporarily removes it from the tree)."""
+    saved = values[first]
+    values[first] = -np.inf
+    _tree_update(tree, values, size, first)
+    second = tree[1]
+    values[first] = saved
+    _tree_update(tree, values, size, first)
+    if second >= 0 and values[second] == -np.inf:
+        return -1
+    return second
+
+
+@njit(cache=True)
+def _gains(active, t, w, top, up, down):
+    up[w] = active[w, t[w] + 1] - active[w, t[w]] if t[w] < top else -np.inf
+    down[w] = active[w, t[w] - 1] - active[w, t[w]] if t[w] > 0 else -np.inf
+
+
+@njit(cache=True)
 def local_search(active, t, lo, hi, max_moves):
     """1-bit moves between workers ``lo .. hi - 1`` while the best move gains.
 
     A move takes one bit from donor i (``t_i > 0``) and gives it to receiver
-    j != i (``t_j < T``); best improvement first. Gains below a relative
-    1e-13 of the table scale count as none (no cycling on rounding noise).
-    Modifies `t` in place and returns the number of moves made.
+    j != i (``t_j < T``); best improvement first, ties to the smaller index.
+    Gains below a relative 1e-13 of the table scale count as none (no cycling
+    on rounding noise). Two tournament trees keep the best receiver and donor,
+    so a move costs O(log k). Modifies `t` in place; returns the number of moves.
+    Reference: :func:`gcdesign.allocation.heuristic.local_search_reference`.
     """
     top = active.shape[1] - 1
+    count = hi - lo
+    if count < 2:
+        return 0
     scale = 0.0
     for i in range(lo, hi):
         for c in range(top + 1):
             scale = max(scale, abs(active[i, c]))
     tol = 1e-13 * max(scale, 1e-300)
+    sub = active[lo:hi]
+    tt = t[lo:hi]
+    up = np.empty(count)
+    down = np.empty(count)
+    for w in range(count):
+        _gains(sub, tt, w, top, up, down)
+    size = 1
+    while size < count:
+        size *= 2
+    up_tree = np.empty(2 * size, dtype=np.int64)
+    down_tree = np.empty(2 * size, dtype=np.int64)
+    _tree_build(up_tree, up, size, count)
+    _tree_build(down_tree, down, size, count)
     moves = 0
     while moves < max_moves:
-        # best and second-best receiver / donor
-        up1 = -np.inf
-        up2 = -np.inf
-        j1 = -1
-        j2 = -1
-        dn1 = -np.inf
-        dn2 = -np.inf
-        i1 = -1
-        i2 = -1
-        for w in range(lo, hi):
-            tw = t[w]
-            if tw < top:
-                g = active[w, tw + 1] - active[w, tw]
-                if g > up1:
-                    up2 = up1
-                    j2 = j1
-                    up1 = g
-                    j1 = w
-                elif g > up2:
-                    up2 = g
-                    j2 = w
-            if tw > 0:
-                g = active[w, tw - 1] - active[w, tw]
-                if g > dn1:
-                    dn2 = dn1
-                    i2 = i1
-                    dn1 = g
-                    i1 = w
-                elif g > dn2:
-                    dn2 = g
-                    i2 = w
-        if j1 < 0 or i1 < 0:
+        j1 = up_tree[1]
+        i1 = down_tree[1]
+        if up[j1] == -np.inf or down[i1] == -np.inf:
             break
         if j1 != i1:
-            gain = up1 + dn1
+            gain = up[j1] + down[i1]
             donor = i1
             receiver = j1
         else:
             gain = -np.inf
             donor = -1
             receiver = -1
-            if j2 >= 0 and up2 + dn1 > gain:
-                gain = up2 + dn1
+            j2 = _runner_up(up_tree, up, size, j1)
+            i2 = _runner_up(down_tree, down, size, i1)
+            if j2 >= 0 and up[j2] + down[i1] > gain:
+                gain = up[j2] + down[i1]
                 donor = i1
                 receiver = j2
-            if i2 >= 0 and up1 + dn2 > gain:
-                gain = up1 + dn2
+            if i2 >= 0 and up[j1] + down[i2] > gain:
+                gain = up[j1] + down[i2]
                 donor = i2
                 receiver = j1
         if donor < 0 or not gain > tol:
             break
-        t[donor] -= 1
-        t[receiver] += 1
+        tt[donor] -= 1
+        tt[receiver] += 1
+        for w in (donor, receiver):
+            _gains(sub, tt, w, top, up, down)
+            _tree_update(up_tree, up, size, w)
+            _tree_update(down_tree, down, size, w)
         moves += 1
     return moves
 

@@ -51,6 +51,49 @@ def sorted_segments(active: np.ndarray):
     return worker[order], start[order], length[order], slope[order]
 
 
+def envelope_reference(row: np.ndarray) -> list[tuple[int, int]]:
+    """Vertices ``(start, end)`` of the upper concave envelope of one row (plain Python)."""
+    hull: list[int] = []
+    for t in range(row.size):
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # b is dropped when it lies on or below the chord from a to t
+            if (row[b] - row[a]) * (t - a) <= (row[t] - row[a]) * (b - a):
+                hull.pop()
+            else:
+                break
+        hull.append(t)
+    return list(zip(hull[:-1], hull[1:], strict=True))
+
+
+def local_search_reference(active: np.ndarray, t: np.ndarray, max_moves: int) -> int:
+    """The 1-bit local search in numpy (O(k) per move; same moves and ties as the kernel)."""
+    top = active.shape[1] - 1
+    rows = np.arange(active.shape[0])
+    tol = 1e-13 * max(float(np.max(np.abs(active))), 1e-300)
+    moves = 0
+    while moves < max_moves:
+        up = np.where(t < top, active[rows, np.minimum(t + 1, top)] - active[rows, t], -np.inf)
+        down = np.where(t > 0, active[rows, np.maximum(t - 1, 0)] - active[rows, t], -np.inf)
+        j, i = int(np.argmax(up)), int(np.argmax(down))
+        if up[j] == -np.inf or down[i] == -np.inf:
+            break
+        if i == j:
+            up_rest, down_rest = up.copy(), down.copy()
+            up_rest[j] = down_rest[i] = -np.inf
+            j2, i2 = int(np.argmax(up_rest)), int(np.argmax(down_rest))
+            options = [(up_rest[j2] + down[i], i, j2), (up[j] + down_rest[i2], i2, j)]
+            gain, i, j = options[1] if options[1][0] > options[0][0] else options[0]
+        else:
+            gain = up[j] + down[i]
+        if not gain > tol:
+            break
+        t[i] -= 1
+        t[j] += 1
+        moves += 1
+    return moves
+
+
 def _multipliers(slopes: np.ndarray, count: int = 256) -> np.ndarray:
     """A grid of multipliers for the dual bounds: quantiles of the envelope slopes."""
     if slopes.size == 0:
