@@ -174,6 +174,106 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------- allocate
+def _add_allocate(sub) -> None:
+    p = sub.add_parser("allocate", help="choose bits per worker; --compare runs every allocator")
+    _add_profile_source(p)
+    _add_budget(p)
+    p.add_argument("--method", default=None, help="allocator (default: the package default, heuristic)")
+    p.add_argument(
+        "--compare", action="store_true", help="run every allocator: objective, gap to the DP optimum, time"
+    )
+    p.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT time limit in seconds (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_allocate)
+
+
+def _cmd_allocate(args) -> int:
+    import numpy as np
+
+    from .allocation import ALLOCATORS, allocate_bits
+    from .design import DEFAULT_ALLOCATOR, resolve_budget
+
+    profile, defaults = _load_profile_arg(args)
+    budget = resolve_budget(profile.n_workers, **_budget_args(args, defaults, profile.n_workers))
+    if not args.time_limit > 0:
+        raise UsageError(f"`time-limit` must be a number > 0 seconds, got {args.time_limit!r}.")
+    if args.compare and args.method is not None:
+        raise UsageError("give either --method M or --compare, not both.")
+    common = dict(kappa=args.kappa, kappa_c=args.kappa_c, b_min=args.b_min, b_max=args.b_max)
+
+    def options(method):
+        opts = {"allow_idle": True} if args.allow_idle else {}
+        if method == "cpsat":
+            opts["time_limit"] = args.time_limit
+        return opts
+
+    def run(method):
+        # warm-up on a two-worker copy: loads the numba kernels so the time is the solver's own
+        if method != "cpsat":
+            from .profile import ClusterProfile
+
+            tiny = ClusterProfile([0.1, 0.2], dim=profile.dim)
+            allocate_bits(tiny, 2 * args.b_min, method=method, **{**common, "kappa": 1.0})
+        return allocate_bits(profile, budget, method=method, options=options(method), **common)
+
+    if not args.compare:
+        result = run(args.method or DEFAULT_ALLOCATOR)
+        values, counts = np.unique(result.bits, return_counts=True)
+        record = {
+            "method": result.method,
+            "budget": budget,
+            "objective": result.objective,
+            "optimal": result.optimal,
+            "kappa": result.kappa,
+            "wall_time": result.wall_time,
+            "message": result.message,
+            "bits_histogram": {int(v): int(c) for v, c in zip(values, counts, strict=True)},
+            "bits": {name: int(b) for name, b in zip(profile.names, result.bits, strict=True)},
+        }
+        if args.json:
+            _print_json(record)
+            return 0
+        print(f"method      {result.method}")
+        print(f"budget B    {budget} bits ({budget / profile.n_workers:.3g} per worker)")
+        print(f"objective   {result.objective:.12g}  (optimal: {result.optimal})")
+        print(f"kappa       {result.kappa:.6g}")
+        print(f"time        {1e3 * result.wall_time:.3f} ms")
+        print(f"message     {result.message}")
+        print("bits histogram")
+        for b, count in record["bits_histogram"].items():
+            print(f"  {b:>3} bits  {count:>6}")
+        return 0
+
+    methods = ["dp"] + sorted(m for m in ALLOCATORS if m != "dp")
+    results = {m: run(m) for m in methods}
+    best = results["dp"].objective
+    rows = [
+        {
+            "method": m,
+            "objective": r.objective,
+            "gap": (best - r.objective) / abs(best) if best else 0.0,
+            "time_ms": 1e3 * r.wall_time,
+            "optimal": r.optimal,
+            "message": r.message,
+        }
+        for m, r in results.items()
+    ]
+    if args.json:
+        kappa = results["dp"].kappa
+        _print_json({"budget": budget, "workers": profile.n_workers, "kappa": kappa, "rows": rows})
+        return 0
+    kappa = results["dp"].kappa
+    print(f"N = {profile.n_workers}, B = {budget}, kappa = {kappa:.6g}; gap = (F_dp - F) / F_dp")
+    print(f"{'method':<12} {'objective':>20} {'rel. gap':>10} {'time ms':>10}  optimal")
+    for r in rows:
+        print(
+            f"{r['method']:<12} {r['objective']:>20.12g} {r['gap']:>10.2e} {r['time_ms']:>10.3f}  "
+            f"{r['optimal']}"
+        )
+    return 0
+
+
 # ----------------------------------------------------------------- examples
 def _add_examples(sub) -> None:
     p = sub.add_parser("examples", help="list the bundled example profiles")
@@ -268,7 +368,7 @@ def _cmd_show(args) -> int:
     return 0
 
 
-COMMANDS = [_add_design, _add_examples, _add_profile, _add_show]
+COMMANDS = [_add_design, _add_allocate, _add_examples, _add_profile, _add_show]
 
 
 # ------------------------------------------------------------------ latency

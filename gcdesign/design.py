@@ -30,7 +30,7 @@ from .structure import optimal_structure
 
 CONSTRUCTIONS = ("segment", "hub")
 ORDERS = ("grouped", "index")
-DEFAULT_ALLOCATOR = "equal"
+DEFAULT_ALLOCATOR = "heuristic"
 UNBIASED_TOL = 1e-9
 
 
