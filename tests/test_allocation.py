@@ -326,3 +326,16 @@ def test_local_search_kernel_equals_reference():
         moves = local_search(active, t, 0, t.size, 10_000)
         assert moves == local_search_reference(active, t_ref, 10_000)
         np.testing.assert_array_equal(t, t_ref)
+
+
+@pytest.mark.slow
+def test_heuristic_gap_on_500_instances():
+    """The acceptance check of studies/bench_allocators.py (seed 2026)."""
+    rng = np.random.default_rng(2026)
+    gaps = []
+    for _ in range(500):
+        inst = random_instance(rng)
+        exact = allocate_table(inst.table, inst.levels, inst.budget, method="dp")
+        result = allocate_table(inst.table, inst.levels, inst.budget, method="heuristic")
+        gaps.append(rel_gap(exact.objective, result.objective))
+    assert np.mean(np.array(gaps) <= 1e-9) >= 0.99

@@ -1,0 +1,207 @@
+"""Bit allocators side by side: time, objective and gap to the exact optimum.
+
+Part 1 (table): the paper's straggler model (shifted exponential, t0 = 1,
+deadline 1.1, rates U(0.01, 2)), MobileNetV3-Small dimension, balanced kappa
+(c = 1), bits in [2, 32], N in {20, 50, 200, 1000, 10000}, B / N in {3, 4, 7}.
+For every method: median wall time over --repeats runs (numba kernels are
+warmed up first, so compilation is not counted), objective F and the relative
+gap (F_dp - F) / F_dp to the exact DP. CP-SAT runs only up to N = 200 (its
+one-hot model has N x 31 booleans; 10 s time limit). Also the peak memory of
+the DP at N = 10^4, B = 4N (tracemalloc sees numpy's allocations).
+
+Part 2 (gap check): 500 random instances with N in [5, 100]
+(gcdesign.allocation._testing.random_instance: four straggler families,
+dim 10^3..10^7, balanced or raw kappa, b_max in {8, 16, 32}, B / N in
+[2, 12], 20% with the idle level); heuristic vs DP, with the default
+refinement (local search from both starts) and the paper's (from the better
+start only). Reports the share with gap <= 1e-9 and the worst instance.
+
+    python studies/bench_allocators.py [--out studies/out] [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from gcdesign.allocation import ALLOCATORS, allocate_table, allowed_levels, utility_table
+from gcdesign.allocation._testing import random_instance, straggler_probs
+from gcdesign.profile import MOBILENET_V3_SMALL_PARAMS
+from gcdesign.quantization import resolve_kappa
+
+SIZES = (20, 50, 200, 1000, 10000)
+PER_WORKER = (3, 4, 7)
+METHODS = ("dp", "heuristic", "cpsat", "greedy", "relaxation", "topk-equal", "equal")
+CPSAT_MAX_N = 200
+OPTIONS = {"cpsat": {"time_limit": 10.0}}
+
+
+def paper_table(n: int, budget: int, seed: int = 0):
+    p = straggler_probs(np.random.default_rng(seed), n, "paper")
+    kappa = resolve_kappa("balanced", p, budget, MOBILENET_V3_SMALL_PARAMS)
+    levels = allowed_levels(2, 32)
+    return utility_table(p, kappa, MOBILENET_V3_SMALL_PARAMS, levels), levels
+
+
+def warm_up():
+    table, levels = paper_table(4, 12)
+    for m in METHODS:
+        allocate_table(table, levels, 12, method=m, options=OPTIONS.get(m))
+
+
+def timed(table, levels, budget, method, repeats):
+    times, result = [], None
+    for _ in range(repeats):
+        result = allocate_table(table, levels, budget, method=method, options=OPTIONS.get(method))
+        times.append(result.wall_time)
+    return float(np.median(times)), result
+
+
+def part_table(sizes, repeats, notes):
+    rows = []
+    header = (
+        f"{'N':>6} {'B/N':>4} {'method':<11} {'median ms':>11} {'objective':>18} {'rel. gap':>10}  optimal"
+    )
+    print(header)
+    print("-" * len(header))
+    for n in sizes:
+        for x in PER_WORKER:
+            budget = x * n
+            table, levels = paper_table(n, budget)
+            reps = repeats if n <= 1000 else 1
+            exact = None
+            for m in METHODS:
+                if m not in ALLOCATORS:
+                    continue
+                if m == "cpsat" and n > CPSAT_MAX_N:
+                    notes.add(f"cpsat skipped above N = {CPSAT_MAX_N} (one-hot model, 10 s limit)")
+                    continue
+                seconds, res = timed(table, levels, budget, m, reps)
+                if m == "dp":
+                    exact = res.objective
+                gap = (exact - res.objective) / abs(exact)
+                rows.append(
+                    {
+                        "N": n,
+                        "B_per_N": x,
+                        "B": budget,
+                        "method": m,
+                        "median_s": seconds,
+                        "repeats": reps,
+                        "objective": res.objective,
+                        "rel_gap": gap,
+                        "optimal": res.optimal,
+                    }
+                )
+                print(
+                    f"{n:>6} {x:>4} {m:<11} {1e3 * seconds:>11.3f} {res.objective:>18.10g} {gap:>10.2e}  "
+                    f"{res.optimal}",
+                    flush=True,
+                )
+    return rows
+
+
+def dp_memory(n: int = 10000, per_worker: int = 4) -> float:
+    budget = per_worker * n
+    table, levels = paper_table(n, budget)
+    tracemalloc.start()
+    allocate_table(table, levels, budget, method="dp")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def part_gap(count: int, seed: int = 2026):
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(count):
+        inst = random_instance(rng)
+        exact = allocate_table(inst.table, inst.levels, inst.budget, method="dp").objective
+        rec = {"instance": i, **inst.description}
+        for label, refine in (("both", "both"), ("paper", "better")):
+            res = allocate_table(
+                inst.table, inst.levels, inst.budget, method="heuristic", options={"refine": refine}
+            )
+            rec[f"gap_{label}"] = (exact - res.objective) / abs(exact)
+            rec[f"ms_{label}"] = 1e3 * res.wall_time
+        records.append(rec)
+    return records
+
+
+def write_csv(path: Path, rows: list[dict]):
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="studies/out", help="output directory (default studies/out)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per (N, B, method) up to N = 1000")
+    parser.add_argument("--instances", type=int, default=500, help="random instances of the gap check")
+    parser.add_argument("--quick", action="store_true", help="N up to 1000 and 100 gap instances")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = SIZES[:-1] if args.quick else SIZES
+    count = min(args.instances, 100) if args.quick else args.instances
+
+    warm_up()
+    notes: set[str] = set()
+    rows = part_table(sizes, args.repeats, notes)
+    write_csv(out / "bench_allocators.csv", rows)
+    for note in sorted(notes):
+        print(f"note: {note}")
+
+    def pick(n, x, m):
+        return next((r for r in rows if r["N"] == n and r["B_per_N"] == x and r["method"] == m), None)
+
+    summary = {}
+    print("\ntargets (median wall time):")
+    for n, x, m, target in ((1000, 4, "dp", 1.0), (10000, 4, "dp", 60.0), (50, 7, "heuristic", 0.010)):
+        r = pick(n, x, m)
+        if r is not None:
+            ok = "ok" if r["median_s"] <= target else "MISSED"
+            print(f"  {m:<9} N = {n:>5}, B = {x}N: {r['median_s']:.4g} s (target {target:g} s) {ok}")
+            summary[f"{m}_N{n}_B{x}N_s"] = r["median_s"]
+    if 10000 in sizes:
+        peak = dp_memory()
+        summary["dp_peak_bytes_N10000_B4N"] = peak
+        print(f"  dp peak memory at N = 10^4, B = 4N: {peak / 2**20:.1f} MiB (target < 2048 MiB)")
+
+    print(f"\nheuristic vs DP on {count} random instances, N in [5, 100]:")
+    records = part_gap(count)
+    write_csv(out / "bench_allocators_gap.csv", records)
+    for label, name in (
+        ("both", "default (local search from both starts)"),
+        ("paper", "paper (better start)"),
+    ):
+        gaps = np.array([r[f"gap_{label}"] for r in records])
+        worst = records[int(np.argmax(gaps))]
+        share = float(np.mean(gaps <= 1e-9))
+        times = np.array([r[f"ms_{label}"] for r in records])
+        print(
+            f"  {name}: gap <= 1e-9 on {100 * share:.1f}%, median gap {np.median(gaps):.2e}, "
+            f"worst {gaps.max():.3e}, median time {np.median(times):.3f} ms"
+        )
+        print(
+            f"    worst instance: {json.dumps({k: v for k, v in worst.items() if not k.startswith('ms_')})}"
+        )
+        summary[f"gap_{label}_share_le_1e-9"] = share
+        summary[f"gap_{label}_worst"] = float(gaps.max())
+        summary[f"gap_{label}_worst_instance"] = worst["instance"]
+    (out / "bench_allocators_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"\nwritten: {out / 'bench_allocators.csv'}, {out / 'bench_allocators_gap.csv'}, "
+        f"{out / 'bench_allocators_summary.json'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
