@@ -85,6 +85,7 @@ def utility_table(straggler_probs, kappa: float, dim: int, levels) -> np.ndarray
 
 
 def allowed_levels(b_min: int, b_max: int, *, allow_idle: bool = False) -> np.ndarray:
+    """The bit levels ``b_min .. b_max``, preceded by 0 (an idle worker) if `allow_idle`."""
     levels = np.arange(b_min, b_max + 1, dtype=np.int64)
     return np.concatenate([[0], levels]) if allow_idle else levels
 
@@ -124,9 +125,35 @@ def allocate_table(
 ) -> Allocation:
     """Maximize ``sum_i table[i, t_i]`` subject to ``sum_i levels[t_i] = budget``.
 
-    The generic entry point: every registered solver on any separable table.
-    ``table`` has shape (N, L); ``levels`` are L distinct nonnegative integers in
-    increasing order. Returns an :class:`Allocation` whose ``bits`` are levels.
+    The generic entry point: every registered solver on any separable table
+    (docs/allocation.md, "Entry points").
+
+    Parameters
+    ----------
+    table : array_like, shape (N, L)
+        Finite utilities: ``table[i, l]`` is worker i's value at ``levels[l]``.
+    levels : array_like of int, shape (L,)
+        Distinct nonnegative integers in increasing order. ``dp`` and ``cpsat``
+        accept any such set; the other methods need consecutive integers,
+        optionally preceded by one lower idle level (e.g. ``[0, 2, 3, ..., 32]``).
+    budget : int
+        ``sum_i levels[t_i]`` must equal it.
+    method : str
+        A name in :data:`ALLOCATORS`.
+    options : dict, optional
+        Solver options (see each solver; unknown names are rejected).
+
+    Returns
+    -------
+    Allocation
+        ``bits`` are levels; ``objective`` is recomputed in float64; ``kappa`` is None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = np.array([[1.0, 3.0, 4.0, 4.5], [0.0, 0.1, 3.0, 3.2]])
+    >>> allocate_table(table, [2, 3, 4, 5], 8, method="dp").bits
+    array([4, 4])
     """
     table = np.ascontiguousarray(table, dtype=np.float64)
     levels = np.asarray(levels, dtype=np.int64)
