@@ -328,9 +328,8 @@ def test_local_search_kernel_equals_reference():
         np.testing.assert_array_equal(t, t_ref)
 
 
-@pytest.mark.slow
 def test_heuristic_gap_on_500_instances():
-    """The acceptance check of studies/bench_allocators.py (seed 2026)."""
+    """The acceptance check of studies/bench_allocators.py (seed 2026); about a second."""
     rng = np.random.default_rng(2026)
     gaps = []
     for _ in range(500):
