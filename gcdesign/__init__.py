@@ -13,6 +13,7 @@ from .io import load_design, save_design
 from .profile import ClusterProfile, list_examples, load_example, load_profile, save_profile
 from .quantization import delta_raw, quantization_variance, quantize, resolve_kappa
 from .structure import Structure, optimal_structure, utilities
+from .training import History, train
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,7 @@ __all__ = [
     "ClusterProfile",
     "Design",
     "DesignError",
+    "History",
     "InputError",
     "Structure",
     "allocate_bits",
@@ -45,6 +47,7 @@ __all__ = [
     "save_profile",
     "segment_layout",
     "synthetic_gradients",
+    "train",
     "utilities",
     "utility_table",
 ]

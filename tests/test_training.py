@@ -267,3 +267,13 @@ def test_digits_joint_design_is_unbiased_and_ignoring_stragglers_is_not():
     )
     bad = gradient_estimates(prob, ignore, w, rounds=500, rng=2)
     assert np.linalg.norm(bad.mean(axis=0) - truth) > 0.5 * np.linalg.norm(truth)
+
+
+def test_softmax_training_with_a_design_approaches_the_optimum(problems):
+    prob = problems["softmax"]
+    code = _design(prob, bits_per_worker=6)
+    hist = train(prob, code, steps=400, optimizer=sgd(0.5, batch_size=8, schedule="sqrt"), rng=4)
+    assert hist.distance.shape == (401,)
+    assert hist.suboptimality[-50:].mean() < 0.1 * hist.suboptimality[0]
+    assert hist.grad_norm[-50:].mean() < 0.3 * hist.grad_norm[0]
+    assert np.all(hist.arrived[1:] <= 8) and hist.wall_clock[-1] == 400
