@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from gcdesign import ClusterProfile, design, load_example
-from gcdesign.allocation import ALLOCATORS
 from gcdesign.evaluation import EvaluationError, expected_error, monte_carlo_error, synthetic_gradients
 from gcdesign.schemes import SCHEMES, make_scheme
 
@@ -30,16 +29,12 @@ BUDGET = 350
 
 
 def our_variants(profile):
-    """Our design with the default options, and with the honest (raw) quantizer bound."""
-    variants = {"joint": lambda: design(profile, BUDGET)}
-    variants["joint (kappa=raw)"] = lambda: design(profile, BUDGET, kappa="raw")
-    for allocator in ("heuristic", "dp"):
-        if allocator in ALLOCATORS:
-            variants[f"joint (raw, {allocator})"] = lambda a=allocator: design(
-                profile, BUDGET, kappa="raw", allocator=a
-            )
-            break
-    return variants
+    """Our design with the package defaults, with the honest (raw) kappa, and with equal bits."""
+    return {
+        "joint": lambda: design(profile, BUDGET),
+        "joint (kappa=raw)": lambda: design(profile, BUDGET, kappa="raw"),
+        "joint (equal bits)": lambda: design(profile, BUDGET, allocator="equal"),
+    }
 
 
 def evaluate(scheme, grads, trials: int, seed: int) -> dict:
