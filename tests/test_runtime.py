@@ -24,7 +24,7 @@ PROFILE = ClusterProfile([0.05, 0.1, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8], dim=64)
 
 @pytest.fixture(scope="module")
 def code():
-    return design(PROFILE, 36, kappa="raw")  # bits 5 5 5 5 4 4 4 4
+    return design(PROFILE, 36, kappa="raw", allocator="equal")  # bits 5 5 5 5 4 4 4 4
 
 
 @pytest.mark.parametrize("bits", [2, 3, 5, 8, 13, 32])
