@@ -114,6 +114,36 @@ def _windows(n: int, s: int) -> np.ndarray:
     return (np.arange(n)[:, None] + np.arange(s + 1)[None, :]) % n
 
 
+def _null_vectors(parity: np.ndarray) -> np.ndarray:
+    """Unit null vector of every window submatrix ``parity[:, i..i+s]``, shape (n, s + 1).
+
+    Solved with the last coefficient fixed to 1 (it is nonzero in any exact
+    code: a row supported on ``s`` partitions cannot be a row of one, Tandon
+    et al.'s converse), in chunks of LU solves: O(n s^3), no n x s x (s+1)
+    array held at once. Windows whose solve is singular or inaccurate are
+    redone with an SVD.
+    """
+    s, n = parity.shape
+    coef = np.empty((n, s + 1))
+    chunk = max(1, 2_000_000 // (s * (s + 1)))
+    for start in range(0, n, chunk):
+        support = (np.arange(start, min(n, start + chunk))[:, None] + np.arange(s + 1)[None, :]) % n
+        blocks = np.transpose(parity[:, support], (1, 0, 2))  # (chunk, s, s+1)
+        with np.errstate(all="ignore"):
+            try:
+                x = np.linalg.solve(blocks[:, :, :s], -blocks[:, :, s:])[:, :, 0]
+                c = np.concatenate([x, np.ones((len(support), 1))], axis=1)
+                c /= np.linalg.norm(c, axis=1, keepdims=True)
+                residual = np.linalg.norm(np.einsum("wij,wj->wi", blocks, c), axis=1)
+                bad = ~(residual <= 1e-10 * np.linalg.norm(blocks, axis=(1, 2)))
+            except np.linalg.LinAlgError:  # a singular leading block somewhere in the chunk
+                c, bad = np.empty((len(support), s + 1)), np.ones(len(support), dtype=bool)
+        if bad.any():
+            c[bad] = np.linalg.svd(blocks[bad], full_matrices=True)[2][:, -1, :]
+        coef[start : start + len(support)] = c
+    return coef
+
+
 def _code_from_parity(parity: np.ndarray) -> np.ndarray:
     """Dense cyclic code whose rows are unit null vectors of ``parity`` on each window.
 
@@ -121,13 +151,10 @@ def _code_from_parity(parity: np.ndarray) -> np.ndarray:
     (s x (s+1)) then has a one-dimensional null space generically.
     """
     s, n = parity.shape
-    support = _windows(n, s)
-    blocks = np.transpose(parity[:, support], (1, 0, 2))  # (n, s, s+1)
-    _, _, vt = np.linalg.svd(blocks, full_matrices=True)
-    coef = vt[:, -1, :]  # unit null vector of each window
+    coef = _null_vectors(parity)
     sign = np.where(coef.sum(axis=1) < 0, -1.0, 1.0)  # orientation only; any sign decodes
     dense = np.zeros((n, n))
-    np.put_along_axis(dense, support, coef * sign[:, None], axis=1)
+    np.put_along_axis(dense, _windows(n, s), coef * sign[:, None], axis=1)
     return dense
 
 
@@ -155,35 +182,76 @@ def _fourier_parity(n: int, s: int, freqs) -> np.ndarray | None:
     return parity - parity.mean(axis=1, keepdims=True)
 
 
+def _row_count(n: int, freqs) -> int:
+    return 2 * len(freqs) - (n / 2 in freqs)
+
+
+def _structured_frequencies(n: int, s: int) -> list[tuple[float, ...]]:
+    """Closed-form frequency sets tried first: the highest frequencies (``N/2`` wins for
+    ``s = 1``), frequencies evenly spread over the grid (several spans; often the best of these
+    at large N and s) and the lowest ones."""
+    count = -(-s // 2)
+    grid = np.arange(1, n + 1) / 2  # 0.5, 1, ..., n/2
+    sets = []
+    for width in (count, count + 1):
+        sets.append(grid[::-1][:width])  # N/2, N/2 - 1/2, ...
+        sets.append(np.arange(n // 2, n // 2 - width, -1, dtype=float))  # N/2, N/2 - 1, ...
+    for top in (1.0, 0.9, 0.75, 0.6, 0.5):
+        for step in (1, 2):  # half-integer or integer grid
+            points = np.round(np.linspace(0, top * n / 2, count + 2)[1:-1] * 2 / step) * step / 2
+            sets.append(points)
+    sets.append(grid[:count])
+    out = []
+    for points in sets:
+        freqs = tuple(sorted({float(f) for f in points if 0 < f <= n / 2}))
+        if freqs and _row_count(n, freqs) >= s and freqs not in out:
+            out.append(freqs)
+    return out
+
+
 def _fourier_candidates(n: int, s: int, max_candidates: int) -> list[tuple[float, ...]]:
+    """The structured sets, then every set of ``ceil(s / 2)`` grid frequencies (a fixed
+    subsample of at most `max_candidates` when there are more; drawn without enumerating
+    them when there are very many)."""
     grid = [k / 2 for k in range(1, n + 1)]  # 0.5, 1, ..., n/2
     count = -(-s // 2)
-    combos = [c for c in itertools.combinations(grid, count) if len(c) * 2 - (n / 2 in c) >= s]
-    if len(combos) > max_candidates:
-        # a fixed (not user-seeded) subsample keeps the construction deterministic
-        keep = np.random.default_rng(0).choice(len(combos), size=max_candidates, replace=False)
-        combos = [combos[i] for i in np.sort(keep)]
-    return combos
+    if math.comb(n, count) <= 50_000:
+        combos = [c for c in itertools.combinations(grid, count) if _row_count(n, c) >= s]
+        if len(combos) > max_candidates:
+            # a fixed (not user-seeded) subsample keeps the construction deterministic
+            keep = np.random.default_rng(0).choice(len(combos), size=max_candidates, replace=False)
+            combos = [combos[i] for i in np.sort(keep)]
+    else:
+        rng = np.random.default_rng(0)
+        found = set()
+        for _ in range(20 * max_candidates):
+            if len(found) >= max_candidates:
+                break
+            combo = tuple(grid[i] for i in np.sort(rng.choice(n, size=count, replace=False)))
+            if _row_count(n, combo) >= s:
+                found.add(combo)
+        combos = sorted(found)
+    structured = _structured_frequencies(n, s)
+    return structured + [c for c in combos if c not in set(structured)]
 
 
 def _sampled_masks(n: int, s: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` straggler masks: the n consecutive windows, n evenly spread sets, then random ones."""
-    index = np.arange(n)
+    """`count` straggler masks: the n consecutive windows, n evenly spread sets, then random ones.
+
+    With fewer than ``2 n`` sets: a third windows, a third spread sets (evenly spaced starts),
+    the rest random.
+    """
+    structured = n if count >= 2 * n else count // 3
+    start = np.floor(np.arange(structured) * n / structured).astype(int)[:, None]
     spread = np.floor(n / s * np.arange(s)).astype(int)
-    masks = [np.isin(index, (start + np.arange(s)) % n) for start in range(n)]
-    masks += [np.isin(index, (start + spread) % n) for start in range(n)]
-    while len(masks) < count:
-        mask = np.zeros(n, dtype=bool)
-        mask[rng.choice(n, size=s, replace=False)] = True
-        masks.append(mask)
-    return np.array(masks[:count])
-
-
-def _probe_sets(n: int, s: int, limit: int) -> np.ndarray:
-    """Straggler masks used to screen candidates: all sets if few, else a fixed sample."""
-    if math.comb(n, s) <= limit:
-        return _all_straggler_masks(n, s)
-    return _sampled_masks(n, s, limit, np.random.default_rng(12345))
+    masks = np.zeros((count, n), dtype=bool)
+    np.put_along_axis(masks[:structured], (start + np.arange(s)) % n, True, axis=1)
+    np.put_along_axis(masks[structured : 2 * structured], (start + spread) % n, True, axis=1)
+    extra = count - 2 * structured
+    if extra > 0:
+        picks = np.argsort(rng.random((extra, n)), axis=1)[:, :s]
+        np.put_along_axis(masks[2 * structured :], picks, True, axis=1)
+    return masks
 
 
 def _all_straggler_masks(n: int, s: int) -> np.ndarray:
@@ -191,6 +259,13 @@ def _all_straggler_masks(n: int, s: int) -> np.ndarray:
     for row, combo in enumerate(itertools.combinations(range(n), s)):
         masks[row, list(combo)] = True
     return masks
+
+
+def _straggler_masks(n: int, s: int, limit: int, seed: int = 12345) -> np.ndarray:
+    """All straggler masks if there are at most `limit`, else a fixed sample of `limit`."""
+    if math.comb(n, s) <= limit:
+        return _all_straggler_masks(n, s)
+    return _sampled_masks(n, s, limit, np.random.default_rng(seed))
 
 
 def _blas_single_thread():
@@ -203,48 +278,109 @@ def _blas_single_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _worst_over(dense: np.ndarray, straggler_masks: np.ndarray, rank: int) -> tuple[float, int]:
-    """Largest sigma_1 / sigma_rank of B_F over the responder sets F = complement of each mask."""
+def _set_conditions(dense: np.ndarray, straggler_masks: np.ndarray, rank: int) -> np.ndarray:
+    """sigma_1 / sigma_rank of B_F for the responder set F = complement of each mask."""
     n = dense.shape[0]
     n_resp = n - int(straggler_masks[0].sum())
+    rank = min(rank, n_resp, dense.shape[1])
     batch = max(1, 4_000_000 // (n_resp * dense.shape[1]))
-    worst, where = -1.0, -1
+    out = np.empty(straggler_masks.shape[0])
     for start in range(0, straggler_masks.shape[0], batch):
         chunk = ~straggler_masks[start : start + batch]
         rows = np.nonzero(chunk)[1].reshape(chunk.shape[0], n_resp)
         sv = np.linalg.svd(dense[rows], compute_uv=False)
-        rank = min(rank, sv.shape[1])
         with np.errstate(divide="ignore"):
-            cond = np.where(sv[:, rank - 1] > 0, sv[:, 0] / sv[:, rank - 1], np.inf)
-        k = int(np.argmax(cond))
-        if cond[k] > worst:
-            worst, where = float(cond[k]), start + k
-    return worst, where
+            out[start : start + len(rows)] = np.where(sv[:, rank - 1] > 0, sv[:, 0] / sv[:, rank - 1], np.inf)
+    return out
 
 
-# Screening budget per stage, in units of n^3 (one SVD of an (n - s) x n matrix is ~n^3 flops):
-# about a second on one core whatever N, so that large codes stay practical.
-_STAGE_WORK = 1e9
+def _worst_over(dense: np.ndarray, straggler_masks: np.ndarray, rank: int) -> tuple[float, int]:
+    """Largest sigma_1 / sigma_rank of B_F over the responder sets F = complement of each mask."""
+    cond = _set_conditions(dense, straggler_masks, rank)
+    where = int(np.argmax(cond))
+    return float(cond[where]), where
 
 
-def _successive_halving(codes: list[np.ndarray], n: int, s: int, stages=(256, 1024, 4096, 20_000)) -> int:
-    """Index of the code with the smallest worst-case condition number, screened in stages.
+def _proxy_conditions(basis: np.ndarray, straggler_masks: np.ndarray) -> np.ndarray:
+    """``1 / sigma_min(U_F)`` for an orthonormal basis ``U`` (n x r) of the range of ``B``.
 
-    Every stage scores the surviving codes on more responder sets (all of
-    them once ``C(N, s)`` is at most the stage size; fewer for large N, see
-    ``_STAGE_WORK``) and keeps the best quarter; the sets of a stage are a
-    fixed sample, so the result is deterministic.
+    ``B_F = U_F S V^T`` (thin SVD of ``B``), so ``cond(B_F)`` lies within a factor
+    ``cond(S)`` of ``1 / sigma_min(U_F)`` (``sigma_max(U_F) = 1`` when ``s < r``), and
+    ``sigma_min(U_F)^2 = 1 - ||U_S||^2`` with ``S`` the stragglers: an ``s x s`` problem
+    instead of an ``(n - s) x n`` SVD (inf when ``F`` loses rank, as for ``cond``).
     """
+    n, r = basis.shape
+    s = int(straggler_masks[0].sum())
+    out = np.empty(straggler_masks.shape[0])
+    batch = max(1, 2_000_000 // (n * r))
+    for start in range(0, straggler_masks.shape[0], batch):
+        chunk = straggler_masks[start : start + batch]
+        if s <= r:
+            part = basis[np.nonzero(chunk)[1].reshape(chunk.shape[0], s)]  # (m, s, r)
+            top = np.linalg.eigvalsh(part @ part.transpose(0, 2, 1))[:, -1]
+            gap = np.clip(1.0 - top, 0.0, None)
+            smallest = np.sqrt(gap)
+        else:
+            part = basis[np.nonzero(~chunk)[1].reshape(chunk.shape[0], n - s)]  # (m, n - s, r)
+            smallest = np.linalg.svd(part, compute_uv=False)[:, -1]
+        with np.errstate(divide="ignore"):
+            out[start : start + len(chunk)] = np.where(smallest > 1e-15, 1.0 / smallest, np.inf)
+    return out
+
+
+# Work budget of the screening, in flops of the batched small-matrix kernels (~1e8 a second here).
+_SCREEN_WORK = 2e7
+_VERIFY_WORK = 2e7
+
+
+def _rank_codes(codes: list[np.ndarray], n: int, s: int) -> int:
+    """Index of the code with the smallest worst-case condition number (approximately).
+
+    1. Each code is scored by the cheap proxy ``1 / sigma_min(U_F)`` (``_proxy_conditions``)
+       on a fixed sample of straggler sets (all of them when few); the best few survive,
+       and are rescored on more sets.
+    2. The survivors' true ``cond(B_F)`` is computed on their sets of largest proxy (all
+       sets when that is affordable) and the smallest worst case wins.
+    Budgets (``_SCREEN_WORK``, ``_VERIFY_WORK``) keep this well under a second up to
+    N = 100 and a few seconds at N = 500; the sets are fixed samples, so the result is
+    deterministic.
+    """
+    r = n - s
+    total = math.comb(n, s)
+    small = min(s, r)
+    proxy_cost = small * small * max(s, r) + small**3 + 50.0
+    svd_cost = 10.0 * r * n * min(r, n) + 200.0
     alive = list(range(len(codes)))
-    for size in stages:
-        size = min(size, max(32, int(_STAGE_WORK / (len(alive) * n**3))))
-        probes = _probe_sets(n, s, size)
-        scores = np.array([_worst_over(codes[i], probes, n - s)[0] for i in alive])
-        order = np.argsort(scores, kind="stable")
-        if probes.shape[0] == math.comb(n, s) or size == stages[-1] or len(alive) == 1:
-            return alive[int(order[0])]
-        alive = [alive[i] for i in order[: max(2, len(alive) // 4)]]
-    return alive[0]
+    bases = {}
+    for i in alive:
+        u, sv, _ = np.linalg.svd(codes[i])
+        bases[i] = u[:, :r]
+    scores = np.zeros(len(codes))
+    masks = None
+    for stage in range(3):
+        size = int(_SCREEN_WORK / (len(alive) * proxy_cost))
+        size = min(max(size, 24), 40_000)
+        masks = _straggler_masks(n, s, size, seed=12345 + stage)
+        for i in alive:
+            scores[i] = _proxy_conditions(bases[i], masks).max()
+        alive.sort(key=lambda i: (scores[i], i))
+        keep = max(4, len(alive) // 6)
+        if len(alive) <= 4 and (masks.shape[0] == total or stage == 2):
+            break
+        alive = alive[:keep]
+        if masks.shape[0] == total:
+            break
+    # true condition numbers of the survivors on their worst proxy sets (or all sets)
+    per_code = max(1, int(_VERIFY_WORK / (len(alive) * svd_cost)))
+    worst = {}
+    for i in alive:
+        if masks.shape[0] <= per_code:
+            chosen = masks
+        else:
+            proxy = _proxy_conditions(bases[i], masks)
+            chosen = masks[np.argsort(-proxy, kind="stable")[:per_code]]
+        worst[i] = float(_set_conditions(codes[i], chosen, r).max())
+    return min(alive, key=lambda i: (worst[i], i))
 
 
 @lru_cache(maxsize=64)
@@ -253,21 +389,27 @@ def _fourier_code(n: int, s: int, max_candidates: int) -> np.ndarray:
         return _fourier_search(n, s, max_candidates)
 
 
+def _candidate_budget(n: int, s: int, max_candidates: int) -> int:
+    """Codes built and screened: each costs an O(n s^3) construction and an O(n^3) SVD."""
+    cost = n * (s + 1) ** 3 + 10.0 * n**3
+    return max(4, min(max_candidates, int(2e8 / cost)))
+
+
 def _fourier_search(n: int, s: int, max_candidates: int) -> np.ndarray:
     codes = []
-    for freqs in _fourier_candidates(n, s, max_candidates):
+    for freqs in _fourier_candidates(n, s, max_candidates)[: _candidate_budget(n, s, max_candidates)]:
         parity = _fourier_parity(n, s, freqs)
         if parity is not None:
             codes.append(_code_from_parity(parity))
     if not codes:  # pragma: no cover - never seen; keep a valid code anyway
         return _best_random_code(n, s, 20, np.random.default_rng(0))
-    return codes[_successive_halving(codes, n, s)]
+    return codes[_rank_codes(codes, n, s)]
 
 
 def _best_random_code(n: int, s: int, draws: int, rng: np.random.Generator) -> np.ndarray:
     codes = [_code_from_parity(_random_parity(n, s, rng)) for _ in range(draws)]
     with _blas_single_thread():
-        return codes[_successive_halving(codes, n, s)]
+        return codes[_rank_codes(codes, n, s)]
 
 
 def cyclic_repetition_code(
