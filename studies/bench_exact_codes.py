@@ -6,11 +6,18 @@ of Tandon et al. (median and range over --seeds draws), the best of 20 random
 draws, our Fourier construction, and fractional repetition where (s+1) | N;
 plus the relative error of the decoded gradient sum on the worst set.
 
-Part 2: relative error of A^T B decoded by a polynomial code on the worst
+Part 2: construction time of the default (Fourier) cyclic code, median of
+--repeats builds with the per-process cache cleared, for N in {10, 20, 50, 100,
+200, 500} and s in {1, 4, N/4, N/2}, with its worst-case condition number
+(exhaustive when C(N, s) <= 20,000, else sampled: 2,000 sets up to N = 100, 200
+beyond, windows and spread sets included).
+
+Part 3: relative error of A^T B decoded by a polynomial code on the worst
 responder set (and a random one), for the Chebyshev and monomial bases, versus
 N and m n.
 
-    python studies/bench_exact_codes.py [--seeds 5] [--out studies/out]
+    python studies/bench_exact_codes.py [--seeds 5] [--repeats 3] [--out studies/out]
+        [--skip-conditioning] [--skip-timing] [--skip-polynomial]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+import gcdesign.schemes.exact as exact_module
 from gcdesign.schemes.exact import (
     condition_report,
     cyclic_repetition_code,
@@ -98,6 +106,52 @@ def part_exact(args, out: Path):
         writer.writerows(rows)
 
 
+TIMING_N = (10, 20, 50, 100, 200, 500)
+
+
+def part_timing(args, out: Path):
+    rows = []
+    print()
+    print(f"construction time of cyclic_repetition_code(N, s) (median of {args.repeats}, cache cleared)")
+    print(
+        f"{'N':>3} {'s':>3} | {'build s':>8} {'min':>7} {'max':>7} | "
+        f"{'worst cond':>10} {'sets':>6} {'how':>10}"
+    )
+    for n in TIMING_N:
+        for s in sorted({1, 4, n // 4, n // 2}):
+            if not 1 <= s < n:
+                continue
+            times = []
+            for _ in range(args.repeats):
+                exact_module._fourier_code.cache_clear()
+                t0 = time.perf_counter()
+                code = cyclic_repetition_code(n, s)
+                times.append(time.perf_counter() - t0)
+            max_sets = 20_000 if n <= 20 else 2000 if n <= 100 else 200
+            rep = condition_report(code, s, max_sets=max_sets, rng=0)
+            row = {
+                "N": n,
+                "s": s,
+                "build_s_median": float(np.median(times)),
+                "build_s_min": min(times),
+                "build_s_max": max(times),
+                "worst_cond": rep.worst,
+                "sets": rep.sets,
+                "exhaustive": rep.exhaustive,
+            }
+            rows.append(row)
+            how = "exhaustive" if rep.exhaustive else "sampled"
+            print(
+                f"{n:>3} {s:>3} | {row['build_s_median']:>8.3f} {min(times):>7.3f} {max(times):>7.3f} | "
+                f"{rep.worst:>10.3g} {rep.sets:>6} {how:>10}",
+                flush=True,
+            )
+    with open(out / "bench_exact_codes_timing.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def part_polynomial(args, out: Path):
     rng = np.random.default_rng(1)
     A = rng.standard_normal((200, 60))
@@ -145,12 +199,18 @@ def part_polynomial(args, out: Path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="random draws per (N, s) (default 5)")
+    parser.add_argument("--repeats", type=int, default=3, help="builds per (N, s) for the timing (default 3)")
     parser.add_argument("--out", default="studies/out")
+    parser.add_argument("--skip-conditioning", action="store_true")
+    parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-polynomial", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    part_exact(args, out)
+    if not args.skip_conditioning:
+        part_exact(args, out)
+    if not args.skip_timing:
+        part_timing(args, out)
     if not args.skip_polynomial:
         part_polynomial(args, out)
 

@@ -182,6 +182,48 @@ def test_fourier_construction_is_deterministic():
     assert np.array_equal(first, cyclic_repetition_code(9, 3).toarray())
 
 
+@pytest.mark.parametrize(("n", "s"), [(60, 15), (41, 20)])
+def test_cyclic_code_decodes_random_sets_at_moderate_size(n, s):
+    # beyond exhaustive reach: random responder sets of size N - s, and the cyclic windows
+    code = cyclic_repetition_code(n, s)
+    dense = code.toarray()
+    assert np.count_nonzero(dense, axis=1).tolist() == [s + 1] * n
+    rng = np.random.default_rng(3)
+    straggler_sets = [rng.choice(n, size=s, replace=False) for _ in range(6)]
+    straggler_sets += [(start + np.arange(s)) % n for start in (0, n // 2)]
+    for stragglers in straggler_sets:
+        arrived = np.ones(n, dtype=bool)
+        arrived[stragglers] = False
+        a = exact_decoding(code, arrived, stragglers=s)
+        assert np.linalg.norm(a @ dense - 1.0) / math.sqrt(n) <= 1e-10
+        assert np.all(a[~arrived] == 0.0)
+    report = condition_report(code, s, max_sets=200, rng=0)
+    assert not report.exhaustive and report.sets == 200 and report.rank == n - s
+    assert np.isfinite(report.worst)
+
+
+def test_window_null_vectors_match_the_svd():
+    rng = np.random.default_rng(2)
+    for n, s in [(9, 4), (30, 12)]:
+        parity = exact_module._random_parity(n, s, rng)
+        coef = exact_module._null_vectors(parity)
+        blocks = np.transpose(parity[:, exact_module._windows(n, s)], (1, 0, 2))
+        reference = np.linalg.svd(blocks)[2][:, -1, :]
+        np.testing.assert_allclose(np.abs(np.sum(coef * reference, axis=1)), 1.0, rtol=1e-10)
+    # a window whose leading s x s block is singular falls back to the SVD
+    parity = np.array([[1.0, 0.0, 0.0, -1.0], [0.0, 0.0, 1.0, -1.0]])
+    coef = exact_module._null_vectors(parity)
+    blocks = np.transpose(parity[:, exact_module._windows(4, 2)], (1, 0, 2))
+    assert np.abs(np.einsum("wij,wj->wi", blocks, coef)).max() < 1e-12
+    np.testing.assert_allclose(np.linalg.norm(coef, axis=1), 1.0)
+
+
+def test_fourier_construction_is_deterministic_at_large_size():
+    first = cyclic_repetition_code(48, 12).toarray()
+    exact_module._fourier_code.cache_clear()
+    assert np.array_equal(first, cyclic_repetition_code(48, 12).toarray())
+
+
 def _profile(n, partitions=None):
     return ClusterProfile(np.linspace(0.05, 0.5, n), dim=100, partitions=partitions)
 

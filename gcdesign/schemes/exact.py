@@ -329,8 +329,8 @@ def _proxy_conditions(basis: np.ndarray, straggler_masks: np.ndarray) -> np.ndar
 
 
 # Work budget of the screening, in flops of the batched small-matrix kernels (~1e8 a second here).
-_SCREEN_WORK = 2e7
-_VERIFY_WORK = 2e7
+_SCREEN_WORK = 5e7
+_VERIFY_WORK = 5e7
 
 
 def _rank_codes(codes: list[np.ndarray], n: int, s: int) -> int:
@@ -392,7 +392,7 @@ def _fourier_code(n: int, s: int, max_candidates: int) -> np.ndarray:
 def _candidate_budget(n: int, s: int, max_candidates: int) -> int:
     """Codes built and screened: each costs an O(n s^3) construction and an O(n^3) SVD."""
     cost = n * (s + 1) ** 3 + 10.0 * n**3
-    return max(4, min(max_candidates, int(2e8 / cost)))
+    return max(4, min(max_candidates, int(5e8 / cost)))
 
 
 def _fourier_search(n: int, s: int, max_candidates: int) -> np.ndarray:
