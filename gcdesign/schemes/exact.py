@@ -114,33 +114,60 @@ def _windows(n: int, s: int) -> np.ndarray:
     return (np.arange(n)[:, None] + np.arange(s + 1)[None, :]) % n
 
 
+def _batched_null(blocks: np.ndarray) -> np.ndarray:
+    """Unit null vectors of a stack of k x (k + 1) matrices, shape (m, k + 1).
+
+    Solved with the last coefficient fixed to 1 by LU; the matrices whose solve
+    is singular or inaccurate are redone with an SVD.
+    """
+    m, k, _ = blocks.shape
+    if k == 0:
+        return np.ones((m, 1))
+    with np.errstate(all="ignore"):
+        try:
+            x = np.linalg.solve(blocks[:, :, :k], -blocks[:, :, k:])[:, :, 0]
+            c = np.concatenate([x, np.ones((m, 1))], axis=1)
+            c /= np.linalg.norm(c, axis=1, keepdims=True)
+            residual = np.linalg.norm(np.einsum("wij,wj->wi", blocks, c), axis=1)
+            bad = ~(residual <= 1e-10 * np.linalg.norm(blocks, axis=(1, 2)))
+        except np.linalg.LinAlgError:  # a singular leading block somewhere in the stack
+            c, bad = np.empty((m, k + 1)), np.ones(m, dtype=bool)
+    if bad.any():
+        c[bad] = np.linalg.svd(blocks[bad], full_matrices=True)[2][:, -1, :]
+    return c
+
+
 def _null_vectors(parity: np.ndarray) -> np.ndarray:
     """Unit null vector of every window submatrix ``parity[:, i..i+s]``, shape (n, s + 1).
 
-    Solved with the last coefficient fixed to 1 (it is nonzero in any exact
-    code: a row supported on ``s`` partitions cannot be a row of one, Tandon
-    et al.'s converse), in chunks of LU solves: O(n s^3), no n x s x (s+1)
-    array held at once. Windows whose solve is singular or inaccurate are
-    redone with an SVD.
+    The row of window ``i`` is the vector of ``null(parity)`` supported on the
+    window. For ``s <= n / 2`` it is the null vector of the s x (s + 1) window
+    submatrix (its last coefficient is nonzero in any exact code: a row on
+    ``s`` partitions cannot be a row of one, Tandon et al.'s converse); for
+    larger ``s``, with a basis ``Z`` (n x r, ``r = n - s``) of the null space, it
+    is ``Z y`` with ``y`` the null vector of the (r - 1) x r rows of ``Z`` off the
+    window. Batched LU solves in chunks: O(n min(s, r)^3), no n x s x (s + 1)
+    array held at once.
     """
     s, n = parity.shape
+    r = n - s
+    support = _windows(n, s)
+    if s <= r:
+        size, basis = s, None
+    else:
+        basis = np.linalg.svd(parity, full_matrices=True)[2][s:].T  # (n, r)
+        size = r - 1
+        off = (np.arange(n)[:, None] + s + 1 + np.arange(r - 1)[None, :]) % n
     coef = np.empty((n, s + 1))
-    chunk = max(1, 2_000_000 // (s * (s + 1)))
+    chunk = max(1, 2_000_000 // ((size + 1) * max(size, 1) + s + 1))
     for start in range(0, n, chunk):
-        support = (np.arange(start, min(n, start + chunk))[:, None] + np.arange(s + 1)[None, :]) % n
-        blocks = np.transpose(parity[:, support], (1, 0, 2))  # (chunk, s, s+1)
-        with np.errstate(all="ignore"):
-            try:
-                x = np.linalg.solve(blocks[:, :, :s], -blocks[:, :, s:])[:, :, 0]
-                c = np.concatenate([x, np.ones((len(support), 1))], axis=1)
-                c /= np.linalg.norm(c, axis=1, keepdims=True)
-                residual = np.linalg.norm(np.einsum("wij,wj->wi", blocks, c), axis=1)
-                bad = ~(residual <= 1e-10 * np.linalg.norm(blocks, axis=(1, 2)))
-            except np.linalg.LinAlgError:  # a singular leading block somewhere in the chunk
-                c, bad = np.empty((len(support), s + 1)), np.ones(len(support), dtype=bool)
-        if bad.any():
-            c[bad] = np.linalg.svd(blocks[bad], full_matrices=True)[2][:, -1, :]
-        coef[start : start + len(support)] = c
+        rows = slice(start, min(n, start + chunk))
+        if basis is None:
+            coef[rows] = _batched_null(np.transpose(parity[:, support[rows]], (1, 0, 2)))
+        else:
+            y = _batched_null(basis[off[rows]])  # (chunk, r)
+            c = np.einsum("wjk,wk->wj", basis[support[rows]], y)
+            coef[rows] = c / np.linalg.norm(c, axis=1, keepdims=True)
     return coef
 
 
@@ -219,18 +246,18 @@ def _fourier_candidates(n: int, s: int, max_candidates: int) -> list[tuple[float
         combos = [c for c in itertools.combinations(grid, count) if _row_count(n, c) >= s]
         if len(combos) > max_candidates:
             # a fixed (not user-seeded) subsample keeps the construction deterministic
+            # (in random order: the screening budget may keep only the first few)
             keep = np.random.default_rng(0).choice(len(combos), size=max_candidates, replace=False)
-            combos = [combos[i] for i in np.sort(keep)]
+            combos = [combos[i] for i in keep]
     else:
         rng = np.random.default_rng(0)
-        found = set()
+        combos = []
         for _ in range(20 * max_candidates):
-            if len(found) >= max_candidates:
+            if len(combos) >= max_candidates:
                 break
             combo = tuple(grid[i] for i in np.sort(rng.choice(n, size=count, replace=False)))
-            if _row_count(n, combo) >= s:
-                found.add(combo)
-        combos = sorted(found)
+            if _row_count(n, combo) >= s and combo not in combos:
+                combos.append(combo)
     structured = _structured_frequencies(n, s)
     return structured + [c for c in combos if c not in set(structured)]
 
@@ -249,7 +276,7 @@ def _sampled_masks(n: int, s: int, count: int, rng: np.random.Generator) -> np.n
     np.put_along_axis(masks[structured : 2 * structured], (start + spread) % n, True, axis=1)
     extra = count - 2 * structured
     if extra > 0:
-        picks = np.argsort(rng.random((extra, n)), axis=1)[:, :s]
+        picks = np.argpartition(rng.random((extra, n)), s - 1, axis=1)[:, :s]
         np.put_along_axis(masks[2 * structured :], picks, True, axis=1)
     return masks
 
@@ -301,28 +328,29 @@ def _worst_over(dense: np.ndarray, straggler_masks: np.ndarray, rank: int) -> tu
     return float(cond[where]), where
 
 
-def _proxy_conditions(basis: np.ndarray, straggler_masks: np.ndarray) -> np.ndarray:
-    """``1 / sigma_min(U_F)`` for an orthonormal basis ``U`` (n x r) of the range of ``B``.
+def _proxy_conditions(left: np.ndarray, rank: int, straggler_masks: np.ndarray) -> np.ndarray:
+    """``1 / sigma_min(U_F)`` with ``U = left[:, :rank]`` an orthonormal basis of the range of ``B``.
 
     ``B_F = U_F S V^T`` (thin SVD of ``B``), so ``cond(B_F)`` lies within a factor
-    ``cond(S)`` of ``1 / sigma_min(U_F)`` (``sigma_max(U_F) = 1`` when ``s < r``), and
-    ``sigma_min(U_F)^2 = 1 - ||U_S||^2`` with ``S`` the stragglers: an ``s x s`` problem
-    instead of an ``(n - s) x n`` SVD (inf when ``F`` loses rank, as for ``cond``).
+    ``cond(S)`` of ``1 / sigma_min(U_F)`` (``sigma_max(U_F) = 1`` when ``s < rank``). With
+    ``W = left[:, rank:]`` the orthogonal complement, ``U_F^T U_F = I - U_S^T U_S`` and
+    ``U_S U_S^T + W_S W_S^T = I``, so ``sigma_min(U_F) = sigma_min(W_S)``: an s x s SVD
+    (no cancellation) instead of an (n - s) x n one; for ``s > rank`` the rank x rank
+    ``U_F`` itself is used. Inf when ``F`` loses rank, as for ``cond``.
     """
-    n, r = basis.shape
+    n = left.shape[0]
     s = int(straggler_masks[0].sum())
+    use_complement = s <= rank
+    width = s if use_complement else n - s
     out = np.empty(straggler_masks.shape[0])
-    batch = max(1, 2_000_000 // (n * r))
+    batch = max(1, 1_000_000 // (width * width + 1))
     for start in range(0, straggler_masks.shape[0], batch):
         chunk = straggler_masks[start : start + batch]
-        if s <= r:
-            part = basis[np.nonzero(chunk)[1].reshape(chunk.shape[0], s)]  # (m, s, r)
-            top = np.linalg.eigvalsh(part @ part.transpose(0, 2, 1))[:, -1]
-            gap = np.clip(1.0 - top, 0.0, None)
-            smallest = np.sqrt(gap)
+        if use_complement:
+            part = left[:, rank : rank + s][np.nonzero(chunk)[1].reshape(chunk.shape[0], s)]
         else:
-            part = basis[np.nonzero(~chunk)[1].reshape(chunk.shape[0], n - s)]  # (m, n - s, r)
-            smallest = np.linalg.svd(part, compute_uv=False)[:, -1]
+            part = left[:, :rank][np.nonzero(~chunk)[1].reshape(chunk.shape[0], n - s)]
+        smallest = np.linalg.svd(part, compute_uv=False)[:, -1]
         with np.errstate(divide="ignore"):
             out[start : start + len(chunk)] = np.where(smallest > 1e-15, 1.0 / smallest, np.inf)
     return out
@@ -331,16 +359,32 @@ def _proxy_conditions(basis: np.ndarray, straggler_masks: np.ndarray) -> np.ndar
 # Work budget of the screening, in flops of the batched small-matrix kernels (~1e8 a second here).
 _SCREEN_WORK = 5e7
 _VERIFY_WORK = 5e7
+# Worst cases beyond this are all equally unusable; such codes are then ranked by their median.
+_COND_CAP = 1e12
+
+
+def _score(cond: np.ndarray, tie_break: float, typical: float | None = None) -> tuple[float, float, float]:
+    """Ranking key of a code from condition numbers on some sets: the worst (to 4 digits: codes
+    equal up to a permutation of the workers tie exactly), then `tie_break`. Worst cases at
+    ``_COND_CAP`` or beyond tie, and such codes go by their `typical` (median) set first."""
+    worst = min(float(cond.max()), _COND_CAP)
+    typical = float(np.median(cond)) if typical is None else typical
+    if worst >= _COND_CAP:
+        return float(np.log10(_COND_CAP)), typical, tie_break
+    return float(np.round(np.log10(worst), 4)), tie_break, typical
 
 
 def _rank_codes(codes: list[np.ndarray], n: int, s: int) -> int:
     """Index of the code with the smallest worst-case condition number (approximately).
 
     1. Each code is scored by the cheap proxy ``1 / sigma_min(U_F)`` (``_proxy_conditions``)
-       on a fixed sample of straggler sets (all of them when few); the best few survive,
-       and are rescored on more sets.
+       on a fixed sample of straggler sets (all of them when few); ties (codes equal up to
+       a permutation of the workers have the same proxies) go to the smaller ``cond(S)``;
+       the best sixth survive (at least 4) and are rescored on more sets, up to three rounds.
+       Codes whose worst case reaches ``_COND_CAP`` (large N and s) go by their median.
     2. The survivors' true ``cond(B_F)`` is computed on their sets of largest proxy (all
-       sets when that is affordable) and the smallest worst case wins.
+       sets when that is affordable) and the smallest worst case wins (worst cases above
+       ``_COND_CAP`` tie and are ranked by the median).
     Budgets (``_SCREEN_WORK``, ``_VERIFY_WORK``) keep this well under a second up to
     N = 100 and a few seconds at N = 500; the sets are fixed samples, so the result is
     deterministic.
@@ -348,39 +392,41 @@ def _rank_codes(codes: list[np.ndarray], n: int, s: int) -> int:
     r = n - s
     total = math.comb(n, s)
     small = min(s, r)
-    proxy_cost = small * small * max(s, r) + small**3 + 50.0
+    proxy_cost = 20.0 * small**3 + 50.0
     svd_cost = 10.0 * r * n * min(r, n) + 200.0
     alive = list(range(len(codes)))
-    bases = {}
+    left, spread = {}, {}
     for i in alive:
         u, sv, _ = np.linalg.svd(codes[i])
-        bases[i] = u[:, :r]
-    scores = np.zeros(len(codes))
+        left[i], spread[i] = u, float(sv[0] / sv[r - 1])  # cond(B_F) / proxy is within cond(S)
+    # rank(B) < N - s: not exact (and the proxy's basis is meaningless); last resort only
+    alive = [i for i in alive if spread[i] < 1e10] or alive
+    scores, typical = {}, {}
     masks = None
     for stage in range(3):
         size = int(_SCREEN_WORK / (len(alive) * proxy_cost))
-        size = min(max(size, 24), 40_000)
+        size = min(max(size, 24), 40_000, 2_000_000 // n)
         masks = _straggler_masks(n, s, size, seed=12345 + stage)
         for i in alive:
-            scores[i] = _proxy_conditions(bases[i], masks).max()
+            proxy = _proxy_conditions(left[i], r, masks)
+            typical[i] = float(np.median(proxy))
+            scores[i] = _score(proxy, spread[i], typical[i])
         alive.sort(key=lambda i: (scores[i], i))
-        keep = max(4, len(alive) // 6)
         if len(alive) <= 4 and (masks.shape[0] == total or stage == 2):
             break
-        alive = alive[:keep]
+        alive = alive[: max(4, len(alive) // 6)]
         if masks.shape[0] == total:
             break
     # true condition numbers of the survivors on their worst proxy sets (or all sets)
-    per_code = max(1, int(_VERIFY_WORK / (len(alive) * svd_cost)))
-    worst = {}
+    per_code = max(4, int(_VERIFY_WORK / (len(alive) * svd_cost)))
     for i in alive:
         if masks.shape[0] <= per_code:
             chosen = masks
         else:
-            proxy = _proxy_conditions(bases[i], masks)
+            proxy = _proxy_conditions(left[i], r, masks)
             chosen = masks[np.argsort(-proxy, kind="stable")[:per_code]]
-        worst[i] = float(_set_conditions(codes[i], chosen, r).max())
-    return min(alive, key=lambda i: (worst[i], i))
+        scores[i] = _score(_set_conditions(codes[i], chosen, r), spread[i], typical[i])
+    return min(alive, key=lambda i: (scores[i], i))
 
 
 @lru_cache(maxsize=64)
@@ -390,19 +436,32 @@ def _fourier_code(n: int, s: int, max_candidates: int) -> np.ndarray:
 
 
 def _candidate_budget(n: int, s: int, max_candidates: int) -> int:
-    """Codes built and screened: each costs an O(n s^3) construction and an O(n^3) SVD."""
-    cost = n * (s + 1) ** 3 + 10.0 * n**3
+    """Codes built and screened: each costs an O(n min(s, N - s)^3) construction and an O(n^3) SVD."""
+    cost = n * (min(s, n - s) + 1) ** 3 + 10.0 * n**3
     return max(4, min(max_candidates, int(5e8 / cost)))
 
 
 def _fourier_search(n: int, s: int, max_candidates: int) -> np.ndarray:
+    if s == n - 1:  # every single worker must decode: all rows are 1 / sqrt(N), the only such code
+        return np.full((n, n), 1.0 / math.sqrt(n))
     codes = []
-    for freqs in _fourier_candidates(n, s, max_candidates)[: _candidate_budget(n, s, max_candidates)]:
+    budget = _candidate_budget(n, s, max_candidates)
+    for tried, freqs in enumerate(_fourier_candidates(n, s, max_candidates)):
+        if len(codes) >= budget or tried >= 4 * budget:
+            break
         parity = _fourier_parity(n, s, freqs)
-        if parity is not None:
-            codes.append(_code_from_parity(parity))
-    if not codes:  # pragma: no cover - never seen; keep a valid code anyway
-        return _best_random_code(n, s, 20, np.random.default_rng(0))
+        if parity is None:
+            continue
+        sv = np.linalg.svd(parity, compute_uv=False)
+        if not sv[-1] > 1e-8 * sv[0]:  # rank < s: null(H) is too large, the windows are ambiguous
+            continue
+        dense = _code_from_parity(parity)
+        # a (near) zero on a window leaves a row on s partitions: not exact (e.g. r = N - s = 2,
+        # where null(H) = span(1, v) and a cosine v repeats values)
+        if np.abs(np.take_along_axis(dense, _windows(n, s), axis=1)).min() > 1e-8:
+            codes.append(dense)
+    if not codes:  # no valid frequency set (seen for N - s = 2 at large N): random parity checks
+        return _best_random_code(n, s, min(20, budget), np.random.default_rng(0))
     return codes[_rank_codes(codes, n, s)]
 
 
