@@ -137,8 +137,9 @@ def _batched_null(blocks: np.ndarray) -> np.ndarray:
     return c
 
 
-def _null_vectors(parity: np.ndarray) -> np.ndarray:
-    """Unit null vector of every window submatrix ``parity[:, i..i+s]``, shape (n, s + 1).
+def _null_vectors(parity: np.ndarray, starts=None) -> np.ndarray:
+    """Unit null vector of every window submatrix ``parity[:, i..i+s]``, shape (n, s + 1)
+    (or only of the windows starting at `starts`).
 
     The row of window ``i`` is the vector of ``null(parity)`` supported on the
     window. For ``s <= n / 2`` it is the null vector of the s x (s + 1) window
@@ -151,17 +152,19 @@ def _null_vectors(parity: np.ndarray) -> np.ndarray:
     """
     s, n = parity.shape
     r = n - s
-    support = _windows(n, s)
+    starts = np.arange(n) if starts is None else np.asarray(starts)
+    m = starts.size
+    support = (starts[:, None] + np.arange(s + 1)[None, :]) % n
     if s <= r:
         size, basis = s, None
     else:
         basis = np.linalg.svd(parity, full_matrices=True)[2][s:].T  # (n, r)
         size = r - 1
-        off = (np.arange(n)[:, None] + s + 1 + np.arange(r - 1)[None, :]) % n
-    coef = np.empty((n, s + 1))
+        off = (starts[:, None] + s + 1 + np.arange(r - 1)[None, :]) % n
+    coef = np.empty((m, s + 1))
     chunk = max(1, 2_000_000 // ((size + 1) * max(size, 1) + s + 1))
-    for start in range(0, n, chunk):
-        rows = slice(start, min(n, start + chunk))
+    for start in range(0, m, chunk):
+        rows = slice(start, min(m, start + chunk))
         if basis is None:
             coef[rows] = _batched_null(np.transpose(parity[:, support[rows]], (1, 0, 2)))
         else:
@@ -455,9 +458,11 @@ def _fourier_search(n: int, s: int, max_candidates: int) -> np.ndarray:
         sv = np.linalg.svd(parity, compute_uv=False)
         if not sv[-1] > 1e-8 * sv[0]:  # rank < s: null(H) is too large, the windows are ambiguous
             continue
-        dense = _code_from_parity(parity)
         # a (near) zero on a window leaves a row on s partitions: not exact (e.g. r = N - s = 2,
-        # where null(H) = span(1, v) and a cosine v repeats values)
+        # where null(H) = span(1, v) and a cosine v repeats values); a few windows first
+        if np.abs(_null_vectors(parity, [0, n // 3, n // 2, n - 1])).min() <= 1e-8:
+            continue
+        dense = _code_from_parity(parity)
         if np.abs(np.take_along_axis(dense, _windows(n, s), axis=1)).min() > 1e-8:
             codes.append(dense)
     if not codes:  # no valid frequency set (seen for N - s = 2 at large N): random parity checks
