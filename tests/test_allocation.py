@@ -153,6 +153,41 @@ def test_heuristic_pruning_does_not_change_the_value():
         assert pruned.objective >= full.objective * (1 - 1e-12)
 
 
+def test_heuristic_windowed_scan_equals_full_scan():
+    """The scaled search (default above N = 200) finds the value of the paper's full scan."""
+    rng = np.random.default_rng(31)
+    messages = set()
+    for _ in range(14):
+        inst = random_instance(rng, n_range=(200, 1500), bits_per_worker=float(rng.uniform(2.0, 6.0)))
+        args = (inst.table, inst.levels, inst.budget)
+        full = allocate_table(*args, method="heuristic", options={"scan": "full"})
+        fast = allocate_table(*args, method="heuristic")
+        assert fast.bits.sum() == inst.budget
+        assert fast.objective >= full.objective - 1e-12 * abs(full.objective), inst.description
+        messages.add(fast.message.split(":")[0])
+    assert messages == {"heuristic (windowed scan)"}
+
+
+def test_heuristic_windowed_scan_matches_dp():
+    rng = np.random.default_rng(32)
+    for _ in range(8):
+        inst = random_instance(rng, n_range=(200, 600), bits_per_worker=float(rng.uniform(2.0, 4.0)))
+        args = (inst.table, inst.levels, inst.budget)
+        exact = allocate_table(*args, method="dp")
+        fast = allocate_table(*args, method="heuristic", options={"scan": "windowed"})
+        assert rel_gap(exact.objective, fast.objective) <= 1e-9, inst.description
+
+
+def test_windowed_candidates():
+    from gcdesign.allocation.heuristic import windowed_candidates
+
+    used = np.array([True, True, True] + [False] * 40)
+    eligible, dist = windowed_candidates(used, 2)
+    assert dist[:5].tolist() == [0, 0, 0, 1, 2]
+    # the new candidates, two after them, distances 2 * 2^j, the last one
+    assert np.flatnonzero(eligible).tolist() == [0, 1, 2, 3, 4, 6, 10, 18, 34, 42]
+
+
 def test_heuristic_paper_setting():
     prof = load_example("paper-n50")
     exact = allocate_bits(prof, 350, method="dp")
@@ -269,6 +304,8 @@ def test_error_messages():
         (dict(budget=1, options={"allow_idle": True}), "at least one worker needs b_min = 2 bits"),
         (dict(budget=40, method="heuristic", options={"refine": "all"}), "`refine` must be 'both' or"),
         (dict(budget=40, method="heuristic", options={"max_moves": -1}), "`max_moves` must be an integer"),
+        (dict(budget=40, options={"scan": "some"}), "`scan` must be 'auto', 'full' or 'windowed'"),
+        (dict(budget=40, options={"window": 0}), "`window` must be an integer >= 1"),
     ]
     for kwargs, message in cases:
         budget = kwargs.pop("budget")
@@ -326,6 +363,22 @@ def test_local_search_kernel_equals_reference():
         moves = local_search(active, t, 0, t.size, 10_000)
         assert moves == local_search_reference(active, t_ref, 10_000)
         np.testing.assert_array_equal(t, t_ref)
+
+
+def test_relaxation_by_k_kernel_equals_reference():
+    from gcdesign.allocation._kernels import relaxation_by_k
+    from gcdesign.allocation.heuristic import _prepare, relaxation_by_k_reference, sorted_segments
+
+    rng = np.random.default_rng(13)
+    for _ in range(25):
+        inst = random_instance(rng, n_range=(2, 40))
+        _, _, active, _, ks, residuals = _prepare(inst.table, inst.levels, inst.budget, "heuristic")
+        worker, _, length, slope = sorted_segments(active)
+        args = (active.shape[0], ks, residuals, worker, length, slope)
+        gain, used = relaxation_by_k(*args)
+        gain_ref, used_ref = relaxation_by_k_reference(*args)
+        np.testing.assert_allclose(gain, gain_ref, rtol=1e-12, atol=1e-300)
+        np.testing.assert_array_equal(used, used_ref)
 
 
 def test_heuristic_gap_on_500_instances():

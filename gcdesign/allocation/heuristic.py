@@ -94,11 +94,58 @@ def local_search_reference(active: np.ndarray, t: np.ndarray, max_moves: int) ->
     return moves
 
 
+def relaxation_by_k_reference(n, ks, residuals, seg_worker, seg_len, seg_slope):
+    """:func:`~gcdesign.allocation._kernels.relaxation_by_k` by a plain scan per candidate."""
+    gain = np.zeros(ks.size)
+    used = np.zeros(ks.size, dtype=bool)
+    for c, (k, budget) in enumerate(zip(ks, residuals, strict=True)):
+        filled, total, touched = 0, 0.0, set()
+        for w, length, slope in zip(seg_worker, seg_len, seg_slope, strict=True):
+            if filled == budget:
+                break
+            if w >= k:
+                continue
+            touched.add(int(w))
+            if filled + length > budget:
+                total += (budget - filled) * slope
+                break
+            filled += length
+            total += length * slope
+        gain[c] = total
+        used[c] = k - 1 in touched
+    return gain, used
+
+
+def windowed_candidates(used: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidates the windowed search tries, and their distance to the last "new" one.
+
+    Candidate c is *new* when ``used[c]``: its least reliable worker takes part
+    in the water-filling. A candidate that is not new starts (a) from the same
+    relaxation as the one before it, and its relaxation bound is the same, so
+    bounds cannot prune the (often long) run of such candidates. The search
+    keeps every new candidate (they are pruned by bound), the ``window``
+    candidates after each new one, a geometric grid further out (distances
+    ``window * 2^j``) and the last candidate.
+    """
+    m = used.size
+    idx = np.arange(m)
+    last_new = np.maximum.accumulate(np.where(used, idx, -1))
+    dist = idx - last_new  # distance to the last new candidate (idx + 1 when none yet)
+    ratio = dist // window
+    grid = (dist % window == 0) & (ratio > 0) & ((ratio & (ratio - 1)) == 0)
+    eligible = used | (dist <= window) | grid | (idx == m - 1)
+    return eligible, dist
+
+
 def _multipliers(slopes: np.ndarray, count: int = 256) -> np.ndarray:
     """A grid of multipliers for the dual bounds: quantiles of the envelope slopes."""
     if slopes.size == 0:
         return np.zeros(1)
     return np.unique(np.quantile(slopes, np.linspace(0.0, 1.0, count)))
+
+
+FULL_SCAN_MAX_N = 200
+"""Up to this many workers ``scan="auto"`` tries every top-k candidate (the paper's scan)."""
 
 
 def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
@@ -108,10 +155,11 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
     and (b); ``"better"``: only from the better one, as in the paper),
     ``prune`` (default True: skip top-k sets whose Lagrangian upper bound
     cannot beat the best found), ``max_moves`` (cap on local-search moves per
-    start, default ``N (b_max - b_min) + 1``).
+    start, default ``N (b_max - b_min) + 1``), ``scan`` (``"auto"``, default:
+    ``"full"`` up to N = 200 workers, ``"windowed"`` above; ``"full"``: every
+    candidate set, as in the paper; ``"windowed"``: see
+    :func:`windowed_candidates`), ``window`` (default 8).
     """
-    from ._kernels import dual_bounds, heuristic_kernel
-
     n = table.shape[0]
     max_moves = options.pop("max_moves", None)
     refine = options.pop("refine", "both")
@@ -120,31 +168,23 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
     prune = options.pop("prune", True)
     if not isinstance(prune, (bool, np.bool_)):
         raise InputError(f"heuristic option `prune` must be True or False, got {prune!r}.")
+    scan = options.pop("scan", "auto")
+    if scan not in ("auto", "full", "windowed"):
+        raise InputError(f"heuristic option `scan` must be 'auto', 'full' or 'windowed', got {scan!r}.")
+    window = options.pop("window", 8)
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise InputError(f"heuristic option `window` must be an integer >= 1, got {window!r}.")
     layout, order, active, rest_value, ks, residuals = _prepare(table, levels, budget, "heuristic")
     if max_moves is None:
         max_moves = n * max(layout.top, 1) + 1
     if isinstance(max_moves, bool) or not isinstance(max_moves, (int, np.integer)) or max_moves < 0:
         raise InputError(f"heuristic option `max_moves` must be an integer >= 0, got {max_moves!r}.")
-    worker, start, length, slope = sorted_segments(active)
-    if prune:
-        bounds = dual_bounds(active, _multipliers(slope), ks, residuals, rest_value)
-        trial_order = np.argsort(-bounds, kind="stable")
-    else:
-        bounds = np.full(ks.size, np.inf)
-        trial_order = np.arange(ks.size)
-    t, k, moves, tried = heuristic_kernel(
-        active,
-        rest_value,
-        ks,
-        residuals,
-        bounds,
-        trial_order,
-        worker,
-        start,
-        length,
-        slope,
-        int(max_moves),
-        refine == "both",
+    if scan == "auto":
+        scan = "full" if n <= FULL_SCAN_MAX_N else "windowed"
+    segments = sorted_segments(active)
+    run = _windowed if scan == "windowed" else _full_scan
+    t, k, moves, tried = run(
+        active, rest_value, ks, residuals, segments, int(max_moves), refine == "both", prune, int(window)
     )
     in_use = np.arange(n) < k if layout.idle else np.ones(n, dtype=bool)
     index = np.empty(n, dtype=np.int64)
@@ -152,9 +192,70 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
     return (
         index,
         None,
-        f"heuristic: best top-k set k = {k}; {tried} of {ks.size} candidate sets evaluated, "
-        f"{moves} local-search moves",
+        f"heuristic ({scan} scan): best top-k set k = {k}; {tried} of {ks.size} candidate sets "
+        f"evaluated, {moves} local-search moves",
     )
 
 
-register_allocator("heuristic", heuristic, options=("max_moves", "refine", "prune"))
+def _full_scan(active, rest_value, ks, residuals, segments, max_moves, both, prune, window):
+    """The paper's scan over every candidate, in order of a dual bound (pruned when `prune`)."""
+    from ._kernels import dual_bounds, heuristic_kernel
+
+    worker, start, length, slope = segments
+    if prune:
+        bounds = dual_bounds(active, _multipliers(slope), ks, residuals, rest_value)
+        trial_order = np.argsort(-bounds, kind="stable")
+    else:
+        bounds = np.full(ks.size, np.inf)
+        trial_order = np.arange(ks.size)
+    return heuristic_kernel(
+        active, rest_value, ks, residuals, bounds, trial_order, *segments, max_moves, both
+    )
+
+
+def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prune, window):
+    """The scaled search (docs/allocation.md, "Scaling"): exact relaxation bounds for every
+    candidate in one pass, then only the candidates of :func:`windowed_candidates`, in order of
+    decreasing bound (pruned when `prune`); if the best one lies on the geometric grid, its
+    neighbours are tried too, until the best stays put."""
+    from ._kernels import heuristic_kernel, relaxation_by_k
+
+    n = active.shape[0]
+    worker, start, length, slope = segments
+    gain, used = relaxation_by_k(n, ks, residuals, worker, length, slope)
+    base_prefix = np.concatenate([[0.0], np.cumsum(active[:, 0])])
+    bounds = base_prefix[ks] + gain + rest_value[ks] if prune else np.full(ks.size, np.inf)
+    eligible, dist = windowed_candidates(used, window)
+    chosen = np.flatnonzero(eligible)
+    trial_order = chosen[np.argsort(-bounds[chosen], kind="stable")]
+    t, k, moves, tried = heuristic_kernel(
+        active, rest_value, ks, residuals, bounds, trial_order, *segments, max_moves, both
+    )
+
+    def value(t, k):
+        return float(active[np.arange(k), t[:k]].sum() + rest_value[k])
+
+    best = value(t, k)
+    seen = eligible.copy()
+    while True:
+        c = int(np.searchsorted(ks, k))
+        if dist[c] <= window:
+            break
+        near = np.arange(max(c - window, 0), min(c + window + 1, ks.size))
+        near = near[~seen[near]]
+        if near.size == 0:
+            break
+        seen[near] = True
+        t2, k2, moves2, tried2 = heuristic_kernel(
+            active, rest_value, ks, residuals, np.full(ks.size, np.inf), near, *segments, max_moves, both
+        )
+        moves += moves2
+        tried += tried2
+        v2 = value(t2, k2)
+        if not v2 > best:
+            break
+        t, k, best = t2, k2, v2
+    return t, k, moves, tried
+
+
+register_allocator("heuristic", heuristic, options=("max_moves", "refine", "prune", "scan", "window"))
