@@ -388,9 +388,10 @@ def _rank_codes(codes: list[np.ndarray], n: int, s: int) -> int:
     """Index of the code with the smallest worst-case condition number (approximately).
 
     1. Each code is scored by the cheap proxy ``sqrt(cond(S)) / sigma_min(U_F)``
-       (``_proxy_conditions``; ``S`` the singular values of ``B``) on a fixed sample of straggler sets (all of them when few); ties (codes equal up to
-       a permutation of the workers have the same proxies) go to the smaller ``cond(S)``;
-       the best sixth survive (at least 4) and are rescored on more sets, up to three rounds.
+       (``_proxy_conditions``; ``S`` the singular values of ``B``) on a fixed sample of
+       straggler sets (all of them when few); ties go to the smaller ``cond(S)``; the
+       best sixth (``_KEEP``) survive (at least 4) and are rescored on more sets, up to
+       three rounds.
        Codes whose worst case reaches ``_COND_CAP`` (large N and s) go by their median.
     2. The survivors' true ``cond(B_F)`` is computed on their sets of largest proxy (all
        sets when that is affordable) and the smallest worst case wins (worst cases above
