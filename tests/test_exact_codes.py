@@ -160,6 +160,11 @@ def test_condition_report_worst_set_and_sampling():
     sampled = condition_report(code, s, max_sets=300, rng=0)
     assert not sampled.exhaustive and sampled.sets == 300 and sampled.total_sets == math.comb(n, s)
     assert sampled.worst <= full.worst * (1 + 1e-12)
+    tiny = condition_report(code, s, max_sets=10, rng=0)  # fewer than 2 N sets: mixed sample
+    assert not tiny.exhaustive and tiny.sets == 10 and tiny.worst <= full.worst * (1 + 1e-12)
+    for count in (10, 2 * n, 300):
+        masks = exact_module._sampled_masks(n, s, count, np.random.default_rng(1))
+        assert masks.shape == (count, n) and np.all(masks.sum(axis=1) == s)
     # fractional repetition: a group with one survivor next to a full group of s + 1
     frc = condition_report(fractional_repetition_code(12, 3), 3)
     assert frc.worst == pytest.approx(2.0) and frc.rank == 3

@@ -648,7 +648,8 @@ class ConditionReport:
         ``C(N, s)``.
     exhaustive : bool
         True when all ``C(N, s)`` sets were examined; else a sample (``rng``)
-        that contains the ``N`` windows of consecutive stragglers.
+        that contains the ``N`` windows of consecutive stragglers (when
+        ``sets >= 2 N``), so `worst` is then a lower bound.
     rank : int
     """
 
@@ -671,7 +672,8 @@ def condition_report(encoding, stragglers: int, *, max_sets: int = 20_000, rng=N
     max_sets : int
         Exhaustive when ``C(N, s) <= max_sets``; otherwise `max_sets` sets are
         examined: the ``N`` consecutive windows, ``N`` evenly spread sets and
-        random ones drawn from `rng`.
+        random ones drawn from `rng` (if `max_sets` < ``2 N``: a third windows
+        and a third spread sets at evenly spaced starts, the rest random).
     rng : None, int or numpy.random.Generator
 
     Returns
