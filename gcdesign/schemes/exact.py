@@ -31,8 +31,9 @@ Two codes:
   2.3e2 whenever ``N - s`` is odd (N <= 20) (``studies/bench_exact_codes.py``).
   The candidates are screened with an s x s proxy of ``cond(B_F)`` and only
   the survivors are checked with full SVDs, under fixed work budgets: about
-  0.2 s at ``N = 20, s = 4``, under 0.4 s for ``N <= 100`` and any ``s``, a
-  few seconds at ``N = 500`` (see ``_rank_codes``).
+  0.2 s at ``N = 20, s = 4``, under 0.7 s for ``N <= 100`` and any ``s``
+  (slowest for ``s`` close to ``N``), a few seconds at ``N = 500`` (see
+  ``_rank_codes``).
 
 :func:`condition_report` measures the worst case over responder sets
 (exhaustive when the number of straggler sets is at most ``max_sets``, else a
