@@ -157,8 +157,10 @@ def test_heuristic_windowed_scan_equals_full_scan():
     """The scaled search (default above N = 200) finds the value of the paper's full scan."""
     rng = np.random.default_rng(31)
     messages = set()
-    for _ in range(14):
-        inst = random_instance(rng, n_range=(200, 1500), bits_per_worker=float(rng.uniform(2.0, 6.0)))
+    for i in range(14):
+        inst = random_instance(
+            rng, n_range=(200, 1500), bits_per_worker=float(rng.uniform(2.0, 6.0)), allow_idle=i % 3 == 0
+        )
         args = (inst.table, inst.levels, inst.budget)
         full = allocate_table(*args, method="heuristic", options={"scan": "full"})
         fast = allocate_table(*args, method="heuristic")

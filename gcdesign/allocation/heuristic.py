@@ -47,7 +47,8 @@ def sorted_segments(active: np.ndarray):
     from ._kernels import envelope_segments
 
     worker, start, length, slope = envelope_segments(active)
-    order = np.lexsort((start, worker, -slope))
+    # the kernel lists segments by (worker, start): a stable sort on the slope keeps that order on ties
+    order = np.argsort(-slope, kind="stable")
     return worker[order], start[order], length[order], slope[order]
 
 
@@ -116,24 +117,25 @@ def relaxation_by_k_reference(n, ks, residuals, seg_worker, seg_len, seg_slope):
     return gain, used
 
 
-def windowed_candidates(used: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which candidates the windowed search tries, and their distance to the last "new" one.
+def windowed_candidates(new: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidates the windowed search tries, and their distance to the last new one.
 
-    Candidate c is *new* when ``used[c]``: its least reliable worker takes part
-    in the water-filling. A candidate that is not new starts (a) from the same
-    relaxation as the one before it, and its relaxation bound is the same, so
-    bounds cannot prune the (often long) run of such candidates. The search
-    keeps every new candidate (they are pruned by bound), the ``window``
-    candidates after each new one, a geometric grid further out (distances
-    ``window * 2^j``) and the last candidate.
+    Candidate c is *new* (``new[c]``) when its least reliable worker takes part
+    in the water-filling or its residual differs from the one of candidate
+    c - 1. A candidate that is not new starts (a) from the same relaxation as
+    the one before it and has the same relaxation bound, so bounds cannot prune
+    the (often long) run of such candidates when the relaxation is not tight.
+    The search keeps every new candidate (they are pruned by bound), the
+    ``window`` candidates after each new one, a geometric grid further out
+    (distances ``window * 2^j``) and the last candidate.
     """
-    m = used.size
+    m = new.size
     idx = np.arange(m)
-    last_new = np.maximum.accumulate(np.where(used, idx, -1))
+    last_new = np.maximum.accumulate(np.where(new, idx, -1))
     dist = idx - last_new  # distance to the last new candidate (idx + 1 when none yet)
     ratio = dist // window
     grid = (dist % window == 0) & (ratio > 0) & ((ratio & (ratio - 1)) == 0)
-    eligible = used | (dist <= window) | grid | (idx == m - 1)
+    eligible = new | (dist <= window) | grid | (idx == m - 1)
     return eligible, dist
 
 
@@ -225,7 +227,9 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
     gain, used = relaxation_by_k(n, ks, residuals, worker, length, slope)
     base_prefix = np.concatenate([[0.0], np.cumsum(active[:, 0])])
     bounds = base_prefix[ks] + gain + rest_value[ks] if prune else np.full(ks.size, np.inf)
-    eligible, dist = windowed_candidates(used, window)
+    # with an idle level the residual changes with k, and so does the relaxation: every candidate is new
+    new = used | np.concatenate([[True], residuals[1:] != residuals[:-1]])
+    eligible, dist = windowed_candidates(new, window)
     chosen = np.flatnonzero(eligible)
     trial_order = chosen[np.argsort(-bounds[chosen], kind="stable")]
     t, k, moves, tried = heuristic_kernel(
