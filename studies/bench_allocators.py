@@ -5,7 +5,10 @@ deadline 1.1, rates U(0.01, 2)), MobileNetV3-Small dimension, balanced kappa
 (c = 1), bits in [2, 32], N in {20, 50, 200, 1000, 10000}, B / N in {3, 4, 7}.
 For every method: median wall time over --repeats runs (numba kernels are
 warmed up first, so compilation is not counted), objective F and the relative
-gap (F_dp - F) / F_dp to the exact DP. CP-SAT runs only up to N = 200 (its
+gap (F_dp - F) / F_dp to the exact DP. ``heuristic`` is the default
+(``scan="auto"``: the paper's full scan up to N = 200, the windowed scan
+above); ``heuristic-full`` forces the full scan (``scan="full"``), i.e. the
+heuristic before the windowed scan existed. CP-SAT runs only up to N = 200 (its
 one-hot model has N x 31 booleans; 10 s time limit). Also the peak memory of
 the DP at N = 10^4, B = 4N (tracemalloc sees numpy's allocations).
 
@@ -16,7 +19,12 @@ dim 10^3..10^7, balanced or raw kappa, b_max in {8, 16, 32}, B / N in
 refinement (local search from both starts) and the paper's (from the better
 start only). Reports the share with gap <= 1e-9 and the worst instance.
 
-    python studies/bench_allocators.py [--out studies/out] [--repeats 3] [--quick]
+Part 3 (windowed vs full scan): --scan-instances random instances with N in
+[200, 2000] (same generator, seed 2027); the default heuristic (windowed scan
+there) against the paper's full scan (``scan="full"``): share with the same
+value (relative difference <= 1e-12), the worst difference and the total times.
+
+    python studies/bench_allocators.py [--out studies/out] [--repeats 5] [--quick]
 """
 
 from __future__ import annotations
@@ -36,9 +44,11 @@ from gcdesign.quantization import resolve_kappa
 
 SIZES = (20, 50, 200, 1000, 10000)
 PER_WORKER = (3, 4, 7)
-METHODS = ("dp", "heuristic", "cpsat", "greedy", "relaxation", "topk-equal", "equal")
+METHODS = ("dp", "heuristic", "heuristic-full", "cpsat", "greedy", "relaxation", "topk-equal", "equal")
 CPSAT_MAX_N = 200
-OPTIONS = {"cpsat": {"time_limit": 10.0}}
+OPTIONS = {"cpsat": {"time_limit": 10.0}, "heuristic-full": {"scan": "full"}}
+# labels that run a registered solver with other options
+VARIANTS = {"heuristic-full": "heuristic"}
 
 
 def paper_table(n: int, budget: int, seed: int = 0):
@@ -51,13 +61,16 @@ def paper_table(n: int, budget: int, seed: int = 0):
 def warm_up():
     table, levels = paper_table(4, 12)
     for m in METHODS:
-        allocate_table(table, levels, 12, method=m, options=OPTIONS.get(m))
+        allocate_table(table, levels, 12, method=VARIANTS.get(m, m), options=OPTIONS.get(m))
+    allocate_table(table, levels, 12, method="heuristic", options={"scan": "windowed"})
 
 
 def timed(table, levels, budget, method, repeats):
     times, result = [], None
     for _ in range(repeats):
-        result = allocate_table(table, levels, budget, method=method, options=OPTIONS.get(method))
+        result = allocate_table(
+            table, levels, budget, method=VARIANTS.get(method, method), options=OPTIONS.get(method)
+        )
         times.append(result.wall_time)
     return float(np.median(times)), result
 
@@ -65,7 +78,7 @@ def timed(table, levels, budget, method, repeats):
 def part_table(sizes, repeats, notes):
     rows = []
     header = (
-        f"{'N':>6} {'B/N':>4} {'method':<11} {'median ms':>11} {'objective':>18} {'rel. gap':>10}  optimal"
+        f"{'N':>6} {'B/N':>4} {'method':<14} {'median ms':>11} {'objective':>18} {'rel. gap':>10}  optimal"
     )
     print(header)
     print("-" * len(header))
@@ -76,7 +89,7 @@ def part_table(sizes, repeats, notes):
             reps = repeats if n <= 1000 else 1
             exact = None
             for m in METHODS:
-                if m not in ALLOCATORS:
+                if VARIANTS.get(m, m) not in ALLOCATORS:
                     continue
                 if m == "cpsat" and n > CPSAT_MAX_N:
                     notes.add(f"cpsat skipped above N = {CPSAT_MAX_N} (one-hot model, 10 s limit)")
@@ -99,7 +112,7 @@ def part_table(sizes, repeats, notes):
                     }
                 )
                 print(
-                    f"{n:>6} {x:>4} {m:<11} {1e3 * seconds:>11.3f} {res.objective:>18.10g} {gap:>10.2e}  "
+                    f"{n:>6} {x:>4} {m:<14} {1e3 * seconds:>11.3f} {res.objective:>18.10g} {gap:>10.2e}  "
                     f"{res.optimal}",
                     flush=True,
                 )
@@ -133,6 +146,26 @@ def part_gap(count: int, seed: int = 2026):
     return records
 
 
+def part_scan(count: int, seed: int = 2027):
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(count):
+        inst = random_instance(rng, n_range=(200, 2000))
+        args = (inst.table, inst.levels, inst.budget)
+        full = allocate_table(*args, method="heuristic", options={"scan": "full"})
+        fast = allocate_table(*args, method="heuristic")
+        records.append(
+            {
+                "instance": i,
+                **inst.description,
+                "rel_diff": (full.objective - fast.objective) / abs(full.objective),
+                "ms_full": 1e3 * full.wall_time,
+                "ms_windowed": 1e3 * fast.wall_time,
+            }
+        )
+    return records
+
+
 def write_csv(path: Path, rows: list[dict]):
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -145,12 +178,14 @@ def main(argv=None):
     parser.add_argument("--out", default="studies/out", help="output directory (default studies/out)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per (N, B, method) up to N = 1000")
     parser.add_argument("--instances", type=int, default=500, help="random instances of the gap check")
-    parser.add_argument("--quick", action="store_true", help="N up to 1000 and 100 gap instances")
+    parser.add_argument("--scan-instances", type=int, default=100, help="instances of the scan check")
+    parser.add_argument("--quick", action="store_true", help="N up to 1000, 100 gap and 20 scan instances")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = SIZES[:-1] if args.quick else SIZES
     count = min(args.instances, 100) if args.quick else args.instances
+    scan_count = min(args.scan_instances, 20) if args.quick else args.scan_instances
 
     warm_up()
     notes: set[str] = set()
@@ -164,7 +199,13 @@ def main(argv=None):
 
     summary = {}
     print("\ntargets (median wall time):")
-    for n, x, m, target in ((1000, 4, "dp", 1.0), (10000, 4, "dp", 60.0), (50, 7, "heuristic", 0.010)):
+    targets = (
+        (1000, 4, "dp", 1.0),
+        (10000, 4, "dp", 60.0),
+        (50, 7, "heuristic", 0.010),
+        (10000, 4, "heuristic", 1.0),
+    )
+    for n, x, m, target in targets:
         r = pick(n, x, m)
         if r is not None:
             ok = "ok" if r["median_s"] <= target else "MISSED"
@@ -196,10 +237,25 @@ def main(argv=None):
         summary[f"gap_{label}_share_le_1e-9"] = share
         summary[f"gap_{label}_worst"] = float(gaps.max())
         summary[f"gap_{label}_worst_instance"] = worst["instance"]
+    print(f"\nwindowed vs full scan on {scan_count} random instances, N in [200, 2000]:")
+    scans = part_scan(scan_count)
+    write_csv(out / "bench_allocators_scan.csv", scans)
+    diff = np.array([r["rel_diff"] for r in scans])
+    worst = scans[int(np.argmax(diff))]
+    same = float(np.mean(np.abs(diff) <= 1e-12))
+    t_full = sum(r["ms_full"] for r in scans) / 1e3
+    t_fast = sum(r["ms_windowed"] for r in scans) / 1e3
+    print(
+        f"  same value on {100 * same:.1f}%, largest loss of the windowed scan {diff.max():.2e} "
+        f"(instance {worst['instance']}: N = {worst['n']}, B = {worst['budget']}), "
+        f"total time full {t_full:.2f} s, windowed {t_fast:.2f} s"
+    )
+    summary["scan_same_share"] = same
+    summary["scan_worst_loss"] = float(diff.max())
     (out / "bench_allocators_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"\nwritten: {out / 'bench_allocators.csv'}, {out / 'bench_allocators_gap.csv'}, "
-        f"{out / 'bench_allocators_summary.json'}"
+        f"{out / 'bench_allocators_scan.csv'}, {out / 'bench_allocators_summary.json'}"
     )
 
 
