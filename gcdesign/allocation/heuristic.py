@@ -17,7 +17,12 @@ piecewise-linear ``u_i`` picks the vertices of its upper concave envelope whose
 left slope exceeds lambda; the multiplier that spends exactly ``R`` bits is
 found by ordering all envelope segments by slope once (exactly what bisection
 on lambda converges to, without the iterations). Cost per k: one pass over the
-segments, ``O(k T)`` for the top-up and ``O(N)`` per local-search move.
+segments, ``O(k T)`` for the top-up and ``O(log k)`` per local-search move.
+
+Above N = 200 workers the default (``scan="auto"``) is the windowed scan: the
+exact relaxation of every candidate in one Fenwick-tree pass, then only the
+candidates near the end of each run of "new" ones (plus a geometric grid),
+pruned by that bound (docs/allocation.md, "Scaling: the windowed scan").
 """
 
 from __future__ import annotations
