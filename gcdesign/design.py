@@ -25,7 +25,7 @@ from ._validate import InputError, choice
 from .allocation import Allocation, allocate_bits, check_bit_range, check_budget
 from .construction import count_components, group_workers, hub_layout, segment_layout
 from .profile import ClusterProfile
-from .quantization import delta_raw
+from .quantization import error_factors
 from .structure import optimal_structure
 
 CONSTRUCTIONS = ("segment", "hub")
@@ -270,9 +270,7 @@ def design(
     )
     bits = allocation.bits
     # 2. quantization error factors (inf for idle workers: they get mass 0)
-    kappa_value = allocation.kappa
-    delta = kappa_value * delta_raw(bits, profile.dim) if kappa_value else np.zeros(n)
-    delta = np.where(bits == 0, np.inf, delta)
+    delta = error_factors(bits, allocation.kappa, profile.dim)
     # 3. optimal masses
     structure = optimal_structure(profile, delta)
     # 4. sparse layout
@@ -289,7 +287,6 @@ def design(
     used = structure.row_mass > 0
     decoding = np.zeros(n)
     decoding[used] = 1.0 / (1.0 - p[used])
-    row_mass = ((1.0 - p) * decoding) * np.asarray(alpha.sum(axis=1)).ravel()
     options = {
         "allocator": allocator,
         "construction": construction,
@@ -300,18 +297,42 @@ def design(
         "b_max": b_max,
         "allow_idle": allow_idle,
     }
+    return assemble_design(
+        profile, alpha, decoding, bits, budget, allocation.kappa, delta, structure.bound, options, allocation
+    )
+
+
+def assemble_design(
+    profile: ClusterProfile,
+    encoding,
+    decoding: np.ndarray,
+    bits: np.ndarray,
+    budget: int,
+    kappa: float,
+    delta: np.ndarray,
+    bound: float,
+    options: dict,
+    allocation: Allocation | None = None,
+) -> Design:
+    """A validated :class:`Design` from its parts; derives row masses, load and components.
+
+    Shared by :func:`design` and the loader in :mod:`gcdesign.io`, so a design
+    read from a file is built exactly as a fresh one.
+    """
+    encoding = sp.csr_array(encoding)
+    p = profile.straggler_probs
     return Design(
         profile=profile,
-        encoding=alpha,
+        encoding=encoding,
         decoding=decoding,
         bits=bits,
         budget=budget,
-        kappa=kappa_value,
+        kappa=kappa,
         delta=delta,
-        row_mass=row_mass,
-        bound=structure.bound,
-        load=alpha.nnz / n,
-        components=count_components(alpha),
+        row_mass=((1.0 - p) * decoding) * np.asarray(encoding.sum(axis=1)).ravel(),
+        bound=bound,
+        load=encoding.nnz / profile.n_workers,
+        components=count_components(encoding),
         options=options,
         allocation=allocation,
     ).validate()

@@ -161,10 +161,9 @@ def _array(value, name: str, dtype, ndim: int = 1) -> np.ndarray:
 
 def design_from_dict(data) -> object:
     """Rebuild and fully validate a design from its dict (see the module docstring)."""
-    from .construction import count_components
-    from .design import Design, DesignError
+    from .design import DesignError, assemble_design
     from .profile import ClusterProfile
-    from .quantization import delta_raw
+    from .quantization import error_factors
     from .structure import optimal_structure
 
     if not isinstance(data, dict):
@@ -213,30 +212,17 @@ def design_from_dict(data) -> object:
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise InputError("design: `options` must be an object.")
-    kappa = float(kappa)
-    delta = kappa * delta_raw(bits, profile.dim) if kappa else np.zeros(n)
-    delta = np.where(bits == 0, np.inf, delta)
     if np.any(bits < 0):
         raise InputError("design: `bits` must be >= 0.")
+    kappa = float(kappa)
+    delta = error_factors(bits, kappa, profile.dim)
     try:
         structure = optimal_structure(profile, delta)
     except InputError as exc:
         raise DesignError(f"design: {exc}") from None
-    design = Design(
-        profile=profile,
-        encoding=encoding,
-        decoding=decoding,
-        bits=bits,
-        budget=budget,
-        kappa=kappa,
-        delta=delta,
-        row_mass=((1.0 - profile.straggler_probs) * decoding) * np.asarray(encoding.sum(axis=1)).ravel(),
-        bound=structure.bound,
-        load=encoding.nnz / n,
-        components=count_components(encoding),
-        options=options,
+    design = assemble_design(
+        profile, encoding, decoding, bits, budget, kappa, delta, structure.bound, options
     )
-    design.validate()
     stored_bound = _field(data, "bound")
     if not isinstance(stored_bound, (int, float)) or not np.isclose(
         stored_bound, structure.bound, rtol=1e-9, atol=0

@@ -39,9 +39,20 @@ def delta_raw(bits, dim: int) -> np.ndarray | float:
     Zero bits (an idle worker, which sends nothing) gives ``inf``.
     """
     b = np.asarray(bits, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        out = np.where(b > 1.0, dim / (4.0 * np.square(levels(np.maximum(b, 1.5)))), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(b > 1.0, dim / (4.0 * np.square(levels(b))), np.inf)
     return float(out) if out.ndim == 0 else out
+
+
+def error_factors(bits, kappa: float, dim: int) -> np.ndarray:
+    r"""Per-worker design factors :math:`\delta_i = \kappa\,\delta_{raw}(b_i)`.
+
+    ``inf`` for an idle worker (0 bits: it sends nothing and gets mass 0), and
+    0 for every other worker when ``kappa = 0`` (no quantization modelled).
+    """
+    b = np.asarray(bits)
+    delta = kappa * delta_raw(np.where(b == 0, 2, b), dim) if kappa else np.zeros(b.shape)
+    return np.where(b == 0, np.inf, delta)
 
 
 def quantize(x, bits: int, *, rng=None) -> np.ndarray:

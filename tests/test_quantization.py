@@ -68,3 +68,16 @@ def test_kappa_policies():
         resolve_kappa(-1, p, 8, 100)
     with pytest.raises(InputError, match="`kappa_c` must be a finite number > 0"):
         resolve_kappa("balanced", p, 8, 100, c=0)
+
+
+def test_delta_raw_just_above_one_bit():
+    # fractional B / N in (1, 1.5) is evaluated at the given bits, not clipped
+    assert delta_raw(1.2, 10) == pytest.approx(10 / (4 * (2**0.2 - 1) ** 2), rel=1e-12)
+    assert delta_raw(1.0, 10) == np.inf
+
+
+def test_error_factors():
+    from gcdesign.quantization import error_factors
+
+    np.testing.assert_array_equal(error_factors(np.array([0, 2, 3]), 0.5, 36), [np.inf, 4.5, 0.5])
+    np.testing.assert_array_equal(error_factors(np.array([0, 4]), 0.0, 36), [np.inf, 0.0])
