@@ -101,9 +101,7 @@ def count_components(encoding) -> int:
     """
     from scipy.sparse.csgraph import connected_components
 
-    enc = sp.csr_array(encoding)
-    n, k = enc.shape
-    pattern = sp.csr_array((np.ones(enc.nnz), enc.indices, enc.indptr), shape=(n, k))
+    pattern = _pattern(encoding)
     adjacency = sp.block_array([[None, pattern], [pattern.T, None]], format="csr")
     return int(connected_components(adjacency, directed=False)[0])
 
@@ -135,10 +133,18 @@ def decompose(encoding) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def is_forest(encoding) -> bool:
     """True when every component has exactly |rows| + |cols| - 1 edges (a spanning tree)."""
+    pattern = _pattern(encoding)
+    n, k = pattern.shape
+    return pattern.nnz == n + k - count_components(pattern)
+
+
+def _pattern(encoding) -> sp.csr_array:
+    """The 0/1 edge pattern of the nonzero entries (stored zeros are not edges; input untouched)."""
     enc = sp.csr_array(encoding)
-    enc.eliminate_zeros()
-    n, k = enc.shape
-    return enc.nnz == n + k - count_components(enc)
+    nonzero = (enc.data != 0).astype(np.float64)
+    pattern = sp.csr_array((nonzero, enc.indices.copy(), enc.indptr.copy()), shape=enc.shape)
+    pattern.eliminate_zeros()
+    return pattern
 
 
 def group_workers(

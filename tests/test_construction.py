@@ -108,3 +108,12 @@ def test_grouping_classes_and_layout_components():
         assert alpha.nnz == y.size + int(y.sum()) - 12
     with pytest.raises(ValueError, match="Unknown grouping method 'best'"):
         group_workers(y, method="best")
+
+
+def test_stored_zeros_are_not_edges_and_input_is_untouched():
+    m = sp.csr_array(np.array([[1.0, 5.0], [0.0, 2.0]]))
+    m.data[1] = 0.0  # a stored zero between worker 0 and partition 1
+    assert m.nnz == 3
+    assert count_components(m) == len(decompose(m)) == 2
+    assert is_forest(m)
+    assert m.nnz == 3  # the caller's matrix keeps its stored zero
