@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validate import InputError, positive_int
+from ..allocation import check_budget
 from ..profile import ClusterProfile
 from . import Scheme, register_scheme
 from .decoding import least_squares_weights
@@ -46,15 +47,14 @@ def equal_bits(straggler_probs, budget: int, *, b_min: int = 2, b_max: int = 32)
     Raises InputError when ``B / N`` falls outside ``[b_min, b_max]``.
     """
     p = np.asarray(straggler_probs, dtype=np.float64)
-    n = p.size
-    budget = positive_int("budget", budget)
-    if not n * b_min <= budget <= n * b_max:
-        raise InputError(
-            f"`budget` = {budget} is infeasible for {n} workers: it must lie in "
-            f"[N b_min, N b_max] = [{n * b_min}, {n * b_max}]."
-        )
-    base, extra = divmod(budget, n)
-    bits = np.full(n, base, dtype=np.int64)
+    return split_equally(p, check_budget(budget, p.size, b_min, b_max))
+
+
+def split_equally(straggler_probs, budget: int) -> np.ndarray:
+    """``floor(B / N)`` bits each, one more for the ``B mod N`` most reliable (smallest p; ties by index)."""
+    p = np.asarray(straggler_probs, dtype=np.float64)
+    base, extra = divmod(budget, p.size)
+    bits = np.full(p.size, base, dtype=np.int64)
     bits[np.argsort(p, kind="stable")[:extra]] += 1
     return bits
 

@@ -57,6 +57,7 @@ import scipy.sparse as sp
 
 from .._validate import InputError, choice, positive_int
 from . import Scheme, register_scheme
+from .baselines import split_equally
 
 CONSTRUCTIONS = ("fourier", "best-random", "random")
 
@@ -753,15 +754,12 @@ def equal_bits(straggler_probs, budget: int, *, minimum: int = 2) -> np.ndarray:
     p = np.asarray(straggler_probs, dtype=np.float64)
     n = p.size
     budget = positive_int("budget", budget)
-    base, extra = divmod(budget, n)
-    if base < minimum:
+    if budget // n < minimum:
         raise InputError(
             f"`budget` = {budget} gives {budget / n:.3g} bits per worker; the quantizer needs at least "
             f"{minimum} per worker, so B >= {minimum * n}."
         )
-    bits = np.full(n, base, dtype=np.int64)
-    bits[np.argsort(p, kind="stable")[:extra]] += 1
-    return bits
+    return split_equally(p, budget)
 
 
 def exact_scheme(
