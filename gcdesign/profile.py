@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import atomic_write_text, check_version, read_json
 from ._validate import InputError, choice, positive_int, probabilities
 
 PROFILE_FORMAT = "gcdesign.profile"
@@ -228,8 +229,6 @@ class ClusterProfile:
         fmt = data.get("format", PROFILE_FORMAT)
         if fmt != PROFILE_FORMAT:
             raise InputError(f"profile: `format` is {fmt!r}, expected {PROFILE_FORMAT!r}.")
-        from .io import check_version
-
         check_version(data.get("version", PROFILE_VERSION), PROFILE_VERSION, "profile")
         return cls(
             data["straggler_probs"],
@@ -241,15 +240,11 @@ class ClusterProfile:
 
 def save_profile(profile: ClusterProfile, path) -> Path:
     """Write a profile to JSON (atomically)."""
-    from .io import atomic_write_text
-
     return atomic_write_text(path, json.dumps(profile.to_dict(), indent=1, allow_nan=False))
 
 
 def load_profile(path) -> ClusterProfile:
     """Read a profile from JSON."""
-    from .io import read_json
-
     return ClusterProfile.from_dict(read_json(path, what="profile"))
 
 
