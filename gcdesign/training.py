@@ -36,7 +36,6 @@ with :math:`a' = c\,a` and the shrinkage :math:`c` of
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +43,7 @@ import scipy.sparse as sp
 
 from ._validate import InputError, choice, positive_int
 from .profile import ClusterProfile
-from .quantization import NORM_BITS, delta_raw, levels, resolve_kappa
+from .quantization import NORM_BITS, delta_raw, levels, payload_bits, resolve_kappa
 
 PROBLEM_KINDS = ("least-squares", "logistic", "softmax")
 DATASETS = ("digits", "synthetic")
@@ -548,10 +547,9 @@ def quantize_rows(x, bits, *, quantizer: str = "stochastic", rng=None) -> np.nda
 
 def message_bits(bits, dim: int, quantizer: str) -> np.ndarray:
     """Bits of one message per worker: 32 (the norm) + b d, or 32 d unquantized; 0 if idle."""
-    bits = np.asarray(bits, dtype=np.int64)
     if quantizer == "none":
-        return np.where(bits > 0, NORM_BITS * dim, 0)
-    return np.where(bits > 0, NORM_BITS + bits * dim, 0)
+        return np.where(np.asarray(bits) > 0, NORM_BITS * dim, 0)
+    return np.asarray(payload_bits(bits, dim))
 
 
 # ====================================================================== stragglers
@@ -820,10 +818,6 @@ class _Rounds:
         return estimate, int(self.payload[senders].sum()), int(arrived.sum()), duration
 
 
-def _check_rounds(name: str, value) -> int:
-    return positive_int(name, value)
-
-
 def train(
     problem: Problem,
     scheme,
@@ -872,7 +866,7 @@ def train(
         raise InputError("`problem` must be a Problem (see make_problem, digits_problem, synthetic_problem).")
     if not isinstance(optimizer, Optimizer):
         raise InputError("`optimizer` must be an Optimizer (use gd(...), sgd(...) or adam(...)).")
-    steps = _check_rounds("steps", steps)
+    steps = positive_int("steps", steps)
     rng = np.random.default_rng(rng)
     rounds = _Rounds(problem, scheme, stragglers)
     w = problem.initial_point() if x0 is None else np.array(x0, dtype=np.float64)
@@ -948,7 +942,7 @@ def gradient_estimates(
     Their mean estimates :math:`E[\\hat g]`; for an unbiased scheme it matches
     ``problem.gradient(w)`` within its standard error.
     """
-    rounds = _check_rounds("rounds", rounds)
+    rounds = positive_int("rounds", rounds)
     rng = np.random.default_rng(rng)
     engine = _Rounds(problem, scheme, stragglers)
     w = np.asarray(w, dtype=np.float64)
@@ -961,8 +955,7 @@ def gradient_estimates(
 def seeds(rng, count: int) -> list[int]:
     """`count` independent integer seeds drawn from `rng` (for repeated runs)."""
     count = positive_int("count", count)
-    if isinstance(rng, numbers.Integral) or rng is None:
-        rng = np.random.default_rng(rng)
+    rng = np.random.default_rng(rng)  # a Generator is returned as is
     return [int(s) for s in rng.integers(0, 2**31 - 1, size=count)]
 
 
