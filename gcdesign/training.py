@@ -43,7 +43,7 @@ import scipy.sparse as sp
 
 from ._validate import InputError, choice, positive_int
 from .profile import ClusterProfile
-from .quantization import NORM_BITS, delta_raw, levels, payload_bits, resolve_kappa
+from .quantization import NORM_BITS, error_factors, levels, payload_bits, resolve_kappa
 
 PROBLEM_KINDS = ("least-squares", "logistic", "softmax")
 DATASETS = ("digits", "synthetic")
@@ -453,16 +453,8 @@ def training_scheme(
 
 def available_schemes(names=TRAINING_SCHEMES) -> tuple[list[str], list[str]]:
     """Split `names` into those the harness can build now and those not registered (yet)."""
-    from . import schemes as _schemes
+    from . import schemes as _schemes  # importing it registers the baselines and exact codes
 
-    try:  # the baselines register themselves on import
-        import gcdesign.schemes.baselines  # noqa: F401
-    except ImportError:
-        pass
-    try:
-        import gcdesign.schemes.exact  # noqa: F401
-    except ImportError:
-        pass
     ok, missing = [], []
     for name in names:
         (ok if name in ("centralized", "joint") or name in _schemes.SCHEMES else missing).append(name)
@@ -504,7 +496,7 @@ def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int | None = None)
     p = np.asarray(scheme.straggler_probs, dtype=np.float64)
     active = bits > 0
     kappa = resolve_kappa("balanced", p[active], float(bits[active].sum()), dim)
-    delta = np.where(active, kappa * delta_raw(np.where(active, bits, 2), dim), 0.0)
+    delta = np.where(active, error_factors(bits, kappa, dim), 0.0)  # idle: no message, no error
     row_sums = np.asarray(sp.csr_array(scheme.encoding).sum(axis=1)).ravel()
     a = np.asarray(decoding, dtype=np.float64)
     K = scheme.encoding.shape[1]

@@ -40,9 +40,7 @@ def _error(scheme, n_stragglers: int, trials: int, gen) -> np.ndarray:
 
 def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
     from ..schemes import SCHEMES, make_scheme
-    from ..training import available_schemes
 
-    available_schemes(("random-sparse", "exact-frc"))  # imports the registries
     notes = []
     if "random-sparse" not in SCHEMES:
         return StudyResult("storage", summary="Scheme 'random-sparse' is not registered: study skipped.")
