@@ -49,6 +49,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ._validate import InputError, positive_int
 from .quantization import delta_raw, levels
+from .structure import error_bound
 
 MAX_ENUMERATION = 16  # random workers per component enumerated exactly (2^16 decoder calls)
 MC_CHUNK = 16  # trials per random stream: fixed, so results do not depend on the thread count
@@ -420,18 +421,16 @@ def _lemma1_bound(scheme, big_g: float, dim: int, quantizer: str) -> float | Non
     enc = sp.csr_array(scheme.encoding)
     if a is None or np.any(a < 0) or np.any(enc.data < 0):
         return None
-    q = _arrival_probs(scheme)
     bits = np.asarray(scheme.bits, dtype=np.int64)
-    row_mass = a * np.asarray(enc.sum(axis=1)).ravel()
+    row_sum = a * np.asarray(enc.sum(axis=1)).ravel()
     if quantizer == "stochastic":
-        delta = np.where(bits >= 2, delta_raw(np.maximum(bits, 2), dim), 0.0)
+        delta = np.where(bits >= 2, delta_raw(bits, dim), 0.0)
     elif quantizer == "sign":
         delta = np.full(bits.size, dim - 1.0)
     else:
         delta = np.zeros(bits.size)
-    used = q > 0
-    terms = q[used] * (1.0 - q[used] + delta[used]) * row_mass[used] ** 2
-    return big_g**2 * float(np.sum(terms))
+    # an idle worker (0 bits) counts as always late: its term vanishes
+    return big_g**2 * error_bound(1.0 - _arrival_probs(scheme), delta, row_sum)
 
 
 # ---------------------------------------------------------------- Monte Carlo
@@ -486,16 +485,16 @@ def monte_carlo_error(
     target = grads.sum(axis=0)
     d = target.size
     bits = np.asarray(scheme.bits, dtype=np.int64)
-    quantizer = _quantizer(scheme)
+    fixed = _fixed_decoding(scheme)
     problem = _McProblem(
         messages=messages,
         norms=np.linalg.norm(messages, axis=1),
         levels=np.where(bits >= 2, levels(np.maximum(bits, 2)), 1.0).astype(np.float64),
-        quantizer=_quantizer_code(quantizer),
+        quantizer=_quantizer_code(_quantizer(scheme)),
         target=target,
         arrival=_arrival_probs(scheme),
-        fixed=_fixed_decoding(scheme),
-        decode=None if _fixed_decoding(scheme) is not None else scheme.decode_weights,
+        fixed=fixed,
+        decode=None if fixed is not None else scheme.decode_weights,
         reference=bool(reference),
     )
     # Batches of chunks bound the memory of the per-chunk sums (C x d) and of the
