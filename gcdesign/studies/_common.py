@@ -6,7 +6,7 @@ import csv
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,7 +178,6 @@ def run_schemes(
     optimizer,
     progress: Progress | None = None,
     stragglers=None,
-    scheme_options: dict | None = None,
 ) -> dict[str, list]:
     """Train every scheme in `names` once per seed; the seed also draws the scheme's random code.
 
@@ -190,8 +189,7 @@ def run_schemes(
     for name in names:
         runs = []
         for seed in seeds:
-            options = dict((scheme_options or {}).get(name, {}))
-            scheme = training_scheme(name, profile, budget, rng=seed, **options)
+            scheme = training_scheme(name, profile, budget, rng=seed)
             runs.append(
                 train(problem, scheme, steps=steps, optimizer=optimizer, rng=seed, stragglers=stragglers)
             )
@@ -205,13 +203,6 @@ def final_loss(history, fraction: float = 0.1) -> float:
     """Mean loss over the last `fraction` of the rounds (smooths the round-to-round noise)."""
     tail = max(1, int(round(fraction * history.steps)))
     return float(np.mean(history.loss[-tail:]))
-
-
-def timed(func: Callable[[], StudyResult]) -> StudyResult:
-    start = time.perf_counter()
-    result = func()
-    result.seconds = time.perf_counter() - start
-    return result
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

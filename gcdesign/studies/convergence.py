@@ -43,17 +43,17 @@ def settings(quick: bool) -> dict:
     return {"seeds": 12, "steps": 2000}
 
 
-def compare(quick: bool, rng, progress: bool, *, budgets=BUDGETS, names=None, label="runs"):
-    """Run every available scheme at each budget; returns (problem, {budget: {name: runs}}, notes)."""
+def compare(quick: bool, rng, progress: bool, *, label="runs"):
+    """Run every available scheme at each of BUDGETS; returns (problem, {budget: {name: runs}}, notes)."""
     cfg = settings(quick)
     problem = digits_problem("logistic", partitions=N_WORKERS, rng=0)
     profile = paper_profile(N_WORKERS, dim=problem.dim)
-    ok, missing = available_schemes() if names is None else available_schemes(names)
+    ok, missing = available_schemes()
     notes = [f"scheme {m!r} is not registered in this installation: skipped." for m in missing]
     run_seeds = seeds(rng, cfg["seeds"])
     results = {}
-    with Progress(len(budgets) * len(ok) * len(run_seeds), label, enabled=progress) as bar:
-        for bpw in budgets:
+    with Progress(len(BUDGETS) * len(ok) * len(run_seeds), label, enabled=progress) as bar:
+        for bpw in BUDGETS:
             results[bpw] = run_schemes(
                 problem,
                 profile,
