@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import InputError
+from .._validate import InputError, choice
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,9 +99,8 @@ def register_scheme(name: str, factory: Callable[..., Scheme]) -> None:
 
 def make_scheme(name: str, profile, budget: int, *, rng=None, replication: int = 2, **options):
     """Build the baseline `name` for `profile` at total bit budget `budget`."""
-    if name not in SCHEMES:
-        raise InputError(f"Unknown scheme {name!r}; choose one of: {', '.join(sorted(SCHEMES))}.")
-    return SCHEMES[name](profile, budget, rng=rng, replication=replication, **options)
+    factory = SCHEMES[choice("scheme", name, SCHEMES)]
+    return factory(profile, budget, rng=rng, replication=replication, **options)
 
 
 __all__ = ["SCHEMES", "Scheme", "make_scheme", "register_scheme"]

@@ -32,7 +32,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import InputError, positive_int
+from .._validate import InputError, choice, positive_int
 from ..allocation import check_budget
 from ..profile import ClusterProfile
 from . import Scheme, register_scheme
@@ -435,21 +435,19 @@ def expander(
     n, k = profile.n_workers, profile.partitions
     if k != n:
         raise InputError(f"expander codes need K = N partitions, got K = {k}, N = {n}.")
-    if graph == "random":
+    if choice("graph", graph, ("margulis", "random")) == "random":
         degree = positive_int("replication", replication)
         adj = random_regular_adjacency(n, degree, rng=rng)
-    elif graph == "margulis":
+    else:
         m = math.isqrt(n)
         if m * m != n:
             raise InputError(f"`graph` = 'margulis' needs N to be a square, got N = {n}.")
         degree = 8
         adj = margulis_adjacency(m)
-    else:
-        raise InputError(f"Unknown graph {graph!r}; choose one of: margulis, random.")
     enc = sp.csr_array(adj / degree)
     bits = equal_bits(profile.straggler_probs, budget)
     label = f"{graph} {degree}-regular expander"
-    if decoder == "linear":
+    if choice("decoder", decoder, ("linear", "optimal")) == "linear":
         if stragglers is None:
             stragglers = min(round(float(profile.straggler_probs.sum())), n - 1)
         s = positive_int("stragglers", stragglers, minimum=0)
@@ -463,17 +461,15 @@ def expander(
             decoding=np.full(n, n / (n - s)),
             description=f"{label}, fixed linear decoder N/(N-s), s = {s}",
         )
-    if decoder == "optimal":
-        return Scheme(
-            name="expander",
-            encoding=enc,
-            bits=bits,
-            straggler_probs=profile.straggler_probs,
-            decoder=_ls_decoder(enc),
-            description=f"{label}, least-squares decoder",
-            local_decoder=True,
-        )
-    raise InputError(f"Unknown decoder {decoder!r}; choose one of: linear, optimal.")
+    return Scheme(
+        name="expander",
+        encoding=enc,
+        bits=bits,
+        straggler_probs=profile.straggler_probs,
+        decoder=_ls_decoder(enc),
+        description=f"{label}, least-squares decoder",
+        local_decoder=True,
+    )
 
 
 def expander_ls(profile, budget, *, rng=None, replication=2, **options) -> Scheme:
