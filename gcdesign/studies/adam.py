@@ -36,15 +36,17 @@ BASELINES = ("osgc", "sgc", "bgc")
 COLORS = {"off": ("tab:orange", "-"), 0.1: ("tab:red", "-"), 1.0: ("darkred", "--"), 10.0: ("salmon", ":")}
 
 
-def _variants(profile, budget, baselines, seed):
+def _variants(profile, budget, baselines, run_seeds):
+    """``{seed: [(label, scheme, two_track, lam), ...]}``; the design and the reference are shared."""
     code = design(profile, budget)
-    out = [("centralized Adam", Centralized(profile), False, 1.0)]
-    out.append(("joint, one-track", code, False, 1.0))
-    out += [(f"joint, two-track lambda={lam:g}", code, True, lam) for lam in LAMBDAS]
-    out += [
-        (f"{name}, one-track", training_scheme(name, profile, budget, rng=seed), False, 1.0)
-        for name in baselines
-    ]
+    fixed = [("centralized Adam", Centralized(profile), False, 1.0), ("joint, one-track", code, False, 1.0)]
+    fixed += [(f"joint, two-track lambda={lam:g}", code, True, lam) for lam in LAMBDAS]
+    out = {}
+    for seed in run_seeds:  # the baselines' random codes follow the seed
+        out[seed] = fixed + [
+            (f"{name}, one-track", training_scheme(name, profile, budget, rng=seed), False, 1.0)
+            for name in baselines
+        ]
     return out
 
 
@@ -59,9 +61,10 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
     runs: dict = {}
     with Progress(len(BUDGETS) * len(LEARNING_RATES) * n_variants * n_seeds, "adam", enabled=progress) as bar:
         for bpw in BUDGETS:
+            variants = _variants(profile, bpw * N_WORKERS, ok, run_seeds)
             for lr in LEARNING_RATES:
                 for seed in run_seeds:
-                    for label, scheme, two_track, lam in _variants(profile, bpw * N_WORKERS, ok, seed):
+                    for label, scheme, two_track, lam in variants[seed]:
                         opt = adam(lr, two_track=two_track, lam=lam, batch_size=8)
                         hist = train(problem, scheme, steps=steps, optimizer=opt, rng=seed)
                         runs.setdefault((bpw, lr, label), []).append(hist)
