@@ -60,11 +60,13 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
     run_seeds = seeds(rng, n_seeds)
     opt = sgd(0.3, batch_size=8)
     runs: dict = {}
+    mean_p = {None: None}  # deadline -> mean straggling probability (None: centralized)
     rows = []
     with Progress((len(deadlines) * len(names) + 1) * n_seeds, "deadline", enabled=progress) as bar:
         for tau in deadlines:
             times = RoundTimes(rates, deadline=tau, shift=1.0)
             profile = times.profile(dim=problem.dim)
+            mean_p[tau] = float(times.straggler_probs.mean())
             steps = int(math.ceil(horizon / tau))
             for name in names:
                 for seed in run_seeds:
@@ -73,15 +75,9 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
                     runs.setdefault((name, tau), []).append(hist)
                     bar.update()
         times = RoundTimes(rates, deadline=deadlines[-1], shift=1.0)
+        central = Centralized(times.profile(dim=problem.dim))
         for seed in run_seeds:  # centralized: waits for all; the deadline does not matter
-            hist = train(
-                problem,
-                Centralized(times.profile(dim=problem.dim)),
-                steps=60,
-                optimizer=opt,
-                rng=seed,
-                stragglers=times,
-            )
+            hist = train(problem, central, steps=60, optimizer=opt, rng=seed, stragglers=times)
             runs.setdefault(("centralized", None), []).append(hist)
             bar.update()
 
@@ -97,7 +93,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
                 {
                     "scheme": name,
                     "deadline": tau,
-                    "mean_p": None if tau is None else float(np.exp(-rates * (tau - 1.0)).mean()),
+                    "mean_p": mean_p[tau],
                     "rounds_per_time_unit": float(hists[0].steps / hists[0].wall_clock[-1]),
                     "time": t,
                     "gap_mean": mean,
@@ -114,12 +110,11 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
             # a coded round lasts min(tau, slowest time): tau in practice, as mu_i goes down to 0.01
             clock = hists[0].wall_clock
             gap = np.mean([np.maximum(h.loss - problem.optimal_loss, 1e-8) for h in hists], axis=0)
-            p_mean = float(np.exp(-rates * (tau - 1.0)).mean())
             ax.plot(
                 clock,
                 gap,
                 color=cmap(i / max(len(deadlines) - 1, 1)),
-                label=f"tau = {tau:g} (mean p = {p_mean:.2f})",
+                label=f"tau = {tau:g} (mean p = {mean_p[tau]:.2f})",
             )
         c = runs[("centralized", None)]
         cg = np.mean([np.maximum(h.loss - problem.optimal_loss, 1e-8) for h in c], axis=0)
