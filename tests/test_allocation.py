@@ -368,13 +368,14 @@ def test_local_search_kernel_equals_reference():
 
 
 def test_relaxation_by_k_kernel_equals_reference():
+    from gcdesign.allocation._common import top_k_setup
     from gcdesign.allocation._kernels import relaxation_by_k
-    from gcdesign.allocation.heuristic import _prepare, relaxation_by_k_reference, sorted_segments
+    from gcdesign.allocation.heuristic import relaxation_by_k_reference, sorted_segments
 
     rng = np.random.default_rng(13)
     for _ in range(25):
         inst = random_instance(rng, n_range=(2, 40))
-        _, _, active, _, ks, residuals = _prepare(inst.table, inst.levels, inst.budget, "heuristic")
+        _, _, active, _, ks, residuals = top_k_setup(inst.table, inst.levels, inst.budget, "heuristic")
         worker, _, length, slope = sorted_segments(active)
         args = (active.shape[0], ks, residuals, worker, length, slope)
         gain, used = relaxation_by_k(*args)

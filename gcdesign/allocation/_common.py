@@ -71,6 +71,23 @@ def residuals_by_k(n: int, budget: int, layout: LevelLayout) -> tuple[np.ndarray
     return k[ok], res[ok]
 
 
+def top_k_setup(table: np.ndarray, levels: np.ndarray, budget: int, method: str):
+    """What the top-k solvers share: ``(layout, order, active, rest_value, ks, residuals)``.
+
+    ``active`` is the table of the contiguous levels with rows in reliability
+    order, ``rest_value[k]`` the utility of workers k..N-1 left at their floor
+    level (base, or idle), and ``ks``, ``residuals`` come from :func:`residuals_by_k`.
+    """
+    layout = level_layout(levels, method)
+    order = reliability_order(table, levels)
+    active = np.ascontiguousarray(table[order, layout.offset :])
+    n = table.shape[0]
+    rest_value = np.zeros(n + 1)
+    rest_value[:n] = np.cumsum(table[order, 0][::-1])[::-1]
+    ks, residuals = residuals_by_k(n, budget, layout)
+    return layout, order, active, rest_value, ks, residuals
+
+
 def to_level_index(offsets: np.ndarray, active: np.ndarray, layout: LevelLayout) -> np.ndarray:
     """Level indices from offsets above ``base`` (``active`` flags non-idle workers)."""
     return np.where(active, offsets + layout.offset, 0).astype(np.int64)

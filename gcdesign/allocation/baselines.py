@@ -12,7 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_allocator
-from ._common import LevelLayout, level_layout, reliability_order, residuals_by_k, to_level_index
+from ._common import (
+    LevelLayout,
+    level_layout,
+    reliability_order,
+    residuals_by_k,
+    to_level_index,
+    top_k_setup,
+)
 
 __all__ = ["equal", "greedy", "relaxation", "reliability_order", "topk_equal"]
 
@@ -122,17 +129,12 @@ def relaxation(table: np.ndarray, levels: np.ndarray, budget: int, options: dict
 def topk_equal(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
     """Best over k of: the k most reliable share the residual equally, the rest stay at the floor."""
     n = table.shape[0]
-    layout = level_layout(levels, "topk-equal")
-    order = reliability_order(table, levels)
-    active = table[order, layout.offset :]
-    floor_value = table[order, 0]
-    ks, residuals = residuals_by_k(n, budget, layout)
+    layout, order, active, rest_value, ks, residuals = top_k_setup(table, levels, budget, "topk-equal")
     q, extra = np.divmod(residuals, ks)
     # prefix sums over workers of every column: value of rows [0, j) at offset c
     prefix = np.zeros((n + 1, active.shape[1] + 1))
     prefix[1:, : active.shape[1]] = np.cumsum(active, axis=0)
-    rest = np.concatenate([np.cumsum(floor_value[::-1])[::-1], [0.0]])
-    value = prefix[extra, q + 1] + (prefix[ks, q] - prefix[extra, q]) + rest[ks]
+    value = prefix[extra, q + 1] + (prefix[ks, q] - prefix[extra, q]) + rest_value[ks]
     best = int(np.argmax(value))
     k = int(ks[best])
     t = _equal_offsets(k, int(residuals[best]), n)

@@ -31,20 +31,7 @@ import numpy as np
 
 from .._validate import InputError
 from . import register_allocator
-from ._common import level_layout, reliability_order, residuals_by_k, to_level_index
-
-
-def _prepare(table: np.ndarray, levels: np.ndarray, budget: int, method: str):
-    layout = level_layout(levels, method)
-    order = reliability_order(table, levels)
-    active = np.ascontiguousarray(table[order, layout.offset :])
-    n = table.shape[0]
-    floor_value = table[order, 0]
-    rest_value = np.zeros(n + 1)
-    # utility of workers k..N-1 left at their floor level (base, or idle)
-    rest_value[:n] = np.cumsum(floor_value[::-1])[::-1]
-    ks, residuals = residuals_by_k(n, budget, layout)
-    return layout, order, active, rest_value, ks, residuals
+from ._common import to_level_index, top_k_setup
 
 
 def sorted_segments(active: np.ndarray):
@@ -181,7 +168,7 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
     window = options.pop("window", 8)
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
         raise InputError(f"heuristic option `window` must be an integer >= 1, got {window!r}.")
-    layout, order, active, rest_value, ks, residuals = _prepare(table, levels, budget, "heuristic")
+    layout, order, active, rest_value, ks, residuals = top_k_setup(table, levels, budget, "heuristic")
     if max_moves is None:
         max_moves = n * max(layout.top, 1) + 1
     if isinstance(max_moves, bool) or not isinstance(max_moves, (int, np.integer)) or max_moves < 0:
@@ -208,8 +195,8 @@ def _full_scan(active, rest_value, ks, residuals, segments, max_moves, both, pru
     """The paper's scan over every candidate, in order of a dual bound (pruned when `prune`)."""
     from ._kernels import dual_bounds, heuristic_kernel
 
-    worker, start, length, slope = segments
     if prune:
+        slope = segments[3]
         bounds = dual_bounds(active, _multipliers(slope), ks, residuals, rest_value)
         trial_order = np.argsort(-bounds, kind="stable")
     else:
@@ -228,7 +215,7 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
     from ._kernels import heuristic_kernel, relaxation_by_k
 
     n = active.shape[0]
-    worker, start, length, slope = segments
+    worker, _, length, slope = segments
     gain, used = relaxation_by_k(n, ks, residuals, worker, length, slope)
     base_prefix = np.concatenate([[0.0], np.cumsum(active[:, 0])])
     bounds = base_prefix[ks] + gain + rest_value[ks] if prune else np.full(ks.size, np.inf)
