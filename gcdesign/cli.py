@@ -53,7 +53,7 @@ def _load_profile_arg(args):
     return load_profile(args.profile), {}
 
 
-def _budget_args(args, defaults: dict, n: int) -> dict:
+def _budget_args(args, defaults: dict) -> dict:
     if args.budget is not None and args.bits_per_worker is not None:
         raise UsageError("give at most one of --budget and --bits-per-worker.")
     if args.budget is not None:
@@ -123,7 +123,7 @@ def _cmd_design(args) -> int:
     allocator = args.allocator or defaults.get("allocator", DEFAULT_ALLOCATOR)
     result = design(
         profile,
-        **_budget_args(args, defaults, profile.n_workers),
+        **_budget_args(args, defaults),
         allocator=allocator,
         construction=args.construction,
         order=args.order,
@@ -195,7 +195,7 @@ def _cmd_allocate(args) -> int:
     from .design import DEFAULT_ALLOCATOR, resolve_budget
 
     profile, defaults = _load_profile_arg(args)
-    budget = resolve_budget(profile.n_workers, **_budget_args(args, defaults, profile.n_workers))
+    budget = resolve_budget(profile.n_workers, **_budget_args(args, defaults))
     if not args.time_limit > 0:
         raise UsageError(f"`time-limit` must be a number > 0 seconds, got {args.time_limit!r}.")
     if args.compare and args.method is not None:
@@ -259,11 +259,10 @@ def _cmd_allocate(args) -> int:
         }
         for m, r in results.items()
     ]
+    kappa = results["dp"].kappa
     if args.json:
-        kappa = results["dp"].kappa
         _print_json({"budget": budget, "workers": profile.n_workers, "kappa": kappa, "rows": rows})
         return 0
-    kappa = results["dp"].kappa
     print(f"N = {profile.n_workers}, B = {budget}, kappa = {kappa:.6g}; gap = (F_dp - F) / F_dp")
     print(f"{'method':<12} {'objective':>20} {'rel. gap':>10} {'time ms':>10}  optimal")
     for r in rows:
@@ -399,11 +398,9 @@ def _integer(text: str, name: str, allowed: str) -> int:
 def _cmd_latency(args) -> int:
     import math
 
-    from .latency import latency_table
+    from .latency import expected_kth_time, latency_table
 
-    workers = _integer(args.workers, "workers", "an integer >= 1")
-    if workers < 1:
-        raise UsageError(f"`workers` must be an integer >= 1, got {workers}.")
+    workers = _int_arg(args.workers, "workers", 1)
     rate = _number(args.rate, "rate")
     if not (math.isfinite(rate) and rate > 0):
         raise UsageError(f"`rate` must be a finite number > 0, got {args.rate!r}.")
@@ -424,7 +421,7 @@ def _cmd_latency(args) -> int:
     rows = latency_table(
         workers, stragglers, rate=rate, shift=shift, load_aware=args.load_aware, trials=trials, rng=seed
     )
-    uncoded = latency_table(workers, [0], rate=rate, shift=shift)[0]["expected_time"]
+    uncoded = expected_kth_time(workers, workers, rate=rate, shift=shift)
     if args.json:
         _print_json(
             {
