@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from . import quantization
 from ._validate import InputError
 from .quantization import levels
 
@@ -119,7 +120,7 @@ class Message:
     @property
     def payload_bits(self) -> int:
         """Bits of the model's payload: the float32 norm plus ``b`` bits per coordinate."""
-        return 32 + self.bits * self.dim
+        return int(quantization.payload_bits(self.bits, self.dim))
 
     def values(self) -> np.ndarray:
         """The dequantized vector :math:`Q(x_i)` (float64)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -238,15 +238,7 @@ def allocate_bits(
     if not np.all(np.isfinite(table)):
         raise InputError("utilities are infinite: a worker has p = 0 while kappa is 0.")
     result = allocate_table(table, levels, budget, method=method, options=options)
-    return Allocation(
-        result.bits,
-        result.objective,
-        result.method,
-        result.optimal,
-        kappa_value,
-        result.wall_time,
-        result.message,
-    )
+    return replace(result, kappa=kappa_value)
 
 
 # registers the built-in solvers
