@@ -36,7 +36,7 @@ with :math:`a' = c\,a` and the shrinkage :math:`c` of
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,7 +46,6 @@ from .profile import ClusterProfile
 from .quantization import NORM_BITS, error_factors, levels, payload_bits, resolve_kappa
 
 PROBLEM_KINDS = ("least-squares", "logistic", "softmax")
-DATASETS = ("digits", "synthetic")
 OPTIMIZERS = ("gd", "sgd", "adam")
 SCHEDULES = ("constant", "sqrt", "inverse")
 #: The schemes the harness knows by name, in plotting order. All but
@@ -697,6 +696,8 @@ class History:
     arrived : ndarray of int (steps + 1,)
         Workers that arrived in round t.
     optimal_loss : float or None
+    shrinkage : float
+        The two-track factor c of the run (1: two-track off).
     """
 
     scheme: str
@@ -710,7 +711,6 @@ class History:
     arrived: np.ndarray
     optimal_loss: float | None = None
     shrinkage: float = 1.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
