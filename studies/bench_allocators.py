@@ -30,7 +30,6 @@ value (relative difference <= 1e-12), the worst difference and the total times.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import tracemalloc
 from pathlib import Path
@@ -41,6 +40,7 @@ from gcdesign.allocation import ALLOCATORS, allocate_table, allowed_levels, util
 from gcdesign.allocation._testing import random_instance, straggler_probs
 from gcdesign.profile import MOBILENET_V3_SMALL_PARAMS
 from gcdesign.quantization import resolve_kappa
+from gcdesign.studies._common import write_csv
 
 SIZES = (20, 50, 200, 1000, 10000)
 PER_WORKER = (3, 4, 7)
@@ -164,13 +164,6 @@ def part_scan(count: int, seed: int = 2027):
             }
         )
     return records
-
-
-def write_csv(path: Path, rows: list[dict]):
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def main(argv=None):

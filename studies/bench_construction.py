@@ -10,13 +10,13 @@ the growth ratio between consecutive sizes (10x more workers should cost about
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import numpy as np
 
 from gcdesign import ClusterProfile, delta_raw, optimal_structure, segment_layout
+from gcdesign.studies._common import write_csv
 
 
 def run_once(profile, delta):
@@ -62,10 +62,7 @@ def main(argv=None):
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "bench_construction.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "bench_construction.csv", rows)
     print(f"(medians of {args.repeats} runs; CSV in {out / 'bench_construction.csv'})")
 
 

@@ -14,7 +14,6 @@ Timings on a shared machine are noisy: compare within one run.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from gcdesign.schemes.baselines import regular_assignment
 from gcdesign.schemes.decoding import dense_least_squares_weights, least_squares_weights
+from gcdesign.studies._common import write_csv
 
 
 def bench(n: int, degree: int, straggle: float, rounds: int, seed: int) -> dict:
@@ -104,10 +104,7 @@ def main(argv=None) -> None:
     print("(times are medians over the rounds; speedup = median dense / median sparse)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "bench_decoding.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "bench_decoding.csv", rows)
     print(f"wrote {out / 'bench_decoding.csv'}")
 
 

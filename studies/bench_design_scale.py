@@ -23,7 +23,6 @@ N >= 10^4); numba kernels are warmed up first.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 import tracemalloc
 from pathlib import Path
@@ -35,6 +34,7 @@ from gcdesign.allocation import allocate_table, allowed_levels, utility_table
 from gcdesign.allocation._testing import straggler_probs
 from gcdesign.profile import MOBILENET_V3_SMALL_PARAMS
 from gcdesign.quantization import resolve_kappa
+from gcdesign.studies._common import write_csv
 
 BITS_PER_WORKER = 4
 
@@ -136,10 +136,7 @@ def main(argv=None):
         )
     for row in rows:
         print(f"  N = {row['N']}: {row['heuristic_message']}")
-    with (out / "bench_design_scale.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "bench_design_scale.csv", rows)
     print(f"\nwritten: {out / 'bench_design_scale.csv'}")
 
 

@@ -23,7 +23,6 @@ N and m n.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from gcdesign.schemes.exact import (
     fractional_repetition_code,
 )
 from gcdesign.schemes.polynomial import coded_matmul, polynomial_code, worst_case_condition
+from gcdesign.studies._common import write_csv
 
 
 def sum_error(code, stragglers, worst_stragglers, rng, dim=1000):
@@ -100,10 +100,7 @@ def part_exact(args, out: Path):
                 f"{best.worst:>10.3g} | {ours.worst:>9.3g} {med / ours.worst:>6.0f}x {build:>7.2f} | "
                 f"{'-' if frc is None else f'{frc:.3g}':>5} | {np.median(rand_err):>12.2e} {ours_err:>12.2e}"
             )
-    with open(out / "bench_exact_codes_conditioning.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "bench_exact_codes_conditioning.csv", rows)
 
 
 TIMING_N = (10, 20, 50, 100, 200, 500)
@@ -146,10 +143,7 @@ def part_timing(args, out: Path):
                 f"{rep.worst:>10.3g} {rep.sets:>6} {how:>10}",
                 flush=True,
             )
-    with open(out / "bench_exact_codes_timing.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "bench_exact_codes_timing.csv", rows)
 
 
 def part_polynomial(args, out: Path):
@@ -190,10 +184,7 @@ def part_polynomial(args, out: Path):
                 f"{row['cheb_random_set_err']:>14.1e} | {row['mono_cond']:>9.2e} {row['mono_err']:>9.1e} | "
                 f"{row['equi_cond']:>9.2e} {row['equi_err']:>9.1e}"
             )
-    with open(out / "bench_exact_codes_polynomial.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "bench_exact_codes_polynomial.csv", rows)
 
 
 def main(argv=None):

@@ -15,7 +15,6 @@ medians over the seeds and the median of the per-seed ratio
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from gcdesign import ClusterProfile, design, load_example
 from gcdesign.evaluation import EvaluationError, expected_error, monte_carlo_error, synthetic_gradients
 from gcdesign.schemes import SCHEMES, make_scheme
+from gcdesign.studies._common import write_csv
 
 BUDGET = 350
 
@@ -114,10 +114,7 @@ def main(argv=None) -> None:
     print(f"(medians over seeds; 'x joint' = median of error(scheme) / error(joint); {elapsed:.0f} s)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "table_paper_setting.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "table_paper_setting.csv", rows)
     print(f"wrote {out / 'table_paper_setting.csv'}")
 
 
