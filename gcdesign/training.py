@@ -432,18 +432,15 @@ def training_scheme(
     """A scheme for :func:`train` by name (see :data:`TRAINING_SCHEMES`).
 
     ``"centralized"`` is :class:`Centralized`; ``"joint"`` is
-    :func:`gcdesign.design` with the ``"heuristic"`` allocator unless options
-    say otherwise (``allocator``, ``kappa``, ... are passed on); every other
-    name goes to :func:`gcdesign.schemes.make_scheme`.
+    :func:`gcdesign.design` with its default, the paper's ``"heuristic"``
+    allocator, unless options say otherwise (``allocator``, ``kappa``, ... are
+    passed on); every other name goes to :func:`gcdesign.schemes.make_scheme`.
     """
     if name == "centralized":
         return Centralized(profile)
     if name == "joint":
-        from .allocation import ALLOCATORS
         from .design import design
 
-        if "heuristic" in ALLOCATORS:  # the paper's allocator (Algorithm 1), near-optimal
-            options.setdefault("allocator", "heuristic")
         return design(profile, budget, **options)
     from .schemes import make_scheme
 
