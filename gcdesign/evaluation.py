@@ -481,26 +481,13 @@ def monte_carlo_error(
     rng = np.random.default_rng(rng)
     n_chunks = -(-trials // MC_CHUNK)
     keys = rng.integers(0, 2**64, size=(n_chunks, 2), dtype=np.uint64, endpoint=False)
-    messages = worker_messages(scheme, grads)
-    target = grads.sum(axis=0)
+    problem = _mc_problem(scheme, grads, reference=bool(reference))
+    target = problem.target
     d = target.size
-    bits = np.asarray(scheme.bits, dtype=np.int64)
-    fixed = _fixed_decoding(scheme)
-    problem = _McProblem(
-        messages=messages,
-        norms=np.linalg.norm(messages, axis=1),
-        levels=np.where(bits >= 2, levels(np.maximum(bits, 2)), 1.0).astype(np.float64),
-        quantizer=_quantizer_code(_quantizer(scheme)),
-        target=target,
-        arrival=_arrival_probs(scheme),
-        fixed=fixed,
-        decode=None if fixed is not None else scheme.decode_weights,
-        reference=bool(reference),
-    )
     # Batches of chunks bound the memory of the per-chunk sums (C x d) and of the
     # weights (T x N). Chunk results are reduced one by one in chunk order, so the
     # batching (and the thread count) never changes a bit of the result.
-    per_batch = max(1, (1 << 22) // max(d, messages.shape[0]))
+    per_batch = max(1, (1 << 22) // max(d, problem.messages.shape[0]))
     if callable(workers):
         per_batch = min(per_batch, max(1, -(-n_chunks // 8)))
     batches = [(problem, c0, keys[c0 : c0 + per_batch], trials) for c0 in range(0, n_chunks, per_batch)]
@@ -534,10 +521,24 @@ class _McProblem:
     reference: bool
 
 
-def _quantizer_code(name: str) -> int:
+def _mc_problem(scheme, grads: np.ndarray, *, reference: bool = False) -> _McProblem:
+    """Everything the Monte-Carlo rounds of `scheme` need, computed once (`grads` validated)."""
     from ._mc_kernels import QUANTIZER_CODES
 
-    return QUANTIZER_CODES[name]
+    messages = worker_messages(scheme, grads)
+    bits = np.asarray(scheme.bits, dtype=np.int64)
+    fixed = _fixed_decoding(scheme)
+    return _McProblem(
+        messages=messages,
+        norms=np.linalg.norm(messages, axis=1),
+        levels=np.where(bits >= 2, levels(np.maximum(bits, 2)), 1.0).astype(np.float64),
+        quantizer=QUANTIZER_CODES[_quantizer(scheme)],
+        target=grads.sum(axis=0),
+        arrival=_arrival_probs(scheme),
+        fixed=fixed,
+        decode=None if fixed is not None else scheme.decode_weights,
+        reference=reference,
+    )
 
 
 def round_weights(arrival: np.ndarray, fixed, decode, keys: np.ndarray, first_trial: int, trials: int):
@@ -573,14 +574,22 @@ def simulate_batch(args):
     from ._mc_kernels import simulate_rounds, simulate_rounds_reference
 
     problem, first_chunk, keys, trials = args
+    arguments = kernel_arguments(problem, first_chunk, keys, trials)
+    kernel = simulate_rounds_reference if problem.reference else simulate_rounds
+    kernel(*arguments)
+    errors, dev_sum = arguments[-2:]
+    return errors, dev_sum
+
+
+def kernel_arguments(problem: _McProblem, first_chunk: int, keys: np.ndarray, trials: int) -> tuple:
+    """The arguments of :func:`~gcdesign._mc_kernels.simulate_rounds` for a batch of chunks.
+
+    The last two, ``errors`` and ``dev_sum``, are zeroed outputs.
+    """
     first_trial = first_chunk * MC_CHUNK
     count = min(len(keys) * MC_CHUNK, trials - first_trial)
     weights = round_weights(problem.arrival, problem.fixed, problem.decode, keys[:, 0], first_trial, trials)
-    d = problem.target.size
-    errors = np.zeros(count)
-    dev_sum = np.zeros((len(keys), d))
-    kernel = simulate_rounds_reference if problem.reference else simulate_rounds
-    kernel(
+    return (
         problem.messages,
         problem.norms,
         problem.levels,
@@ -589,10 +598,9 @@ def simulate_batch(args):
         np.ascontiguousarray(keys[:, 1]),
         MC_CHUNK,
         problem.target,
-        errors,
-        dev_sum,
+        np.zeros(count),
+        np.zeros((len(keys), problem.target.size)),
     )
-    return errors, dev_sum
 
 
 def _run_with_threads(batches, workers):

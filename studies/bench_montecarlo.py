@@ -32,14 +32,11 @@ import numpy as np
 from gcdesign import design, load_example
 from gcdesign.evaluation import (
     MC_CHUNK,
-    _arrival_probs,
-    _fixed_decoding,
+    _mc_problem,
+    kernel_arguments,
     monte_carlo_error,
-    round_weights,
     synthetic_gradients,
-    worker_messages,
 )
-from gcdesign.quantization import levels
 
 BUDGET = 350
 
@@ -58,25 +55,10 @@ def digest(result) -> str:
 
 
 def kernel_inputs(code, grads, trials: int, seed: int):
-    """The kernel's arguments exactly as monte_carlo_error prepares them."""
-    rng = np.random.default_rng(seed)
+    """The kernel's arguments exactly as monte_carlo_error prepares them (one batch of every chunk)."""
     n_chunks = -(-trials // MC_CHUNK)
-    keys = rng.integers(0, 2**64, size=(n_chunks, 2), dtype=np.uint64)
-    x = worker_messages(code, grads)
-    weights = round_weights(_arrival_probs(code), _fixed_decoding(code), None, keys[:, 0], 0, trials)
-    bits = code.bits
-    return (
-        x,
-        np.linalg.norm(x, axis=1),
-        levels(bits).astype(np.float64),
-        0,
-        weights,
-        np.ascontiguousarray(keys[:, 1]),
-        MC_CHUNK,
-        grads.sum(axis=0),
-        np.zeros(trials),
-        np.zeros((n_chunks, grads.shape[1])),
-    )
+    keys = np.random.default_rng(seed).integers(0, 2**64, size=(n_chunks, 2), dtype=np.uint64)
+    return kernel_arguments(_mc_problem(code, grads), 0, keys, trials)
 
 
 def child(args) -> None:
