@@ -19,11 +19,10 @@ from ._common import Progress, StudyResult, markdown_table, new_figure, save_fig
 
 
 def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
-    from ..latency import expected_kth_time, simulate_kth_time
+    from ..latency import latency_table
 
     n, rate = 100, 1.0
     trials = 2000 if quick else 50_000
-    tolerances = np.arange(0, n)
     checks = (0, 10, 20, 50, 80)
     variants = [
         ("exponential", 0.0, False),
@@ -32,29 +31,22 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
     ]
     rows = []
     gen = np.random.default_rng(rng)
-    with Progress(len(variants) * len(checks), "latency", enabled=progress) as bar:
+    with Progress(len(variants), "latency", enabled=progress) as bar:
         for label, shift, load_aware in variants:
-            uncoded = expected_kth_time(n, n, rate=rate, shift=shift)
-            for s in tolerances:
-                load = float(s + 1) if load_aware else 1.0
-                t = expected_kth_time(n, n - int(s), rate=rate, shift=shift, load=load)
-                row = {
-                    "model": label,
-                    "stragglers": int(s),
-                    "wait_for": n - int(s),
-                    "load": load,
-                    "expected_time": t,
-                    "speedup": uncoded / t,
-                    "simulated_time": None,
-                    "simulated_stderr": None,
-                }
-                if s in checks:
-                    sim = simulate_kth_time(
-                        n, n - int(s), rate=rate, shift=shift, load=load, trials=trials, rng=gen
-                    )
-                    row["simulated_time"], row["simulated_stderr"] = sim.mean, sim.stderr
-                    bar.update()
-                rows.append(row)
+            model = {"rate": rate, "shift": shift, "load_aware": load_aware}
+            sims = latency_table(n, checks, trials=trials, rng=gen, **model)
+            simulated = {r["stragglers"]: r for r in sims}
+            for row in latency_table(n, range(n), **model):  # closed form for every s
+                sim = simulated.get(row["stragglers"], {})
+                rows.append(
+                    {
+                        "model": label,
+                        **row,
+                        "simulated_time": sim.get("simulated_time"),
+                        "simulated_stderr": sim.get("simulated_stderr"),
+                    }
+                )
+            bar.update()
     fig, axes = new_figure(2, 1, width=5.8, height=4.2)
     colors = ["tab:blue", "tab:red", "tab:green"]
     for (label, _, _), color in zip(variants, colors, strict=True):
