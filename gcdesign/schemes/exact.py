@@ -58,7 +58,6 @@ import scipy.sparse as sp
 from .._validate import InputError, choice, positive_int
 from . import Scheme, register_scheme
 from .baselines import split_equally
-from .decoding import dense_least_squares_weights
 
 CONSTRUCTIONS = ("fourier", "best-random", "random")
 
@@ -584,10 +583,13 @@ def least_squares_decoding(encoding, arrived) -> np.ndarray:
     numpy.ndarray, shape (N,)
         Zero on the workers that did not arrive (all zeros if none did).
     """
-    enc = sp.csr_array(encoding)
-    mask = np.zeros(enc.shape[0], dtype=bool)
-    mask[_responders(arrived, enc.shape[0])] = True
-    return dense_least_squares_weights(enc, mask)
+    dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
+    n, k = dense.shape
+    rows = _responders(arrived, n)
+    weights = np.zeros(n)
+    if rows.size:
+        weights[rows] = np.linalg.lstsq(dense[rows].T, np.ones(k), rcond=None)[0]
+    return weights
 
 
 def exact_decoding(encoding, arrived, *, stragglers: int, tol: float = DECODE_TOL) -> np.ndarray:
