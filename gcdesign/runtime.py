@@ -183,10 +183,10 @@ def worker_message_vector(scheme, worker: int, partial_gradients) -> np.ndarray:
     partition order, see :func:`partitions_of`), or the full ``K x d`` array.
     """
     worker = _worker_iv(scheme, worker)
-    held = partitions_of(scheme, worker)
+    row = sp.csr_array(scheme.encoding)[[worker]].toarray().ravel()
+    held = np.flatnonzero(row)  # = partitions_of(scheme, worker)
     if held.size == 0:
         raise InputError(f"worker {worker} holds no partition: it has nothing to send.")
-    row = sp.csr_array(scheme.encoding)[[worker]].toarray().ravel()
     if isinstance(partial_gradients, Mapping):
         missing = [int(j) for j in held if int(j) not in partial_gradients]
         if missing:
