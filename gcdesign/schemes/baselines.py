@@ -28,6 +28,7 @@ to the most reliable workers (smallest ``p``). ``d_rep`` is the
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -139,9 +140,6 @@ class FirstPerGroupDecoder:
         return a
 
 
-_ls_decoder = LeastSquaresDecoder
-
-
 # ------------------------------------------------------------------ schemes
 
 
@@ -236,7 +234,7 @@ def od(profile, budget, *, rng=None, replication=2, **options) -> Scheme:
         encoding=enc,
         bits=equal_bits(profile.straggler_probs, budget),
         straggler_probs=profile.straggler_probs,
-        decoder=_ls_decoder(enc),
+        decoder=LeastSquaresDecoder(enc),
         description=f"random {d_rep}-regular assignment, least-squares decoding per round",
         local_decoder=True,
     )
@@ -345,7 +343,7 @@ def random_sparse(profile, budget, *, rng=None, replication=2, **options) -> Sch
         encoding=enc,
         bits=equal_bits(profile.straggler_probs, budget),
         straggler_probs=profile.straggler_probs,
-        decoder=_ls_decoder(enc),
+        decoder=LeastSquaresDecoder(enc),
         description=f"{d_rep} random nonzeros per row, least-squares decoding per round",
         local_decoder=True,
     )
@@ -466,7 +464,7 @@ def expander(
         encoding=enc,
         bits=bits,
         straggler_probs=profile.straggler_probs,
-        decoder=_ls_decoder(enc),
+        decoder=LeastSquaresDecoder(enc),
         description=f"{label}, least-squares decoder",
         local_decoder=True,
     )
@@ -475,13 +473,7 @@ def expander(
 def expander_ls(profile, budget, *, rng=None, replication=2, **options) -> Scheme:
     """:func:`expander` with the least-squares decoder (``decoder="optimal"``)."""
     scheme = expander(profile, budget, rng=rng, replication=replication, decoder="optimal", **options)
-    return _renamed(scheme, "expander-ls")
-
-
-def _renamed(scheme: Scheme, name: str) -> Scheme:
-    from dataclasses import replace
-
-    return replace(scheme, name=name)
+    return replace(scheme, name="expander-ls")
 
 
 for _name, _factory in (
