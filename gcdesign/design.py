@@ -8,20 +8,21 @@ Read top to bottom, :func:`design` is the whole method of the package:
 4. lay them out as a sparse nonnegative encoding (:mod:`gcdesign.construction`);
 5. decode with inverse-propensity weights ``a_i = 1 / (1 - p_i)``.
 
-A :class:`Design` also serves as a *scheme* for the evaluator and the training
-harness: ``encoding`` (N x K), ``bits`` (N), ``straggler_probs`` and
-``decode_weights(arrived)``.
+A :class:`Design` satisfies the scheme protocol (:class:`gcdesign.schemes.SchemeLike`)
+with real fields, so the evaluator, the training harness, the runtime and the
+studies take it like any other scheme.
 """
 
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._validate import InputError, choice
+from ._validate import InputError, choice, read_only, read_only_sparse
 from .allocation import Allocation, allocate_bits, check_bit_range, check_budget
 from .construction import count_components, group_workers, hub_layout, segment_layout
 from .profile import ClusterProfile
@@ -62,10 +63,15 @@ class Design:
         nnz / N, the average number of partitions per worker.
     components : int
         Connected components of the worker-partition graph.
-    options : dict
+    options : mapping (read-only)
         The options that produced the design (allocator, construction, ...).
     allocation : Allocation or None
         The allocator's full result (None for a design loaded from a file).
+    name, quantizer, bucket_size, local_decoder
+        The scheme protocol's fields: ``"joint"``, ``"stochastic"``, ``None`` (one
+        bucket), ``False`` (a fixed decoder).
+
+    The arrays are read-only: a design cannot be edited into one that breaks (U).
     """
 
     profile: ClusterProfile
@@ -79,12 +85,20 @@ class Design:
     bound: float
     load: float
     components: int
-    options: dict = field(default_factory=dict)
+    options: types.MappingProxyType = field(default_factory=dict)
     allocation: Allocation | None = None
+    name: str = "joint"
+    quantizer: str = "stochastic"
+    bucket_size: int | None = None
+    local_decoder: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "encoding", read_only_sparse(self.encoding))
+        for attr in ("decoding", "bits", "delta", "row_mass"):
+            object.__setattr__(self, attr, read_only(getattr(self, attr)))
+        object.__setattr__(self, "options", types.MappingProxyType(dict(self.options)))
 
     # ---------------------------------------------------------- scheme interface
-    name = "joint"
-    quantizer = "stochastic"
 
     @property
     def straggler_probs(self) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._validate import InputError, positive_int
+from .._validate import InputError, positive_int, read_only
 from ..profile import ClusterProfile
 from ..quantization import delta_raw, resolve_kappa
 from ..structure import utilities
@@ -54,6 +54,9 @@ class Allocation:
     kappa: float | None
     wall_time: float
     message: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "bits", read_only(self.bits))
 
 
 # A solver: (table, levels, budget, options) -> (level indices per worker, optimal, message)
