@@ -148,3 +148,39 @@ def test_calibration_input_errors():
         calibrate_quantization(np.ones((2, 5)), b_max=40)
     with pytest.raises(InputError, match="bucket_size"):
         calibrate_quantization(np.ones((2, 5)), bucket_size=0)
+
+
+def test_design_files_store_the_model_and_version_1_files_still_load(tmp_path):
+    import json
+
+    import gcdesign as gc
+    from gcdesign.io import design_to_dict
+
+    profile = gc.load_example("toy-n8")
+    for kappa, beta in (("tight", None), ("tight", 64), ("balanced", None), (0.25, 16)):
+        d = gc.design(profile, bits_per_worker=5, kappa=kappa, bucket_size=beta)
+        assert d.bucket_size == beta
+        for suffix in (".json", ".npz"):
+            path = gc.save_design(d, tmp_path / f"d{suffix}")
+            back = gc.load_design(path)
+            assert back.quantization == d.quantization and back.bucket_size == beta
+            np.testing.assert_array_equal(back.delta, d.delta)
+    # a tight design's delta is the tight bound, not the raw one
+    d = gc.design(profile, bits_per_worker=5, kappa="tight", bucket_size=64)
+    np.testing.assert_array_equal(d.delta, delta_tight(d.bits, profile.dim, 64))
+    # version 1.0 (kappa only, one bucket) still loads as the scaled raw model
+    old = gc.design(profile, bits_per_worker=5, kappa="balanced")
+    data = design_to_dict(old)
+    data["version"] = "1.0"
+    del data["quantization"], data["bucket_size"]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(data))
+    back = gc.load_design(path)
+    assert back.quantization.kind == "scaled" and back.kappa == old.kappa
+    np.testing.assert_array_equal(back.delta, old.delta)
+    # a tampered model is caught by the bound check
+    data = design_to_dict(d)
+    data["quantization"]["kind"] = "raw"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="stored `bound`"):
+        gc.load_design(path)
