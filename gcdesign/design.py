@@ -32,6 +32,10 @@ from .structure import optimal_structure
 CONSTRUCTIONS = ("segment", "hub")
 ORDERS = ("grouped", "index")
 DEFAULT_ALLOCATOR = "heuristic"
+# The quantization model and bucket size design() optimizes for by default, chosen by
+# measured exact error (`gcdesign study quantization`, docs/studies/quantization.md).
+DEFAULT_QUANTIZATION = "balanced"
+DEFAULT_BUCKET_SIZE = None
 UNBIASED_TOL = 1e-9
 
 
@@ -232,9 +236,9 @@ def design(
     allocator: str = DEFAULT_ALLOCATOR,
     construction: str = "segment",
     order: str = "grouped",
-    kappa="balanced",
+    kappa=DEFAULT_QUANTIZATION,
     kappa_c: float = 1.0,
-    bucket_size: int | None = None,
+    bucket_size: int | None = DEFAULT_BUCKET_SIZE,
     b_min: int = 2,
     b_max: int = 32,
     allocator_options: dict | None = None,
