@@ -25,8 +25,11 @@ with :func:`gcdesign.runtime.encode` and returns the message BYTES. With
 :math:`t_r + u \max(C_i / u, D_i)` (:math:`C_i` its compute time). The
 sleep happens after :func:`distributed.secede`, so the delays of the logical
 workers sharing one process overlap (as on separate machines) while their
-computations share the process's thread. The master waits until
-:math:`t_r + u \tau`, decodes the messages that arrived with
+computations share the process's thread. The tasks of one Dask worker go out
+in one ``client.map`` (one graph update per Dask worker and round). The
+master waits until :math:`t_r + u \tau` (watching an
+:class:`distributed.as_completed`), fetches the bytes of the tasks that
+finished in one ``client.gather``, decodes them with
 :func:`gcdesign.runtime.decode`, and starts round ``r + 1`` at once (earlier,
 when every message is in). Results are tagged with their round: a late one
 is timed for the traces and never decoded. A delay beyond :math:`2\tau` is
@@ -254,18 +257,19 @@ class ClusterHistory(History):
     time_unit, deadline, shift : float
         ``u`` seconds, :math:`\\tau` and :math:`t_0` in time units (``deadline = inf``: wait for all).
     round_times : ndarray (rounds, N)
-        Time from round start to the master receiving worker i's result, in time
-        units; ``inf`` when it never came (dead worker, stale task, cut to the
-        run's end). Late results are timed when they come during the run.
+        Time from round start until the master learns that worker i's task
+        finished, in time units; ``inf`` when it never did (dead worker, stale
+        task, still running at the run's end). Late results are timed when they
+        finish during the run, and never fetched.
     on_time : ndarray of bool (rounds, N)
         Received by the deadline (decoded, or a probe of an idle worker).
     delays : ndarray (rounds, N) or None
         The emulated :math:`D_i` (None without emulation).
     compute_times : ndarray (rounds, N)
-        Seconds each task spent computing (NaN if its result never came).
+        Seconds each task spent computing (NaN unless it was in time).
     start_offsets : ndarray (rounds, N)
-        Seconds from the round start to the task starting on its worker (NaN if
-        its result never came; the emulation assumes synchronized clocks).
+        Seconds from the round start to the task starting on its worker (NaN
+        unless in time; the emulation assumes synchronized clocks).
     overhead : ndarray (rounds,)
         Seconds from the decision point (the deadline, or the last arrival if
         all came earlier) to the start of the next round: decode, step, submit.
@@ -347,7 +351,7 @@ class _Engine:
         self.run_id = uuid.uuid4().hex[:8]
         self.poller = ThreadPoolExecutor(1, thread_name_prefix="gcdesign-liveness")
         self.poll = None
-        self.queue = as_completed(loop=client.loop, with_results=True, raise_errors=False)
+        self.queue = as_completed(loop=client.loop)
         self.tags: dict[str, tuple[int, int]] = {}
         self.starts: list[float] = []
         self.times: list[np.ndarray] = []
@@ -416,12 +420,13 @@ class _Engine:
                 continue
             self.seen.add(address)
 
-    def _drain(self, now: float, messages: dict, current: int) -> None:
-        for future, result in self.queue.next_batch(block=False):
+    def _drain(self, now: float, ready: dict, current: int) -> None:
+        """Time the results that finished; keep the current round's futures in `ready`."""
+        for future in self.queue.next_batch(block=False):
             round_index, worker = self.tags.pop(future.key)
-            self.pending.pop(future.key, None)
+            self.pending.pop(future.key, None)  # a late result is released unread
             if future.status == "error":
-                exc = result[1]
+                exc = future.exception()
                 if not _is_lost(exc):
                     raise RuntimeError(
                         f"the task of worker {worker} in round {round_index} failed: {exc!r}"
@@ -429,12 +434,41 @@ class _Engine:
                 continue
             if future.status != "finished":
                 continue
-            _, _, offset, compute, payload = result
-            self.offsets[round_index][worker] = offset
             self.times[round_index][worker] = (now - self.starts[round_index]) / self.time_unit
-            self.computes[round_index][worker] = compute
             if round_index == current:
-                messages[worker] = payload
+                ready[worker] = future
+
+    def _submit(self, theta, round_index: int, start_wall: float, delays) -> int:
+        """One ``client.map`` per Dask worker (one graph update each), one task per logical worker."""
+        groups: dict[str, list[int]] = {}
+        for i, address in enumerate(self.where):
+            if address is not None:
+                groups.setdefault(address, []).append(i)
+        count = 0
+        for address, logical in groups.items():
+            k = len(logical)
+            futures = self.client.map(
+                _worker_round,
+                [self.shards[address]] * k,
+                logical,
+                [round_index] * k,
+                [theta] * k,
+                [start_wall] * k,
+                [self.time_unit] * k,
+                [None if delays is None else float(delays[i]) for i in logical],
+                [self.hold] * k,
+                [self.seed] * k,
+                key=[f"gcdesign-{self.run_id}-{round_index}-{i}" for i in logical],
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+            )
+            for i, future in zip(logical, futures, strict=True):
+                self.tags[future.key] = (round_index, i)
+                self.pending[future.key] = future
+            self.queue.update(futures)
+            count += k
+        return count
 
     def round(self, theta, round_index: int):
         """One round: (messages in time {worker: bytes or None}, delays, placement, decision time)."""
@@ -448,41 +482,24 @@ class _Engine:
         self.offsets.append(np.full(self.n, math.nan))
         self._check_workers()  # who left, who joined: from the poll started a round ago
         placement = np.array(self.where, dtype=object)
-        futures = []
-        for i, address in enumerate(self.where):
-            if address is None:
-                continue
-            future = self.client.submit(
-                _worker_round,
-                self.shards[address],
-                i,
-                round_index,
-                theta,
-                start_wall,
-                self.time_unit,
-                None if delays is None else float(delays[i]),
-                self.hold,
-                self.seed,
-                key=f"gcdesign-{self.run_id}-{round_index}-{i}",
-                workers=[address],
-                allow_other_workers=False,
-                pure=False,
-            )
-            self.tags[future.key] = (round_index, i)
-            self.pending[future.key] = future
-            futures.append(future)
-        self.queue.update(futures)
-        messages: dict[int, bytes | None] = {}
+        expected = self._submit(theta, round_index, start_wall, delays)
+        ready: dict[int, object] = {}
         end = start + self.time_unit * self.deadline
-        expected = len(futures)
         while True:
             now = time.perf_counter()
-            self._drain(now, messages, round_index)
-            if len(messages) == expected or now >= end:
+            self._drain(now, ready, round_index)
+            if len(ready) == expected or now >= end:
                 break
             time.sleep(min(_POLL, end - now))
         decided = time.perf_counter()
-        self._drain(decided, messages, round_index)  # what came during the last poll interval
+        self._drain(decided, ready, round_index)  # what finished during the last poll interval
+        messages: dict[int, bytes | None] = {}
+        if ready:  # the bytes of the messages in time, in one transfer
+            results = self.client.gather(list(ready.values()), errors="skip")
+            for _, worker, offset, compute, payload in results:
+                self.offsets[round_index][worker] = offset
+                self.computes[round_index][worker] = compute
+                messages[worker] = payload
         return messages, delays, placement, min(decided, end)
 
     def close(self) -> None:
@@ -1036,7 +1053,10 @@ def run_cli(args) -> int:
         "uncoded_seconds": None if baseline is None else float(baseline.wall_clock[-1] * time_unit),
     }
     if args.json:
-        print(json.dumps(result, indent=2, default=lambda x: None if not math.isfinite(x) else x))
+        def finite(value):  # strict JSON: a target never reached is null
+            return None if isinstance(value, float) and not math.isfinite(value) else value
+
+        print(json.dumps({k: finite(v) for k, v in result.items()}, indent=2, allow_nan=False))
         return 0
     print(f"{'workers':<28} {'p':>7} {'realized':>9} {'99% interval':>17}")
     for row in result["stragglers"]:

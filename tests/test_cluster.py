@@ -106,6 +106,30 @@ def test_bad_scheme_and_source(problem, code):
         gcluster.train(other, code, client=object(), deadline=2.0, rounds=2)
 
 
+def _cli_args(*argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    gcluster.add_cli_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (("--deadline", "2", "--rounds", "3"), "--example"),
+        (("--example", "toy-n8", "--design", "x.json", "--deadline", "2", "--rounds", "3"), "--example"),
+        (("--example", "toy-n8", "--deadline", "-2", "--rounds", "3"), "`deadline`"),
+        (("--example", "toy-n8", "--deadline", "2", "--rounds", "0"), "`rounds`"),
+        (("--example", "toy-n8", "--deadline", "2", "--rounds", "3", "--time-unit", "x"), "`time-unit`"),
+        (("--example", "toy-n8", "--deadline", "2", "--rounds", "3", "--workers", "0"), "`workers`"),
+    ],
+)
+def test_cli_bad_input_names_the_field(argv, field):
+    with pytest.raises(InputError, match=field):
+        gcluster.run_cli(_cli_args(*argv))
+
+
 # ---------------------------------------------------------------- short runs (in-process workers)
 def test_each_dask_worker_holds_only_its_partitions_once(threads_client):
     prob = synthetic_problem("least-squares", partitions=6, n_samples=120, n_features=4, rng=2)
@@ -160,6 +184,13 @@ def test_arrivals_follow_the_emulated_delays_and_traces_redesign(threads_client,
     assert np.all(hist.round_times[hist.on_time] <= 4.0)
     again = gcluster.train(problem, code, **{**run, "rounds": 1})
     assert np.array_equal(again.delays, hist.delays[:1])  # same seed, same draws
+    rows = gcluster.straggler_table(hist, P4)  # per worker (N <= 16), sorted by p
+    assert [r["workers"] for r in rows] == list(code.profile.names)
+    np.testing.assert_allclose([r["realized"] for r in rows], hist.straggler_frequency)
+    grouped = gcluster.straggler_table(hist, P4, groups=2)
+    assert len(grouped) == 2 and grouped[0]["p"] == pytest.approx(P4[:2].mean())
+    assert gcluster.time_to_loss(hist, hist.loss[0]) == 0.0
+    assert gcluster.time_to_loss(hist, -1.0) == math.inf
     # measure -> re-profile -> redesign
     path = hist.write_traces(tmp_path / "traces.csv")
     prof = ClusterProfile.from_traces(path, deadline=4.0, dim=problem.dim, smoothing=0.0)
@@ -253,6 +284,18 @@ def test_decoded_gradient_error_matches_expected_error(fixed_theta_run, problem,
     se = sq.std(ddof=1) / math.sqrt(sq.size)
     print(f"MSE {sq.mean():.6g} +- {se:.2g} (SE) vs expected_error {exact:.6g}")
     assert abs(sq.mean() - exact) < 3 * se, (sq.mean(), exact, se)
+
+
+@pytest.mark.slow
+def test_cli_prints_the_straggler_table_overhead_and_time_to_target(capsys):
+    argv = ("--example", "toy-n8", "--deadline", "2", "--shift", "1", "--rounds", "6", "--time-unit", "0.2")
+    assert gcluster.run_cli(_cli_args(*argv, "--json")) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["stragglers"]) == 8 and out["rounds"] == 6
+    assert out["overhead_ms"]["median"] >= 0 and math.isfinite(out["final_loss"])
+    assert out["coded_seconds_to_target"] is not None and out["uncoded_seconds_to_target"] is not None
 
 
 @pytest.mark.slow
