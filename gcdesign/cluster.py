@@ -77,6 +77,7 @@ from .training import History, Optimizer, Problem, gd, second_moment_shrinkage
 # stream tags of the counter-based seeds: default_rng([seed, stream, round, index])
 _DELAY, _QUANTIZE, _BATCH = 0, 1, 2
 _POLL = 0.002  # seconds between checks of the arrival queue while waiting for the deadline
+_LIVENESS_INTERVAL = 0.25  # seconds between polls of the scheduler for workers that left or joined
 
 
 # ====================================================================== timing model
@@ -351,6 +352,7 @@ class _Engine:
         self.run_id = uuid.uuid4().hex[:8]
         self.poller = ThreadPoolExecutor(1, thread_name_prefix="gcdesign-liveness")
         self.poll = None
+        self.poll_started = 0.0
         self.queue = as_completed(loop=client.loop)
         self.tags: dict[str, tuple[int, int]] = {}
         self.starts: list[float] = []
@@ -392,8 +394,11 @@ class _Engine:
         """Apply the last finished liveness poll and start the next (in a thread: it can take 50 ms)."""
         if self.poll is not None and not self.poll.done():
             return
-        alive = None if self.poll is None else self.poll.result()
+        if self.poll is not None and time.perf_counter() - self.poll_started < _LIVENESS_INTERVAL:
+            return
+        alive = None if self.poll is None or self.poll.exception() else self.poll.result()
         self.poll = self.poller.submit(self._alive)
+        self.poll_started = time.perf_counter()
         if alive is None:
             return
         for address in [a for a in self.shards if a not in alive]:
@@ -490,6 +495,9 @@ class _Engine:
             self._drain(now, ready, round_index)
             if len(ready) == expected or now >= end:
                 break
+            if self.poll is not None and self.poll.done():  # a worker that left is not waited for
+                self._check_workers()
+                expected = sum(1 for a in placement if a is not None and a in self.shards)
             time.sleep(min(_POLL, end - now))
         decided = time.perf_counter()
         self._drain(decided, ready, round_index)  # what finished during the last poll interval
@@ -650,7 +658,6 @@ def _run(
             finished = time.perf_counter()
             overhead[-1] = finished - decided
             round_wall[-1] = finished - engine.starts[-1]
-            time.sleep(0)  # let the callbacks of results that came meanwhile run before the final drain
             engine._drain(time.perf_counter(), {}, -1)
         finally:
             engine.close()
@@ -1053,6 +1060,7 @@ def run_cli(args) -> int:
         "uncoded_seconds": None if baseline is None else float(baseline.wall_clock[-1] * time_unit),
     }
     if args.json:
+
         def finite(value):  # strict JSON: a target never reached is null
             return None if isinstance(value, float) and not math.isfinite(value) else value
 
