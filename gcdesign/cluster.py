@@ -360,7 +360,7 @@ class _Engine:
         self.computes: list[np.ndarray] = []
         self.offsets: list[np.ndarray] = []
         self.pending: dict[str, object] = {}
-        addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        addresses = sorted(client.nthreads())
         if not addresses:
             raise InputError("the Dask cluster has no workers.")
         self.seen = set(addresses)
@@ -388,7 +388,9 @@ class _Engine:
         warm.result()
 
     def _alive(self) -> set:
-        return set(self.client.scheduler_info(n_workers=-1)["workers"])
+        return set(
+            self.client.nthreads()
+        )  # a direct call: scheduler_info() returns a cache that a periodic update can empty
 
     def _check_workers(self) -> None:
         """Apply the last finished liveness poll and start the next (in a thread: it can take 50 ms)."""
