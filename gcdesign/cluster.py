@@ -367,7 +367,13 @@ class _Engine:
         self.where: list[str | None] = [addresses[i % len(addresses)] for i in range(self.n)]
         self.shards: dict[str, object] = {}
         for address in addresses:
-            self._place(address)
+            try:
+                self._place(address)
+            except Exception as exc:  # noqa: BLE001 - it left already: its logical workers are orphans
+                if not (_is_lost(exc) or isinstance(exc, KeyError)):
+                    raise
+                self.shards.pop(address, None)
+                self.where = [None if a == address else a for a in self.where]
 
     def _place(self, address: str) -> None:
         logical = [i for i in range(self.n) if self.where[i] == address]

@@ -308,8 +308,13 @@ def test_a_killed_worker_process_straggles_then_is_replaced(problem, code):
     ):
         victim = sorted(client.nthreads())[1]
 
-        def kill():
-            time.sleep(2.0)
+        def kill():  # once round 3 has been submitted
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                keys = [str(k) for k in list(client.futures)]
+                if any(k.startswith("gcdesign-") and int(k.split("-")[2]) >= 3 for k in keys):
+                    break
+                time.sleep(0.01)
             try:
                 client.run(os._exit, 1, workers=[victim])
             except Exception:  # noqa: BLE001 - the worker dies before it answers
