@@ -25,14 +25,7 @@ import traceback
 import warnings
 from dataclasses import dataclass
 
-from .._validate import InputError
-
-try:
-    from .._validate import FileSystemError
-except ImportError:  # pragma: no cover - until gcdesign._validate defines it
-
-    class FileSystemError(InputError):
-        """The operating system refused a read or write."""
+from .._validate import FileSystemError, InputError
 
 
 @dataclass(frozen=True)
