@@ -136,3 +136,35 @@ def test_evaluate_marks_the_biased_schemes_and_explains_the_bias_columns(toy, ca
     # the column is the exact verdict: od's bias is below the MC test's power here, not absent
     assert verdict == {"design": "no", "sgc": "no", "od": "yes", "is-sgd": "yes"}
     assert lines[6].startswith("bias: ") and "bias bound" in lines[6] and "biased:" in lines[6]
+
+
+def test_a_newer_minor_version_warns_once_after_the_summary(tmp_path, capsys):
+    path = tmp_path / "d.json"
+    assert main(["design", "--example", "toy-n8", "-o", str(path)]) == 0
+    data = json.loads(path.read_text())
+    major = data["version"].split(".")[0]
+    data["version"] = f"{major}.99"
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    code, out, err = run(capsys, "show", str(path))
+    assert code == 0 and "workers N" in out
+    assert err.splitlines() == [
+        f"gcdesign: warning: design: format version {major}.99 is newer than {major}.0; "
+        "unknown fields are ignored."
+    ]
+
+
+def test_the_summary_says_which_allocator_ran_and_whether_it_is_optimal(capsys):
+    from gcdesign import design, load_example
+    from gcdesign.cli.design import format_summary
+
+    summary = design(load_example("toy-n8"), bits_per_worker=4, allocator="dp").summary()
+    line = next(x for x in format_summary(summary).splitlines() if x.startswith("allocator"))
+    assert line.split()[1] == "dp"
+    summary["options"] = {**summary["options"], "allocator": "auto"}
+    summary["allocation"] = {"method": "dp", "optimal": True}
+    line = next(x for x in format_summary(summary).splitlines() if x.startswith("allocator"))
+    assert line == "allocator       auto -> dp (optimal: yes)"
+    summary["allocation"] = {"method": "auto", "optimal": None}
+    line = next(x for x in format_summary(summary).splitlines() if x.startswith("allocator"))
+    assert line == "allocator       auto (optimal: unknown)"

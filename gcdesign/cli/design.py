@@ -68,6 +68,12 @@ def run_design(args) -> int:
 
 def format_summary(s: dict) -> str:
     """The human-readable summary of a design."""
+    allocator = str(s["options"].get("allocator"))
+    ran = s.get("allocation")  # which allocator ran and whether it proved its bits optimal
+    if ran:
+        if ran["method"] != allocator:
+            allocator += f" -> {ran['method']}"
+        allocator += f" (optimal: {yes_no(ran['optimal'])})"
     lines = [
         f"workers N       {s['workers']}",
         f"partitions K    {s['partitions']}",
@@ -78,7 +84,7 @@ def format_summary(s: dict) -> str:
         f"load            {s['load']:.4f} partitions/worker (nnz {s['nnz']} <= N+K-1 = "
         f"{s['workers'] + s['partitions'] - 1})",
         f"components      {s['components']}",
-        f"allocator       {s['options'].get('allocator')}",
+        f"allocator       {allocator}",
         "bits histogram",
     ]
     hist = s["bits_histogram"]
