@@ -90,7 +90,7 @@ def test_number_refuses_with_the_house_message(number, text, message):
     assert text_of.startswith(f"`{number.name}` must be ")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.one_of(
         st.text(max_size=12),
@@ -263,3 +263,27 @@ def test_negative_numbers_are_values_not_options(capsys):
     assert "got '-1e3'" in err
     code, out, err = run(capsys, "latency", "--workers", "4", "--rate", "-inf", "--stragglers", "1")
     assert "`rate` must be a finite number > 0, got '-inf'" in err
+
+
+NUMBER_TEXT = st.one_of(
+    st.text(alphabet=st.sampled_from("0123456789.,-+eEinfa _x"), max_size=8),
+    st.integers(min_value=-5, max_value=10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(NUMBER_TEXT, NUMBER_TEXT, NUMBER_TEXT, NUMBER_TEXT)
+def test_latency_fuzzed_either_runs_or_refuses_in_one_line(workers, rate, stragglers, shift):
+    """Random texts for every number of a cheap command: a table, or one error line (exit 2)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["latency", "--workers", workers, "--rate", rate, "--stragglers", stragglers, "--shift", shift]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    if code == 0:
+        assert out.getvalue().startswith("N = ") and err.getvalue() == ""
+    else:
+        assert_one_error_line(code, out.getvalue(), err.getvalue())

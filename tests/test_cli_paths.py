@@ -128,16 +128,17 @@ def test_os_refusal_while_writing_exits_3_old_file_intact(place, capsys, monkeyp
     assert snapshot(place) == before  # the old file intact and no temporary left
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC], ids=["ENOSPC"])
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS], ids=["ENOSPC", "EROFS"])
 def test_os_refusal_in_a_study_exits_3(place, capsys, monkeypatch, code):
-    pytest.importorskip("matplotlib")
-    from gcdesign.studies import latency
+    import pathlib
 
-    def refuse(*args, **kwargs):
-        raise OSError(code, os.strerror(code), "results/latency.csv")
+    def refuse(self, *args, **kwargs):  # the study's first write: its output directory
+        raise OSError(code, os.strerror(code), str(self))
 
-    monkeypatch.setattr(latency, "write_csv", refuse)
-    assert_refused(*run(capsys, *STUDY, "results"), 3, "'results/latency.csv'", os.strerror(code))
+    monkeypatch.setattr(pathlib.Path, "mkdir", refuse)
+    before = snapshot(place)
+    assert_refused(*run(capsys, *STUDY, "results"), 3, "'results'", os.strerror(code))
+    assert snapshot(place) == before
 
 
 def test_memory_refusal_exits_3(capsys, monkeypatch):
