@@ -223,7 +223,7 @@ def add_budget(parser) -> None:
         "--kappa",
         default="balanced",
         type=kappa_policy,
-        help="kappa policy: balanced (default), raw, none, or a number",
+        help="quantization model: balanced (default), tight, raw, none, or a number kappa >= 0",
     )
     parser.add_argument(
         "--kappa-c",
