@@ -9,7 +9,7 @@ import pytest
 
 import gcdesign.cli.design
 from gcdesign.cli import main
-from gcdesign.cli._output import jsonable
+from gcdesign.cli.output import jsonable
 
 
 def run(capsys, *argv):

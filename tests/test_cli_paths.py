@@ -9,7 +9,7 @@ import pytest
 
 from gcdesign import load_design
 from gcdesign.cli import main
-from gcdesign.cli._paths import file_system_type
+from gcdesign.cli.paths import file_system_type
 
 OLD = b'{"old": "file"}'
 TRACES = "a,b,c\n1,2,3\n1,1,3\n2,1,3\n"

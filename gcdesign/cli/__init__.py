@@ -6,9 +6,9 @@ notes and warnings to stderr. Exit codes (:data:`EXIT_CODES`): 0 success,
 operating system refused a read, a write or memory (one line naming the path
 and the reason), 130 interrupted.
 
-Layout: :mod:`._args` is the argument layer (the number type every numeric
-option uses, the shared profile and budget options), :mod:`._paths` the
-output-path layer, :mod:`._output` JSON and words; one module per command
+Layout: :mod:`.args` is the argument layer (the number type every numeric
+option uses, the shared profile and budget options), :mod:`.paths` the
+output-path layer, :mod:`.output` JSON and words; one module per command
 group. Every command is one :class:`Command` entry of :data:`COMMANDS`:
 adding a command is adding an entry (see docs/cli.md).
 """
@@ -170,7 +170,7 @@ def _print_warnings(caught) -> None:
 
 def main(argv=None) -> int:
     """Run ``gcdesign`` with `argv` (default ``sys.argv[1:]``) and return the exit code."""
-    from ._paths import refuse_overwriting_inputs
+    from .paths import refuse_overwriting_inputs
 
     parser = build_parser()
     try:

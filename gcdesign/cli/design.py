@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._args import (
+from .args import (
     Number,
     UsageError,
     add_budget,
@@ -11,8 +11,8 @@ from ._args import (
     budget_args,
     load_profile_arg,
 )
-from ._output import print_json, yes_no
-from ._paths import input_file, output_file
+from .output import print_json, yes_no
+from .paths import input_file, output_file
 
 
 # ------------------------------------------------------------------- design

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from .._validate import InputError
-from ._args import SEED, Number, add_json, count, name_list
-from ._output import print_json, yes_no
-from ._paths import input_file
+from .args import SEED, Number, add_json, count, name_list
+from .output import print_json, yes_no
+from .paths import input_file
 
 BIAS_NOTE = (
     "bias: ||mean decoded gradient - g|| over the MC rounds; bias bound: an unbiased scheme stays "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._args import MAX_COUNT, SEED, Number, NumberList, UsageError, add_json, count
-from ._output import print_json
+from .args import MAX_COUNT, SEED, Number, NumberList, UsageError, add_json, count
+from .output import print_json
 
 STRAGGLERS_ALLOWED = "integers in [0, N - 1] separated by commas"
 

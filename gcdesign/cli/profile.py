@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ._args import Number, add_json
-from ._output import print_json
-from ._paths import input_file, output_file
+from .args import Number, add_json
+from .output import print_json
+from .paths import input_file, output_file
 
 
 # ------------------------------------------------------------------ profile

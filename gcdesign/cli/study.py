@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ._args import SEED, UsageError
-from ._paths import output_dir
+from .args import SEED, UsageError
+from .paths import output_dir
 
 
 def study_arguments(p) -> None:

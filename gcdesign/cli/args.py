@@ -7,7 +7,7 @@ the value and what is allowed::
 
     gcdesign: error: `deadline` must be a finite number > 0, got 'abc'.
 
-Output and input paths have their own layer, :mod:`gcdesign.cli._paths`.
+Output and input paths have their own layer, :mod:`gcdesign.cli.paths`.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Number:
     >>> Number("rate", low=0, low_open=True)("0")
     Traceback (most recent call last):
     ...
-    gcdesign.cli._args.ArgumentValueError: `rate` must be a finite number > 0, got '0'.
+    gcdesign.cli.args.ArgumentValueError: `rate` must be a finite number > 0, got '0'.
     """
 
     def __init__(
@@ -187,7 +187,7 @@ def add_json(parser, help: str | None = None) -> None:
 
 
 def add_profile_source(parser) -> None:
-    from ._paths import input_file
+    from .paths import input_file
 
     src = parser.add_argument_group("cluster profile (one of)")
     src.add_argument("--example", metavar="NAME", help="a bundled example (see `gcdesign examples`)")
