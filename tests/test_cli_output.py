@@ -168,3 +168,19 @@ def test_the_summary_says_which_allocator_ran_and_whether_it_is_optimal(capsys):
     summary["allocation"] = {"method": "auto", "optimal": None}
     line = next(x for x in format_summary(summary).splitlines() if x.startswith("allocator"))
     assert line == "allocator       auto (optimal: unknown)"
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`gcdesign ... | head -1`: the reader leaves early; exit 0, nothing on stderr."""
+    import subprocess
+    import sys
+
+    stragglers = ",".join(map(str, range(5000)))  # ~250 kB of table: more than a pipe holds
+    argv = ["latency", "--workers", "10000", "--rate", "1", "--stragglers", stragglers]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gcdesign", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout.readline().startswith(b"N = 10000 workers")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0 and err == b""
