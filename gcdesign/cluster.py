@@ -936,55 +936,75 @@ def straggler_table(history: ClusterHistory, straggler_probs, *, groups: int | N
 
 
 def add_cli_arguments(parser) -> None:
-    """The arguments of ``gcdesign cluster`` (the CLI registers the command with these)."""
+    """The arguments of ``gcdesign cluster`` (numbers parsed by the CLI's one number type)."""
+    from .cli.args import SEED, Number, add_json
+    from .cli.paths import input_file, output_file
+
     src = parser.add_argument_group("code (one of)")
     src.add_argument("--example", metavar="NAME", help="design for a bundled example profile")
-    src.add_argument("--design", metavar="FILE", help="a design file (.json or .npz)")
-    parser.add_argument("--workers", default="2", metavar="W", help="Dask worker processes (default 2)")
-    parser.add_argument("--deadline", required=True, metavar="TAU", help="round deadline in time units")
-    parser.add_argument("--rounds", required=True, metavar="R", help="training rounds")
-    parser.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask scheduler")
-    parser.add_argument(
-        "--time-unit", default="0.05", metavar="U", help="seconds per time unit (default 0.05)"
+    src.add_argument("--design", type=input_file, metavar="FILE", help="a design file (.json or .npz)")
+    positive = {"low": 0, "low_open": True}
+    add = parser.add_argument
+    add(
+        "--workers",
+        type=Number("workers", integer=True, low=1),
+        default=2,
+        metavar="W",
+        help="Dask worker processes of the LocalCluster (default 2)",
     )
-    parser.add_argument("--shift", default=None, metavar="T0", help="delay shift t0 (default deadline / 2)")
-    parser.add_argument(
-        "--bits-per-worker", default=None, metavar="X", help="with --example (default: its own)"
+    add(
+        "--deadline",
+        type=Number("deadline", **positive),
+        required=True,
+        metavar="TAU",
+        help="round deadline in time units",
     )
-    parser.add_argument(
-        "--problem", default="logistic", help="digits problem: logistic (default), softmax, least-squares"
+    add("--rounds", type=Number("rounds", integer=True, low=1), required=True, metavar="R")
+    add("--scheduler", metavar="ADDRESS", help="run on an existing Dask scheduler")
+    add(
+        "--time-unit",
+        type=Number("time-unit", **positive),
+        default=0.25,
+        metavar="U",
+        help="seconds per time unit (default 0.25)",
     )
-    parser.add_argument("--lr", default="0.5", help="gradient-descent step size (default 0.5)")
-    parser.add_argument(
-        "--target-loss", default=None, metavar="L", help="default: the best loss both runs reach"
+    add(
+        "--shift",
+        type=Number("shift", low=0),
+        default=None,
+        metavar="T0",
+        help="delay shift t0 (default deadline / 2)",
     )
-    parser.add_argument("--no-baseline", action="store_true", help="skip uncoded wait-for-all")
-    parser.add_argument("--real", action="store_true", help="no emulated delays: only real slowness")
-    parser.add_argument("--traces", metavar="FILE", help="write the measured round times (CSV, long format)")
-    parser.add_argument("--rng", default="0", help="seed (default 0)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-
-
-def _cli_number(text, name: str, *, positive: bool = True) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise InputError(f"`{name}` must be a number, got {text!r}.") from None
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise InputError(f"`{name}` must be a finite number > 0, got {text!r}.")
-    return value
-
-
-def _cli_int(text, name: str, minimum: int) -> int:
-    try:
-        return positive_int(name, int(text), minimum=minimum)
-    except ValueError:
-        raise InputError(f"`{name}` must be an integer >= {minimum}, got {text!r}.") from None
+    add(
+        "--bits-per-worker",
+        type=Number("bits-per-worker", **positive),
+        default=None,
+        metavar="X",
+        help="with --example (default: the example's)",
+    )
+    add("--problem", default="logistic", help="digits problem: logistic (default), softmax, least-squares")
+    add("--lr", type=Number("lr", **positive), default=0.5, help="gradient-descent step (default 0.5)")
+    add(
+        "--target-loss",
+        type=Number("target-loss"),
+        default=None,
+        metavar="L",
+        help="default: the best loss both runs reach",
+    )
+    add("--no-baseline", action="store_true", help="skip uncoded wait-for-all")
+    add("--real", action="store_true", help="no emulated delays: only real slowness")
+    add(
+        "--traces",
+        type=output_file("traces", suffixes=(".csv",)),
+        metavar="FILE",
+        help="write the measured round times (CSV, long format)",
+    )
+    add("--rng", type=SEED, default=0, help="seed (default 0)")
+    add_json(parser, help="print the results as JSON")
 
 
 def run_cli(args) -> int:
     """``gcdesign cluster``: coded training on digits on a Dask cluster, against uncoded wait-for-all."""
-    import json
     import sys
 
     from .design import design
@@ -994,13 +1014,11 @@ def run_cli(args) -> int:
 
     if (args.example is None) == (args.design is None):
         raise InputError("give exactly one of --example NAME and --design FILE.")
-    deadline = _cli_number(args.deadline, "deadline")
-    rounds = _cli_int(args.rounds, "rounds", 1)
-    workers = _cli_int(args.workers, "workers", 1)
-    time_unit = _cli_number(args.time_unit, "time-unit")
-    shift = 0.5 * deadline if args.shift is None else _cli_number(args.shift, "shift", positive=False)
-    lr = _cli_number(args.lr, "lr")
-    seed = _cli_int(args.rng, "rng", 0)
+    deadline, rounds, workers, time_unit = args.deadline, args.rounds, args.workers, args.time_unit
+    shift = 0.5 * deadline if args.shift is None else args.shift
+    if shift >= deadline:
+        raise InputError(f"`shift` must be below the deadline {deadline:g}, got {shift:g}.")
+    lr, seed = args.lr, args.rng
     if args.example is not None:
         profile, defaults = load_example(args.example, with_defaults=True)
         bits = defaults.get("bits_per_worker", 4) if args.bits_per_worker is None else args.bits_per_worker
@@ -1009,7 +1027,7 @@ def run_cli(args) -> int:
             profile.straggler_probs, dim=problem.dim, partitions=profile.partitions, names=profile.names
         )
         options = {k: v for k, v in defaults.items() if k != "bits_per_worker"}
-        code = design(profile, bits_per_worker=_cli_number(bits, "bits-per-worker"), **options)
+        code = design(profile, bits_per_worker=bits, **options)
     else:
         code = load_design(args.design)
         problem = digits_problem(args.problem, partitions=code.partitions)
@@ -1041,7 +1059,7 @@ def run_cli(args) -> int:
     if args.traces:
         coded.write_traces(args.traces)
     if args.target_loss is not None:
-        target = _cli_number(args.target_loss, "target-loss")
+        target = args.target_loss
     else:
         target = (
             float(coded.loss.min()) if baseline is None else float(max(coded.loss.min(), baseline.loss.min()))
@@ -1068,11 +1086,9 @@ def run_cli(args) -> int:
         "uncoded_seconds": None if baseline is None else float(baseline.wall_clock[-1] * time_unit),
     }
     if args.json:
+        from .cli.output import print_json
 
-        def finite(value):  # strict JSON: a target never reached is null
-            return None if isinstance(value, float) and not math.isfinite(value) else value
-
-        print(json.dumps({k: finite(v) for k, v in result.items()}, indent=2, allow_nan=False))
+        print_json(result)  # a target never reached is "inf"
         return 0
     print(f"{'workers':<28} {'p':>7} {'realized':>9} {'99% interval':>17}")
     for row in result["stragglers"]:
