@@ -731,7 +731,7 @@ def train(
     client=None,
     scheduler: str | None = None,
     n_workers: int = 2,
-    time_unit: float = 0.05,
+    time_unit: float = 0.25,
     emulate: bool = True,
     shift: float | None = None,
     rates=None,
@@ -759,7 +759,9 @@ def train(
         Default: a client of `scheduler`, else a LocalCluster of `n_workers`
         processes with one thread each, created and closed here.
     time_unit : float
-        Seconds per time unit ``u``.
+        Seconds per time unit ``u`` (default 0.25: on a loaded 2-core machine the
+        start and return latencies of a task reach 50-150 ms, and ``u t0`` and
+        ``u (tau - t0)`` must stay well above them for the emulation to be the profile).
     emulate : bool
         Sleep the emulated delay :math:`D_i = t_0 + \mathrm{Exp}(\mu_i)` in each
         task; False: only real slowness counts.
@@ -834,7 +836,7 @@ def gradient_estimates(
     client=None,
     scheduler: str | None = None,
     n_workers: int = 2,
-    time_unit: float = 0.05,
+    time_unit: float = 0.25,
     emulate: bool = True,
     shift: float | None = None,
     rates=None,
