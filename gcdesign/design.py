@@ -34,8 +34,8 @@ ORDERS = ("grouped", "index")
 DEFAULT_ALLOCATOR = "heuristic"
 # The quantization model and bucket size design() optimizes for by default, chosen by
 # measured exact error (`gcdesign study quantization`, docs/studies/quantization.md).
-DEFAULT_QUANTIZATION = "balanced"
-DEFAULT_BUCKET_SIZE = None
+DEFAULT_QUANTIZATION = "raw"
+DEFAULT_BUCKET_SIZE = 512
 UNBIASED_TOL = 1e-9
 
 

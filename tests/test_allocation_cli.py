@@ -33,7 +33,9 @@ def test_allocate_default_is_heuristic(capsys):
 
 
 def test_allocate_compare_table(capsys):
-    code, out, _ = run(capsys, "allocate", "--example", "paper-n50", "--compare", "--json")
+    code, out, _ = run(
+        capsys, "allocate", "--example", "paper-n50", "--compare", "--json", "--kappa", "balanced"
+    )
     assert code == 0
     rows = {r["method"]: r for r in json.loads(out)["rows"]}
     assert set(rows) == {"dp", "cpsat", "heuristic", "greedy", "relaxation", "equal", "topk-equal"}
