@@ -44,6 +44,9 @@ def _uniform(key, counter):
     return (z >> _S11) * _TO_UNIT
 
 
+uniform = _uniform  # public-internal name: the runtime codec (_codec_kernels) draws from this stream
+
+
 def uniforms(key, counters) -> np.ndarray:
     """numpy reference of the counter-based generator (vectorized over `counters`)."""
     with np.errstate(over="ignore"):
