@@ -1,6 +1,6 @@
 """numba kernels of the runtime message codec, each with a readable numpy reference twin.
 
-A message of worker i is built in three steps (docs/file_format.md, "Runtime messages"):
+A message of worker i is built in three steps (docs/runtime.md):
 
 1. **Bucket norms.** :func:`bucket_sums` adds ``x_k^2`` over each bucket of ``beta``
    consecutive coordinates (one bucket: ``beta = d``) in a fixed order: eight lanes
@@ -52,6 +52,7 @@ _BYTE = np.uint64(0xFF)
 def bucket_sums(x, bucket, out):
     """``out[c] = sum_{k in bucket c} x_k^2`` in the fixed eight-lane order (module docstring)."""
     d = x.size
+    tail = np.empty(LANES)
     for c in range(out.size):
         start = c * bucket
         stop = min(start + bucket, d)
@@ -67,21 +68,11 @@ def bucket_sums(x, bucket, out):
             a6 += x[k + 6] * x[k + 6]
             a7 += x[k + 7] * x[k + 7]
             k += LANES
-        rest = stop - k  # the last partial row feeds lanes 0 .. rest - 1
-        if rest > 0:
-            a0 += x[k] * x[k]
-        if rest > 1:
-            a1 += x[k + 1] * x[k + 1]
-        if rest > 2:
-            a2 += x[k + 2] * x[k + 2]
-        if rest > 3:
-            a3 += x[k + 3] * x[k + 3]
-        if rest > 4:
-            a4 += x[k + 4] * x[k + 4]
-        if rest > 5:
-            a5 += x[k + 5] * x[k + 5]
-        if rest > 6:
-            a6 += x[k + 6] * x[k + 6]
+        tail[:] = 0.0  # the last partial row feeds lanes 0 .. stop - k - 1 (0.0 + v = v exactly)
+        for lane in range(stop - k):
+            tail[lane] = x[k + lane] * x[k + lane]
+        a0, a1, a2, a3 = a0 + tail[0], a1 + tail[1], a2 + tail[2], a3 + tail[3]
+        a4, a5, a6, a7 = a4 + tail[4], a5 + tail[5], a6 + tail[6], a7 + tail[7]
         out[c] = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
