@@ -35,7 +35,7 @@ QUANTIZER_CODES = {"stochastic": STOCHASTIC, "sign": SIGN, "none": EXACT}
 
 # ------------------------------------------------------------------ random numbers
 @numba.njit(cache=True, inline="always")
-def _uniform(key, counter):
+def uniform(key, counter):
     """The `counter`-th uniform in [0, 1) of the stream `key` (uint64 arguments)."""
     z = key + (counter + _ONE) * GOLDEN
     z = (z ^ (z >> _S30)) * _MIX1
@@ -44,7 +44,7 @@ def _uniform(key, counter):
     return (z >> _S11) * _TO_UNIT
 
 
-uniform = _uniform  # public-internal name: the runtime codec (_codec_kernels) draws from this stream
+_uniform = uniform  # the kernel's older name (the runtime codec imports `uniform`)
 
 
 def uniforms(key, counters) -> np.ndarray:
