@@ -22,8 +22,9 @@ A message of worker i is built in three steps (docs/runtime.md):
 3. **Decode-accumulate.** :func:`accumulate_codes` unpacks the codes and adds
    ``a_i Q(x_i)_k = f_c * (+-xi_k)`` to ``out[k]`` in place, with ``f_c = (a_i norm_c) / s``
    per bucket (sign: ``f = a_i norm``, value ``+-f``). Its twin is
-   :func:`accumulate_codes_reference`. Unquantized messages (float32 coordinates) go through
-   :func:`accumulate_values` / ``out += a * values``.
+   :func:`accumulate_codes_reference`. Unquantized messages (float32 coordinates) are made by
+   :func:`encode_values` and added by :func:`accumulate_values` (twins: ``astype`` and
+   ``out += a * values``).
 
 Every kernel is a module-level ``numba.njit(cache=True)`` function (lazily typed) that
 serializes to Dask workers. No ``fastmath``: the twins agree bit for bit.
@@ -197,6 +198,24 @@ def _pack(codes, n, bits, acc, pending, pos, out):
     return acc, pending, pos
 
 
+@numba.njit(cache=True)
+def encode_values(x, out):
+    """Unquantized message: ``out[k] = float32(x[k])`` (round to nearest); True if all are finite."""
+    finite = True
+    for k in range(x.size):
+        v = np.float32(x[k])
+        out[k] = v
+        finite &= np.isfinite(v)
+    return finite
+
+
+def encode_values_reference(x) -> tuple[np.ndarray, bool]:
+    """numpy twin of :func:`encode_values`: (float32 values, all finite)."""
+    with np.errstate(over="ignore"):
+        out = np.asarray(x, dtype=np.float64).astype(np.float32)
+    return out, bool(np.all(np.isfinite(out)))
+
+
 def encode_codes_reference(x, bucket, norms, bits, s, quantizer, key) -> np.ndarray:
     """numpy twin of :func:`encode_codes`: returns the packed uint8 payload."""
     d = x.size
@@ -333,6 +352,15 @@ def encode_message(x, bits: int, quantizer: int, bucket: int, key, *, reference:
     payload = np.zeros(-(-bits * x.size // 8), dtype=np.uint8)
     encode_codes(x, bucket, wide, bits, s, quantizer, key, payload)
     return norms, payload
+
+
+def encode_float32(x, *, reference: bool = False) -> tuple[np.ndarray, bool]:
+    """The float32 values of an unquantized message and whether they are all finite."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if reference:
+        return encode_values_reference(x)
+    out = np.empty(x.size, dtype="<f4")
+    return out, bool(encode_values(x, out))
 
 
 def accumulate_message(payload, bits: int, quantizer: int, bucket: int, norms, weight: float, out, *,

@@ -437,9 +437,8 @@ def encode(scheme, worker: int, partial_gradients, *, rng=None) -> Message:
     if x.size == 0:
         raise InputError("`partial_gradients` have no coordinates (d = 0): there is nothing to send.")
     if quantizer == "none":
-        with np.errstate(over="ignore"):
-            values = x.astype("<f4")
-        if not np.all(np.isfinite(values)):
+        values, finite = kernels.encode_float32(x)
+        if not finite:
             raise InputError(
                 f"worker {worker}'s coded gradient is not finite or exceeds the float32 range (max 3.4e38)."
             )

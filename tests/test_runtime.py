@@ -112,7 +112,12 @@ def test_encode_and_decode_kernels_equal_their_twins_bit_for_bit():
         ck.accumulate_message(payload, bits, quantizer, bucket, norms, -0.75, got)
         ck.accumulate_message(payload, bits, quantizer, bucket, norms, -0.75, want, reference=True)
         assert got.tobytes() == want.tobytes()
-    values = np.random.default_rng(2).standard_normal(33).astype("<f4")
+    x = np.random.default_rng(2).standard_normal(33) * 10.0 ** np.linspace(-50, 40, 33)  # float32: 0 .. inf
+    values, finite = ck.encode_float32(x)
+    ref_values, ref_finite = ck.encode_float32(x, reference=True)
+    assert values.tobytes() == ref_values.tobytes() and finite == ref_finite is False
+    x[-3:] = 1.0
+    assert ck.encode_float32(x)[1] and ck.encode_float32(x, reference=True)[1]
     got, want = np.ones(33), np.ones(33)
     ck.accumulate_message(values.tobytes(), 32, ck.NONE, 33, np.empty(0), 1.5, got)
     ck.accumulate_message(values.tobytes(), 32, ck.NONE, 33, np.empty(0), 1.5, want, reference=True)
@@ -285,9 +290,8 @@ def test_decode_equals_the_estimator(code):
 
 
 def test_bucketed_scheme_round_trip():
-    base = design(ClusterProfile([0.1] * 4, dim=50), 16, kappa="raw", allocator="equal")
-    scheme = Scheme(name="bucketed", encoding=base.encoding, bits=base.bits,
-                    straggler_probs=base.straggler_probs, decoding=base.decoding, bucket_size=8)
+    scheme = design(ClusterProfile([0.1] * 4, dim=50), 16, kappa="raw", allocator="equal", bucket_size=8)
+    assert scheme.bucket_size == 8
     grads = synthetic_gradients(4, 50, rng=3)
     msgs = [encode(scheme, i, grads, rng=i) for i in range(4)]
     assert all(m.bucket_size == 8 and m.norms.size == 7 for m in msgs)
