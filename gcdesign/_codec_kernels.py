@@ -27,7 +27,10 @@ A message of worker i is built in three steps (docs/runtime.md):
    ``out += a * values``).
 
 Every kernel is a module-level ``numba.njit(cache=True)`` function (lazily typed) that
-serializes to Dask workers. No ``fastmath``: the twins agree bit for bit.
+serializes to Dask workers; the entry points release the GIL (``nogil=True``), so logical
+workers running as threads of one process encode at the same time. No ``fastmath``: the
+twins agree bit for bit. The kernels are serial: a message is the same whatever the
+thread count.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ _BYTE = np.uint64(0xFF)
 
 
 # ------------------------------------------------------------------ bucket norms
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def bucket_sums(x, bucket, out):
     """``out[c] = sum_{k in bucket c} x_k^2`` in the fixed eight-lane order (module docstring)."""
     d = x.size
@@ -116,7 +119,7 @@ def bucket_norms(x: np.ndarray, bucket: int, *, reference: bool = False) -> np.n
 
 
 # ------------------------------------------------------------------ encode
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def encode_codes(x, bucket, norms, bits, s, quantizer, key, out):
     """Quantize `x` against the bucket `norms` (float64 values of float32) and pack into `out`.
 
@@ -198,7 +201,7 @@ def _pack(codes, n, bits, acc, pending, pos, out):
     return acc, pending, pos
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def encode_values(x, out):
     """Unquantized message: ``out[k] = float32(x[k])`` (round to nearest); True if all are finite."""
     finite = True
@@ -248,7 +251,7 @@ def unpack_reference(payload, bits: int, dim: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ decode-accumulate
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def accumulate_codes(payload, bits, s, bucket, norms, quantizer, weight, out):
     """``out[k] += weight * Q(x)_k`` from the packed codes (see the module docstring).
 
@@ -320,7 +323,7 @@ def accumulate_codes_reference(payload, bits, s, bucket, norms, quantizer, weigh
     out += v
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def accumulate_values(values, weight, out):
     """``out[k] += weight * values[k]`` (unquantized messages; `values` float32 or float64)."""
     for k in range(out.size):

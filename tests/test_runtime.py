@@ -303,3 +303,17 @@ def test_bucketed_scheme_round_trip():
         x = worker_message_vector(scheme, m.worker, grads)
         sums = np.add.reduceat(x * x, np.arange(0, 50, 8))
         assert np.all(m.norms.astype(np.float64) >= np.sqrt(sums) * (1 - 1e-15))
+
+
+def test_messages_do_not_depend_on_threads(code):
+    """The kernels release the GIL; messages encoded by two threads at once equal the serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    grads = synthetic_gradients(8, 50_000, rng=12)
+    serial = [encode(code, i, grads, rng=[7, i]).to_bytes() for i in range(8)]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(lambda i: encode(code, i, grads, rng=[7, i]).to_bytes(), range(8)))
+    assert threaded == serial
+    with ThreadPoolExecutor(2) as pool:
+        estimates = list(pool.map(lambda _: decode(code, serial), range(4)))
+    assert all(e.tobytes() == decode(code, serial).tobytes() for e in estimates)

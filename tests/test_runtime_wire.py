@@ -245,3 +245,21 @@ def test_fuzz_seeds_decode_and_special_norms_are_handled():
     for value in (-0.0, 3.4e38, 1e-45):
         data = raw[:NORMS_AT] + struct.pack("<f", value) + raw[NORMS_AT + 4 :]
         assert _check_decodes_or_refuses(SCHEMES[0], data)
+
+
+V1_SEEDS = [bytes.fromhex(entry["bytes"]) for entry in VECTORS]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.integers(0, len(V1_SEEDS) - 1), EDITS)
+def test_fuzz_mutated_version_1_messages_parse_or_raise_input_error(seed, edits):
+    """The version-1 reader: a mutated message parses into a checked Message or raises InputError."""
+    data = mutate(V1_SEEDS[seed], edits)
+    try:
+        msg = Message.from_bytes(data)
+    except InputError as err:
+        assert "\n" not in str(err)
+        return
+    values = msg.values()
+    assert np.all(np.isfinite(values)) and values.shape == (msg.dim,)
+    assert Message.from_bytes(msg.to_bytes()) == msg
