@@ -298,12 +298,11 @@ def _check_norms(norms, count: int) -> np.ndarray:
             f"message `norms[{c}]` = {float(arr[c])!r}: a norm must be a finite number >= 0 "
             "(a corrupted message?)."
         )
-    out = arr.astype(np.float32)
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float32)  # a new array: the message's own, read-only
     if not np.array_equal(out, arr):
         c = int(np.flatnonzero(out != arr)[0])
         raise InputError(f"message `norms[{c}]` = {float(arr[c])!r} is not a float32 value.")
-    if out is arr and out.flags.writeable:
-        out = out.copy()
     out.setflags(write=False)
     return out
 

@@ -263,3 +263,21 @@ def test_fuzz_mutated_version_1_messages_parse_or_raise_input_error(seed, edits)
     values = msg.values()
     assert np.all(np.isfinite(values)) and values.shape == (msg.dim,)
     assert Message.from_bytes(msg.to_bytes()) == msg
+
+
+def test_messages_built_by_hand_are_checked():
+    good = Message.from_bytes(SEEDS[0][1])
+    with pytest.raises(InputError, match="`norms\\[0\\]` = 1e\\+300 is not a float32 value"):
+        Message(0, 13, 3, "stochastic", np.array([1e300, 1.0, 1.0]), good.payload, 5)
+    with pytest.raises(InputError, match="`norms` must be 3 float32 values, got shape \\(2,\\)"):
+        Message(0, 13, 3, "stochastic", good.norms[:2], good.payload, 5)
+    with pytest.raises(InputError, match="`payload` must be bytes, got list"):
+        Message(0, 13, 3, "stochastic", good.norms, [1, 2], 5)
+    with pytest.raises(InputError, match="`worker` must be an integer in \\[0, 4294967295\\], got True"):
+        Message(True, 13, 3, "stochastic", good.norms, good.payload, 5)
+    with pytest.raises(InputError, match="Unknown message quantizer 'qsgd'"):
+        Message(0, 13, 3, "qsgd", good.norms, good.payload, 5)
+    copy = Message(0, 13, 3, "stochastic", good.norms.astype(np.float64), bytearray(good.payload), 5)
+    assert copy == good and not copy.norms.flags.writeable
+    with pytest.raises(ValueError):
+        copy.norms[0] = 1.0
