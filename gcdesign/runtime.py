@@ -93,8 +93,10 @@ class Message:
     norms : numpy.ndarray
         The norms as sent: read-only float32, one per bucket (stochastic), one (sign), none
         (unquantized).
-    payload : bytes
-        The packed codes (``ceil(bits * dim / 8)`` bytes), or the float32 values.
+    payload : bytes or memoryview
+        The packed codes (``ceil(bits * dim / 8)`` bytes), or the float32 values: bytes, or a
+        read-only byte memoryview (what :func:`encode` and :meth:`from_bytes` keep, to avoid
+        copying a large payload).
     bucket_size : int or None
         The bucket size ``beta`` of a stochastic message (None: one bucket).
 
@@ -328,6 +330,13 @@ def _check_out(out, dim: int) -> None:
         )
 
 
+def _frozen_bytes(array: np.ndarray) -> memoryview:
+    """A read-only byte view of a fresh array the caller gives up (no copy of a large payload)."""
+    raw = array.view(np.uint8)
+    raw.setflags(write=False)
+    return memoryview(raw)
+
+
 def float32_norm_up(x: np.ndarray) -> float:
     """``||x||`` as a float32 value that is >= the float64 norm."""
     return float(kernels.round_up_float32(np.linalg.norm(x)))
@@ -441,7 +450,7 @@ def encode(scheme, worker: int, partial_gradients, *, rng=None) -> Message:
             raise InputError(
                 f"worker {worker}'s coded gradient is not finite or exceeds the float32 range (max 3.4e38)."
             )
-        return Message(worker, x.size, 32, "none", np.empty(0, np.float32), values.tobytes())
+        return Message(worker, x.size, 32, "none", np.empty(0, np.float32), _frozen_bytes(values))
     beta = scheme.bucket_size
     bucket = x.size if beta is None else min(int(beta), x.size)
     code = kernels.QUANTIZER_CODES[quantizer]
@@ -452,7 +461,7 @@ def encode(scheme, worker: int, partial_gradients, *, rng=None) -> Message:
             "(max 3.4e38)."
         )
     beta = None if beta is None else int(beta)
-    return Message(worker, x.size, bits, quantizer, norms, payload.tobytes(), beta)
+    return Message(worker, x.size, bits, quantizer, norms, _frozen_bytes(payload), beta)
 
 
 def decode(scheme, messages: Iterable[Message | bytes], *, dim: int | None = None, out=None) -> np.ndarray:
