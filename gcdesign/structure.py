@@ -22,6 +22,7 @@ import numpy as np
 
 from ._validate import InputError
 from .profile import ClusterProfile
+from .utility import utilities
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,30 +48,6 @@ class Structure:
     row_sum: np.ndarray
     row_mass: np.ndarray
     bound: float
-
-
-def utilities(straggler_probs, delta) -> np.ndarray:
-    """Worker utilities :math:`(1 - p_i) / (p_i + \\delta_i)`; 0 where ``p_i = 1`` or ``delta_i = inf``.
-
-    Raises
-    ------
-    InputError
-        If some worker has ``p_i = 0`` and ``delta_i = 0`` (infinite utility).
-    """
-    p, delta = np.broadcast_arrays(
-        np.asarray(straggler_probs, dtype=np.float64), np.asarray(delta, dtype=np.float64)
-    )
-    denom = p + delta
-    zero = denom == 0.0
-    if zero.any():
-        i = int(np.argwhere(zero)[0][0])
-        raise InputError(
-            f"worker {i} has straggler probability 0 and quantization error 0: its utility "
-            "is infinite. Use a kappa policy other than 'none', or give it p > 0."
-        )
-    with np.errstate(invalid="ignore"):
-        u = (1.0 - p) / denom
-    return np.where(np.isfinite(delta), u, 0.0)
 
 
 def optimal_structure(profile: ClusterProfile, delta) -> Structure:

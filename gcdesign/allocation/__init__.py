@@ -25,7 +25,7 @@ import numpy as np
 from .._validate import InputError, positive_int
 from ..profile import ClusterProfile
 from ..quantization import delta_raw, resolve_kappa
-from ..structure import utilities
+from ..utility import utilities
 
 
 @dataclass(frozen=True, eq=False)
