@@ -394,3 +394,29 @@ def test_heuristic_gap_on_500_instances():
         result = allocate_table(inst.table, inst.levels, inst.budget, method="heuristic")
         gaps.append(rel_gap(exact.objective, result.objective))
     assert np.mean(np.array(gaps) <= 1e-9) >= 0.99
+
+
+def test_equal_bits_is_the_one_equal_split():
+    from gcdesign.allocation.baselines import equal_bits
+    from gcdesign.schemes import make_scheme
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = int(rng.integers(1, 30))
+        p = rng.uniform(0.01, 0.9, n)
+        budget = int(rng.integers(2 * n, 32 * n + 1))
+        bits = equal_bits(p, budget)
+        assert bits.sum() == budget and bits.max() - bits.min() <= 1
+        # the remainder goes to the most reliable: bits never increase with p
+        assert np.all(np.diff(bits[np.argsort(p, kind="stable")]) <= 0)
+        # the same split as the "equal" allocator on the gradient-coding table
+        equal = allocate_bits(ClusterProfile(p, dim=100), budget, method="equal")
+        np.testing.assert_array_equal(bits, equal.bits)
+    with pytest.raises(InputError, match=r"`budget` = 320 is infeasible .* need 16 <= B <= 256"):
+        equal_bits(np.full(8, 0.2), 320)
+    with pytest.raises(InputError, match="`budget` = 15 is infeasible"):
+        equal_bits(np.full(8, 0.2), 15)
+    # exact-frc used to accept 40 bits per worker (a bound of its own)
+    prof = ClusterProfile(np.full(8, 0.2), dim=100)
+    with pytest.raises(InputError, match="need 16 <= B <= 256"):
+        make_scheme("exact-frc", prof, 320)
