@@ -338,18 +338,45 @@ def test_table_error_messages():
 
 # ------------------------------------------------------- kernels vs references
 def test_envelope_kernel_equals_reference():
-    from gcdesign.allocation._kernels import envelope_segments
-    from gcdesign.allocation.heuristic import envelope_reference
+    from gcdesign.allocation._kernels import envelope_vertices
+    from gcdesign.allocation.heuristic import envelope_reference, sorted_segments
 
     rng = np.random.default_rng(11)
     rows = np.vstack([rng.random((20, 9)), random_instance(rng, n=20, b_max=10).table[:, -9:]])
     rows[0] = np.arange(9.0)  # collinear points merge into one segment
-    worker, start, length, slope = envelope_segments(rows)
+    vert, count = envelope_vertices(rows)
+    worker, start, length, slope = sorted_segments(rows)
     for i, row in enumerate(rows):
-        mine = [(int(s), int(s + n)) for s, n in zip(start[worker == i], length[worker == i], strict=True)]
+        mine = [(int(vert[i, r]), int(vert[i, r + 1])) for r in range(count[i])]
         assert mine == envelope_reference(row)
+        assert sorted(zip(start[worker == i], start[worker == i] + length[worker == i], strict=True)) == mine
         assert np.all(np.diff(slope[worker == i]) < 0)
-    assert length[worker == 0].tolist() == [8]
+    assert count[0] == 1 and vert[0, 1] == 8
+
+
+def test_segment_order_is_the_stable_slope_order():
+    """The packed-key sort equals a stable argsort of -slope over the (worker, start) list,
+    also with many equal slopes (identical workers) and slopes equal in their top bits."""
+    from gcdesign.allocation._kernels import envelope_vertices
+    from gcdesign.allocation.heuristic import sorted_segments
+
+    rng = np.random.default_rng(14)
+    tables = [random_instance(rng, n_range=(2, 60)).table for _ in range(10)]
+    tables.append(random_instance(rng, n=40, family="classes").table)
+    near = np.cumsum(rng.random((30, 12)), axis=1)
+    near[1::2] = near[::2] * (1 + 1e-12)  # slopes that agree in their first 30 bits
+    tables.append(near[:, ::-1].copy())
+    tables.append(np.tile(np.log1p(np.arange(10.0)), (50, 1)))  # all rows equal
+    for table in tables:
+        vert, count = envelope_vertices(table)
+        rows = [(w, vert[w, r], vert[w, r + 1]) for w in range(table.shape[0]) for r in range(count[w])]
+        w, a, b = (np.array(x, dtype=np.int64) for x in zip(*rows, strict=True))
+        slope = (table[w, b] - table[w, a]) / (b - a)
+        expected = np.argsort(-slope, kind="stable")
+        worker, start, length, got_slope = sorted_segments(table)
+        np.testing.assert_array_equal(worker, w[expected])
+        np.testing.assert_array_equal(start, a[expected])
+        np.testing.assert_array_equal(got_slope, slope[expected])
 
 
 def test_local_search_kernel_equals_reference():
@@ -370,16 +397,17 @@ def test_local_search_kernel_equals_reference():
 def test_relaxation_by_k_kernel_equals_reference():
     from gcdesign.allocation._common import top_k_setup
     from gcdesign.allocation._kernels import relaxation_by_k
-    from gcdesign.allocation.heuristic import relaxation_by_k_reference, sorted_segments
+    from gcdesign.allocation.heuristic import relaxation_by_k_reference, segment_order, sorted_segments
 
     rng = np.random.default_rng(13)
-    for _ in range(25):
-        inst = random_instance(rng, n_range=(2, 40))
+    for i in range(40):
+        family = "classes" if i % 4 == 0 else None  # many equal slopes
+        inst = random_instance(rng, n_range=(2, 40), family=family, allow_idle=bool(i % 3 == 0))
         _, _, active, _, ks, residuals = top_k_setup(inst.table, inst.levels, inst.budget, "heuristic")
-        worker, _, length, slope = sorted_segments(active)
-        args = (active.shape[0], ks, residuals, worker, length, slope)
-        gain, used = relaxation_by_k(*args)
-        gain_ref, used_ref = relaxation_by_k_reference(*args)
+        order = segment_order(active)
+        worker, _, length, slope = sorted_segments(active, order)
+        gain, used = relaxation_by_k(active, order.vert, order.count, order.ids, order.rbits, ks, residuals)
+        gain_ref, used_ref = relaxation_by_k_reference(active.shape[0], ks, residuals, worker, length, slope)
         np.testing.assert_allclose(gain, gain_ref, rtol=1e-12, atol=1e-300)
         np.testing.assert_array_equal(used, used_ref)
 

@@ -61,16 +61,25 @@ Solver = Callable[[np.ndarray, np.ndarray, int, dict], tuple[np.ndarray, "bool |
 
 ALLOCATORS: dict[str, Solver] = {}
 ALLOCATOR_OPTIONS: dict[str, tuple[str, ...]] = {}
+SORTS_BY_RELIABILITY: set[str] = set()
 
 
-def register_allocator(name: str, solver: Solver, *, options: tuple[str, ...] = ()) -> None:
+def register_allocator(
+    name: str, solver: Solver, *, options: tuple[str, ...] = (), sorts_by_reliability: bool = False
+) -> None:
     """Make `solver` available as ``method=name`` (and ``design(allocator=name)``).
 
     `options` names the keys the solver accepts in its ``options`` dict; any
     other key is rejected with an :class:`InputError` before the solver runs.
+    `sorts_by_reliability` declares that the solver orders the rows by
+    reliability itself (ties by row); :func:`allocate_bits` then hands it the
+    table already in the order of increasing p, which saves the solver a copy
+    of the table (250 MB at N = 10^6) and changes nothing else.
     """
     ALLOCATORS[name] = solver
     ALLOCATOR_OPTIONS[name] = tuple(options)
+    if sorts_by_reliability:
+        SORTS_BY_RELIABILITY.add(name)
 
 
 def utility_table(straggler_probs, kappa: float, dim: int, levels) -> np.ndarray:
@@ -234,10 +243,20 @@ def allocate_bits(
     budget = check_budget(budget, n, b_min, b_max, allow_idle=allow_idle)
     kappa_value = resolve_kappa(kappa, profile.straggler_probs, budget, profile.dim, c=kappa_c)
     levels = allowed_levels(b_min, b_max, allow_idle=allow_idle)
-    table = utility_table(profile.straggler_probs, kappa_value, profile.dim, levels)
+    p = profile.straggler_probs
+    # rows in the order of increasing p (for a solver that sorts them so anyway)
+    rows = np.argsort(p, kind="stable") if method in SORTS_BY_RELIABILITY else None
+    table = utility_table(p if rows is None else p[rows], kappa_value, profile.dim, levels)
     if not np.all(np.isfinite(table)):
         raise InputError("utilities are infinite: a worker has p = 0 while kappa is 0.")
     result = allocate_table(table, levels, budget, method=method, options=options)
+    if rows is not None:
+        # back to the profile's order; the objective summed in that order, as for any method
+        value = np.empty(n)
+        value[rows] = table[np.arange(n), np.searchsorted(levels, result.bits)]
+        bits = np.empty_like(result.bits)
+        bits[rows] = result.bits
+        result = replace(result, bits=bits, objective=float(value.sum()))
     return replace(result, kappa=kappa_value)
 
 
@@ -253,6 +272,7 @@ __all__ = [
     "ALLOCATORS",
     "ALLOCATOR_OPTIONS",
     "Allocation",
+    "SORTS_BY_RELIABILITY",
     "allocate_bits",
     "allocate_table",
     "register_allocator",
