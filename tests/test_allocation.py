@@ -412,6 +412,68 @@ def test_relaxation_by_k_kernel_equals_reference():
         np.testing.assert_array_equal(used, used_ref)
 
 
+def test_greedy_top_up_and_dual_bounds_kernels_equal_references():
+    from gcdesign.allocation._common import top_k_setup
+    from gcdesign.allocation._kernels import dual_bounds, greedy_top_up
+    from gcdesign.allocation.heuristic import (
+        _multipliers,
+        dual_bounds_reference,
+        greedy_top_up_reference,
+        sorted_segments,
+    )
+
+    rng = np.random.default_rng(15)
+    for i in range(30):
+        inst = random_instance(rng, n_range=(2, 40), allow_idle=bool(i % 3 == 0))
+        setup = top_k_setup(inst.table, inst.levels, inst.budget, "heuristic")
+        _, _, active, rest_value, ks, residuals = setup
+        lambdas = _multipliers(sorted_segments(active)[3], count=16)
+        bound = dual_bounds(active, lambdas, ks, residuals, rest_value)
+        reference = dual_bounds_reference(active, lambdas, ks, residuals, rest_value)
+        np.testing.assert_array_equal(bound, reference)
+        k = int(rng.integers(1, active.shape[0] + 1))
+        t = rng.integers(0, active.shape[1] // 2 + 1, active.shape[0])
+        bits = int(rng.integers(0, k * (active.shape[1] - 1) - t[:k].sum() + 1))
+        t_ref = t.copy()
+        greedy_top_up(active, t, k, bits)
+        greedy_top_up_reference(active, t_ref, k, bits)
+        np.testing.assert_array_equal(t, t_ref)
+        assert t[:k].sum() - t_ref[:k].sum() == 0 and t.max() <= active.shape[1] - 1
+
+
+def test_heuristic_kernel_equals_reference():
+    from gcdesign.allocation._common import top_k_setup
+    from gcdesign.allocation._kernels import dual_bounds, heuristic_kernel
+    from gcdesign.allocation.heuristic import (
+        _multipliers,
+        heuristic_kernel_reference,
+        segment_order,
+        sorted_segments,
+    )
+
+    rng = np.random.default_rng(16)
+    for i in range(24):
+        inst = random_instance(rng, n_range=(2, 30), b_max=12, allow_idle=bool(i % 4 == 0))
+        setup = top_k_setup(inst.table, inst.levels, inst.budget, "heuristic")
+        _, _, active, rest_value, ks, residuals = setup
+        order = segment_order(active)
+        segments = sorted_segments(active, order)
+        if i % 2:
+            bounds = dual_bounds(active, _multipliers(segments[3]), ks, residuals, rest_value)
+        else:
+            bounds = np.full(ks.size, np.inf)
+        trial = np.argsort(-bounds, kind="stable")
+        both = bool(i % 3)
+        got = heuristic_kernel(
+            active, rest_value, ks, residuals, bounds, trial, order.vert, order.ids, order.rbits, 10_000, both
+        )
+        ref = heuristic_kernel_reference(
+            active, rest_value, ks, residuals, bounds, trial, segments, 10_000, both
+        )
+        np.testing.assert_array_equal(got[0], ref[0])
+        assert got[1:] == ref[1:]
+
+
 def test_heuristic_gap_on_500_instances():
     """The acceptance check of studies/bench_allocators.py (seed 2026); about a second."""
     rng = np.random.default_rng(2026)
@@ -448,3 +510,20 @@ def test_equal_bits_is_the_one_equal_split():
     prof = ClusterProfile(np.full(8, 0.2), dim=100)
     with pytest.raises(InputError, match="need 16 <= B <= 256"):
         make_scheme("exact-frc", prof, 320)
+
+
+def test_local_search_stops_when_only_one_worker_can_move():
+    """Two equal rows, one at the top level: the best donor and receiver are the same worker and
+    there is no other receiver; the kernel used to count no-op moves up to `max_moves`."""
+    from gcdesign.allocation._kernels import local_search
+    from gcdesign.allocation.heuristic import local_search_reference
+
+    row = np.cumsum(np.geomspace(1e-4, 2.0, 11)) / np.arange(1, 12) ** 0.2
+    row[-3:] = row[-4] + np.array([1.0, 1.5, 1.7])  # a concave top: the split is lopsided
+    active = np.vstack([row, row])
+    t = np.array([6, 6])
+    moves = local_search(active, t, 0, 2, 10_000)
+    t_ref = np.array([6, 6])
+    assert moves == local_search_reference(active, t_ref, 10_000) == 4
+    np.testing.assert_array_equal(t, [2, 10])
+    np.testing.assert_array_equal(t_ref, [2, 10])

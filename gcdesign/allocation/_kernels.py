@@ -221,7 +221,8 @@ def _runner_up(tree, values, size, first):
     second = tree[1]
     values[first] = saved
     _tree_update(tree, values, size, first)
-    if second >= 0 and values[second] == -np.inf:
+    # when every other value is -inf the tree's tie rule may hand back `first` itself
+    if second < 0 or second == first or values[second] == -np.inf:
         return -1
     return second
 
@@ -302,8 +303,12 @@ def local_search(active, t, lo, hi, max_moves):
 
 
 @njit(cache=True)
-def _greedy_top_up(active, t, k, bits):
-    """Give `bits` single bits, each to the worker among the first k with the largest marginal gain."""
+def greedy_top_up(active, t, k, bits):
+    """Give `bits` single bits, each to the worker among the first k with the largest marginal gain.
+
+    Ties go to the smaller row. Modifies `t` in place.
+    Reference: :func:`gcdesign.allocation.heuristic.greedy_top_up_reference`.
+    """
     top = active.shape[1] - 1
     for _ in range(bits):
         best = -np.inf
@@ -333,6 +338,7 @@ def dual_bounds(active, lambdas, ks, residuals, rest_value):
     For any multiplier lambda, ``max {sum_{i<k} U_i(t_i) : sum t_i = R_k} <=
     lambda R_k + sum_{i<k} max_t (U_i(t) - lambda t)``; the bound is the
     smallest over `lambdas`, plus the utility ``rest_value[k]`` of the others.
+    Reference: :func:`gcdesign.allocation.heuristic.dual_bounds_reference`.
     """
     n, width = active.shape
     bound = np.full(ks.size, np.inf)
@@ -387,6 +393,7 @@ def heuristic_kernel(
     Returns ``(t, k, moves, tried)``: the offsets above ``base`` of the best
     candidate (rows >= k are at the floor), its k, the local-search moves and
     the number of candidates evaluated.
+    Reference: :func:`gcdesign.allocation.heuristic.heuristic_kernel_reference`.
     """
     n, width = active.shape
     top = width - 1
@@ -434,7 +441,7 @@ def heuristic_kernel(
         if relaxed <= best_value + 1e-12 * abs(best_value):
             continue
         # ... then topped up bit by bit by marginal gain
-        _greedy_top_up(active, t_a, k, budget - filled)
+        greedy_top_up(active, t_a, k, budget - filled)
         # (b) equal split, the remainder to the most reliable
         q = budget // k
         extra = budget - q * k

@@ -125,6 +125,92 @@ def local_search_reference(active: np.ndarray, t: np.ndarray, max_moves: int) ->
     return moves
 
 
+def greedy_top_up_reference(active: np.ndarray, t: np.ndarray, k: int, bits: int) -> None:
+    """:func:`~gcdesign.allocation._kernels.greedy_top_up` in numpy: each bit to the largest next gain."""
+    top = active.shape[1] - 1
+    rows = np.arange(k)
+    for _ in range(bits):
+        gain = np.where(t[:k] < top, active[rows, np.minimum(t[:k] + 1, top)] - active[rows, t[:k]], -np.inf)
+        t[int(np.argmax(gain))] += 1  # argmax: the first of equal gains, the smaller row
+
+
+def dual_bounds_reference(active, lambdas, ks, residuals, rest_value) -> np.ndarray:
+    """:func:`~gcdesign.allocation._kernels.dual_bounds` in numpy, one multiplier at a time.
+
+    ``bound_k(lambda) = lambda R_k + sum_{i<k} max_t (U_i(t) - lambda t) + rest_value[k]``,
+    the smallest over `lambdas`.
+    """
+    steps = np.arange(active.shape[1])
+    bound = np.full(ks.size, np.inf)
+    for lam in lambdas:
+        prefix = np.cumsum(np.max(active - lam * steps, axis=1))
+        bound = np.minimum(bound, lam * residuals + prefix[ks - 1] + rest_value[ks])
+    return bound
+
+
+def heuristic_kernel_reference(active, rest_value, ks, residuals, bounds, order, segments, max_moves, both):
+    """:func:`~gcdesign.allocation._kernels.heuristic_kernel` in plain numpy, step by step.
+
+    `segments` are the arrays ``(worker, start, length, slope)`` of
+    :func:`sorted_segments`; the other arguments and the result are the kernel's.
+    """
+    n, width = active.shape
+    top = width - 1
+    best_value, best_k, best_t = -np.inf, -1, np.zeros(n, dtype=np.int64)
+    moves = tried = 0
+    worker, start, length, slope = segments
+
+    def total(values):  # summed left to right, as the kernel does
+        return float(np.cumsum(values)[-1]) if values.size else 0.0
+
+    def objective(t, k):
+        return total(active[np.arange(k), t[:k]])
+
+    def beats(bound):
+        return not bound <= best_value + 1e-12 * abs(best_value)
+
+    for c in order:
+        if not beats(bounds[c]):
+            break  # candidates come by decreasing bound: none after this one can win
+        tried += 1
+        k, budget = int(ks[c]), int(residuals[c])
+        # (a) water-filling: whole envelope segments of the top k by slope, the partial one dropped
+        t_a = np.zeros(n, dtype=np.int64)
+        filled, gain, partial = 0, 0.0, 0.0
+        for w, s, length_s, slope_s in zip(worker, start, length, slope, strict=True):
+            if filled == budget:
+                break
+            if w >= k:
+                continue
+            if filled + length_s > budget:
+                partial = (budget - filled) * slope_s
+                break
+            t_a[w] = s + length_s
+            filled += length_s
+            gain += length_s * slope_s
+        relaxed = total(active[:k, 0]) + gain + partial + rest_value[k]
+        if not beats(relaxed):
+            continue  # the relaxation bounds this candidate: it cannot win
+        greedy_top_up_reference(active, t_a, k, budget - filled)
+        # (b) equal split of the residual, the remainder to the most reliable
+        q, extra = divmod(budget, k)
+        t_b = np.zeros(n, dtype=np.int64)
+        t_b[:k] = np.minimum(q + (np.arange(k) < extra), top)
+        if not both and objective(t_a, k) < objective(t_b, k):
+            t_a = t_b.copy()
+        # (c) 1-bit local search on the better start, or on both
+        for t in (t_a, t_b) if both else (t_a,):
+            sub = t[:k].copy()
+            moves += local_search_reference(active[:k], sub, max_moves)
+            t[:k] = sub
+            value = objective(t, k) + rest_value[k]
+            if value > best_value or (value == best_value and k < best_k):
+                best_value, best_k = value, k
+                best_t = np.zeros(n, dtype=np.int64)
+                best_t[:k] = t[:k]
+    return best_t, best_k, moves, tried
+
+
 def relaxation_by_k_reference(n, ks, residuals, seg_worker, seg_len, seg_slope):
     """:func:`~gcdesign.allocation._kernels.relaxation_by_k` by a plain scan per candidate."""
     gain = np.zeros(ks.size)
