@@ -300,14 +300,14 @@ def test_error_messages():
         (dict(budget=20.5), "`budget` must be an integer number of bits, got 20.5"),
         (dict(budget=40, b_min=6, b_max=4), "`b_min` = 6 must not exceed `b_max` = 4"),
         (dict(budget=40, b_min=1), "`b_min` must be an integer >= 2, got 1"),
-        (dict(budget=40, method="simplex"), "Unknown allocator 'simplex'; choose one of: cpsat, dp, equal"),
-        (dict(budget=40, options={"bogus": 1}), "Unknown option 'bogus' for allocator 'heuristic'"),
+        (dict(budget=40, method="simplex"), "Unknown allocator 'simplex'; choose one of: auto, cpsat, dp"),
+        (dict(budget=40, method="heuristic", options={"bogus": 1}), "Unknown option 'bogus' for allocator"),
         (dict(budget=40, options={"allow_idle": "yes"}), "option `allow_idle` must be True or False"),
         (dict(budget=1, options={"allow_idle": True}), "at least one worker needs b_min = 2 bits"),
         (dict(budget=40, method="heuristic", options={"refine": "all"}), "`refine` must be 'both' or"),
         (dict(budget=40, method="heuristic", options={"max_moves": -1}), "`max_moves` must be an integer"),
-        (dict(budget=40, options={"scan": "some"}), "`scan` must be 'auto', 'full' or 'windowed'"),
-        (dict(budget=40, options={"window": 0}), "`window` must be an integer >= 1"),
+        (dict(budget=40, method="heuristic", options={"scan": "some"}), "`scan` must be 'auto', 'full' or"),
+        (dict(budget=40, method="heuristic", options={"window": 0}), "`window` must be an integer >= 1"),
     ]
     for kwargs, message in cases:
         budget = kwargs.pop("budget")
@@ -527,3 +527,46 @@ def test_local_search_stops_when_only_one_worker_can_move():
     assert moves == local_search_reference(active, t_ref, 10_000) == 4
     np.testing.assert_array_equal(t, [2, 10])
     np.testing.assert_array_equal(t_ref, [2, 10])
+
+
+def test_auto_runs_dp_where_cheap_and_the_heuristic_beyond():
+    from gcdesign.allocation import DP_WORK_LIMIT, resolve_method
+
+    levels = allowed_levels(2, 32)
+    small = load_example("paper-n50")
+    result = allocate_bits(small, 350)
+    assert result.method == "dp" and result.optimal is True and result.message.startswith("auto chose dp")
+    exact = allocate_bits(small, 350, method="dp")
+    np.testing.assert_array_equal(result.bits, exact.bits)
+    assert result.objective == exact.objective
+    # the boundary of the cost model N R L
+    n = 100
+    at_limit = DP_WORK_LIMIT // (n * levels.size) + 2 * n  # R = B - 2N
+    assert resolve_method("auto", n, at_limit, levels) == "dp"
+    assert resolve_method("auto", n, at_limit + 1, levels) == "heuristic"
+    rng = np.random.default_rng(3)
+    big = ClusterProfile(rng.uniform(0.05, 0.9, 2000), dim=10**6)
+    result = allocate_bits(big, 8000)
+    assert result.method == "heuristic" and result.optimal is None
+    heuristic = allocate_bits(big, 8000, method="heuristic")
+    np.testing.assert_array_equal(result.bits, heuristic.bits)
+    assert result.objective == heuristic.objective
+    # design() reports which allocator ran and whether it is proven optimal
+    summary = design(small, bits_per_worker=7).summary()
+    assert summary["allocation"] == {"method": "dp", "optimal": True}
+    assert summary["options"]["allocator"] == "auto"
+    with pytest.raises(InputError, match="Unknown option 'scan' for allocator 'auto'; allowed options: none"):
+        allocate_bits(small, 350, options={"scan": "full"})
+
+
+def test_allocation_doctests_run():
+    import doctest
+    import importlib
+
+    attempted = 0
+    for name in ("", ".baselines", ".dp", ".heuristic", ".cpsat", "._common"):
+        module = importlib.import_module(f"gcdesign.allocation{name}")
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0
+        attempted += result.attempted
+    assert attempted >= 8
