@@ -5,9 +5,10 @@ deadline 1.1, rates U(0.01, 2)), MobileNetV3-Small dimension, balanced kappa
 (c = 1), bits in [2, 32], N in {20, 50, 200, 1000, 10000}, B / N in {3, 4, 7}.
 For every method: median wall time over --repeats runs (numba kernels are
 warmed up first, so compilation is not counted), objective F and the relative
-gap (F_dp - F) / F_dp to the exact DP. ``heuristic`` is the default
+gap (F_dp - F) / F_dp to the exact DP. ``heuristic`` runs its default scan
 (``scan="auto"``: the paper's full scan up to N = 200, the windowed scan
-above); ``heuristic-full`` forces the full scan (``scan="full"``), i.e. the
+above; the default allocator ``auto`` runs it beyond N R L = 2e6 work units,
+the DP below); ``heuristic-full`` forces the full scan (``scan="full"``), i.e. the
 heuristic before the windowed scan existed. CP-SAT runs only up to N = 200 (its
 one-hot model has N x 31 booleans; 10 s time limit). Also the peak memory of
 the DP at N = 10^4, B = 4N (tracemalloc sees numpy's allocations).
