@@ -34,7 +34,7 @@ CHILD = r"""
 import hashlib, json, resource, sys, time, tracemalloc
 import numpy as np
 from gcdesign import ClusterProfile, design
-from gcdesign.allocation._testing import straggler_probs
+from gcdesign.allocation.instances import straggler_probs
 from gcdesign.profile import MOBILENET_V3_SMALL_PARAMS
 
 n, bpw, trace = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "trace"

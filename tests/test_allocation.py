@@ -9,8 +9,8 @@ import pytest
 
 from gcdesign import ClusterProfile, InputError, allocate_bits, allocate_table, design, load_example
 from gcdesign.allocation import ALLOCATORS, allowed_levels, utility_table
-from gcdesign.allocation._testing import random_instance
 from gcdesign.allocation.dp import dp_reference, dp_solve
+from gcdesign.allocation.instances import random_instance
 
 METHODS = ["dp", "cpsat", "heuristic", "greedy", "relaxation", "equal", "topk-equal"]
 
@@ -338,8 +338,8 @@ def test_table_error_messages():
 
 # ------------------------------------------------------- kernels vs references
 def test_envelope_kernel_equals_reference():
-    from gcdesign.allocation._kernels import envelope_vertices
     from gcdesign.allocation.heuristic import envelope_reference, sorted_segments
+    from gcdesign.allocation.kernels import envelope_vertices
 
     rng = np.random.default_rng(11)
     rows = np.vstack([rng.random((20, 9)), random_instance(rng, n=20, b_max=10).table[:, -9:]])
@@ -357,8 +357,8 @@ def test_envelope_kernel_equals_reference():
 def test_segment_order_is_the_stable_slope_order():
     """The packed-key sort equals a stable argsort of -slope over the (worker, start) list,
     also with many equal slopes (identical workers) and slopes equal in their top bits."""
-    from gcdesign.allocation._kernels import envelope_vertices
     from gcdesign.allocation.heuristic import sorted_segments
+    from gcdesign.allocation.kernels import envelope_vertices
 
     rng = np.random.default_rng(14)
     tables = [random_instance(rng, n_range=(2, 60)).table for _ in range(10)]
@@ -380,8 +380,8 @@ def test_segment_order_is_the_stable_slope_order():
 
 
 def test_local_search_kernel_equals_reference():
-    from gcdesign.allocation._kernels import local_search
     from gcdesign.allocation.heuristic import local_search_reference
+    from gcdesign.allocation.kernels import local_search
 
     rng = np.random.default_rng(12)
     for _ in range(30):
@@ -395,9 +395,9 @@ def test_local_search_kernel_equals_reference():
 
 
 def test_relaxation_by_k_kernel_equals_reference():
-    from gcdesign.allocation._common import top_k_setup
-    from gcdesign.allocation._kernels import relaxation_by_k
+    from gcdesign.allocation.common import top_k_setup
     from gcdesign.allocation.heuristic import relaxation_by_k_reference, segment_order, sorted_segments
+    from gcdesign.allocation.kernels import relaxation_by_k
 
     rng = np.random.default_rng(13)
     for i in range(40):
@@ -412,54 +412,55 @@ def test_relaxation_by_k_kernel_equals_reference():
         np.testing.assert_array_equal(used, used_ref)
 
 
+def _kernel_cases(seed, count, **kwargs):
+    """Seeded instances as the heuristic's kernels see them: (active, rest_value, ks, residuals)."""
+    from gcdesign.allocation.common import top_k_setup
+
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        inst = random_instance(rng, allow_idle=bool(i % 3 == 0), **kwargs)
+        _, _, active, rest_value, ks, residuals = top_k_setup(inst.table, inst.levels, inst.budget, "h")
+        yield i, rng, active, rest_value, ks, residuals
+
+
 def test_greedy_top_up_and_dual_bounds_kernels_equal_references():
-    from gcdesign.allocation._common import top_k_setup
-    from gcdesign.allocation._kernels import dual_bounds, greedy_top_up
     from gcdesign.allocation.heuristic import (
-        _multipliers,
         dual_bounds_reference,
+        dual_multipliers,
         greedy_top_up_reference,
         sorted_segments,
     )
+    from gcdesign.allocation.kernels import dual_bounds, greedy_top_up
 
-    rng = np.random.default_rng(15)
-    for i in range(30):
-        inst = random_instance(rng, n_range=(2, 40), allow_idle=bool(i % 3 == 0))
-        setup = top_k_setup(inst.table, inst.levels, inst.budget, "heuristic")
-        _, _, active, rest_value, ks, residuals = setup
-        lambdas = _multipliers(sorted_segments(active)[3], count=16)
+    for _, rng, active, rest_value, ks, residuals in _kernel_cases(15, 30, n_range=(2, 40)):
+        lambdas = dual_multipliers(sorted_segments(active)[3], count=16)
         bound = dual_bounds(active, lambdas, ks, residuals, rest_value)
         reference = dual_bounds_reference(active, lambdas, ks, residuals, rest_value)
         np.testing.assert_array_equal(bound, reference)
         k = int(rng.integers(1, active.shape[0] + 1))
         t = rng.integers(0, active.shape[1] // 2 + 1, active.shape[0])
         bits = int(rng.integers(0, k * (active.shape[1] - 1) - t[:k].sum() + 1))
-        t_ref = t.copy()
+        t_ref, before = t.copy(), int(t[:k].sum())
         greedy_top_up(active, t, k, bits)
         greedy_top_up_reference(active, t_ref, k, bits)
         np.testing.assert_array_equal(t, t_ref)
-        assert t[:k].sum() - t_ref[:k].sum() == 0 and t.max() <= active.shape[1] - 1
+        assert t[:k].sum() == before + bits and t.max() <= active.shape[1] - 1
 
 
 def test_heuristic_kernel_equals_reference():
-    from gcdesign.allocation._common import top_k_setup
-    from gcdesign.allocation._kernels import dual_bounds, heuristic_kernel
     from gcdesign.allocation.heuristic import (
-        _multipliers,
+        dual_multipliers,
         heuristic_kernel_reference,
         segment_order,
         sorted_segments,
     )
+    from gcdesign.allocation.kernels import dual_bounds, heuristic_kernel
 
-    rng = np.random.default_rng(16)
-    for i in range(24):
-        inst = random_instance(rng, n_range=(2, 30), b_max=12, allow_idle=bool(i % 4 == 0))
-        setup = top_k_setup(inst.table, inst.levels, inst.budget, "heuristic")
-        _, _, active, rest_value, ks, residuals = setup
+    for i, _, active, rest_value, ks, residuals in _kernel_cases(16, 24, n_range=(2, 30), b_max=12):
         order = segment_order(active)
         segments = sorted_segments(active, order)
         if i % 2:
-            bounds = dual_bounds(active, _multipliers(segments[3]), ks, residuals, rest_value)
+            bounds = dual_bounds(active, dual_multipliers(segments[3]), ks, residuals, rest_value)
         else:
             bounds = np.full(ks.size, np.inf)
         trial = np.argsort(-bounds, kind="stable")
@@ -515,8 +516,8 @@ def test_equal_bits_is_the_one_equal_split():
 def test_local_search_stops_when_only_one_worker_can_move():
     """Two equal rows, one at the top level: the best donor and receiver are the same worker and
     there is no other receiver; the kernel used to count no-op moves up to `max_moves`."""
-    from gcdesign.allocation._kernels import local_search
     from gcdesign.allocation.heuristic import local_search_reference
+    from gcdesign.allocation.kernels import local_search
 
     row = np.cumsum(np.geomspace(1e-4, 2.0, 11)) / np.arange(1, 12) ** 0.2
     row[-3:] = row[-4] + np.array([1.0, 1.5, 1.7])  # a concave top: the split is lopsided
@@ -564,7 +565,7 @@ def test_allocation_doctests_run():
     import importlib
 
     attempted = 0
-    for name in ("", ".baselines", ".dp", ".heuristic", ".cpsat", "._common"):
+    for name in ("", ".baselines", ".dp", ".heuristic", ".cpsat", ".common", ".instances"):
         module = importlib.import_module(f"gcdesign.allocation{name}")
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0

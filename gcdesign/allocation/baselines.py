@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import check_bit_range, check_budget, register_allocator
-from ._common import (
+from .common import (
     LevelLayout,
     level_layout,
     reliability_order,
@@ -96,7 +96,7 @@ def equal(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
 
 def greedy(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
     """Greedy by marginal gain: from ``b_min`` each, every next bit to the largest gain."""
-    from ._kernels import greedy_kernel
+    from .kernels import greedy_kernel
 
     n = table.shape[0]
     layout = level_layout(levels, "greedy")

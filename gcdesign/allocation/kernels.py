@@ -150,6 +150,7 @@ def finish_segment_order(keys, ids, active, vert, rbits, ibits):
     shift = np.uint64(ibits)
     low = (np.uint64(1) << shift) - np.uint64(1)
     rmask = (1 << rbits) - 1
+    slopes = np.empty(64)  # the slopes of the run being sorted, in place beside `ids`
     q = 0
     while q < size:
         head = keys[q] >> shift
@@ -164,13 +165,12 @@ def finish_segment_order(keys, ids, active, vert, rbits, ibits):
                 x = np.int64(keys[j] & low)
                 sx = segment_slope(active, vert, x >> rbits, x & rmask)
                 i = j
-                while i > q:
-                    y = ids[i - 1]
-                    if segment_slope(active, vert, y >> rbits, y & rmask) >= sx:
-                        break
-                    ids[i] = y
+                while i > q and slopes[i - 1 - q] < sx:
+                    ids[i] = ids[i - 1]
+                    slopes[i - q] = slopes[i - 1 - q]
                     i -= 1
                 ids[i] = x
+                slopes[i - q] = sx
         else:
             run = np.empty(e - q, dtype=np.int64)
             neg = np.empty(e - q)
