@@ -338,8 +338,8 @@ def test_table_error_messages():
 
 # ------------------------------------------------------- kernels vs references
 def test_envelope_kernel_equals_reference():
+    from gcdesign.allocation._kernels import envelope_vertices
     from gcdesign.allocation.heuristic import envelope_reference, sorted_segments
-    from gcdesign.allocation.kernels import envelope_vertices
 
     rng = np.random.default_rng(11)
     rows = np.vstack([rng.random((20, 9)), random_instance(rng, n=20, b_max=10).table[:, -9:]])
@@ -357,8 +357,8 @@ def test_envelope_kernel_equals_reference():
 def test_segment_order_is_the_stable_slope_order():
     """The packed-key sort equals a stable argsort of -slope over the (worker, start) list,
     also with many equal slopes (identical workers) and slopes equal in their top bits."""
+    from gcdesign.allocation._kernels import envelope_vertices
     from gcdesign.allocation.heuristic import sorted_segments
-    from gcdesign.allocation.kernels import envelope_vertices
 
     rng = np.random.default_rng(14)
     tables = [random_instance(rng, n_range=(2, 60)).table for _ in range(10)]
@@ -380,8 +380,8 @@ def test_segment_order_is_the_stable_slope_order():
 
 
 def test_local_search_kernel_equals_reference():
+    from gcdesign.allocation._kernels import local_search
     from gcdesign.allocation.heuristic import local_search_reference
-    from gcdesign.allocation.kernels import local_search
 
     rng = np.random.default_rng(12)
     for _ in range(30):
@@ -395,9 +395,9 @@ def test_local_search_kernel_equals_reference():
 
 
 def test_relaxation_by_k_kernel_equals_reference():
+    from gcdesign.allocation._kernels import relaxation_by_k
     from gcdesign.allocation.common import top_k_setup
     from gcdesign.allocation.heuristic import relaxation_by_k_reference, segment_order, sorted_segments
-    from gcdesign.allocation.kernels import relaxation_by_k
 
     rng = np.random.default_rng(13)
     for i in range(40):
@@ -424,13 +424,13 @@ def _kernel_cases(seed, count, **kwargs):
 
 
 def test_greedy_top_up_and_dual_bounds_kernels_equal_references():
+    from gcdesign.allocation._kernels import dual_bounds, greedy_top_up
     from gcdesign.allocation.heuristic import (
         dual_bounds_reference,
         dual_multipliers,
         greedy_top_up_reference,
         sorted_segments,
     )
-    from gcdesign.allocation.kernels import dual_bounds, greedy_top_up
 
     for _, rng, active, rest_value, ks, residuals in _kernel_cases(15, 30, n_range=(2, 40)):
         lambdas = dual_multipliers(sorted_segments(active)[3], count=16)
@@ -448,13 +448,13 @@ def test_greedy_top_up_and_dual_bounds_kernels_equal_references():
 
 
 def test_heuristic_kernel_equals_reference():
+    from gcdesign.allocation._kernels import dual_bounds, heuristic_kernel
     from gcdesign.allocation.heuristic import (
         dual_multipliers,
         heuristic_kernel_reference,
         segment_order,
         sorted_segments,
     )
-    from gcdesign.allocation.kernels import dual_bounds, heuristic_kernel
 
     for i, _, active, rest_value, ks, residuals in _kernel_cases(16, 24, n_range=(2, 30), b_max=12):
         order = segment_order(active)
@@ -516,8 +516,8 @@ def test_equal_bits_is_the_one_equal_split():
 def test_local_search_stops_when_only_one_worker_can_move():
     """Two equal rows, one at the top level: the best donor and receiver are the same worker and
     there is no other receiver; the kernel used to count no-op moves up to `max_moves`."""
+    from gcdesign.allocation._kernels import local_search
     from gcdesign.allocation.heuristic import local_search_reference
-    from gcdesign.allocation.kernels import local_search
 
     row = np.cumsum(np.geomspace(1e-4, 2.0, 11)) / np.arange(1, 12) ** 0.2
     row[-3:] = row[-4] + np.array([1.0, 1.5, 1.7])  # a concave top: the split is lopsided

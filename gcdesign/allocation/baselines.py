@@ -96,7 +96,7 @@ def equal(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
 
 def greedy(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
     """Greedy by marginal gain: from ``b_min`` each, every next bit to the largest gain."""
-    from .kernels import greedy_kernel
+    from ._kernels import greedy_kernel
 
     n = table.shape[0]
     layout = level_layout(levels, "greedy")

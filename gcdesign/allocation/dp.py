@@ -41,7 +41,7 @@ def dp_solve(table: np.ndarray, levels: np.ndarray, budget: int) -> tuple[np.nda
     budget : int
         ``sum_i levels[index_i]`` must equal this.
     """
-    from .kernels import dp_backtrack, dp_forward
+    from ._kernels import dp_backtrack, dp_forward
 
     table = np.ascontiguousarray(table, dtype=np.float64)
     steps = np.asarray(levels, dtype=np.int64) - int(levels[0])

@@ -43,7 +43,7 @@ class SegmentOrder:
     Segment r of worker w runs from ``vert[w, r]`` to ``vert[w, r + 1]`` (r <
     ``count[w]``) and has the id ``w << rbits | r``; ``ids`` lists them in order.
     Nothing else is stored: slopes are recomputed from the table by one formula
-    (:func:`~gcdesign.allocation.kernels.segment_slope`), 6 bytes per segment
+    (:func:`~gcdesign.allocation._kernels.segment_slope`), 6 bytes per segment
     instead of 32 (at N = 10^6 workers x 30 levels: 150 MB instead of 770 MB).
     """
 
@@ -55,7 +55,7 @@ class SegmentOrder:
 
 def segment_order(active: np.ndarray) -> SegmentOrder:
     """Sort the envelope segments of `active` (numba kernels, then one in-place uint64 sort)."""
-    from .kernels import envelope_vertices, finish_segment_order, segment_keys
+    from ._kernels import envelope_vertices, finish_segment_order, segment_keys
 
     n, width = active.shape
     vert, count = envelope_vertices(active)
@@ -126,7 +126,7 @@ def local_search_reference(active: np.ndarray, t: np.ndarray, max_moves: int) ->
 
 
 def greedy_top_up_reference(active: np.ndarray, t: np.ndarray, k: int, bits: int) -> None:
-    """:func:`~gcdesign.allocation.kernels.greedy_top_up` in numpy: each bit to the largest next gain."""
+    """:func:`~gcdesign.allocation._kernels.greedy_top_up` in numpy: each bit to the largest next gain."""
     top = active.shape[1] - 1
     rows = np.arange(k)
     for _ in range(bits):
@@ -135,7 +135,7 @@ def greedy_top_up_reference(active: np.ndarray, t: np.ndarray, k: int, bits: int
 
 
 def dual_bounds_reference(active, lambdas, ks, residuals, rest_value) -> np.ndarray:
-    """:func:`~gcdesign.allocation.kernels.dual_bounds` in numpy, one multiplier at a time.
+    """:func:`~gcdesign.allocation._kernels.dual_bounds` in numpy, one multiplier at a time.
 
     ``bound_k(lambda) = lambda R_k + sum_{i<k} max_t (U_i(t) - lambda t) + rest_value[k]``,
     the smallest over `lambdas`.
@@ -149,7 +149,7 @@ def dual_bounds_reference(active, lambdas, ks, residuals, rest_value) -> np.ndar
 
 
 def heuristic_kernel_reference(active, rest_value, ks, residuals, bounds, order, segments, max_moves, both):
-    """:func:`~gcdesign.allocation.kernels.heuristic_kernel` in plain numpy, step by step.
+    """:func:`~gcdesign.allocation._kernels.heuristic_kernel` in plain numpy, step by step.
 
     `segments` are the arrays ``(worker, start, length, slope)`` of
     :func:`sorted_segments`; the other arguments and the result are the kernel's.
@@ -212,7 +212,7 @@ def heuristic_kernel_reference(active, rest_value, ks, residuals, bounds, order,
 
 
 def relaxation_by_k_reference(n, ks, residuals, seg_worker, seg_len, seg_slope):
-    """:func:`~gcdesign.allocation.kernels.relaxation_by_k` by a plain scan per candidate."""
+    """:func:`~gcdesign.allocation._kernels.relaxation_by_k` by a plain scan per candidate."""
     gain = np.zeros(ks.size)
     used = np.zeros(ks.size, dtype=bool)
     for c, (k, budget) in enumerate(zip(ks, residuals, strict=True)):
@@ -317,7 +317,7 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
 
 def _full_scan(active, rest_value, ks, residuals, segments, max_moves, both, prune, window):
     """The paper's scan over every candidate, in order of a dual bound (pruned when `prune`)."""
-    from .kernels import dual_bounds, heuristic_kernel
+    from ._kernels import dual_bounds, heuristic_kernel
 
     seg = (segments.vert, segments.ids, segments.rbits)
     if prune:
@@ -335,7 +335,7 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
     candidate in one pass, then only the candidates of :func:`windowed_candidates`, in order of
     decreasing bound (pruned when `prune`); if the best one lies on the geometric grid, its
     neighbours are tried too, until the best stays put."""
-    from .kernels import heuristic_kernel, relaxation_by_k
+    from ._kernels import heuristic_kernel, relaxation_by_k
 
     if np.any(np.diff(residuals) > 0):  # a solver bug, not bad input
         raise RuntimeError("relaxation_by_k needs residuals that do not grow with k")
