@@ -30,7 +30,7 @@ def test_allocate_default_is_auto(capsys):
     # the example's 7 bits/worker: N R L = 50 x 250 x 31 work units, cheap enough for the exact DP
     code, out, _ = run(capsys, "allocate", "--example", "paper-n50")
     assert code == 0
-    assert "method      dp" in out and "350 bits" in out and "(optimal: True)" in out
+    assert "method      dp" in out and "350 bits" in out and "optimal: yes" in out
     assert "auto chose dp" in out
 
 
