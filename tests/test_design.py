@@ -128,3 +128,20 @@ def test_validate_catches_broken_invariants():
     bits[0] = 40
     with pytest.raises(DesignError, match=r"`bits\[0\]` = 40 is outside \[2, 32\]"):
         dataclasses.replace(d, bits=bits).validate()
+
+
+def test_summary_reports_the_allocator_that_ran(tmp_path):
+    from gcdesign.io import load_design, save_design
+
+    small = design(load_example("paper-n50"), bits_per_worker=7)  # N R L = 50 x 250 x 31: the DP
+    assert small.summary()["allocation"] == {"method": "dp", "optimal": True}
+    assert small.options["allocator"] == "auto"
+    rng = np.random.default_rng(5)
+    large = design(ClusterProfile(rng.uniform(0.05, 0.9, 500), dim=10**6), bits_per_worker=7)
+    assert large.summary()["allocation"] == {"method": "heuristic", "optimal": None}
+    named = design(load_example("paper-n50"), bits_per_worker=7, allocator="heuristic")
+    np.testing.assert_array_equal(named.bits, small.bits)  # the heuristic finds the DP's optimum here
+    assert named.summary()["allocation"]["method"] == "heuristic"
+    path = tmp_path / "d.json"
+    save_design(small, path)
+    assert load_design(path).summary()["allocation"] is None  # a file does not record the solver run
