@@ -218,9 +218,10 @@ def test_gradient_function_and_wait_for_all(threads_client, problem):
         time_unit=0.01,
     )
     assert rec.on_time.all() and np.all(np.isfinite(rec.round_times))
-    np.testing.assert_allclose(est, np.tile(problem.gradient(theta), (3, 1)), rtol=1e-12, atol=1e-14)
-    one = encode(uncoded, 0, problem.partition_gradients(theta)).nbytes  # header + 8 bytes a coordinate
-    assert one == 24 + 8 * problem.dim
+    # unquantized messages carry float32 values: every round is the gradient to float32 precision
+    np.testing.assert_allclose(est, np.tile(problem.gradient(theta), (3, 1)), rtol=1e-6, atol=1e-9)
+    assert np.array_equal(est[0], est[1]) and np.array_equal(est[0], est[2])
+    one = encode(uncoded, 0, problem.partition_gradients(theta)).nbytes
     assert rec.bits[1:].tolist() == [4 * 8 * one] * 3
 
 
