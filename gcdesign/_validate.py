@@ -85,7 +85,7 @@ def real(name: str, value, *, low=None, high=None, low_open: bool = False, high_
     except OverflowError:
         raise InputError(f"`{name}` = {_show(value)} is too large for a float.") from None
     if not math.isfinite(x):
-        raise InputError(f"`{name}` must be a finite real number, got {x!r}.")
+        raise InputError(f"`{name}` must be a finite real number, got {_show(value)}.")
     if not _in_range(x, low, high, low_open, high_open):
         raise InputError(
             f"`{name}` must be a finite number {_range_text(low, high, low_open, high_open)}, got {x!r}."
@@ -124,12 +124,24 @@ def _position(name: str, shape, flat_index: int) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in idx)}]"
 
 
+_PLAIN_NUMBERS = (int, float, np.integer, np.floating)
+
+
 def _numeric(name: str, value, ndim: int | None, what: str) -> np.ndarray:
-    """`value` as an int or float array; refuses bool, str, complex, object entries by position."""
+    """`value` as an int or float array; refuses bool, str, complex, object entries by position.
+
+    A list is checked element by element (numpy would turn ``True`` into 1 and
+    ``[0.1, "x"]`` into strings); an ndarray by its dtype.
+    """
     if isinstance(value, (str, bytes, dict)) or np.isscalar(value) and ndim not in (None, 0):
         raise InputError(f"`{name}` must be a {ndim}-D array of {what}, got {_show(value)}.")
     try:
-        arr = np.asarray(value)
+        if isinstance(value, np.ndarray):
+            arr = value
+        else:
+            arr = np.asarray(value, dtype=object)
+            if arr.size and arr.dtype == object and isinstance(arr.reshape(-1)[0], (list, tuple)):
+                raise ValueError  # a ragged list of lists
     except (ValueError, TypeError, OverflowError, RecursionError):
         raise InputError(f"`{name}` must be a rectangular array of {what}, got {_show(value)}.") from None
     if ndim is not None and arr.ndim != ndim:
@@ -137,12 +149,21 @@ def _numeric(name: str, value, ndim: int | None, what: str) -> np.ndarray:
     if arr.dtype.kind in "iuf":
         return arr
     flat = arr.reshape(-1)
-    for i, item in enumerate(flat):
-        item = item.item() if isinstance(item, np.generic) else item
-        if not _is_real(item):
-            raise InputError(f"`{_position(name, arr.shape, i)}` must be a real number, got {_show(item)}.")
-    try:  # object arrays of real numbers (e.g. huge Python ints)
-        return arr.astype(np.float64)
+    kinds = set(map(type, flat))
+    if not all(issubclass(t, _PLAIN_NUMBERS) and not issubclass(t, (bool, np.bool_)) for t in kinds):
+        for i, item in enumerate(flat):
+            item = item.item() if isinstance(item, np.generic) else item
+            if not _is_real(item) or isinstance(item, numbers.Complex) and not isinstance(item, numbers.Real):
+                raise InputError(
+                    f"`{_position(name, arr.shape, i)}` must be a real number, got {_show(item)}."
+                )
+    if kinds <= {int} or all(issubclass(t, (int, np.integer)) for t in kinds):
+        try:
+            return flat.astype(np.int64).reshape(arr.shape)
+        except OverflowError:
+            pass  # an int beyond 64 bits: as float below (or named as too large)
+    try:
+        return flat.astype(np.float64).reshape(arr.shape)
     except OverflowError:
         for i, item in enumerate(flat):
             try:
@@ -209,7 +230,7 @@ def int_array(name: str, value, *, ndim: int = 1, minimum=None, maximum=None) ->
         bad = ~(np.isfinite(flat) & (flat == np.rint(flat)) & (np.abs(flat) <= 2.0**62))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"`{_position(name, arr.shape, i)}` must be an integer, got {flat[i]!r}.")
+            raise InputError(f"`{_position(name, arr.shape, i)}` must be an integer, got {float(flat[i])!r}.")
         out = flat.astype(np.int64).reshape(arr.shape)
     flat = out.reshape(-1)
     bad = np.zeros(flat.shape, dtype=bool)
