@@ -40,7 +40,7 @@ def check_version(version, current: str, what: str) -> bool:
     cur_major, cur_minor = (int(x) for x in current.split("."))
     if major != cur_major:
         raise InputError(
-            f"{what}: format version {version} is not supported (this gcdesign reads {current})."
+            f"{what}: format `version` {version} is not supported (this gcdesign reads {current})."
         )
     if minor > cur_minor:
         warnings.warn(

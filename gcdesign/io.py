@@ -211,9 +211,12 @@ def design_from_dict(data) -> object:
         structure = optimal_structure(profile, delta)
     except InputError as exc:
         raise DesignError(f"design: {exc}") from None
-    design = assemble_design(
-        profile, encoding, decoding, bits, budget, kappa, delta, structure.bound, options
-    )
+    try:  # the invariants of every design: (U), bits against the budget, idle workers
+        design = assemble_design(
+            profile, encoding, decoding, bits, budget, kappa, delta, structure.bound, options
+        )
+    except DesignError as exc:
+        raise DesignError(f"design: {exc}") from None
     if not np.isclose(stored_bound, structure.bound, rtol=1e-9, atol=0):
         raise DesignError(
             f"design: stored `bound` {stored_bound!r} differs from the bound the profile, bits "

@@ -173,11 +173,14 @@ class ClusterProfile:
         smoothing = real("smoothing", smoothing, low=0)
         if isinstance(round_times, (str, os.PathLike)):
             names, columns = read_traces_csv(round_times)
+            source = f"traces file {str(round_times)!r}"
         elif isinstance(round_times, dict):
             names = list(_names("round_times keys", list(round_times), len(round_times)))
+            source = "`round_times`"
             columns = [_times(f"round_times[{k!r}]", v, ndim=1) for k, v in round_times.items()]
         else:
             arr = _times("round_times", round_times, ndim=2)
+            source = "`round_times`"
             if arr.size == 0:
                 raise InputError(
                     f"`round_times` must be a 2-D array (rounds x workers), got shape {arr.shape}."
@@ -190,7 +193,7 @@ class ClusterProfile:
         for name, col in zip(names, columns, strict=True):
             observed = col[~np.isnan(col)]
             if observed.size == 0:
-                raise InputError(f"worker {name!r} has no observed round time.")
+                raise InputError(f"{source}: worker {name!r} has no observed round time.")
             late = int(np.count_nonzero(observed > deadline))
             probs.append((late + smoothing) / (observed.size + 2 * smoothing))
         return cls(np.array(probs), dim=dim, partitions=partitions, names=names)

@@ -110,7 +110,7 @@ def test_json_round_trip(tmp_path):
     data = json.loads(path.read_text())
     data["version"] = "2.0"
     path.write_text(json.dumps(data))
-    with pytest.raises(InputError, match="format version 2.0 is not supported"):
+    with pytest.raises(InputError, match="format `version` 2.0 is not supported"):
         load_profile(path)
     path.write_text("{not json")
     with pytest.raises(InputError, match="is not valid JSON"):
