@@ -32,23 +32,31 @@ TEMP_SUFFIX = ".gctmp"
 _NAME_MAX_FALLBACK = 255
 
 
-def check_version(version, current: str, what: str) -> bool:
-    """Refuse a higher major version; warn on a higher minor version (then return True)."""
+def check_version(version, current: str, what: str, *, oldest_major: int | None = None) -> int:
+    """Refuse an unknown major version; warn on a higher minor version; return the major.
+
+    Majors from `oldest_major` (default: the current one) up to the current one are read.
+    """
     if not isinstance(version, str) or not re.fullmatch(r"[0-9]{1,6}\.[0-9]{1,6}", version):
         raise InputError(f"{what}: `version` {_short(version)} is not of the form 'major.minor'.")
     major, minor = (int(x) for x in version.split("."))
     cur_major, cur_minor = (int(x) for x in current.split("."))
-    if major != cur_major:
+    if not (cur_major if oldest_major is None else oldest_major) <= major <= cur_major:
         raise InputError(
             f"{what}: format `version` {version} is not supported (this gcdesign reads {current})."
         )
-    if minor > cur_minor:
+    if major == cur_major and minor > cur_minor:
         warnings.warn(
             f"{what}: format version {version} is newer than {current}; unknown fields are ignored.",
             stacklevel=3,
         )
-        return True
-    return False
+    return major
+
+
+def newer_minor(version: str, current: str) -> bool:
+    """True for a version (already checked) of the current major with a higher minor."""
+    (major, minor), (cur_major, cur_minor) = (tuple(int(x) for x in v.split(".")) for v in (version, current))
+    return major == cur_major and minor > cur_minor
 
 
 def check_fields(data: dict, allowed, what: str, *, newer: bool = False) -> None:

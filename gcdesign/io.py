@@ -2,7 +2,7 @@
 
 JSON layout (``format`` = ``"gcdesign.design"``, ``version`` = "major.minor")::
 
-    {"format", "version", "budget", "kappa", "bits", "decoding",
+    {"format", "version", "budget", "kappa", "quantization", "bucket_size", "bits", "decoding",
      "encoding": {"shape", "rows", "cols", "values"},
      "profile": {"straggler_probs", "dim", "partitions", "names"},
      "bound", "load", "components", "options"}
@@ -29,13 +29,14 @@ from ._files import (
     check_fields,
     check_readable,
     check_version,
+    newer_minor,
     parse_json,
     read_json,
 )
 from ._validate import InputError, _show, boolean, choice, int_array, positive_int, real, real_array
 
 DESIGN_FORMAT = "gcdesign.design"
-DESIGN_VERSION = "1.0"
+DESIGN_VERSION = "2.0"  # 2.0: the quantization model and the bucket size (1.x files still load)
 SUFFIXES = (".json", ".npz")
 
 
@@ -50,6 +51,8 @@ def design_to_dict(design) -> dict:
         "version": DESIGN_VERSION,
         "budget": int(design.budget),
         "kappa": float(design.kappa),
+        "quantization": design.quantization.to_dict(),
+        "bucket_size": design.bucket_size,
         "bits": design.bits.astype(int).tolist(),
         "decoding": design.decoding.tolist(),
         "encoding": {
@@ -71,7 +74,7 @@ def design_to_dict(design) -> dict:
     }
 
 
-DESIGN_FIELDS = (
+DESIGN_FIELDS_V1 = (
     "format",
     "version",
     "budget",
@@ -85,6 +88,7 @@ DESIGN_FIELDS = (
     "components",
     "options",
 )
+DESIGN_FIELDS = (*DESIGN_FIELDS_V1[:4], "quantization", "bucket_size", *DESIGN_FIELDS_V1[4:])
 PROFILE_FIELDS = ("straggler_probs", "dim", "partitions", "names")
 ENCODING_FIELDS = ("shape", "rows", "cols", "values")
 
@@ -139,9 +143,10 @@ def _options(value) -> dict:
 
 def design_from_dict(data) -> object:
     """Rebuild and fully validate a design from its dict (see the module docstring)."""
+    from .allocation import check_bucket_size
     from .design import DesignError, assemble_design
     from .profile import ClusterProfile
-    from .quantization import error_factors
+    from .quantization import QuantizationModel, error_factors
     from .structure import optimal_structure
 
     if not isinstance(data, dict):
@@ -149,8 +154,10 @@ def design_from_dict(data) -> object:
     fmt = _field(data, "format")
     if fmt != DESIGN_FORMAT:
         raise InputError(f"design: `format` is {_show(fmt)}, expected {DESIGN_FORMAT!r}.")
-    newer = check_version(_field(data, "version"), DESIGN_VERSION, "design")
-    check_fields(data, DESIGN_FIELDS, "design", newer=newer)
+    version = _field(data, "version")
+    major = check_version(version, DESIGN_VERSION, "design", oldest_major=1)
+    newer = newer_minor(version, DESIGN_VERSION)
+    check_fields(data, DESIGN_FIELDS if major > 1 else DESIGN_FIELDS_V1, "design", newer=newer)
     prof = _object(_field(data, "profile"), "profile")
     check_fields(prof, PROFILE_FIELDS, "design profile", newer=newer)
     try:
@@ -202,10 +209,20 @@ def design_from_dict(data) -> object:
             f"design: `encoding` lists entry ({int(rows[e])}, {int(cols[e])}) twice (again at position {e})."
         )
     encoding = sp.csr_array((values, (rows, cols)), shape=(n, k))
-    with np.errstate(over="ignore"):
-        delta = error_factors(bits, kappa, profile.dim)
-    if np.any(np.isinf(delta) & (bits > 0)):
-        i = int(np.flatnonzero(np.isinf(delta) & (bits > 0))[0])
+    try:
+        if major == 1:  # version 1: delta = kappa * delta_raw(b), one bucket
+            model, bucket_size = QuantizationModel("scaled", kappa=kappa), None
+        else:
+            model = QuantizationModel.from_dict(_field(data, "quantization"))
+            bucket_size = check_bucket_size(_field(data, "bucket_size"))
+    except InputError as exc:
+        raise InputError(f"design: {exc}") from None
+    if major > 1 and model.kappa != kappa:
+        raise DesignError(f"design: `kappa` {kappa!r} differs from `quantization.kappa` {model.kappa!r}.")
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = error_factors(bits, model, profile.dim, bucket_size)
+    if np.any(~np.isfinite(delta) & (bits > 0)):
+        i = int(np.flatnonzero(~np.isfinite(delta) & (bits > 0))[0])
         raise InputError(f"design: `kappa` = {kappa!r} overflows the quantization error of worker {i}.")
     try:
         structure = optimal_structure(profile, delta)
@@ -213,7 +230,17 @@ def design_from_dict(data) -> object:
         raise DesignError(f"design: {exc}") from None
     try:  # the invariants of every design: (U), bits against the budget, idle workers
         design = assemble_design(
-            profile, encoding, decoding, bits, budget, kappa, delta, structure.bound, options
+            profile,
+            encoding,
+            decoding,
+            bits,
+            budget,
+            kappa,
+            delta,
+            structure.bound,
+            options,
+            quantization=model,
+            bucket_size=bucket_size,
         )
     except DesignError as exc:
         raise DesignError(f"design: {exc}") from None
@@ -227,8 +254,8 @@ def design_from_dict(data) -> object:
     if np.any(mismatch > tol):
         i = int(np.argmax(mismatch))
         raise DesignError(
-            f"design: worker {i} carries mass {float(design.row_mass[i])!r}, but the optimal structure "
-            f"for its bits gives {float(structure.row_mass[i])!r} (tolerance {tol:.3g})."
+            f"design: worker {i} carries mass {float(design.row_mass[i])!r} in `encoding`, but the "
+            f"optimal structure for its bits gives {float(structure.row_mass[i])!r} (tolerance {tol:.3g})."
         )
     if stored_load != design.load:
         raise DesignError(f"design: stored `load` {stored_load!r} differs from nnz / N = {design.load!r}.")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write_text, check_fields, check_version, read_json, read_text
+from ._files import atomic_write_text, check_fields, check_version, newer_minor, read_json, read_text
 from ._validate import InputError, _show, choice, positive_int, probabilities, real, real_array
 from ._validate import names as _names
 
@@ -222,7 +222,9 @@ class ClusterProfile:
         fmt = data.get("format", PROFILE_FORMAT)
         if fmt != PROFILE_FORMAT:
             raise InputError(f"profile: `format` is {_show(fmt)}, expected {PROFILE_FORMAT!r}.")
-        newer = check_version(data.get("version", PROFILE_VERSION), PROFILE_VERSION, "profile")
+        version = data.get("version", PROFILE_VERSION)
+        check_version(version, PROFILE_VERSION, "profile")
+        newer = newer_minor(version, PROFILE_VERSION)
         check_fields(data, PROFILE_FIELDS, "profile", newer=newer)
         missing = [k for k in ("straggler_probs", "dim") if k not in data]
         if missing:
