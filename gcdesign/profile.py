@@ -437,6 +437,42 @@ _EXAMPLES = {
 }
 
 
+EXAMPLE_TRACES = "traces-n8.csv"
+EXAMPLE_TRACE_RATES = (4.0, 3.0, 3.0, 2.0, 2.0, 1.0, 0.5, 0.25)
+
+
+def make_example_traces(*, rounds: int = 200, rng=2026) -> str:
+    """The CSV text of the bundled traces: 8 workers, shifted exponential round times.
+
+    Worker ``node-i`` takes ``1 + Exp(mu_i)`` seconds per round with ``mu`` =
+    4, 3, 3, 2, 2, 1, 0.5, 0.25 (the guide's cluster), in long format
+    (``worker,round,time``), times rounded to 1e-4 s. The shipped file
+    (:func:`example_traces_path`) is this function's output with its defaults.
+    """
+    rounds = positive_int("rounds", rounds)
+    gen = np.random.default_rng(rng)
+    rates = np.array(EXAMPLE_TRACE_RATES)
+    times = 1.0 + gen.exponential(1.0 / rates, size=(rounds, rates.size))
+    lines = ["worker,round,time"]
+    for r in range(rounds):
+        lines += [f"node-{i},{r},{times[r, i]:.4f}" for i in range(rates.size)]
+    return "\n".join(lines) + "\n"
+
+
+def example_traces_path() -> Path:
+    """Path of the bundled example traces CSV (see :func:`make_example_traces`).
+
+    Examples
+    --------
+    >>> prof = ClusterProfile.from_traces(example_traces_path(), deadline=1.5, dim=1000)
+    >>> prof.n_workers, prof.names[0]
+    (8, 'node-0')
+    """
+    from importlib.resources import files
+
+    return Path(str(files("gcdesign") / "examples" / EXAMPLE_TRACES))
+
+
 def list_examples() -> dict[str, str]:
     """Names of the bundled example profiles with a one-line description."""
     return {name: desc for name, (_, desc) in _EXAMPLES.items()}

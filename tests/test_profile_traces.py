@@ -91,3 +91,16 @@ def test_in_memory_round_times(tmp_path):
         ClusterProfile.from_traces([[0.5], [-1.0]], deadline=1.0, dim=1)
     with pytest.raises(InputError, match=r"`deadline` must be a finite real number, got True"):
         ClusterProfile.from_traces([[0.5]], deadline=True, dim=1)
+
+
+def test_shipped_example_traces_are_the_seeded_model():
+    from gcdesign.profile import example_traces_path, make_example_traces
+
+    path = example_traces_path()
+    assert path.read_text() == make_example_traces()  # regenerated from its seed, byte for byte
+    prof = ClusterProfile.from_traces(path, deadline=1.5, dim=10)
+    # 200 rounds of 1 + Exp(mu): p = exp(-0.5 mu) within 3 binomial standard errors (smoothed)
+    mu = np.array([4.0, 3.0, 3.0, 2.0, 2.0, 1.0, 0.5, 0.25])
+    exact = np.exp(-0.5 * mu)
+    se = np.sqrt(exact * (1 - exact) / 200) + 1 / 200
+    assert np.all(np.abs(prof.straggler_probs - exact) <= 3 * se)
