@@ -115,7 +115,7 @@ def real(name: str, value, *, low=None, high=None, low_open: bool = False, high_
     except OverflowError:
         raise InputError(f"`{name}` = {_show(value)} is too large for a float.") from None
     if not math.isfinite(x):
-        raise InputError(f"`{name}` must be a finite real number, got {_show(value)}.")
+        raise InputError(f"`{name}` must be a finite number, got {_show(value)}.")
     if not _in_range(x, low, high, low_open, high_open):
         raise InputError(
             f"`{name}` must be a finite number {_range_text(low, high, low_open, high_open)}, got {x!r}."

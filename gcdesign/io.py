@@ -227,7 +227,9 @@ def design_from_dict(data) -> object:
     try:
         structure = optimal_structure(profile, delta)
     except InputError as exc:
-        raise DesignError(f"design: {exc}") from None
+        raise DesignError(
+            f"design: the stored `bits`, `kappa` and `straggler_probs` admit no code: {exc}"
+        ) from None
     try:  # the invariants of every design: (U), bits against the budget, idle workers
         design = assemble_design(
             profile,
