@@ -104,3 +104,14 @@ def test_shipped_example_traces_are_the_seeded_model():
     exact = np.exp(-0.5 * mu)
     se = np.sqrt(exact * (1 - exact) / 200) + 1 / 200
     assert np.all(np.abs(prof.straggler_probs - exact) <= 3 * se)
+
+
+def test_examples_command_writes_the_traces(tmp_path, capsys):
+    from gcdesign.cli import main
+    from gcdesign.profile import example_traces_path
+
+    target = tmp_path / "times.csv"
+    assert main(["examples", "--traces", str(target)]) == 0
+    assert target.read_text() == example_traces_path().read_text()
+    assert main(["profile", "--traces", str(target), "--deadline", "1.5", "--dim", "10", "--json"]) == 0
+    assert '"node-7"' in capsys.readouterr().out
