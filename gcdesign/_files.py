@@ -83,12 +83,20 @@ def _reason(exc: OSError) -> str:
     return f"{text} ({name})" if name else text
 
 
+def _read_error(path, what: str, exc: OSError) -> InputError:
+    """A missing file is bad input (the name is wrong); any other OSError is the OS refusing."""
+    message = f"{what} file {str(path)!r}: cannot read it: {_reason(exc)}."
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return InputError(message)
+    return FileSystemError(message)
+
+
 def read_bytes(path, *, what: str) -> bytes:
     """The bytes of `path`; an OS refusal becomes FileSystemError naming the path and the reason."""
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise FileSystemError(f"{what} file {str(path)!r}: cannot read it: {_reason(exc)}.") from None
+        raise _read_error(path, what, exc) from None
 
 
 def check_readable(path, *, what: str) -> None:
@@ -97,7 +105,7 @@ def check_readable(path, *, what: str) -> None:
         with open(path, "rb"):
             pass
     except OSError as exc:
-        raise FileSystemError(f"{what} file {str(path)!r}: cannot read it: {_reason(exc)}.") from None
+        raise _read_error(path, what, exc) from None
 
 
 def read_text(path, *, what: str) -> str:

@@ -167,8 +167,11 @@ def test_profile_round_trip_and_file_system_errors(tmp_path):
 
     with pytest.raises(FileSystemError, match=r"cannot read it: Is a directory \(EISDIR\)"):
         load_profile(tmp_path)
-    with pytest.raises(FileSystemError, match=r"No such file or directory \(ENOENT\)"):
+    with pytest.raises(InputError, match=r"No such file or directory \(ENOENT\)") as exc:
         load_profile(tmp_path / "missing.json")
+    assert not isinstance(
+        exc.value, FileSystemError
+    )  # a wrong name is bad input (exit 2), not the OS refusing
 
 
 def test_python_api_refuses_strings_and_booleans():
