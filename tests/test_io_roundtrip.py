@@ -13,7 +13,7 @@ def _large_design(n, seed, allocator="equal"):
     # p_i = exp(-mu_i tau) with mu ~ U(0.01, 2), tau = 0.1: the exponential latency model
     rng = np.random.default_rng(seed)
     profile = ClusterProfile(np.exp(-rng.uniform(0.01, 2.0, n) * 0.1), dim=2_542_856)
-    return design(profile, bits_per_worker=7, allocator=allocator)
+    return design(profile, bits_per_worker=7, allocator=allocator, kappa="balanced")
 
 
 def _same(a, b):
@@ -45,7 +45,7 @@ def test_a_changed_bit_is_still_refused_at_large_n():
     code = _large_design(100_000, seed=0)
     data = design_to_dict(code)
     data["bits"][0], data["bits"][1] = data["bits"][0] - 1, data["bits"][1] + 1
-    delta = error_factors(np.array(data["bits"]), code.kappa, code.profile.dim)
+    delta = error_factors(np.array(data["bits"]), code.quantization, code.profile.dim, code.bucket_size)
     data["bound"] = optimal_structure(code.profile, delta).bound  # consistent bound: only the masses tell
     with pytest.raises(DesignError, match="worker 0 carries mass"):
         design_from_dict(data)
