@@ -37,7 +37,7 @@ from .._validate import InputError, choice, positive_int
 from ..allocation import check_budget
 from ..profile import ClusterProfile
 from . import Scheme, register_scheme
-from .decoding import least_squares_weights
+from .decoding import LeastSquaresDecoder
 
 # ------------------------------------------------------------------ helpers
 
@@ -113,16 +113,6 @@ def _ones(rows, cols, n: int, k: int) -> sp.csr_array:
     enc.sum_duplicates()
     enc.sort_indices()
     return enc
-
-
-class LeastSquaresDecoder:
-    """Per-round least-squares decoder of a fixed encoding (a picklable callable)."""
-
-    def __init__(self, encoding):
-        self.encoding = sp.csr_array(encoding)
-
-    def __call__(self, arrived: np.ndarray) -> np.ndarray:
-        return least_squares_weights(self.encoding, arrived)
 
 
 class FirstPerGroupDecoder:

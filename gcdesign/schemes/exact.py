@@ -57,6 +57,7 @@ from .._validate import InputError, choice, positive_int
 from . import Scheme, register_scheme
 from .baselines import split_equally
 from .conditioning import check_code_size, single_blas_thread
+from .decoding import least_squares_weights, responders
 from .parity import best_random_code, code_from_parity, fourier_search, random_parity
 
 CONSTRUCTIONS = ("fourier", "best-random", "random")
@@ -201,42 +202,6 @@ def cyclic_repetition_code(
 
 
 # ------------------------------------------------------------------ decoders
-def _responders(arrived, n: int) -> np.ndarray:
-    arrived = np.asarray(arrived)
-    if arrived.dtype == bool:
-        if arrived.shape != (n,):
-            raise InputError(
-                f"`arrived` must be a boolean mask of length N = {n}, got shape {arrived.shape}."
-            )
-        return np.flatnonzero(arrived)
-    index = np.unique(arrived.astype(np.int64).ravel())
-    if index.size and (index[0] < 0 or index[-1] >= n):
-        raise InputError(f"`arrived` holds worker indices outside [0, {n - 1}].")
-    return index
-
-
-def least_squares_decoding(encoding, arrived) -> np.ndarray:
-    """Minimum-norm least-squares decoder ``argmin_a ||a_F^T B_F - 1^T||`` over the arrived rows.
-
-    Parameters
-    ----------
-    encoding : sparse or dense (N x K)
-    arrived : bool mask (N,) or integer indices of the responders
-
-    Returns
-    -------
-    numpy.ndarray, shape (N,)
-        Zero on the workers that did not arrive (all zeros if none did).
-    """
-    dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
-    n, k = dense.shape
-    rows = _responders(arrived, n)
-    weights = np.zeros(n)
-    if rows.size:
-        weights[rows] = np.linalg.lstsq(dense[rows].T, np.ones(k), rcond=None)[0]
-    return weights
-
-
 def exact_decoding(encoding, arrived, *, stragglers: int, tol: float = DECODE_TOL) -> np.ndarray:
     """Decoding vector ``a`` with ``a_F^T B_F = 1^T`` for the responder set ``F``.
 
@@ -262,12 +227,12 @@ def exact_decoding(encoding, arrived, *, stragglers: int, tol: float = DECODE_TO
     dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
     n, k = dense.shape
     s = positive_int("stragglers", stragglers, minimum=0)
-    rows = _responders(arrived, n)
+    rows = responders(arrived, n)
     if rows.size < n - s:
         raise DecodingError(
             f"`arrived` has {rows.size} responders; exact decoding needs at least N - s = {n - s}."
         )
-    weights = least_squares_decoding(dense, rows)
+    weights = least_squares_weights(dense, rows, solver="dense")
     residual = np.linalg.norm(weights[rows] @ dense[rows] - 1.0) / math.sqrt(k)
     if not residual <= tol:
         raise DecodingError(
@@ -283,7 +248,8 @@ class ExactDecoder:
 
     With at least ``N - s`` arrivals it returns the exact decoder
     (:func:`exact_decoding`); with fewer it falls back to the least-squares
-    decoder over the arrived rows (:func:`least_squares_decoding`), which is
+    decoder over the arrived rows (:func:`~gcdesign.schemes.decoding.least_squares_weights`,
+    ``solver="dense"``), which is
     no longer exact, and biased. (The same fallback applies if a set of
     ``N - s`` fails to decode to 1e-6, which the exhaustive tests rule out
     for N <= 12 but which is only sampled for large N.) Results are memoised
@@ -310,7 +276,7 @@ class ExactDecoder:
             except DecodingError:  # a set the code cannot decode (only sampled for large N): degrade
                 weights = None
         if weights is None:
-            weights = least_squares_decoding(self.dense, arrived)
+            weights = least_squares_weights(self.dense, arrived, solver="dense")
         if len(self._cache) < self.cache_size:
             self._cache[key] = weights
         return weights.copy()
@@ -425,5 +391,4 @@ __all__ = [
     "exact_decoding",
     "exact_scheme",
     "fractional_repetition_code",
-    "least_squares_decoding",
 ]
