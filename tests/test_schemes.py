@@ -107,6 +107,22 @@ def test_ehd_decodes_one_message_per_covered_group():
     )
 
 
+def test_registry_entries_and_duplicate_names():
+    from gcdesign.schemes import SchemeEntry, register_scheme
+
+    for name, entry in SCHEMES.items():
+        assert isinstance(entry, SchemeEntry) and entry.name == name and entry.label and entry.description
+        with pytest.raises(TypeError):
+            entry.style["color"] = "red"  # read-only mapping
+    assert SCHEMES["sgc"].description.startswith("Stochastic gradient coding")
+    with pytest.raises(InputError, match="`name` = 'sgc': a scheme of that name is already registered"):
+        register_scheme("sgc", SCHEMES["sgc"].factory, label="again")
+    assert SCHEMES["sgc"].label == "SGC"  # the first registration stands
+    with pytest.raises(InputError, match="`factory` of scheme 'x' must be callable"):
+        register_scheme("x", None, label="x")
+    assert "x" not in SCHEMES
+
+
 def test_scheme_errors():
     with pytest.raises(InputError, match="Unknown scheme 'nope'"):
         make_scheme("nope", PROFILE, BUDGET)

@@ -67,8 +67,13 @@ def register_allocator(name: str, solver: Solver, *, options: tuple[str, ...] = 
     """Make `solver` available as ``method=name`` (and ``design(allocator=name)``).
 
     `options` names the keys the solver accepts in its ``options`` dict; any
-    other key is rejected with an :class:`InputError` before the solver runs.
+    other key is rejected with an :class:`InputError` before the solver runs. A name
+    already registered is refused (InputError).
     """
+    if name in ALLOCATORS:
+        raise InputError(
+            f"`name` = {name!r}: an allocator of that name is already registered; choose another."
+        )
     ALLOCATORS[name] = solver
     ALLOCATOR_OPTIONS[name] = tuple(options)
 

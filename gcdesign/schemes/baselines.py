@@ -466,20 +466,21 @@ def expander_ls(profile, budget, *, rng=None, replication=2, **options) -> Schem
     return replace(scheme, name="expander-ls")
 
 
-for _name, _factory in (
-    ("is-sgd", is_sgd),
-    ("bgc", bgc),
-    ("ehd", ehd),
-    ("od", od),
-    ("sgc", sgc),
-    ("sgc-1bit", sgc_1bit),
-    ("osgc", osgc),
-    ("random-sparse", random_sparse),
-    ("expander", expander),
-    ("expander-ls", expander_ls),
-    ("joint", joint),
+# name, factory, label and plot style in the studies (description: the factory's first docstring line)
+for _name, _factory, _label, _style in (
+    ("is-sgd", is_sgd, "IS-SGD", {"color": "tab:gray", "linestyle": "--"}),
+    ("bgc", bgc, "BGC", {"color": "tab:purple", "linestyle": "-."}),
+    ("ehd", ehd, "EHD", {"color": "tab:brown", "linestyle": "-."}),
+    ("od", od, "OD", {"color": "tab:pink", "linestyle": ":"}),
+    ("sgc", sgc, "SGC", {"color": "tab:green", "linestyle": "--"}),
+    ("sgc-1bit", sgc_1bit, "SGC, 1-bit signs", {"color": "tab:olive", "linestyle": ":"}),
+    ("osgc", osgc, "OSGC, equal bits", {"color": "tab:blue", "linestyle": "--"}),
+    ("random-sparse", random_sparse, "random sparse code (LS)", None),
+    ("expander", expander, "expander code", None),
+    ("expander-ls", expander_ls, "expander code (LS)", None),
+    ("joint", joint, "joint design (ours)", {"color": "tab:red", "linestyle": "-", "linewidth": 2.2}),
 ):
-    register_scheme(_name, _factory)
+    register_scheme(_name, _factory, label=_label, style=_style)
 
 __all__ = [
     "bgc",

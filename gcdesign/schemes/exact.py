@@ -370,22 +370,30 @@ def exact_scheme(
     )
 
 
-def _exact_frc(profile, budget, **options) -> Scheme:
+def exact_frc(profile, budget, **options) -> Scheme:
+    """Exact fractional repetition code: ``exact_scheme("frc", ...)``."""
     return exact_scheme("frc", profile, budget, **options)
 
 
-def _exact_cyclic(profile, budget, **options) -> Scheme:
+def exact_cyclic(profile, budget, **options) -> Scheme:
+    """Exact cyclic repetition code: ``exact_scheme("cyclic", ...)``."""
     return exact_scheme("cyclic", profile, budget, **options)
 
 
-register_scheme("exact-frc", _exact_frc)
-register_scheme("exact-cyclic", _exact_cyclic)
+register_scheme(
+    "exact-frc", exact_frc, label="exact GC (FRC)", style={"color": "tab:cyan", "linestyle": "-."}
+)
+register_scheme(
+    "exact-cyclic", exact_cyclic, label="exact GC (cyclic)", style={"color": "tab:cyan", "linestyle": ":"}
+)
 
 __all__ = [
     "CONSTRUCTIONS",
     "DecodingError",
     "ExactDecoder",
     "clear_code_cache",
+    "exact_cyclic",
+    "exact_frc",
     "cyclic_repetition_code",
     "equal_bits",
     "exact_decoding",
