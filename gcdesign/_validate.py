@@ -11,6 +11,38 @@ class InputError(ValueError):
     """Bad input: the message names the field, the value and what is allowed."""
 
 
+class FileSystemError(InputError):
+    """The operating system refused a read or a write (disk full, read-only, permission, ...).
+
+    The message is one line naming the path and the reason; the CLI exits with code 3.
+    """
+
+
+def read_only(array) -> np.ndarray:
+    """`array` as an ndarray that cannot be written (a copy if it was writable and shared).
+
+    Frozen values (Design, Scheme, Allocation, Structure) hold their arrays through
+    this, so ``design.bits[0] = 99`` raises instead of silently breaking (U).
+    """
+    arr = np.array(array, copy=True) if isinstance(array, np.ndarray) and array.flags.writeable else (
+        np.asarray(array)
+    )
+    if arr.flags.writeable:
+        arr.setflags(write=False)
+    return arr
+
+
+def read_only_sparse(matrix):
+    """A canonical CSR copy of `matrix` whose data and index arrays are read-only."""
+    import scipy.sparse as sp
+
+    out = sp.csr_array(matrix, copy=True)
+    out.sum_duplicates()  # canonical: later scipy calls never sort or merge in place
+    for arr in (out.data, out.indices, out.indptr):
+        arr.setflags(write=False)
+    return out
+
+
 def _show(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

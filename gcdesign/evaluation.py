@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ._validate import InputError, positive_int
-from .quantization import delta_raw, levels
+from .quantization import delta_raw, levels, row_variances
 from .structure import error_bound
 
 MAX_ENUMERATION = 16  # random workers per component enumerated exactly (2^16 decoder calls)
@@ -193,9 +193,9 @@ def synthetic_gradients(
 
 
 def _evaluation_iv(scheme, gradients) -> np.ndarray:
-    for attr in ("encoding", "bits", "straggler_probs", "decode_weights"):
-        if not hasattr(scheme, attr):
-            raise InputError(f"`scheme` must be a Design or a Scheme (it has no `{attr}`).")
+    from .schemes import check_scheme
+
+    check_scheme(scheme)
     try:
         grads = np.asarray(gradients, dtype=np.float64)
     except (TypeError, ValueError):
@@ -212,15 +212,12 @@ def _evaluation_iv(scheme, gradients) -> np.ndarray:
 
 
 def _quantizer(scheme) -> str:
-    return getattr(scheme, "quantizer", "stochastic")
+    return scheme.quantizer
 
 
 def _fixed_decoding(scheme) -> np.ndarray | None:
     """The fixed decoding vector, or None for an arrival-dependent decoder."""
-    if getattr(scheme, "decoder", None) is not None:
-        return None
-    decoding = getattr(scheme, "decoding", None)
-    return None if decoding is None else np.asarray(decoding, dtype=np.float64)
+    return None if scheme.decoding is None else np.asarray(scheme.decoding, dtype=np.float64)
 
 
 def _arrival_probs(scheme) -> np.ndarray:
@@ -232,30 +229,6 @@ def _arrival_probs(scheme) -> np.ndarray:
 def worker_messages(scheme, gradients) -> np.ndarray:
     """``X = B G``: the unquantized message ``x_i`` of every worker (N x d)."""
     return np.asarray(sp.csr_array(scheme.encoding) @ gradients)
-
-
-def message_variances(messages: np.ndarray, bits: np.ndarray, quantizer: str) -> np.ndarray:
-    r"""Exact :math:`V_i = E\|Q(x_i) - x_i\|^2` for every row of `messages` (vectorized).
-
-    Stochastic: ``(||x||^2 / s^2) sum_k f_k (1 - f_k)``; sign: ``(d - 1) ||x||^2``;
-    none: 0. Idle workers (0 bits) send nothing: 0.
-    """
-    norm_sq = np.einsum("ij,ij->i", messages, messages)
-    out = np.zeros(messages.shape[0])
-    if quantizer == "none":
-        return out
-    if quantizer == "sign":
-        return np.where(bits > 0, (messages.shape[1] - 1) * norm_sq, 0.0)
-    active = (bits >= 2) & (norm_sq > 0)
-    if not active.any():
-        return out
-    x = messages[active]
-    s = np.asarray(levels(bits[active]), dtype=np.float64)
-    norm = np.sqrt(norm_sq[active])
-    y = s[:, None] * np.abs(x) / norm[:, None]
-    f = y - np.floor(y)
-    out[active] = norm_sq[active] / s**2 * np.sum(f * (1.0 - f), axis=1)
-    return out
 
 
 # ---------------------------------------------------------------- decoder moments
@@ -297,7 +270,7 @@ def decoder_moments(scheme, *, max_enumeration: int = MAX_ENUMERATION) -> Decode
         return DecoderMoments(
             mean=a * q, variance=a**2 * q * (1.0 - q), blocks=(), patterns=0, method="closed-form"
         )
-    if getattr(scheme, "local_decoder", False):
+    if scheme.local_decoder:
         labels = _worker_components(scheme.encoding)
     else:
         labels = np.zeros(n, dtype=np.int64)
@@ -311,9 +284,9 @@ def decoder_moments(scheme, *, max_enumeration: int = MAX_ENUMERATION) -> Decode
         members = np.flatnonzero(labels == c)
         free = members[random[members]]
         if free.size > max_enumeration:
-            what = "a connected component" if getattr(scheme, "local_decoder", False) else "the scheme"
+            what = "a connected component" if scheme.local_decoder else "the scheme"
             raise EvaluationError(
-                f"exact evaluation of scheme {getattr(scheme, 'name', '?')!r} needs 2^{free.size} arrival "
+                f"exact evaluation of scheme {scheme.name!r} needs 2^{free.size} arrival "
                 f"patterns ({what} has {free.size} workers with 0 < p < 1; the limit is "
                 f"{max_enumeration}). Use monte_carlo_error instead."
             )
@@ -389,7 +362,7 @@ def expected_error(scheme, gradients, *, max_enumeration: int = MAX_ENUMERATION)
     for idx, cov in moments.blocks:
         sub = messages[idx]
         straggler += float(np.sum(cov * (sub @ sub.T)))
-    variances = message_variances(messages, bits, quantizer)
+    variances = row_variances(messages, bits, quantizer, scheme.bucket_size)
     quant = float(moments.second_moment_diag() @ variances)
     error = bias_sq + straggler + quant
     grad_norm_sq = float(target @ target)
@@ -399,7 +372,7 @@ def expected_error(scheme, gradients, *, max_enumeration: int = MAX_ENUMERATION)
     bound = _lemma1_bound(scheme, big_g, grads.shape[1], quantizer)
     rel = (lambda v: v / grad_norm_sq) if grad_norm_sq > 0 else (lambda v: math.inf)
     return ErrorResult(
-        scheme=str(getattr(scheme, "name", "scheme")),
+        scheme=scheme.name,
         error=error,
         relative_error=rel(error),
         bias_sq=bias_sq,
@@ -505,7 +478,7 @@ def monte_carlo_error(
     group_sizes = np.bincount(
         np.arange(n_chunks) % groups, weights=np.diff(np.minimum(np.arange(n_chunks + 1) * MC_CHUNK, trials))
     )
-    return _summarize(str(getattr(scheme, "name", "scheme")), errors, group_sums, group_sizes, target)
+    return _summarize(scheme.name, errors, group_sums, group_sizes, target)
 
 
 @dataclass(frozen=True)
@@ -658,7 +631,6 @@ __all__ = [
     "MonteCarloResult",
     "decoder_moments",
     "expected_error",
-    "message_variances",
     "monte_carlo_error",
     "synthetic_gradients",
     "worker_messages",

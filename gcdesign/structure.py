@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError
+from ._validate import InputError, read_only
 from .profile import ClusterProfile
 
 
@@ -47,6 +47,10 @@ class Structure:
     row_sum: np.ndarray
     row_mass: np.ndarray
     bound: float
+
+    def __post_init__(self):
+        for attr in ("utility", "row_sum", "row_mass"):
+            object.__setattr__(self, attr, read_only(getattr(self, attr)))
 
 
 def utilities(straggler_probs, delta) -> np.ndarray:

@@ -43,7 +43,7 @@ import scipy.sparse as sp
 
 from ._validate import InputError, choice, positive_int
 from .profile import ClusterProfile
-from .quantization import NORM_BITS, error_factors, levels, payload_bits, resolve_kappa
+from .quantization import error_factors, payload_bits, quantize_rows, resolve_kappa
 
 PROBLEM_KINDS = ("least-squares", "logistic", "softmax")
 OPTIMIZERS = ("gd", "sgd", "adam")
@@ -503,43 +503,6 @@ def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int | None = None)
     return lam * K * E / (lam * E * E + V)
 
 
-# ====================================================================== quantization
-def quantize_rows(x, bits, *, quantizer: str = "stochastic", rng=None) -> np.ndarray:
-    """Quantize every row of `x` with its own bit width, all at once.
-
-    Row i with ``bits[i] >= 2`` gets the stochastic quantizer
-    (:func:`gcdesign.quantize`), ``bits[i] == 1`` the sign quantizer
-    (:func:`gcdesign.quantization.quantize_sign`); ``quantizer="none"`` returns
-    `x` unchanged. With the same generator the result equals quantizing the
-    (nonzero) rows one after the other with the reference functions.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if quantizer == "none" or x.shape[0] == 0:
-        return x.copy()
-    bits = np.asarray(bits)
-    rng = np.random.default_rng(rng)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    safe = np.where(norms > 0, norms, 1.0)
-    u = rng.random(x.shape)
-    sign_rows = bits == 1
-    s = np.where(sign_rows, 1.0, levels(np.maximum(bits, 2)))
-    y = s[:, None] * np.abs(x) / safe[:, None]
-    low = np.floor(y)
-    out = np.sign(x) * (low + (u < y - low)) * (norms / s)[:, None]
-    if sign_rows.any():
-        xs = x[sign_rows] / safe[sign_rows, None]
-        out[sign_rows] = norms[sign_rows, None] * np.where(u[sign_rows] < 0.5 * (1.0 + xs), 1.0, -1.0)
-    out[norms == 0] = 0.0
-    return out
-
-
-def message_bits(bits, dim: int, quantizer: str) -> np.ndarray:
-    """Bits of one message per worker: 32 (the norm) + b d, or 32 d unquantized; 0 if idle."""
-    if quantizer == "none":
-        return np.where(np.asarray(bits) > 0, NORM_BITS * dim, 0)
-    return np.asarray(payload_bits(bits, dim))
-
-
 # ====================================================================== stragglers
 @dataclass(frozen=True)
 class RoundTimes:
@@ -776,7 +739,7 @@ class _Rounds:
         self.quantizer = scheme.quantizer
         row_nnz = np.diff(encoding.indptr)
         self.active = (self.bits > 0) & (row_nnz > 0) if self.quantizer != "none" else row_nnz > 0
-        self.payload = message_bits(self.bits, problem.dim, self.quantizer)
+        self.payload = payload_bits(self.bits, problem.dim, self.quantizer)
         self.probs = np.asarray(scheme.straggler_probs, dtype=np.float64)
 
     def arrivals(self, rng) -> tuple[np.ndarray, float]:
@@ -963,8 +926,6 @@ __all__ = [
     "gd",
     "gradient_estimates",
     "make_problem",
-    "message_bits",
-    "quantize_rows",
     "second_moment_shrinkage",
     "seeds",
     "sgd",

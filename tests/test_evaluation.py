@@ -16,11 +16,10 @@ from gcdesign.evaluation import (
     EvaluationError,
     decoder_moments,
     expected_error,
-    message_variances,
     monte_carlo_error,
     synthetic_gradients,
 )
-from gcdesign.quantization import quantization_variance, sign_quantization_variance
+from gcdesign.quantization import quantization_variance, row_variances, sign_quantization_variance
 from gcdesign.schemes import Scheme, make_scheme
 
 
@@ -46,13 +45,13 @@ def test_message_variances_match_the_scalar_formulas():
     x = rng.standard_normal((6, 40))
     x[2] = 0.0
     bits = np.array([2, 3, 5, 4, 8, 2])
-    got = message_variances(x, bits, "stochastic")
+    got = row_variances(x, bits, "stochastic")
     want = [quantization_variance(row, int(b)) for row, b in zip(x, bits, strict=True)]
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
     np.testing.assert_allclose(
-        message_variances(x, np.ones(6, int), "sign"), [sign_quantization_variance(r) for r in x], rtol=1e-13
+        row_variances(x, np.ones(6, int), "sign"), [sign_quantization_variance(r) for r in x], rtol=1e-13
     )
-    assert np.all(message_variances(x, bits, "none") == 0)
+    assert np.all(row_variances(x, bits, "none") == 0)
 
 
 def test_fixed_decoder_closed_form_equals_enumeration():

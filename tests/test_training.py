@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from gcdesign import ClusterProfile, InputError, design
-from gcdesign.quantization import quantize, quantize_sign
+from gcdesign.quantization import payload_bits, quantize, quantize_rows, quantize_sign
 from gcdesign.schemes import Scheme
 from gcdesign.training import (
     PROBLEM_KINDS,
@@ -17,8 +17,6 @@ from gcdesign.training import (
     gd,
     gradient_estimates,
     make_problem,
-    message_bits,
-    quantize_rows,
     second_moment_shrinkage,
     sgd,
     synthetic_problem,
@@ -110,9 +108,9 @@ def test_quantize_rows_equals_reference_row_by_row():
     assert np.all(out[0] == 0)
 
 
-def test_message_bits():
-    assert message_bits([0, 1, 4], 10, "stochastic").tolist() == [0, 42, 72]
-    assert message_bits([3, 3], 10, "none").tolist() == [320, 320]
+def test_payload_bits():
+    assert payload_bits([0, 1, 4], 10, "stochastic").tolist() == [0, 42, 72]
+    assert payload_bits([3, 3], 10, "none").tolist() == [320, 320]
 
 
 # ------------------------------------------------------------------ train

@@ -1,20 +1,29 @@
-"""Codes to compare against, all behind the interface of a :class:`~gcdesign.Design`.
+"""The Scheme protocol, its one validator, and the codes to compare against.
 
-A *scheme* exposes
+A *scheme* is anything that satisfies :class:`SchemeLike` (a ``typing.Protocol``):
 
-* ``name`` (str), ``encoding`` (scipy.sparse CSR, N x K: worker i computes
-  ``x_i = sum_j encoding[i, j] g_j``), ``bits`` (int array (N,): bits per
-  coordinate of worker i's message; 1 means the sign quantizer, 0 that the
-  worker sends nothing), ``straggler_probs`` (N,), ``quantizer``
-  (``"stochastic"``, ``"sign"`` or ``"none"`` for unquantized messages);
-* ``decoding``: the fixed decoding vector (N,) when the decoder does not depend
-  on who arrived, else None;
-* ``decode_weights(arrived) -> a`` (N,): the decoder for a round in which the
-  workers flagged in the boolean mask ``arrived`` answered; the estimate is
-  ``sum_i a_i Q(x_i)`` (zero weight on the missing workers).
+* ``name`` (str);
+* ``encoding`` (scipy.sparse CSR, N x K): worker i computes ``x_i = sum_j encoding[i, j] g_j``;
+* ``bits`` (int array (N,)): bits per coordinate of worker i's message. 0: the worker is
+  idle and sends nothing; with ``quantizer="stochastic"`` every other entry is in
+  ``[2, 32]``; with ``"sign"`` it is 1; with ``"none"`` it is 32 (a float32 per coordinate,
+  the paper's count and the runtime's wire format, see :func:`gcdesign.quantization.payload_bits`);
+* ``straggler_probs`` (N,) in [0, 1];
+* ``quantizer``: one of :data:`gcdesign.quantization.QUANTIZERS`;
+* ``bucket_size``: None (one norm per message) or the bucket length ``beta >= 1`` of the
+  bucketed stochastic quantizer (docs/math.md, section 2c);
+* ``decoding``: the fixed decoding vector (N,) when the decoder does not depend on who
+  arrived, else None;
+* ``decode_weights(arrived) -> a`` (N,): the decoder for a round in which the workers
+  flagged in the boolean mask ``arrived`` answered; the estimate is ``sum_i a_i Q(x_i)``
+  (zero weight on the missing workers);
+* ``local_decoder`` (bool): True when the decoder's weights on each connected component of
+  the worker-partition graph depend only on the arrivals in that component.
 
-:class:`Scheme` is the plain implementation; :func:`make_scheme` builds the
-registered baselines by name (see :data:`SCHEMES`).
+:func:`check_scheme` is the one validator every consumer calls (evaluation, Monte Carlo,
+training, runtime, cluster, studies). :class:`Scheme` is the plain implementation (it
+checks itself when built); :class:`gcdesign.Design` satisfies the protocol too.
+:func:`make_scheme` builds the registered baselines by name (see :data:`SCHEMES`).
 """
 
 from __future__ import annotations
@@ -22,11 +31,115 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import InputError, choice
+from .._validate import InputError, choice, read_only, read_only_sparse
+from ..quantization import MAX_BITS, QUANTIZERS
+
+SCHEME_FIELDS = (
+    "name",
+    "encoding",
+    "bits",
+    "straggler_probs",
+    "quantizer",
+    "bucket_size",
+    "decoding",
+    "local_decoder",
+    "decode_weights",
+)
+
+
+@runtime_checkable
+class SchemeLike(Protocol):
+    """What a scheme is (see the module docstring for the meaning of each field)."""
+
+    name: str
+    encoding: sp.csr_array
+    bits: np.ndarray
+    straggler_probs: np.ndarray
+    quantizer: str
+    bucket_size: int | None
+    decoding: np.ndarray | None
+    local_decoder: bool
+
+    def decode_weights(self, arrived) -> np.ndarray: ...
+
+
+def check_scheme(scheme, *, name: str = "scheme"):
+    """Check that `scheme` satisfies :class:`SchemeLike` and is consistent; return it.
+
+    Raises :class:`~gcdesign._validate.InputError` naming the first field that is missing
+    or wrong (shape, range, quantizer name, bits for that quantizer, ...).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from gcdesign.schemes import Scheme
+    >>> Scheme(name="x", encoding=sp.eye_array(8, format="csr"), bits=np.full(5, 4),
+    ...        straggler_probs=np.full(8, 0.1), decoding=np.ones(8))
+    Traceback (most recent call last):
+    ...
+    gcdesign._validate.InputError: `scheme.bits` must have shape (8,) (one entry per worker), got (5,).
+    """
+    for attr in SCHEME_FIELDS:
+        if not hasattr(scheme, attr):
+            raise InputError(
+                f"`{name}` has no `{attr}`: a scheme needs {', '.join(SCHEME_FIELDS)} "
+                "(see gcdesign.schemes.SchemeLike)."
+            )
+    if not isinstance(scheme.name, str) or not scheme.name:
+        raise InputError(f"`{name}.name` must be a non-empty string, got {scheme.name!r}.")
+    enc = scheme.encoding
+    if not sp.issparse(enc) or enc.ndim != 2 or min(enc.shape) < 1:
+        raise InputError(f"`{name}.encoding` must be a two-dimensional scipy.sparse matrix (N x K).")
+    n = enc.shape[0]
+    if not np.all(np.isfinite(enc.data)):
+        raise InputError(f"`{name}.encoding` must have finite entries.")
+    for attr in ("bits", "straggler_probs"):
+        value = np.asarray(getattr(scheme, attr))
+        if value.shape != (n,):
+            raise InputError(
+                f"`{name}.{attr}` must have shape ({n},) (one entry per worker), got {value.shape}."
+            )
+    p = np.asarray(scheme.straggler_probs)
+    bad = ~((p >= 0.0) & (p <= 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"`{name}.straggler_probs[{i}]` = {float(p[i])!r} is not a probability in [0, 1].")
+    quantizer = scheme.quantizer
+    if quantizer not in QUANTIZERS:
+        raise InputError(
+            f"Unknown quantizer {quantizer!r} in `{name}`; choose one of: {', '.join(QUANTIZERS)}."
+        )
+    bits = np.asarray(scheme.bits)
+    if bits.dtype.kind not in "iu":
+        raise InputError(f"`{name}.bits` must be integers, got dtype {bits.dtype}.")
+    allowed = {"stochastic": (2, MAX_BITS), "sign": (1, 1), "none": (MAX_BITS, MAX_BITS)}[quantizer]
+    bad = (bits != 0) & ((bits < allowed[0]) | (bits > allowed[1]))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        span = f"{allowed[0]}" if allowed[0] == allowed[1] else f"in [{allowed[0]}, {allowed[1]}]"
+        raise InputError(
+            f"`{name}.bits[{i}]` = {int(bits[i])} is not allowed with quantizer {quantizer!r}: "
+            f"each entry must be 0 (idle) or {span}."
+        )
+    beta = scheme.bucket_size
+    if beta is not None and (isinstance(beta, bool) or not isinstance(beta, int | np.integer) or beta < 1):
+        raise InputError(f"`{name}.bucket_size` must be None or an integer >= 1, got {beta!r}.")
+    if beta is not None and quantizer != "stochastic":
+        raise InputError(f"`{name}.bucket_size` applies to the stochastic quantizer only, not {quantizer!r}.")
+    if scheme.decoding is not None:
+        a = np.asarray(scheme.decoding)
+        if a.shape != (n,) or not np.all(np.isfinite(a)):
+            raise InputError(f"`{name}.decoding` must be None or a finite array of shape ({n},).")
+    if not isinstance(scheme.local_decoder, bool | np.bool_):
+        raise InputError(f"`{name}.local_decoder` must be a bool, got {scheme.local_decoder!r}.")
+    if not callable(scheme.decode_weights):
+        raise InputError(f"`{name}.decode_weights` must be callable (arrived mask -> weights).")
+    return scheme
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,12 +159,17 @@ class Scheme:
         (least squares, exact-code recovery, ...). Exactly one of `decoding`
         and `decoder` is given.
     quantizer : {"stochastic", "sign", "none"}
+    bucket_size : int or None
+        Bucket length of the stochastic quantizer (None: one bucket).
     description : str
     local_decoder : bool
         True when the decoder's weights on each connected component of the
         worker-partition graph depend only on the arrivals in that component
         (least squares, one-message-per-group decoders). The exact evaluator
         then enumerates arrival patterns component by component.
+
+    The arrays are stored read-only, and the scheme is checked with
+    :func:`check_scheme` when it is built.
     """
 
     name: str
@@ -61,19 +179,23 @@ class Scheme:
     decoding: np.ndarray | None = None
     decoder: Callable[[np.ndarray], np.ndarray] | None = None
     quantizer: str = "stochastic"
+    bucket_size: int | None = None
     description: str = ""
     local_decoder: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "encoding", sp.csr_array(self.encoding))
-        object.__setattr__(self, "bits", np.asarray(self.bits, dtype=np.int64))
-        object.__setattr__(self, "straggler_probs", np.asarray(self.straggler_probs, dtype=np.float64))
+        if not sp.issparse(self.encoding):
+            raise InputError("`scheme.encoding` must be a scipy.sparse matrix (N x K).")
+        object.__setattr__(self, "encoding", read_only_sparse(self.encoding))
+        object.__setattr__(self, "bits", read_only(np.asarray(self.bits, dtype=np.int64)))
+        object.__setattr__(
+            self, "straggler_probs", read_only(np.asarray(self.straggler_probs, dtype=np.float64))
+        )
         if (self.decoding is None) == (self.decoder is None):
             raise InputError("a scheme needs exactly one of `decoding` and `decoder`.")
         if self.decoding is not None:
-            object.__setattr__(self, "decoding", np.asarray(self.decoding, dtype=np.float64))
-        if self.quantizer not in ("stochastic", "sign", "none"):
-            raise InputError(f"Unknown quantizer {self.quantizer!r}; choose stochastic, sign, none.")
+            object.__setattr__(self, "decoding", read_only(np.asarray(self.decoding, dtype=np.float64)))
+        check_scheme(self)
 
     @property
     def n_workers(self) -> int:
@@ -148,7 +270,16 @@ def make_scheme(name: str, profile, budget: int, *, rng=None, replication: int =
     return factory(profile, budget, rng=rng, replication=replication, **options)
 
 
-__all__ = ["SCHEMES", "Scheme", "SchemeEntry", "make_scheme", "register_scheme"]
+__all__ = [
+    "SCHEMES",
+    "SCHEME_FIELDS",
+    "Scheme",
+    "SchemeEntry",
+    "SchemeLike",
+    "check_scheme",
+    "make_scheme",
+    "register_scheme",
+]
 
 # importing these registers their schemes (baselines; exact-frc, exact-cyclic)
 from . import baselines, exact  # noqa: E402,F401
