@@ -308,3 +308,15 @@ def test_frc_scheme_decoder_is_local_per_group():
             alive = group[arrived[group]]
             expected[alive] = 1.0 / alive.size if alive.size else 0.0
         np.testing.assert_allclose(scheme.decode_weights(arrived), expected, atol=1e-12)
+
+
+def test_clear_code_cache_empties_the_fourier_cache():
+    clear_code_cache()
+    first = cyclic_repetition_code(7, 2)
+    cyclic_repetition_code(7, 2)  # a hit: still one code held
+    cyclic_repetition_code(8, 3)
+    cyclic_repetition_code(8, 3, construction="random", rng=0)  # random codes are never cached
+    assert clear_code_cache() == 2
+    assert clear_code_cache() == 0
+    again = cyclic_repetition_code(7, 2)  # rebuilt from scratch: the same code bit for bit
+    assert np.array_equal(first.toarray(), again.toarray()) and clear_code_cache() == 1
