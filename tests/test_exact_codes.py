@@ -10,6 +10,7 @@ import gcdesign.schemes.conditioning as conditioning_module
 import gcdesign.schemes.exact as exact_module
 import gcdesign.schemes.parity as parity_module
 from gcdesign import ClusterProfile, InputError
+from gcdesign.allocation.baselines import equal_bits
 from gcdesign.schemes import make_scheme
 from gcdesign.schemes.conditioning import condition_report, sampled_masks
 from gcdesign.schemes.decoding import least_squares_weights
@@ -17,7 +18,6 @@ from gcdesign.schemes.exact import (
     DecodingError,
     clear_code_cache,
     cyclic_repetition_code,
-    equal_bits,
     exact_decoding,
     fractional_repetition_code,
 )
@@ -276,7 +276,7 @@ def test_exact_scheme_options_and_errors():
         make_scheme("exact-cyclic", _profile(10, partitions=20), budget=30)
     with pytest.raises(InputError, match=r"\(s \+ 1\) to divide N = 10"):
         make_scheme("exact-frc", prof, budget=30, replication=3)
-    with pytest.raises(InputError, match="`budget` = 15 gives 1.5 bits per worker"):
+    with pytest.raises(InputError, match="`budget` = 15 is infeasible"):
         make_scheme("exact-frc", prof, budget=15)
     with pytest.raises(InputError, match="Unknown quantizer 'sign'"):
         make_scheme("exact-frc", prof, budget=30, quantizer="sign")
