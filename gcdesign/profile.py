@@ -371,17 +371,26 @@ def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
 MOBILENET_V3_SMALL_PARAMS = 2_542_856
 
 
-def _paper_n50() -> tuple[ClusterProfile, dict]:
-    rng = np.random.default_rng(2026)
-    rates = rng.uniform(0.01, 2.0, size=50)
-    prof = ClusterProfile.from_latency_model(
-        "shifted-exponential",
-        rates=rates,
-        deadline=1.1,
-        shift=1.0,
-        dim=MOBILENET_V3_SMALL_PARAMS,
+def paper_rates(n: int = 50, *, high: float = 2.0, rng=2026) -> np.ndarray:
+    """The paper's straggling rates ``mu_i ~ U(0.01, high)``, drawn from `rng` (2026: paper-n50's)."""
+    return np.random.default_rng(rng).uniform(0.01, high, size=positive_int("n", n))
+
+
+def paper_profile(
+    n: int = 50, *, dim: int = MOBILENET_V3_SMALL_PARAMS, high: float = 2.0, deadline: float = 1.1, rng=2026
+) -> ClusterProfile:
+    """The paper's cluster: round times ``1 + Exp(mu_i)`` (:func:`paper_rates`) against `deadline`.
+
+    The defaults give the ``paper-n50`` example; the studies vary `n`, `dim` and `high`.
+    """
+    rates = paper_rates(n, high=high, rng=rng)
+    return ClusterProfile.from_latency_model(
+        "shifted-exponential", rates=rates, deadline=deadline, shift=1.0, dim=dim
     )
-    return prof, {"bits_per_worker": 7}
+
+
+def _paper_n50() -> tuple[ClusterProfile, dict]:
+    return paper_profile(50), {"bits_per_worker": 7}
 
 
 def classes_n48_probs(mean_p: float = 0.3, ratio=(3.0, 2.0, 1.0)) -> np.ndarray:
