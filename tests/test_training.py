@@ -1,4 +1,4 @@
-"""Tests of the training harness (gcdesign/training.py)."""
+"""Tests of the training harness (gcdesign/training/)."""
 
 import math
 
@@ -7,12 +7,12 @@ import pytest
 import scipy.sparse as sp
 
 from gcdesign import ClusterProfile, InputError, design
+from gcdesign.latency import RoundTimes
 from gcdesign.quantization import payload_bits, quantize, quantize_rows, quantize_sign
 from gcdesign.schemes import Scheme
 from gcdesign.training import (
     PROBLEM_KINDS,
     Centralized,
-    RoundTimes,
     adam,
     gd,
     gradient_estimates,

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..latency import RoundTimes
 from ..training import (
     Centralized,
-    RoundTimes,
     available_schemes,
     digits_problem,
     seeds,

@@ -1,0 +1,158 @@
+r"""Optimizers of the training harness: GD, mini-batch SGD and Adam with two-track decoding.
+
+Two-track decoding (Adam, docs/math.md section 7): the first moment uses the
+decoded gradient :math:`\hat g`; the second moment uses
+:math:`\hat g' = \sum_i a'_i Q(x_i)` with :math:`a' = c\,a` and the shrinkage
+:math:`c` of :func:`second_moment_shrinkage`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validate import InputError, choice, positive_int
+from ..quantization import error_factors, resolve_kappa
+
+OPTIMIZERS = ("gd", "sgd", "adam")
+SCHEDULES = ("constant", "sqrt", "inverse")
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    r"""Optimizer settings (use :func:`gd`, :func:`sgd` or :func:`adam`).
+
+    Step size at round t (0-based): ``lr`` (``"constant"``),
+    ``lr / sqrt(1 + t / decay_scale)`` (``"sqrt"``) or ``lr / (1 + t / decay_scale)``
+    (``"inverse"``). ``batch_size`` is the mini-batch per partition (None: the
+    full partition). Adam: ``beta1, beta2, eps``; ``two_track`` turns on the
+    second-moment decoder with parameter ``lam`` (:math:`\lambda`).
+    """
+
+    method: str
+    lr: float
+    schedule: str = "constant"
+    decay_scale: float = 10.0
+    batch_size: int | None = None
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    two_track: bool = False
+    lam: float = 1.0
+
+    def __post_init__(self):
+        choice("optimizer", self.method, OPTIMIZERS)
+        choice("schedule", self.schedule, SCHEDULES)
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"`lr` must be a finite number > 0, got {self.lr!r}.")
+        if not (math.isfinite(self.decay_scale) and self.decay_scale > 0):
+            raise InputError(f"`decay_scale` must be a finite number > 0, got {self.decay_scale!r}.")
+        if self.batch_size is not None:
+            positive_int("batch_size", self.batch_size)
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise InputError("`beta1` and `beta2` must lie in [0, 1).")
+        if not self.lam > 0:
+            raise InputError(f"`lam` must be > 0, got {self.lam!r}.")
+
+    def step_size(self, t: int) -> float:
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "sqrt":
+            return self.lr / math.sqrt(1.0 + t / self.decay_scale)
+        return self.lr / (1.0 + t / self.decay_scale)
+
+    @property
+    def label(self) -> str:
+        extra = ""
+        if self.method == "adam" and self.two_track:
+            extra = f", two-track lambda={self.lam:g}"
+        batch = "" if self.batch_size is None else f", batch {self.batch_size}"
+        return f"{self.method} lr={self.lr:g} {self.schedule}{batch}{extra}"
+
+
+def gd(lr: float, *, schedule: str = "constant", decay_scale: float = 10.0) -> Optimizer:
+    """Gradient descent on the decoded full-partition gradients."""
+    return Optimizer("gd", lr, schedule=schedule, decay_scale=decay_scale)
+
+
+def sgd(
+    lr: float, *, batch_size: int = 8, schedule: str = "constant", decay_scale: float = 10.0
+) -> Optimizer:
+    """Mini-batch SGD: every partition gradient from `batch_size` samples."""
+    return Optimizer("sgd", lr, schedule=schedule, decay_scale=decay_scale, batch_size=batch_size)
+
+
+def adam(
+    lr: float,
+    *,
+    two_track: bool = True,
+    lam: float = 1.0,
+    batch_size: int | None = None,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    schedule: str = "constant",
+    decay_scale: float = 10.0,
+) -> Optimizer:
+    """Adam; with `two_track` the second moment uses the shrunken decoder (docs/math.md, 7)."""
+    return Optimizer(
+        "adam",
+        lr,
+        schedule=schedule,
+        decay_scale=decay_scale,
+        batch_size=batch_size,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        two_track=two_track,
+        lam=lam,
+    )
+
+
+def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int | None = None) -> float:
+    r"""The factor c of the two-track decoder :math:`a' = c\,a` (docs/math.md, section 7).
+
+    For a :class:`~gcdesign.Design` (exactly the paper's closed form)
+
+    .. math::  c = \frac{\lambda S}{1 + \lambda S}, \qquad S = \sum_i u_i = K^2 / \text{bound}.
+
+    For another scheme with a fixed decoder ``a`` and the stochastic
+    quantizer, the same objective restricted to :math:`a' = c\,a`,
+    :math:`\lambda (c E - K)^2 + c^2 V` with
+    :math:`E = \sum_i (1 - p_i) a_i s_i`, :math:`V = \sum_i a_i^2 s_i^2 (1 - p_i)(p_i + \delta_i)`,
+    :math:`s_i = \sum_j b_{ij}` and :math:`\delta_i` from the balanced kappa
+    policy at the scheme's own budget, gives :math:`c = \lambda K E / (\lambda E^2 + V)`
+    (equal to the closed form for a design). Arrival-dependent decoders, the
+    sign quantizer and unquantized schemes get ``c = 1`` (two-track off).
+    """
+    lam = float(lam)
+    if not lam > 0:
+        raise InputError(f"`lam` must be a number > 0 (or math.inf), got {lam!r}.")
+    if math.isinf(lam):
+        return 1.0
+    from ..design import Design
+
+    if isinstance(scheme, Design):
+        total_utility = scheme.partitions**2 / scheme.bound
+        return lam * total_utility / (1.0 + lam * total_utility)
+    decoding = getattr(scheme, "decoding", None)
+    if decoding is None or getattr(scheme, "quantizer", "none") != "stochastic":
+        return 1.0
+    bits = np.asarray(scheme.bits)
+    if np.any((bits > 0) & (bits < 2)) or dim is None:
+        return 1.0
+    p = np.asarray(scheme.straggler_probs, dtype=np.float64)
+    active = bits > 0
+    kappa = resolve_kappa("balanced", p[active], float(bits[active].sum()), dim)
+    delta = np.where(active, error_factors(bits, kappa, dim), 0.0)  # idle: no message, no error
+    row_sums = np.asarray(sp.csr_array(scheme.encoding).sum(axis=1)).ravel()
+    a = np.asarray(decoding, dtype=np.float64)
+    K = scheme.encoding.shape[1]
+    E = float(np.sum((1.0 - p) * a * row_sums))
+    V = float(np.sum(a**2 * row_sums**2 * (1.0 - p) * (p + delta)))
+    if E <= 0 or lam * E * E + V <= 0:
+        return 1.0
+    return lam * K * E / (lam * E * E + V)
