@@ -26,9 +26,8 @@ import scipy.sparse as sp
 from .._validate import InputError, positive_int
 from ..latency import RoundTimes
 from ..quantization import payload_bits, quantize_rows
-from .optimizers import Optimizer, second_moment_shrinkage
+from .optimizers import Optimizer, shrinkage_factor
 from .problems import Problem
-from .schemes import Centralized
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,64 +102,69 @@ class History:
 
 # ====================================================================== the loop
 class _Rounds:
-    """Draws arrivals, encodes, quantizes and decodes: one gradient estimate per call."""
+    """Draws arrivals, encodes, quantizes and decodes: one gradient estimate per call.
+
+    The same code for every scheme (:class:`gcdesign.schemes.SchemeLike`, checked once
+    here). A worker with ``p_i = 0`` never straggles by the scheme's own account, so
+    the master waits for it: with round times it arrives whenever it finishes and the
+    round lasts until it has (the centralized reference has ``p = 0`` everywhere and
+    waits for everyone); without round times nothing is drawn when no worker can
+    straggle.
+    """
 
     def __init__(self, problem: Problem, scheme, stragglers: RoundTimes | None):
+        from ..schemes import check_scheme
+
+        check_scheme(scheme)
         self.problem = problem
         self.scheme = scheme
-        self.centralized = isinstance(scheme, Centralized)
-        n_workers = scheme.n_workers if hasattr(scheme, "n_workers") else scheme.encoding.shape[0]
-        self.n_workers = int(n_workers)
+        encoding = scheme.encoding
+        self.n_workers, partitions = (int(size) for size in encoding.shape)
         if stragglers is not None and len(stragglers.rates) != self.n_workers:
             raise InputError(
                 f"`stragglers` has {len(stragglers.rates)} rates but the scheme has {self.n_workers} workers."
             )
         self.stragglers = stragglers
-        if self.centralized:
-            if scheme.partitions != problem.partitions:
-                raise InputError(
-                    f"the profile has K = {scheme.partitions} partitions, the problem {problem.partitions}."
-                )
-            return
-        encoding = sp.csr_array(scheme.encoding)
-        if encoding.shape[1] != problem.partitions:
+        if partitions != problem.partitions:
             raise InputError(
-                f"the scheme {scheme.name!r} encodes K = {encoding.shape[1]} partitions but the problem "
+                f"the scheme {scheme.name!r} encodes K = {partitions} partitions but the problem "
                 f"has {problem.partitions}; build the profile with partitions={problem.partitions}."
             )
+        encoding = sp.csr_array(encoding)
         small = encoding.shape[0] * encoding.shape[1] <= 4_000_000
         self.encoding = encoding.toarray() if small else encoding
         self.bits = np.asarray(scheme.bits, dtype=np.int64)
         self.quantizer = scheme.quantizer
-        row_nnz = np.diff(encoding.indptr)
-        self.active = (self.bits > 0) & (row_nnz > 0) if self.quantizer != "none" else row_nnz > 0
-        self.payload = payload_bits(self.bits, problem.dim, self.quantizer)
+        self.bucket_size = scheme.bucket_size
+        self.active = (self.bits > 0) & (np.diff(encoding.indptr) > 0)
+        self.payload = payload_bits(self.bits, problem.dim, self.quantizer, self.bucket_size)
         self.probs = np.asarray(scheme.straggler_probs, dtype=np.float64)
+        self.waited = self.probs == 0
 
     def arrivals(self, rng) -> tuple[np.ndarray, float]:
         """Arrival mask and the round's simulated duration."""
         if self.stragglers is None:
-            if self.centralized:
+            if self.waited.all():
                 return np.ones(self.n_workers, dtype=bool), 1.0
             return rng.random(self.n_workers) >= self.probs, 1.0
         st = self.stragglers
         times = st.shift + rng.exponential(1.0 / np.asarray(st.rates))
-        if self.centralized:
-            return np.ones(self.n_workers, dtype=bool), float(times.max())
-        return times <= st.deadline, float(min(st.deadline, times.max()))
+        arrived = (times <= st.deadline) | self.waited
+        duration = max(min(st.deadline, float(times.max())), float(times[self.waited].max(initial=0.0)))
+        return arrived, duration
 
     def estimate(self, w, optimizer_batch, rng) -> tuple[np.ndarray, int, int, float]:
         """One round: (decoded gradient, bits delivered, workers arrived, duration)."""
         arrived, duration = self.arrivals(rng)
         grads = self.problem.partition_gradients(w, batch_size=optimizer_batch, rng=rng)
-        if self.centralized:
-            return grads.sum(axis=0), 0, self.n_workers, duration
         senders = arrived & self.active
         weights = self.scheme.decode_weights(arrived)
         use = senders & (weights != 0)
         idx = np.flatnonzero(use)
         coded = self.encoding[idx] @ grads
-        quantized = quantize_rows(coded, self.bits[idx], quantizer=self.quantizer, rng=rng)
+        quantized = quantize_rows(
+            coded, self.bits[idx], quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
+        )
         estimate = weights[idx] @ quantized
         return estimate, int(self.payload[senders].sum()), int(arrived.sum()), duration
 
@@ -180,9 +184,10 @@ def train(
     Parameters
     ----------
     problem : Problem
-    scheme : Design, Scheme or Centralized
-        Anything with the scheme interface (:mod:`gcdesign.schemes`) whose
-        encoding has ``problem.partitions`` columns; see :func:`training_scheme`.
+    scheme : SchemeLike
+        Anything that satisfies :class:`gcdesign.schemes.SchemeLike` (a Design, a
+        Scheme, the :class:`Centralized` reference, ...) whose encoding has
+        ``problem.partitions`` columns; see :func:`training_scheme`.
     steps : int
         Number of rounds (optimizer updates).
     optimizer : Optimizer
@@ -220,8 +225,8 @@ def train(
     if w.shape != (problem.dim,):
         raise InputError(f"`x0` must have shape ({problem.dim},), got {w.shape}.")
     shrink = 1.0
-    if optimizer.method == "adam" and optimizer.two_track and not rounds.centralized:
-        shrink = second_moment_shrinkage(scheme, optimizer.lam, dim=problem.dim)
+    if optimizer.method == "adam" and optimizer.two_track:
+        shrink = shrinkage_factor(scheme, optimizer.lam, problem.dim)
     loss = np.empty(steps + 1)
     grad_norm = np.empty(steps + 1)
     distance = None if problem.optimum is None else np.empty(steps + 1)
@@ -260,7 +265,7 @@ def train(
             clock[t + 2 :] = clock[t + 1]
             break
     return History(
-        scheme=str(getattr(scheme, "name", type(scheme).__name__)),
+        scheme=scheme.name,
         optimizer=optimizer.label,
         problem=problem.name,
         loss=loss,

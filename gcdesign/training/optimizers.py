@@ -112,44 +112,44 @@ def adam(
     )
 
 
-def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int | None = None) -> float:
+def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int) -> float:
     r"""The factor c of the two-track decoder :math:`a' = c\,a` (docs/math.md, section 7).
 
-    For a :class:`~gcdesign.Design` (exactly the paper's closed form)
-
-    .. math::  c = \frac{\lambda S}{1 + \lambda S}, \qquad S = \sum_i u_i = K^2 / \text{bound}.
-
-    For another scheme with a fixed decoder ``a`` and the stochastic
-    quantizer, the same objective restricted to :math:`a' = c\,a`,
+    For a scheme with a fixed decoder ``a`` and the stochastic quantizer, the
+    objective of section 7 restricted to :math:`a' = c\,a`,
     :math:`\lambda (c E - K)^2 + c^2 V` with
     :math:`E = \sum_i (1 - p_i) a_i s_i`, :math:`V = \sum_i a_i^2 s_i^2 (1 - p_i)(p_i + \delta_i)`,
     :math:`s_i = \sum_j b_{ij}` and :math:`\delta_i` from the balanced kappa
-    policy at the scheme's own budget, gives :math:`c = \lambda K E / (\lambda E^2 + V)`
-    (equal to the closed form for a design). Arrival-dependent decoders, the
-    sign quantizer and unquantized schemes get ``c = 1`` (two-track off).
+    policy at the scheme's own budget and dimension `dim`, gives
+    :math:`c = \lambda K E / (\lambda E^2 + V)`. For a :class:`~gcdesign.Design`
+    built with the balanced kappa policy and no idle worker, (U) gives :math:`E = K` and
+    :math:`V = K^2 / S`, so this is the paper's closed form
+
+    .. math::  c = \frac{\lambda S}{1 + \lambda S}, \qquad S = \sum_i u_i = K^2 / \text{bound}.
+
+    Arrival-dependent decoders, the sign quantizer and unquantized schemes get
+    ``c = 1`` (two-track off), as does :math:`\lambda = \infty`.
     """
     lam = float(lam)
     if not lam > 0:
         raise InputError(f"`lam` must be a number > 0 (or math.inf), got {lam!r}.")
-    if math.isinf(lam):
-        return 1.0
-    from ..design import Design
+    dim = positive_int("dim", dim)
+    from ..schemes import check_scheme
 
-    if isinstance(scheme, Design):
-        total_utility = scheme.partitions**2 / scheme.bound
-        return lam * total_utility / (1.0 + lam * total_utility)
-    decoding = getattr(scheme, "decoding", None)
-    if decoding is None or getattr(scheme, "quantizer", "none") != "stochastic":
+    return shrinkage_factor(check_scheme(scheme), lam, dim)
+
+
+def shrinkage_factor(scheme, lam: float, dim: int) -> float:
+    """:func:`second_moment_shrinkage` on checked inputs (the round loop's call)."""
+    if math.isinf(lam) or scheme.decoding is None or scheme.quantizer != "stochastic":
         return 1.0
     bits = np.asarray(scheme.bits)
-    if np.any((bits > 0) & (bits < 2)) or dim is None:
-        return 1.0
     p = np.asarray(scheme.straggler_probs, dtype=np.float64)
     active = bits > 0
     kappa = resolve_kappa("balanced", p[active], float(bits[active].sum()), dim)
     delta = np.where(active, error_factors(bits, kappa, dim), 0.0)  # idle: no message, no error
     row_sums = np.asarray(sp.csr_array(scheme.encoding).sum(axis=1)).ravel()
-    a = np.asarray(decoding, dtype=np.float64)
+    a = np.asarray(scheme.decoding, dtype=np.float64)
     K = scheme.encoding.shape[1]
     E = float(np.sum((1.0 - p) * a * row_sums))
     V = float(np.sum(a**2 * row_sums**2 * (1.0 - p) * (p + delta)))

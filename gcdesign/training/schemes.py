@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
+from .._validate import read_only, read_only_sparse
 from ..profile import ClusterProfile
+from ..quantization import MAX_BITS
 
 #: The schemes the harness knows by name, in plotting order. All but
 #: ``"centralized"`` and ``"joint"`` come from :func:`gcdesign.schemes.make_scheme`.
@@ -28,17 +31,50 @@ TRAINING_SCHEMES = (
 class Centralized:
     """The ideal reference: the exact gradient every round, no stragglers, no quantization.
 
-    It still carries the profile so the simulated clock can charge it the
-    wait-for-everyone round time (see :class:`RoundTimes`).
+    A scheme like any other (it satisfies :class:`gcdesign.schemes.SchemeLike`): the
+    uncoded layout of the profile's N workers and K partitions (partition j is held by
+    worker ``j N // K`` alone), ``straggler_probs`` 0, ``quantizer`` ``"none"`` with 32
+    bits per coordinate (0 for a worker that holds no partition), one bucket, and the
+    fixed decoding 1 on every worker that holds data, so ``sum_i a_i x_i = sum_j g_j``.
+    Every worker has ``p_i = 0``, so the round loop waits for all of them: with
+    :class:`gcdesign.latency.RoundTimes` a round lasts ``max_i T_i``.
+
+    Examples
+    --------
+    >>> from gcdesign import ClusterProfile
+    >>> from gcdesign.schemes import check_scheme
+    >>> ref = check_scheme(Centralized(ClusterProfile([0.1, 0.5, 0.2], dim=4, partitions=6)))
+    >>> ref.encoding.toarray().astype(int).tolist()
+    [[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]
+    >>> ref.bits.tolist(), ref.straggler_probs.tolist(), ref.quantizer
+    ([32, 32, 32], [0.0, 0.0, 0.0], 'none')
     """
 
     profile: ClusterProfile
-    name = "centralized"
-    quantizer = "none"
+    name: str = "centralized"
+    encoding: sp.csr_array = field(init=False)
+    bits: np.ndarray = field(init=False)
+    straggler_probs: np.ndarray = field(init=False)
+    quantizer: str = field(init=False)
+    bucket_size: int | None = field(init=False)
+    decoding: np.ndarray = field(init=False)
+    local_decoder: bool = field(init=False)
 
-    @property
-    def straggler_probs(self) -> np.ndarray:
-        return np.zeros(self.profile.n_workers)
+    def __post_init__(self):
+        n, k = self.profile.n_workers, self.profile.partitions
+        owner = np.arange(k) * n // k
+        encoding = sp.csr_array((np.ones(k), (owner, np.arange(k))), shape=(n, k))
+        holds = np.bincount(owner, minlength=n) > 0
+        object.__setattr__(self, "encoding", read_only_sparse(encoding))
+        object.__setattr__(self, "bits", read_only(np.where(holds, MAX_BITS, 0)))
+        object.__setattr__(self, "straggler_probs", read_only(np.zeros(n)))
+        object.__setattr__(self, "decoding", read_only(holds.astype(np.float64)))
+        object.__setattr__(self, "quantizer", "none")
+        object.__setattr__(self, "bucket_size", None)
+        object.__setattr__(self, "local_decoder", True)  # a fixed decoder is local
+        from ..schemes import check_scheme
+
+        check_scheme(self, name="centralized")
 
     @property
     def n_workers(self) -> int:
@@ -47,6 +83,10 @@ class Centralized:
     @property
     def partitions(self) -> int:
         return self.profile.partitions
+
+    def decode_weights(self, arrived) -> np.ndarray:
+        """The fixed decoding on the workers flagged in `arrived` (0 elsewhere)."""
+        return np.where(np.asarray(arrived, dtype=bool), self.decoding, 0.0)
 
 
 def training_scheme(
