@@ -14,6 +14,12 @@ Each round of :func:`train`:
 3. the master decodes :math:`\hat g = \sum_i a_i Q(x_i)` with
    ``a = scheme.decode_weights(arrived)`` and takes an optimizer step
    (:mod:`gcdesign.training.optimizers`).
+
+With ``error_feedback=True`` (docs/math.md, section 12) every worker that holds
+data keeps a residual :math:`e_i`, sends :math:`Q(x_i + e_i)` and sets
+:math:`e_i \leftarrow v_i - Q(v_i)` every round, whether or not its message
+arrives (:class:`ErrorFeedback`); any scheme takes the option, and a study names
+the variant ``"<scheme>+ef"`` (:func:`gcdesign.training.schemes.scheme_variant`).
 """
 
 from __future__ import annotations
@@ -26,8 +32,12 @@ import scipy.sparse as sp
 from .._validate import InputError, positive_int
 from ..latency import RoundTimes
 from ..quantization import payload_bits, quantize_rows
-from .optimizers import Optimizer, shrinkage_factor
+from .mlp import MLPProblem
+from .optimizers import Optimizer, make_step, shrinkage_factor
 from .problems import Problem
+from .schemes import EF_SUFFIX
+
+PROBLEM_TYPES = (Problem, MLPProblem)
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,8 +47,9 @@ class History:
     Attributes
     ----------
     scheme, optimizer, problem : str
+        ``scheme`` is the scheme's name, with ``"+ef"`` appended under error feedback.
     loss : ndarray (steps + 1,)
-        :math:`f(w_t)`.
+        :math:`f(w_t)` (on the training split).
     grad_norm : ndarray (steps + 1,)
         :math:`\\|\\nabla f(w_t)\\|_2` (the true gradient).
     distance : ndarray (steps + 1,) or None
@@ -46,12 +57,17 @@ class History:
     bits : ndarray of int (steps + 1,)
         Bits delivered to the master in round t (the messages that arrived; 0 at t = 0).
     wall_clock : ndarray (steps + 1,)
-        Cumulative simulated time (see :class:`RoundTimes`).
+        Cumulative simulated time (see :class:`gcdesign.latency.RoundTimes`).
     arrived : ndarray of int (steps + 1,)
         Workers that arrived in round t.
     optimal_loss : float or None
     shrinkage : float
         The two-track factor c of the run (1: two-track off).
+    test_accuracy : ndarray (steps + 1,) or None
+        Accuracy on the problem's held-out split (None when it has none).
+    error_feedback : bool
+    residual_norm : ndarray (steps + 1,) or None
+        Under error feedback, :math:`(\\sum_i \\|e_i\\|^2)^{1/2}` after round t; else None.
     """
 
     scheme: str
@@ -65,6 +81,9 @@ class History:
     arrived: np.ndarray
     optimal_loss: float | None = None
     shrinkage: float = 1.0
+    test_accuracy: np.ndarray | None = None
+    error_feedback: bool = False
+    residual_norm: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -81,26 +100,71 @@ class History:
         return None if self.optimal_loss is None else self.loss - self.optimal_loss
 
     def as_rows(self) -> list[dict]:
-        """One dict per round (for CSV files)."""
+        """One dict per round (for CSV files); the same keys always, None where not applicable."""
         total = self.total_bits
-        rows = []
-        for t in range(self.loss.size):
-            rows.append(
-                {
-                    "round": t,
-                    "loss": float(self.loss[t]),
-                    "grad_norm": float(self.grad_norm[t]),
-                    "distance": None if self.distance is None else float(self.distance[t]),
-                    "bits": int(self.bits[t]),
-                    "total_bits": int(total[t]),
-                    "wall_clock": float(self.wall_clock[t]),
-                    "arrived": int(self.arrived[t]),
-                }
-            )
-        return rows
+
+        def at(values, t):
+            return None if values is None else float(values[t])
+
+        return [
+            {
+                "round": t,
+                "loss": float(self.loss[t]),
+                "grad_norm": float(self.grad_norm[t]),
+                "distance": at(self.distance, t),
+                "bits": int(self.bits[t]),
+                "total_bits": int(total[t]),
+                "wall_clock": float(self.wall_clock[t]),
+                "arrived": int(self.arrived[t]),
+                "test_accuracy": at(self.test_accuracy, t),
+                "residual_norm": at(self.residual_norm, t),
+            }
+            for t in range(self.loss.size)
+        ]
 
 
 # ====================================================================== the loop
+class ErrorFeedback:
+    r"""The workers' residuals under error feedback (docs/math.md, section 12).
+
+    Every worker in `rows` (those that hold data and send bits) keeps
+    :math:`e_i \in R^d`, zero at the start. Each round it computes
+    :math:`v_i = x_i + e_i`, sends :math:`Q_{b_i}(v_i)` and keeps
+    :math:`e_i \leftarrow v_i - Q_{b_i}(v_i)`, whether or not the message arrives:
+    a lost message takes its residual with it. All the rows are quantized in one
+    call, in worker order (the uniforms of one ``rng.random((len(rows), d))``).
+    """
+
+    def __init__(self, rows, bits, dim: int, *, quantizer: str, bucket_size: int | None):
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.bits = np.asarray(bits, dtype=np.int64)[self.rows]
+        self.quantizer = quantizer
+        self.bucket_size = bucket_size
+        self.residuals = np.zeros((self.rows.size, dim))
+
+    def messages(self, encoding, grads, use, rng) -> np.ndarray:
+        """The quantized messages of the workers flagged in `use` (in worker order); updates every residual.
+
+        `use` must be a subset of `rows`. The used workers' ``x_i`` are computed as
+        ``encoding[use] @ grads``, like the round loop without error feedback, so that
+        with ``quantizer="none"`` (where ``e_i`` stays 0) the decoded gradient is bitwise the same.
+        """
+        used = np.asarray(use, dtype=bool)[self.rows]
+        coded = np.empty_like(self.residuals)
+        coded[used] = encoding[self.rows[used]] @ grads
+        coded[~used] = encoding[self.rows[~used]] @ grads
+        sent = coded + self.residuals
+        quantized = quantize_rows(
+            sent, self.bits, quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
+        )
+        self.residuals = sent - quantized
+        return quantized[used]
+
+    @property
+    def norm(self) -> float:
+        return float(np.sqrt(np.einsum("ij,ij->", self.residuals, self.residuals)))
+
+
 class _Rounds:
     """Draws arrivals, encodes, quantizes and decodes: one gradient estimate per call.
 
@@ -112,7 +176,7 @@ class _Rounds:
     straggle.
     """
 
-    def __init__(self, problem: Problem, scheme, stragglers: RoundTimes | None):
+    def __init__(self, problem, scheme, stragglers: RoundTimes | None, *, error_feedback: bool = False):
         from ..schemes import check_scheme
 
         check_scheme(scheme)
@@ -140,6 +204,12 @@ class _Rounds:
         self.payload = payload_bits(self.bits, problem.dim, self.quantizer, self.bucket_size)
         self.probs = np.asarray(scheme.straggler_probs, dtype=np.float64)
         self.waited = self.probs == 0
+        self.feedback = None
+        if error_feedback:
+            self.feedback = ErrorFeedback(
+                np.flatnonzero(self.active), self.bits, problem.dim,
+                quantizer=self.quantizer, bucket_size=self.bucket_size,
+            )
 
     def arrivals(self, rng) -> tuple[np.ndarray, float]:
         """Arrival mask and the round's simulated duration."""
@@ -161,16 +231,55 @@ class _Rounds:
         weights = self.scheme.decode_weights(arrived)
         use = senders & (weights != 0)
         idx = np.flatnonzero(use)
-        coded = self.encoding[idx] @ grads
-        quantized = quantize_rows(
-            coded, self.bits[idx], quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
-        )
+        if self.feedback is None:
+            coded = self.encoding[idx] @ grads
+            quantized = quantize_rows(
+                coded, self.bits[idx], quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
+            )
+        else:
+            quantized = self.feedback.messages(self.encoding, grads, use, rng)
         estimate = weights[idx] @ quantized
         return estimate, int(self.payload[senders].sum()), int(arrived.sum()), duration
 
 
+class _Record:
+    """The per-round arrays of a :class:`History` being filled in."""
+
+    def __init__(self, problem, steps: int, *, error_feedback: bool):
+        self.problem = problem
+        size = steps + 1
+        self.loss = np.empty(size)
+        self.grad_norm = np.empty(size)
+        self.distance = None if problem.optimum is None else np.empty(size)
+        self.bits = np.zeros(size, dtype=np.int64)
+        self.clock = np.zeros(size)
+        self.arrived = np.zeros(size, dtype=np.int64)
+        held_out = problem.test_accuracy(problem.initial_point()) is not None
+        self.accuracy = np.full(size, np.nan) if held_out else None
+        self.residual_norm = np.zeros(size) if error_feedback else None
+
+    def model(self, t: int, w) -> bool:
+        """Record the model after round t; False when the loss is no longer finite."""
+        self.loss[t], gradient = self.problem.loss_and_gradient(w)
+        self.grad_norm[t] = np.linalg.norm(gradient)
+        if self.distance is not None:
+            self.distance[t] = np.linalg.norm(w - self.problem.optimum)
+        if self.accuracy is not None:
+            self.accuracy[t] = self.problem.test_accuracy(w)
+        return bool(np.isfinite(self.loss[t]))
+
+    def stop_after(self, t: int) -> None:
+        """The run diverged at round t: keep the record honest for the rounds not run."""
+        for values in (self.loss, self.grad_norm, self.distance):
+            if values is not None:
+                values[t + 1 :] = np.inf
+        if self.accuracy is not None:
+            self.accuracy[t + 1 :] = np.nan
+        self.clock[t + 1 :] = self.clock[t]
+
+
 def train(
-    problem: Problem,
+    problem,
     scheme,
     *,
     steps: int,
@@ -178,12 +287,15 @@ def train(
     rng=None,
     stragglers: RoundTimes | None = None,
     x0=None,
+    error_feedback: bool = False,
 ) -> History:
     """Run `steps` rounds of `optimizer` on `problem` with gradients coded by `scheme`.
 
     Parameters
     ----------
-    problem : Problem
+    problem : Problem or MLPProblem
+        A convex problem (:mod:`gcdesign.training.problems`) or an MLP
+        (:mod:`gcdesign.training.mlp`).
     scheme : SchemeLike
         Anything that satisfies :class:`gcdesign.schemes.SchemeLike` (a Design, a
         Scheme, the :class:`Centralized` reference, ...) whose encoding has
@@ -198,7 +310,9 @@ def train(
     stragglers : RoundTimes, optional
         Draw round times against a deadline instead of Bernoulli arrivals.
     x0 : array_like, optional
-        Initial model (default zeros).
+        Initial model (default: the problem's initial point, zeros for a convex problem).
+    error_feedback : bool
+        Every worker keeps a residual and sends ``Q(x_i + e_i)`` (docs/math.md, section 12).
 
     Returns
     -------
@@ -213,74 +327,61 @@ def train(
     >>> hist = train(prob, code, steps=50, optimizer=gd(0.3), rng=1)
     >>> bool(hist.loss[-1] < hist.loss[0])
     True
+    >>> ef = train(prob, code, steps=50, optimizer=gd(0.3), rng=1, error_feedback=True)
+    >>> ef.scheme, bool(ef.loss[-1] < ef.loss[0])
+    ('joint+ef', True)
     """
-    if not isinstance(problem, Problem):
-        raise InputError("`problem` must be a Problem (see make_problem, digits_problem, synthetic_problem).")
+    if not isinstance(problem, PROBLEM_TYPES):
+        raise InputError(
+            "`problem` must be a Problem or an MLPProblem (see make_problem, digits_problem, "
+            "synthetic_problem, mlp_problem, digits_mlp_problem, synthetic_mlp_problem)."
+        )
     if not isinstance(optimizer, Optimizer):
         raise InputError("`optimizer` must be an Optimizer (use gd(...), sgd(...) or adam(...)).")
+    if not isinstance(error_feedback, bool | np.bool_):
+        raise InputError(f"`error_feedback` must be True or False, got {error_feedback!r}.")
     steps = positive_int("steps", steps)
     rng = np.random.default_rng(rng)
-    rounds = _Rounds(problem, scheme, stragglers)
+    rounds = _Rounds(problem, scheme, stragglers, error_feedback=bool(error_feedback))
     w = problem.initial_point() if x0 is None else np.array(x0, dtype=np.float64)
     if w.shape != (problem.dim,):
         raise InputError(f"`x0` must have shape ({problem.dim},), got {w.shape}.")
     shrink = 1.0
     if optimizer.method == "adam" and optimizer.two_track:
         shrink = shrinkage_factor(scheme, optimizer.lam, problem.dim)
-    loss = np.empty(steps + 1)
-    grad_norm = np.empty(steps + 1)
-    distance = None if problem.optimum is None else np.empty(steps + 1)
-    bits = np.zeros(steps + 1, dtype=np.int64)
-    clock = np.zeros(steps + 1)
-    arrived = np.zeros(steps + 1, dtype=np.int64)
-
-    def record(t: int) -> None:
-        loss[t] = problem.loss(w)
-        grad_norm[t] = np.linalg.norm(problem.gradient(w))
-        if distance is not None:
-            distance[t] = np.linalg.norm(w - problem.optimum)
-
-    record(0)
-    m = np.zeros_like(w)
-    v = np.zeros_like(w)
+    step = make_step(optimizer, problem.dim, shrink)
+    record = _Record(problem, steps, error_feedback=bool(error_feedback))
+    record.model(0, w)
     batch = optimizer.batch_size if optimizer.method != "gd" else None
     for t in range(steps):
-        estimate, bits[t + 1], arrived[t + 1], duration = rounds.estimate(w, batch, rng)
-        clock[t + 1] = clock[t] + duration
-        lr = optimizer.step_size(t)
-        if optimizer.method == "adam":
-            m = optimizer.beta1 * m + (1 - optimizer.beta1) * estimate
-            v = optimizer.beta2 * v + (1 - optimizer.beta2) * np.square(shrink * estimate)
-            m_hat = m / (1 - optimizer.beta1 ** (t + 1))
-            v_hat = v / (1 - optimizer.beta2 ** (t + 1))
-            w = w - lr * m_hat / (np.sqrt(v_hat) + optimizer.eps)
-        else:
-            w = w - lr * estimate
-        record(t + 1)
-        if not np.isfinite(loss[t + 1]):  # diverged: keep the record honest and stop computing
-            loss[t + 2 :] = np.inf
-            grad_norm[t + 2 :] = np.inf
-            if distance is not None:
-                distance[t + 2 :] = np.inf
-            clock[t + 2 :] = clock[t + 1]
+        estimate, record.bits[t + 1], record.arrived[t + 1], duration = rounds.estimate(w, batch, rng)
+        record.clock[t + 1] = record.clock[t] + duration
+        if rounds.feedback is not None:
+            record.residual_norm[t + 1] = rounds.feedback.norm
+        w = step(w, estimate, t)
+        if not record.model(t + 1, w):  # diverged: stop computing
+            record.stop_after(t + 1)
             break
     return History(
-        scheme=scheme.name,
+        scheme=scheme.name + (EF_SUFFIX if error_feedback else ""),
         optimizer=optimizer.label,
         problem=problem.name,
-        loss=loss,
-        grad_norm=grad_norm,
-        distance=distance,
-        bits=bits,
-        wall_clock=clock,
-        arrived=arrived,
+        loss=record.loss,
+        grad_norm=record.grad_norm,
+        distance=record.distance,
+        bits=record.bits,
+        wall_clock=record.clock,
+        arrived=record.arrived,
         optimal_loss=problem.optimal_loss,
         shrinkage=shrink,
+        test_accuracy=record.accuracy,
+        error_feedback=bool(error_feedback),
+        residual_norm=record.residual_norm,
     )
 
 
 def gradient_estimates(
-    problem: Problem,
+    problem,
     scheme,
     w,
     *,

@@ -112,6 +112,28 @@ def adam(
     )
 
 
+def make_step(optimizer: Optimizer, dim: int, shrink: float = 1.0):
+    """The update rule of one run: ``step(w, estimate, t) -> w_next`` (Adam keeps its moments).
+
+    GD and SGD: ``w - lr_t * estimate``. Adam: the moments of the decoded gradient,
+    the second one of ``shrink * estimate`` (two-track decoding, section 7), with
+    the usual bias corrections.
+    """
+    if optimizer.method != "adam":
+        return lambda w, estimate, t: w - optimizer.step_size(t) * estimate
+    beta1, beta2 = optimizer.beta1, optimizer.beta2
+    moments = {"m": np.zeros(dim), "v": np.zeros(dim)}
+
+    def adam_step(w, estimate, t):
+        m = moments["m"] = beta1 * moments["m"] + (1 - beta1) * estimate
+        v = moments["v"] = beta2 * moments["v"] + (1 - beta2) * np.square(shrink * estimate)
+        m_hat = m / (1 - beta1 ** (t + 1))
+        v_hat = v / (1 - beta2 ** (t + 1))
+        return w - optimizer.step_size(t) * m_hat / (np.sqrt(v_hat) + optimizer.eps)
+
+    return adam_step
+
+
 def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int) -> float:
     r"""The factor c of the two-track decoder :math:`a' = c\,a` (docs/math.md, section 7).
 

@@ -111,6 +111,14 @@ class Problem:
             resid = _residual(self.kind, z, self.targets)
         return (self.features.T @ resid).ravel() / self.n_samples + self.reg * w
 
+    def loss_and_gradient(self, w) -> tuple[float, np.ndarray]:
+        """``(f(w), grad f(w))``."""
+        return self.loss(w), self.gradient(w)
+
+    def test_accuracy(self, w) -> None:
+        """None: the convex problems keep no held-out split (their reference is the optimum)."""
+        return None
+
     def partition_gradients(self, w, *, batch_size: int | None = None, rng=None) -> np.ndarray:
         r"""The K partition gradients :math:`g_j(w)`, array (K, dim).
 
@@ -151,7 +159,7 @@ class Problem:
             s = _sigmoid(z)
             inner = s * (1.0 - s) * xv
         else:
-            prob = _softmax(z)
+            prob = softmax(z)
             inner = prob * xv - prob * np.sum(prob * xv, axis=1, keepdims=True)
         return (X.T @ inner).ravel() / self.n_samples + self.reg * v
 
@@ -166,7 +174,8 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for large |z|
 
 
-def _softmax(z):
+def softmax(z):
+    """Row-wise softmax over the last axis (stable)."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -177,7 +186,7 @@ def _residual(kind: str, z, targets):
         return z - targets
     if kind == "logistic":
         return _sigmoid(z) - targets
-    return _softmax(z) - targets
+    return softmax(z) - targets
 
 
 def make_problem(
@@ -209,13 +218,9 @@ def make_problem(
         Compute the optimum (exact for least squares, Newton-CG otherwise).
     """
     choice("problem kind", kind, PROBLEM_KINDS)
-    X = np.asarray(features, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] == 0 or not np.all(np.isfinite(X)):
-        raise InputError("`features` must be a finite 2-D array (samples x features) with at least one row.")
+    X = check_features(features)
     n = X.shape[0]
-    K = positive_int("partitions", partitions)
-    if K > n:
-        raise InputError(f"`partitions` = {K} exceeds the number of samples {n}.")
+    K = check_partitions(partitions, n)
     reg = float(reg)
     if not math.isfinite(reg) or reg < 0 or (kind != "least-squares" and reg == 0):
         raise InputError(f"`reg` must be a finite number > 0 (>= 0 for least squares), got {reg!r}.")
@@ -232,15 +237,10 @@ def make_problem(
             raise InputError("`targets` of a logistic problem must be 0/1 labels.")
         y = y.astype(np.float64)
     else:
-        if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
-            raise InputError("`targets` of a softmax problem must be class indices 0, 1, ...")
-        y = y.astype(np.int64)
-        n_classes = int(y.max()) + 1
-        if n_classes < 2:
-            raise InputError("a softmax problem needs at least two classes.")
+        y, n_classes = class_labels(y, "a softmax problem")
     order = np.random.default_rng(rng).permutation(n)
     X, y = X[order], y[order]
-    sizes = np.array([len(c) for c in np.array_split(np.arange(n), K)], dtype=np.int64)
+    sizes = split_sizes(n, K)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     m = int(sizes.max())
     PX = np.zeros((K, m, X.shape[1]))
@@ -303,13 +303,8 @@ def digits_problem(
     Needs scikit-learn (``pip install gcdesign[studies]``).
     """
     choice("problem kind", kind, PROBLEM_KINDS)
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("the digits data set needs scikit-learn: pip install 'gcdesign[studies]'") from None
-    data = load_digits()
-    X = np.hstack([data.data / 16.0, np.ones((data.data.shape[0], 1))])
-    digit = data.target
+    pixels, digit = digits_data()
+    X = np.hstack([pixels, np.ones((pixels.shape[0], 1))])
     if kind == "softmax":
         y = digit
     elif kind == "logistic":
@@ -357,3 +352,47 @@ def synthetic_problem(
     return make_problem(
         kind, X, y, partitions=partitions, reg=reg, rng=rng, name=f"synthetic-{kind}", solve=solve
     )
+
+
+# ---------------------------------------------------------------- data (shared with the MLP)
+def check_features(features) -> np.ndarray:
+    """`features` as a finite float64 (n, p) array with n >= 1, or InputError."""
+    X = np.asarray(features, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0 or not np.all(np.isfinite(X)):
+        raise InputError("`features` must be a finite 2-D array (samples x features) with at least one row.")
+    return X
+
+
+def check_partitions(partitions, n_samples: int) -> int:
+    """K as an int in [1, n_samples], or InputError."""
+    K = positive_int("partitions", partitions)
+    if K > n_samples:
+        raise InputError(f"`partitions` = {K} exceeds the number of samples {n_samples}.")
+    return K
+
+
+def class_labels(targets, what: str) -> tuple[np.ndarray, int]:
+    """Class indices 0..C-1 (C >= 2) as int64, and C; InputError naming `what` otherwise."""
+    y = np.asarray(targets)
+    if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
+        raise InputError(f"`targets` of {what} must be class indices 0, 1, ...")
+    y = y.astype(np.int64)
+    n_classes = int(y.max()) + 1
+    if n_classes < 2:
+        raise InputError(f"{what} needs at least two classes.")
+    return y, n_classes
+
+
+def split_sizes(n_samples: int, partitions: int) -> np.ndarray:
+    """Sizes of `partitions` consecutive blocks of `n_samples` that differ by at most one."""
+    return np.array([len(c) for c in np.array_split(np.arange(n_samples), partitions)], dtype=np.int64)
+
+
+def digits_data() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits: the 64 pixels scaled to [0, 1] (1797 x 64) and the digit."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("the digits data set needs scikit-learn: pip install 'gcdesign[studies]'") from None
+    data = load_digits()
+    return data.data / 16.0, data.target

@@ -1,4 +1,9 @@
-"""The schemes the harness knows by name: the centralized reference, the joint design, the baselines."""
+"""The schemes the harness knows by name: the centralized reference, the joint design, the baselines.
+
+A name may carry the suffix :data:`EF_SUFFIX` (``"bgc+ef"``): the same scheme trained
+with error feedback (``train(..., error_feedback=True)``, docs/math.md section 12).
+:func:`scheme_variant` splits such a name.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import read_only, read_only_sparse
+from .._validate import InputError, read_only, read_only_sparse
 from ..profile import ClusterProfile
 from ..quantization import MAX_BITS
 
@@ -25,6 +30,22 @@ TRAINING_SCHEMES = (
     "is-sgd",
     "exact-cyclic",
 )
+
+#: Appended to a scheme name for its error-feedback variant, e.g. ``"sgc+ef"``.
+EF_SUFFIX = "+ef"
+
+
+def scheme_variant(name: str) -> tuple[str, bool]:
+    """``(scheme name, error_feedback)`` for a study name: ``"bgc+ef"`` -> ``("bgc", True)``.
+
+    >>> scheme_variant("bgc+ef"), scheme_variant("joint")
+    (('bgc', True), ('joint', False))
+    """
+    if not isinstance(name, str) or not name:
+        raise InputError(f"a scheme name must be a non-empty string, got {name!r}.")
+    if name.endswith(EF_SUFFIX) and len(name) > len(EF_SUFFIX):
+        return name[: -len(EF_SUFFIX)], True
+    return name, False
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +119,15 @@ def training_scheme(
     :func:`gcdesign.design` with its default, the paper's ``"heuristic"``
     allocator, unless options say otherwise (``allocator``, ``kappa``, ... are
     passed on); every other name goes to :func:`gcdesign.schemes.make_scheme`.
+    An error-feedback name (``"sgc+ef"``) is refused: build
+    ``scheme_variant(name)[0]`` and train it with ``error_feedback=True``.
     """
+    base, feedback = scheme_variant(name)
+    if feedback:
+        raise InputError(
+            f"{name!r} is the error-feedback variant of {base!r}: build training_scheme({base!r}, ...) "
+            "and pass error_feedback=True to train."
+        )
     if name == "centralized":
         return Centralized(profile)
     if name == "joint":
@@ -111,10 +140,14 @@ def training_scheme(
 
 
 def available_schemes(names=TRAINING_SCHEMES) -> tuple[list[str], list[str]]:
-    """Split `names` into those the harness can build now and those not registered (yet)."""
+    """Split `names` into those the harness can build now and those not registered (yet).
+
+    Error-feedback variants (``"sgc+ef"``) count as available when their scheme is.
+    """
     from .. import schemes as _schemes  # importing it registers the baselines and exact codes
 
     ok, missing = [], []
     for name in names:
-        (ok if name in ("centralized", "joint") or name in _schemes.SCHEMES else missing).append(name)
+        base = scheme_variant(name)[0]
+        (ok if base in ("centralized", "joint") or base in _schemes.SCHEMES else missing).append(name)
     return ok, missing
