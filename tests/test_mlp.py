@@ -28,8 +28,13 @@ def _small(activation="tanh", hidden=(7,), partitions=5, reg=1e-3, rng=0):
 
 
 def _loop_reference(problem, theta, rows, weights):
-    """Slow reference: per-sample gradients by finite-free backprop written out sample by sample."""
-    layers = problem._layers(theta)
+    """Slow reference: backpropagation written out sample by sample (the layout of the module doc)."""
+    layers, start = [], 0
+    for a, b in zip(problem.layer_sizes[:-1], problem.layer_sizes[1:], strict=False):
+        w_part, b_part = slice(start, start + a * b), slice(start + a * b, start + a * b + b)
+        layers.append((theta[w_part].reshape(a, b), theta[b_part], w_part, b_part))
+        start = b_part.stop
+    assert start == theta.size
     total = np.zeros(theta.size)
     for s, weight in zip(rows, weights, strict=True):
         acts = [problem.features[s]]

@@ -254,8 +254,7 @@ class _Record:
         self.bits = np.zeros(size, dtype=np.int64)
         self.clock = np.zeros(size)
         self.arrived = np.zeros(size, dtype=np.int64)
-        held_out = problem.test_accuracy(problem.initial_point()) is not None
-        self.accuracy = np.full(size, np.nan) if held_out else None
+        self.accuracy = None  # allocated when the problem reports a held-out accuracy
         self.residual_norm = np.zeros(size) if error_feedback else None
 
     def model(self, t: int, w) -> bool:
@@ -264,8 +263,11 @@ class _Record:
         self.grad_norm[t] = np.linalg.norm(gradient)
         if self.distance is not None:
             self.distance[t] = np.linalg.norm(w - self.problem.optimum)
-        if self.accuracy is not None:
-            self.accuracy[t] = self.problem.test_accuracy(w)
+        accuracy = self.problem.test_accuracy(w)
+        if accuracy is not None:
+            if self.accuracy is None:
+                self.accuracy = np.full(self.loss.size, np.nan)
+            self.accuracy[t] = accuracy
         return bool(np.isfinite(self.loss[t]))
 
     def stop_after(self, t: int) -> None:
@@ -276,6 +278,24 @@ class _Record:
         if self.accuracy is not None:
             self.accuracy[t + 1 :] = np.nan
         self.clock[t + 1 :] = self.clock[t]
+
+
+def _train_iv(problem, optimizer, steps, x0, error_feedback) -> tuple[int, np.ndarray, bool]:
+    """The checks of :func:`train`'s arguments: (steps, initial model, error_feedback)."""
+    if not isinstance(problem, PROBLEM_TYPES):
+        raise InputError(
+            "`problem` must be a Problem or an MLPProblem (see make_problem, digits_problem, "
+            "synthetic_problem, mlp_problem, digits_mlp_problem, synthetic_mlp_problem)."
+        )
+    if not isinstance(optimizer, Optimizer):
+        raise InputError("`optimizer` must be an Optimizer (use gd(...), sgd(...) or adam(...)).")
+    if not isinstance(error_feedback, bool | np.bool_):
+        raise InputError(f"`error_feedback` must be True or False, got {error_feedback!r}.")
+    steps = positive_int("steps", steps)
+    w = problem.initial_point() if x0 is None else np.array(x0, dtype=np.float64)
+    if w.shape != (problem.dim,):
+        raise InputError(f"`x0` must have shape ({problem.dim},), got {w.shape}.")
+    return steps, w, bool(error_feedback)
 
 
 def train(
@@ -331,26 +351,14 @@ def train(
     >>> ef.scheme, bool(ef.loss[-1] < ef.loss[0])
     ('joint+ef', True)
     """
-    if not isinstance(problem, PROBLEM_TYPES):
-        raise InputError(
-            "`problem` must be a Problem or an MLPProblem (see make_problem, digits_problem, "
-            "synthetic_problem, mlp_problem, digits_mlp_problem, synthetic_mlp_problem)."
-        )
-    if not isinstance(optimizer, Optimizer):
-        raise InputError("`optimizer` must be an Optimizer (use gd(...), sgd(...) or adam(...)).")
-    if not isinstance(error_feedback, bool | np.bool_):
-        raise InputError(f"`error_feedback` must be True or False, got {error_feedback!r}.")
-    steps = positive_int("steps", steps)
+    steps, w, error_feedback = _train_iv(problem, optimizer, steps, x0, error_feedback)
     rng = np.random.default_rng(rng)
-    rounds = _Rounds(problem, scheme, stragglers, error_feedback=bool(error_feedback))
-    w = problem.initial_point() if x0 is None else np.array(x0, dtype=np.float64)
-    if w.shape != (problem.dim,):
-        raise InputError(f"`x0` must have shape ({problem.dim},), got {w.shape}.")
+    rounds = _Rounds(problem, scheme, stragglers, error_feedback=error_feedback)
     shrink = 1.0
     if optimizer.method == "adam" and optimizer.two_track:
         shrink = shrinkage_factor(scheme, optimizer.lam, problem.dim)
     step = make_step(optimizer, problem.dim, shrink)
-    record = _Record(problem, steps, error_feedback=bool(error_feedback))
+    record = _Record(problem, steps, error_feedback=error_feedback)
     record.model(0, w)
     batch = optimizer.batch_size if optimizer.method != "gd" else None
     for t in range(steps):
@@ -375,7 +383,7 @@ def train(
         optimal_loss=problem.optimal_loss,
         shrinkage=shrink,
         test_accuracy=record.accuracy,
-        error_feedback=bool(error_feedback),
+        error_feedback=error_feedback,
         residual_norm=record.residual_norm,
     )
 

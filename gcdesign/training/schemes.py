@@ -97,14 +97,6 @@ class Centralized:
 
         check_scheme(self, name="centralized")
 
-    @property
-    def n_workers(self) -> int:
-        return self.profile.n_workers
-
-    @property
-    def partitions(self) -> int:
-        return self.profile.partitions
-
     def decode_weights(self, arrived) -> np.ndarray:
         """The fixed decoding on the workers flagged in `arrived` (0 elsewhere)."""
         return np.where(np.asarray(arrived, dtype=bool), self.decoding, 0.0)
