@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validate import InputError, choice, positive_int
-from ..quantization import error_factors, resolve_kappa
+from ..quantization import error_factors, resolve_quantization
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 SCHEDULES = ("constant", "sqrt", "inverse")
@@ -141,8 +141,8 @@ def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int) -> float:
     objective of section 7 restricted to :math:`a' = c\,a`,
     :math:`\lambda (c E - K)^2 + c^2 V` with
     :math:`E = \sum_i (1 - p_i) a_i s_i`, :math:`V = \sum_i a_i^2 s_i^2 (1 - p_i)(p_i + \delta_i)`,
-    :math:`s_i = \sum_j b_{ij}` and :math:`\delta_i` from the balanced kappa
-    policy at the scheme's own budget and dimension `dim`, gives
+    :math:`s_i = \sum_j b_{ij}` and :math:`\delta_i` from the balanced quantization
+    model at the scheme's own budget, dimension `dim` and bucket size, gives
     :math:`c = \lambda K E / (\lambda E^2 + V)`. For a :class:`~gcdesign.Design`
     built with the balanced kappa policy and no idle worker, (U) gives :math:`E = K` and
     :math:`V = K^2 / S`, so this is the paper's closed form
@@ -168,8 +168,9 @@ def shrinkage_factor(scheme, lam: float, dim: int) -> float:
     bits = np.asarray(scheme.bits)
     p = np.asarray(scheme.straggler_probs, dtype=np.float64)
     active = bits > 0
-    kappa = resolve_kappa("balanced", p[active], float(bits[active].sum()), dim)
-    delta = np.where(active, error_factors(bits, kappa, dim), 0.0)  # idle: no message, no error
+    beta = scheme.bucket_size
+    model = resolve_quantization("balanced", p[active], float(bits[active].sum()), dim, bucket_size=beta)
+    delta = np.where(active, error_factors(bits, model, dim, beta), 0.0)  # idle: no message, no error
     row_sums = np.asarray(sp.csr_array(scheme.encoding).sum(axis=1)).ravel()
     a = np.asarray(scheme.decoding, dtype=np.float64)
     K = scheme.encoding.shape[1]
