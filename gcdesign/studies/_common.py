@@ -157,17 +157,19 @@ def run_schemes(
 ) -> dict[str, list]:
     """Train every scheme in `names` once per seed; the seed also draws the scheme's random code.
 
-    Returns ``{name: [History, ...]}``.
+    A name ``"<scheme>+ef"`` trains that scheme with error feedback. Returns ``{name: [History, ...]}``.
     """
-    from ..training import train, training_scheme
+    from ..training import scheme_variant, train, training_scheme
 
     out: dict[str, list] = {}
     for name in names:
+        base, feedback = scheme_variant(name)
         runs = []
         for seed in seeds:
-            scheme = training_scheme(name, profile, budget, rng=seed)
+            scheme = training_scheme(base, profile, budget, rng=seed)
             runs.append(
-                train(problem, scheme, steps=steps, optimizer=optimizer, rng=seed, stragglers=stragglers)
+                train(problem, scheme, steps=steps, optimizer=optimizer, rng=seed, stragglers=stragglers,
+                      error_feedback=feedback)
             )
             if progress is not None:
                 progress.update()
