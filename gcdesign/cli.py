@@ -519,8 +519,9 @@ def _int_arg(text: str, name: str, minimum: int) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluation import EvaluationError, expected_error, monte_carlo_error, synthetic_gradients
+    from .evaluation import EvaluationError, expected_error, synthetic_gradients
     from .io import load_design
+    from .montecarlo import monte_carlo_error
     from .schemes import SCHEMES, make_scheme
 
     trials = _int_arg(args.trials, "trials", 2)

@@ -30,13 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from gcdesign import design, load_example
-from gcdesign.evaluation import (
-    MC_CHUNK,
-    _mc_problem,
-    kernel_arguments,
-    monte_carlo_error,
-    synthetic_gradients,
-)
+from gcdesign.evaluation import synthetic_gradients
+from gcdesign.montecarlo import MC_CHUNK, kernel_arguments, monte_carlo_error, monte_carlo_problem
 
 BUDGET = 350
 
@@ -58,7 +53,7 @@ def kernel_inputs(code, grads, trials: int, seed: int):
     """The kernel's arguments exactly as monte_carlo_error prepares them (one batch of every chunk)."""
     n_chunks = -(-trials // MC_CHUNK)
     keys = np.random.default_rng(seed).integers(0, 2**64, size=(n_chunks, 2), dtype=np.uint64)
-    return kernel_arguments(_mc_problem(code, grads), 0, keys, trials)
+    return kernel_arguments(monte_carlo_problem(code, grads), 0, keys, trials)
 
 
 def child(args) -> None:
