@@ -11,22 +11,26 @@ from pathlib import Path
 from ._validate import InputError
 
 
-def check_version(version, current: str, what: str) -> None:
-    """Refuse a higher major version; warn on a higher minor version."""
+def check_version(version, current: str, what: str, *, oldest_major: int | None = None) -> int:
+    """Refuse an unknown major version; warn on a higher minor version; return the major.
+
+    Majors from `oldest_major` (default: the current one) up to the current one are read.
+    """
     try:
         major, minor = (int(x) for x in str(version).split("."))
     except ValueError:
         raise InputError(f"{what}: `version` {version!r} is not of the form 'major.minor'.") from None
     cur_major, cur_minor = (int(x) for x in current.split("."))
-    if major != cur_major:
+    if not (cur_major if oldest_major is None else oldest_major) <= major <= cur_major:
         raise InputError(
             f"{what}: format version {version} is not supported (this gcdesign reads {current})."
         )
-    if minor > cur_minor:
+    if major == cur_major and minor > cur_minor:
         warnings.warn(
             f"{what}: format version {version} is newer than {current}; unknown fields are ignored.",
             stacklevel=3,
         )
+    return major
 
 
 def _atomic_write(path, write) -> Path:

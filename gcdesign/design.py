@@ -3,7 +3,7 @@
 Read top to bottom, :func:`design` is the whole method of the package:
 
 1. choose bits per worker (:func:`gcdesign.allocation.allocate_bits`);
-2. turn bits into quantization error factors ``delta_i = kappa * delta_raw(b_i)``;
+2. turn bits into quantization error factors ``delta_i = delta(b_i)`` of the quantization model;
 3. compute the optimal worker masses in closed form (:mod:`gcdesign.structure`);
 4. lay them out as a sparse nonnegative encoding (:mod:`gcdesign.construction`);
 5. decode with inverse-propensity weights ``a_i = 1 / (1 - p_i)``.
@@ -23,15 +23,19 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validate import InputError, choice, read_only, read_only_sparse
-from .allocation import Allocation, allocate_bits, check_bit_range, check_budget
+from .allocation import Allocation, allocate_bits, check_bit_range, check_bucket_size, check_budget
 from .construction import count_components, group_workers, hub_layout, segment_layout
 from .profile import ClusterProfile
-from .quantization import error_factors
+from .quantization import QuantizationModel, error_factors
 from .structure import optimal_structure
 
 CONSTRUCTIONS = ("segment", "hub")
 ORDERS = ("grouped", "index")
 DEFAULT_ALLOCATOR = "heuristic"
+# The quantization model and bucket size design() optimizes for by default, chosen by
+# measured exact error (`gcdesign study quantization`, docs/studies/quantization.md).
+DEFAULT_QUANTIZATION = "balanced"
+DEFAULT_BUCKET_SIZE = None
 UNBIASED_TOL = 1e-9
 
 
@@ -54,7 +58,7 @@ class Design:
     budget : int
     kappa : float
     delta : ndarray (N,)
-        ``kappa * delta_raw(b_i)`` (inf for an idle worker).
+        ``delta(b_i)`` of the quantization model (inf for an idle worker).
     row_mass : ndarray (N,)
         ``Y_i = (1 - p_i) a_i sum_j b_ij``.
     bound : float
@@ -67,9 +71,11 @@ class Design:
         The options that produced the design (allocator, construction, ...).
     allocation : Allocation or None
         The allocator's full result (None for a design loaded from a file).
+    quantization : QuantizationModel
+        The model that maps bits to ``delta`` (tight, raw, balanced, calibrated, ...).
     name, quantizer, bucket_size, local_decoder
-        The scheme protocol's fields: ``"joint"``, ``"stochastic"``, ``None`` (one
-        bucket), ``False`` (a fixed decoder).
+        The scheme protocol's fields: ``"joint"``, ``"stochastic"``, the bucket length
+        of the quantizer (None: one norm per message), ``False`` (a fixed decoder).
 
     The arrays are read-only: a design cannot be edited into one that breaks (U).
     """
@@ -87,6 +93,7 @@ class Design:
     components: int
     options: types.MappingProxyType = field(default_factory=dict)
     allocation: Allocation | None = None
+    quantization: QuantizationModel | None = None
     name: str = "joint"
     quantizer: str = "stochastic"
     bucket_size: int | None = None
@@ -97,6 +104,8 @@ class Design:
         for attr in ("decoding", "bits", "delta", "row_mass"):
             object.__setattr__(self, attr, read_only(getattr(self, attr)))
         object.__setattr__(self, "options", types.MappingProxyType(dict(self.options)))
+        if self.quantization is None:
+            object.__setattr__(self, "quantization", QuantizationModel("scaled", kappa=float(self.kappa)))
 
     # ---------------------------------------------------------- scheme interface
 
@@ -145,6 +154,8 @@ class Design:
             "budget": self.budget,
             "bits_per_worker": self.budget / self.n_workers,
             "kappa": self.kappa,
+            "quantization": self.quantization.label,
+            "bucket_size": self.bucket_size,
             "bound": self.bound,
             "load": self.load,
             "nnz": self.nnz,
@@ -225,8 +236,9 @@ def design(
     allocator: str = DEFAULT_ALLOCATOR,
     construction: str = "segment",
     order: str = "grouped",
-    kappa="balanced",
+    kappa=DEFAULT_QUANTIZATION,
     kappa_c: float = 1.0,
+    bucket_size: int | None = DEFAULT_BUCKET_SIZE,
     b_min: int = 2,
     b_max: int = 32,
     allocator_options: dict | None = None,
@@ -247,9 +259,17 @@ def design(
     order : {"grouped", "index"}
         Worker order on the segment axis: ``"grouped"`` puts workers whose
         masses sum to whole numbers together so the code splits into components.
-    kappa, kappa_c
-        Kappa policy and the balanced policy's constant (see
-        :func:`gcdesign.quantization.resolve_kappa`).
+    kappa : str, float or QuantizationModel
+        The quantization model the design is optimal for: ``"tight"``, ``"raw"``,
+        ``"balanced"`` (the paper's scaling, with constant `kappa_c`), ``"none"``, a
+        number kappa on the raw bound, or a model from
+        :func:`gcdesign.calibrate_quantization` (see
+        :func:`gcdesign.quantization.resolve_quantization`).
+    kappa_c : float
+        The balanced policy's constant.
+    bucket_size : int, optional
+        Bucket length of the stochastic quantizer (docs/math.md, section 2c); None: one
+        norm per message.
     b_min, b_max : int
         Allowed bits per worker.
     allocator_options : dict, optional
@@ -271,6 +291,7 @@ def design(
     allocator_options = dict(allocator_options or {})
     allow_idle = bool(allocator_options.get("allow_idle", False))
     budget = check_budget(resolve_budget(n, budget, bits_per_worker), n, b_min, b_max, allow_idle=allow_idle)
+    bucket_size = check_bucket_size(bucket_size)
     # 1. bits
     allocation = allocate_bits(
         profile,
@@ -278,13 +299,14 @@ def design(
         method=allocator,
         kappa=kappa,
         kappa_c=kappa_c,
+        bucket_size=bucket_size,
         b_min=b_min,
         b_max=b_max,
         options=allocator_options,
     )
     bits = allocation.bits
     # 2. quantization error factors (inf for idle workers: they get mass 0)
-    delta = error_factors(bits, allocation.kappa, profile.dim)
+    delta = error_factors(bits, allocation.quantization, profile.dim, bucket_size)
     # 3. optimal masses
     structure = optimal_structure(profile, delta)
     # 4. sparse layout
@@ -305,14 +327,25 @@ def design(
         "allocator": allocator,
         "construction": construction,
         "order": order,
-        "kappa_policy": kappa if isinstance(kappa, str) else float(kappa),
+        "kappa_policy": kappa if isinstance(kappa, str) else allocation.quantization.kind,
         "kappa_c": float(kappa_c),
         "b_min": b_min,
         "b_max": b_max,
         "allow_idle": allow_idle,
     }
     return assemble_design(
-        profile, alpha, decoding, bits, budget, allocation.kappa, delta, structure.bound, options, allocation
+        profile,
+        alpha,
+        decoding,
+        bits,
+        budget,
+        allocation.kappa,
+        delta,
+        structure.bound,
+        options,
+        allocation,
+        quantization=allocation.quantization,
+        bucket_size=bucket_size,
     )
 
 
@@ -327,6 +360,9 @@ def assemble_design(
     bound: float,
     options: dict,
     allocation: Allocation | None = None,
+    *,
+    quantization: QuantizationModel | None = None,
+    bucket_size: int | None = None,
 ) -> Design:
     """A validated :class:`Design` from its parts; derives row masses, load and components.
 
@@ -349,4 +385,6 @@ def assemble_design(
         components=count_components(encoding),
         options=options,
         allocation=allocation,
+        quantization=quantization,
+        bucket_size=bucket_size,
     ).validate()

@@ -27,7 +27,7 @@ from ._files import _atomic_write, _reject_constant, atomic_write_text, check_ve
 from ._validate import InputError
 
 DESIGN_FORMAT = "gcdesign.design"
-DESIGN_VERSION = "1.0"
+DESIGN_VERSION = "2.0"  # 2.0: the quantization model and the bucket size (1.x files still load)
 SUFFIXES = (".json", ".npz")
 
 
@@ -42,6 +42,8 @@ def design_to_dict(design) -> dict:
         "version": DESIGN_VERSION,
         "budget": int(design.budget),
         "kappa": float(design.kappa),
+        "quantization": design.quantization.to_dict(),
+        "bucket_size": design.bucket_size,
         "bits": design.bits.astype(int).tolist(),
         "decoding": design.decoding.tolist(),
         "encoding": {
@@ -91,9 +93,10 @@ def _array(value, name: str, dtype, ndim: int = 1) -> np.ndarray:
 
 def design_from_dict(data) -> object:
     """Rebuild and fully validate a design from its dict (see the module docstring)."""
+    from .allocation import check_bucket_size
     from .design import DesignError, assemble_design
     from .profile import ClusterProfile
-    from .quantization import error_factors
+    from .quantization import QuantizationModel, error_factors
     from .structure import optimal_structure
 
     if not isinstance(data, dict):
@@ -101,7 +104,7 @@ def design_from_dict(data) -> object:
     fmt = _field(data, "format")
     if fmt != DESIGN_FORMAT:
         raise InputError(f"design: `format` is {fmt!r}, expected {DESIGN_FORMAT!r}.")
-    check_version(_field(data, "version"), DESIGN_VERSION, "design")
+    major = check_version(_field(data, "version"), DESIGN_VERSION, "design", oldest_major=1)
     prof = _field(data, "profile")
     if not isinstance(prof, dict):
         raise InputError("design: `profile` must be an object.")
@@ -145,13 +148,30 @@ def design_from_dict(data) -> object:
     if np.any(bits < 0):
         raise InputError("design: `bits` must be >= 0.")
     kappa = float(kappa)
-    delta = error_factors(bits, kappa, profile.dim)
+    if major == 1:  # version 1: delta = kappa * delta_raw(b), one bucket
+        model, bucket_size = QuantizationModel("scaled", kappa=kappa), None
+    else:
+        model = QuantizationModel.from_dict(_field(data, "quantization"))
+        if model.kappa != kappa:
+            raise DesignError(f"design: `kappa` {kappa!r} differs from `quantization.kappa` {model.kappa!r}.")
+        bucket_size = check_bucket_size(_field(data, "bucket_size"))
+    delta = error_factors(bits, model, profile.dim, bucket_size)
     try:
         structure = optimal_structure(profile, delta)
     except InputError as exc:
         raise DesignError(f"design: {exc}") from None
     design = assemble_design(
-        profile, encoding, decoding, bits, budget, kappa, delta, structure.bound, options
+        profile,
+        encoding,
+        decoding,
+        bits,
+        budget,
+        kappa,
+        delta,
+        structure.bound,
+        options,
+        quantization=model,
+        bucket_size=bucket_size,
     )
     stored_bound = _field(data, "bound")
     if not isinstance(stored_bound, (int, float)) or not np.isclose(

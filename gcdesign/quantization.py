@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._validate import InputError
 
 KAPPA_POLICIES = ("raw", "balanced", "none")
+QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
 QUANTIZERS = ("stochastic", "sign", "none")
 NORM_BITS = 32  # the norm travels as one float32
 MAX_BITS = 32  # a float32 coordinate: the most a message spends per coordinate
@@ -40,27 +42,53 @@ def levels(bits) -> np.ndarray | float:
     return np.exp2(np.asarray(bits, dtype=np.float64) - 1.0) - 1.0
 
 
-def delta_raw(bits, dim: int) -> np.ndarray | float:
+def _bucket_dim(dim: int, bucket_size: int | None) -> int:
+    """Length of the longest bucket: the dimension the per-bucket bounds see."""
+    return dim if bucket_size is None else min(int(bucket_size), int(dim))
+
+
+def delta_raw(bits, dim: int, bucket_size: int | None = None) -> np.ndarray | float:
     """Worst-case relative variance bound :math:`d / (4 s(b)^2)` of the b-bit quantizer.
 
-    ``bits`` may be an array and fractional (``B / N``); it must exceed 1.
+    With buckets of length ``beta`` the bound is :math:`\beta / (4 s^2)` (docs/math.md,
+    section 2c). ``bits`` may be an array and fractional (``B / N``); it must exceed 1.
     Zero bits (an idle worker, which sends nothing) gives ``inf``.
     """
     b = np.asarray(bits, dtype=np.float64)
+    eff = _bucket_dim(dim, bucket_size)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(b > 1.0, dim / (4.0 * np.square(levels(b))), np.inf)
+        out = np.where(b > 1.0, eff / (4.0 * np.square(levels(b))), np.inf)
     return float(out) if out.ndim == 0 else out
 
 
-def error_factors(bits, kappa: float, dim: int) -> np.ndarray:
-    r"""Per-worker design factors :math:`\delta_i = \kappa\,\delta_{raw}(b_i)`.
+def delta_tight(bits, dim: int, bucket_size: int | None = None) -> np.ndarray | float:
+    r"""The tight bound :math:`\min(d / (4 s^2), \sqrt{d} / s)`, valid for every x (section 2b).
 
-    ``inf`` for an idle worker (0 bits: it sends nothing and gets mass 0), and
-    0 for every other worker when ``kappa = 0`` (no quantization modelled).
+    With buckets, :math:`\min(\beta / (4 s^2), \sqrt{\beta} / s)` (section 2c). Zero bits: ``inf``.
+
+    Examples
+    --------
+    >>> round(delta_tight(2, 10**6), 6), round(delta_raw(2, 10**6), 6)
+    (1000.0, 250000.0)
     """
-    b = np.asarray(bits)
-    delta = kappa * delta_raw(np.where(b == 0, 2, b), dim) if kappa else np.zeros(b.shape)
-    return np.where(b == 0, np.inf, delta)
+    b = np.asarray(bits, dtype=np.float64)
+    eff = _bucket_dim(dim, bucket_size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = levels(b)
+        out = np.where(b > 1.0, np.minimum(eff / (4.0 * np.square(s)), math.sqrt(eff) / s), np.inf)
+    return float(out) if out.ndim == 0 else out
+
+
+def error_factors(bits, model, dim: int, bucket_size: int | None = None) -> np.ndarray:
+    r"""Per-worker design factors :math:`\delta_i` of a quantization model.
+
+    `model` is a :class:`QuantizationModel` or a number ``kappa`` (then
+    :math:`\delta_i = \kappa\,\delta_{raw}(b_i)`). ``inf`` for an idle worker (0 bits: it
+    sends nothing and gets mass 0), and 0 for every other worker under the "none" model.
+    """
+    if not isinstance(model, QuantizationModel):
+        model = QuantizationModel("scaled", kappa=float(model))
+    return model.delta(bits, dim, bucket_size)
 
 
 def quantize(x, bits: int, *, bucket_size: int | None = None, rng=None) -> np.ndarray:
@@ -142,8 +170,9 @@ def coordinate_norms(x: np.ndarray, bucket_size: int | None = None) -> np.ndarra
     return np.repeat(norms, bucket_size, axis=1)[:, :d]
 
 
-def quantize_rows(x, bits, *, quantizer: str = "stochastic", bucket_size: int | None = None, rng=None,
-                  uniforms=None) -> np.ndarray:
+def quantize_rows(
+    x, bits, *, quantizer: str = "stochastic", bucket_size: int | None = None, rng=None, uniforms=None
+) -> np.ndarray:
     """Quantize every row of `x` with its own bit width, all at once (the numpy reference).
 
     Row i with ``bits[i] >= 2`` gets the stochastic quantizer (bucketed when
@@ -211,47 +240,249 @@ def row_variances(x, bits, quantizer: str = "stochastic", bucket_size: int | Non
     return out
 
 
-def resolve_kappa(policy, straggler_probs, budget: float, dim: int, *, c: float = 1.0) -> float:
-    r"""The scaling :math:`\kappa` in :math:`\delta_i = \kappa\,\delta_{raw}(b_i)`.
+@dataclass(frozen=True)
+class QuantizationModel:
+    r"""A quantization model: maps (bits, dim, bucket size) to the design factor :math:`\delta(b)`.
+
+    The design minimizes the Lemma 1 objective with :math:`\delta_i = \delta(b_i)`
+    (docs/math.md, sections 2, 2b, 2c, 2d), so the model decides what "optimal" means.
+
+    Attributes
+    ----------
+    kind : {"tight", "raw", "balanced", "calibrated", "none", "scaled"}
+        ``"tight"``: :math:`\min(d/(4s^2), \sqrt d / s)`, a bound valid for every gradient;
+        ``"raw"``: :math:`d / (4 s^2)`; ``"balanced"``: the paper's practical scaling
+        :math:`\kappa\,\delta_{raw}` with :math:`\kappa = c\,\bar p / \delta_{raw}(B/N)` (kept
+        for fidelity to the paper: it is not an error model); ``"calibrated"``: measured from
+        sample vectors (:func:`calibrate_quantization`); ``"none"``: 0 (the OSGC structure);
+        ``"scaled"``: an explicit ``kappa`` times :math:`\delta_{raw}`.
+    kappa : float
+        The factor on the base bound (1 for tight, raw and calibrated; 0 for none).
+    c : float or None
+        The balanced policy's constant.
+    table : tuple of float or None
+        Calibrated: :math:`\delta(b)` for ``b = 0 .. 32`` (``nan`` where not measured).
+    dim, bucket_size, samples : int or None
+        Calibrated: the dimension and bucket size of the samples, and how many there were.
+    """
+
+    kind: str
+    kappa: float = 1.0
+    c: float | None = None
+    table: tuple | None = None
+    dim: int | None = None
+    bucket_size: int | None = None
+    samples: int | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "balanced":
+            return f"balanced (c = {self.c:g})"
+        if self.kind == "scaled":
+            return f"kappa = {self.kappa:g}"
+        if self.kind == "calibrated":
+            return f"calibrated ({self.samples} samples, d = {self.dim})"
+        return self.kind
+
+    def delta(self, bits, dim: int, bucket_size: int | None = None) -> np.ndarray:
+        r"""Per-worker :math:`\delta_i` for the bit widths `bits` (``inf`` where 0 bits)."""
+        b = np.asarray(bits)
+        idle = b == 0
+        safe = np.where(idle, 2, b)
+        if self.kind == "none" or (self.kind in ("scaled", "balanced") and self.kappa == 0.0):
+            delta = np.zeros(b.shape)
+        elif self.kind == "tight":
+            delta = delta_tight(safe, dim, bucket_size)
+        elif self.kind == "calibrated":
+            if dim != self.dim or bucket_size != self.bucket_size:
+                raise InputError(
+                    f"the calibrated quantization model was measured at d = {self.dim}, bucket size "
+                    f"{self.bucket_size}; it cannot serve d = {dim}, bucket size {bucket_size}."
+                )
+            table = np.asarray(self.table, dtype=np.float64)
+            delta = table[np.clip(np.asarray(safe, dtype=np.int64), 0, MAX_BITS)]
+            if np.any(np.isnan(np.where(idle, 0.0, delta))):
+                bad = int(np.asarray(safe)[~idle & np.isnan(delta)].flat[0])
+                raise InputError(f"the calibrated quantization model has no value at {bad} bits.")
+        else:  # raw, balanced, scaled
+            delta = self.kappa * delta_raw(safe, dim, bucket_size)
+        return np.where(idle, np.inf, delta)
+
+    def to_dict(self) -> dict:
+        out = {"kind": self.kind, "kappa": self.kappa}
+        for key in ("c", "dim", "bucket_size", "samples"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.table is not None:
+            out["table"] = [None if math.isnan(v) else v for v in self.table]
+        return out
+
+    @classmethod
+    def from_dict(cls, data) -> QuantizationModel:
+        if not isinstance(data, dict):
+            raise InputError(f"`quantization` must be an object, got {type(data).__name__}.")
+        unknown = set(data) - {"kind", "kappa", "c", "table", "dim", "bucket_size", "samples"}
+        if unknown:
+            raise InputError(f"`quantization` has unknown field {sorted(unknown)[0]!r}.")
+        kind = data.get("kind")
+        if kind not in (*QUANTIZATION_MODELS, "scaled"):
+            raise InputError(
+                f"`quantization.kind` = {kind!r}; choose one of: {', '.join(QUANTIZATION_MODELS)}, scaled."
+            )
+        kappa = _finite_number("quantization.kappa", data.get("kappa", 1.0), minimum=0.0)
+        table = data.get("table")
+        if kind == "calibrated":
+            if not isinstance(table, list) or len(table) != MAX_BITS + 1:
+                raise InputError(f"`quantization.table` must be a list of {MAX_BITS + 1} numbers or nulls.")
+            table = tuple(
+                math.nan if v is None else _finite_number(f"quantization.table[{i}]", v, minimum=0.0)
+                for i, v in enumerate(table)
+            )
+        elif table is not None:
+            raise InputError(f"`quantization.table` applies to the calibrated model only, not {kind!r}.")
+        ints = {}
+        for key in ("dim", "bucket_size", "samples"):
+            value = data.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"`quantization.{key}` must be an integer >= 1, got {value!r}.")
+            ints[key] = value
+        c = data.get("c")
+        if c is not None:
+            c = _finite_number("quantization.c", c, minimum=0.0)
+        return cls(kind, kappa=kappa, c=c, table=table, **ints)
+
+
+def _finite_number(name: str, value, *, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"`{name}` must be a number >= {minimum:g}, got {value!r}.")
+    out = float(value)
+    if not math.isfinite(out) or out < minimum:
+        raise InputError(f"`{name}` must be a finite number >= {minimum:g}, got {value!r}.")
+    return out
+
+
+def resolve_quantization(
+    model, straggler_probs, budget: float, dim: int, *, bucket_size: int | None = None, c: float = 1.0
+) -> QuantizationModel:
+    r"""The :class:`QuantizationModel` named by `model`, with its constants resolved.
 
     Parameters
     ----------
-    policy : {"raw", "balanced", "none"} or float
-        ``"raw"``: :math:`\kappa = 1` (the honest worst-case bound).
-        ``"balanced"``: :math:`\kappa = c\,\bar p / \delta_{raw}(B/N)`, so the
-        quantization term equals :math:`c\,\bar p` at the average bit width.
-        ``"none"``: :math:`\kappa = 0` (no quantization modelled; the structure
-        is then the unquantized optimum of OSGC).
-        A float: used as given (must be finite and >= 0).
+    model : str, float or QuantizationModel
+        ``"tight"``, ``"raw"``, ``"balanced"``, ``"none"``, a number ``kappa >= 0`` (or a
+        string holding one: the scaled raw bound), or a model (e.g. from
+        :func:`calibrate_quantization`), returned as is.
+    straggler_probs, budget, dim, bucket_size
+        What the balanced policy needs: :math:`\kappa = c\,\bar p / \delta_{raw}(B/N; \beta)`.
     c : float
         Constant of the balanced policy (default 1; the authors' code uses 0.005).
+
+    Examples
+    --------
+    >>> resolve_quantization("tight", [0.1, 0.2], 8, 1000).kind
+    'tight'
+    >>> resolve_quantization("-1", [0.1], 4, 10)
+    Traceback (most recent call last):
+    ...
+    gcdesign._validate.InputError: `kappa` must be a finite number >= 0, got '-1'.
     """
-    if isinstance(policy, numbers.Real) and not isinstance(policy, bool):
-        kappa = float(policy)
-        if not math.isfinite(kappa) or kappa < 0:
-            raise InputError(f"`kappa` must be a finite number >= 0, got {policy!r}.")
-        return kappa
-    if isinstance(policy, str):
+    if isinstance(model, QuantizationModel):
+        return model
+    if isinstance(model, numbers.Real) and not isinstance(model, bool):
+        return QuantizationModel("scaled", kappa=_finite_number("kappa", model, minimum=0.0))
+    if isinstance(model, str) and model not in QUANTIZATION_MODELS:
         try:
-            return resolve_kappa(float(policy), straggler_probs, budget, dim, c=c)
+            value = float(model)
         except ValueError:
-            pass
-    if policy not in KAPPA_POLICIES:
-        raise InputError(
-            f"Unknown kappa policy {policy!r}; choose one of: balanced, none, raw, or a number >= 0."
+            value = None
+        if value is not None:  # a number written as text: checked outside the parse
+            if not math.isfinite(value) or value < 0:
+                raise InputError(f"`kappa` must be a finite number >= 0, got {model!r}.")
+            return QuantizationModel("scaled", kappa=value)
+    if model not in QUANTIZATION_MODELS or model == "calibrated":
+        hint = (
+            " (build a calibrated model with gcdesign.calibrate_quantization)"
+            if model == "calibrated"
+            else ""
         )
-    if policy == "raw":
-        return 1.0
-    if policy == "none":
-        return 0.0
-    c = float(c)
-    if not math.isfinite(c) or c <= 0:
-        raise InputError(f"`kappa_c` must be a finite number > 0, got {c!r}.")
+        raise InputError(
+            f"Unknown quantization model {model!r}{hint}; choose one of: tight, raw, balanced, none, "
+            "or a number kappa >= 0."
+        )
+    if model == "raw":
+        return QuantizationModel("raw")
+    if model == "tight":
+        return QuantizationModel("tight")
+    if model == "none":
+        return QuantizationModel("none", kappa=0.0)
+    c = _finite_number("kappa_c", c, minimum=0.0)
+    if c == 0:
+        raise InputError("`kappa_c` must be a finite number > 0, got 0.")
     p = np.asarray(straggler_probs, dtype=np.float64)
     avg_bits = budget / p.size
     if avg_bits <= 1.0:
-        raise InputError(f"the balanced kappa policy needs B / N > 1 bit, got {avg_bits!r}.")
-    return c * float(p.mean()) / float(delta_raw(avg_bits, dim))
+        raise InputError(f"the balanced quantization model needs B / N > 1 bit, got {avg_bits!r}.")
+    kappa = c * float(p.mean()) / float(delta_raw(avg_bits, dim, bucket_size))
+    return QuantizationModel("balanced", kappa=kappa, c=c)
+
+
+def resolve_kappa(policy, straggler_probs, budget: float, dim: int, *, c: float = 1.0) -> float:
+    r"""The factor :math:`\kappa` of a raw-scaled policy (``raw``, ``balanced``, ``none`` or a number).
+
+    Kept for the paper's policies; new code uses :func:`resolve_quantization`.
+    """
+    return resolve_quantization(policy, straggler_probs, budget, dim, c=c).kappa
+
+
+def calibrate_quantization(
+    samples, *, b_min: int = 2, b_max: int = MAX_BITS, bucket_size: int | None = None
+) -> QuantizationModel:
+    r"""A quantization model measured from sample vectors (docs/math.md, section 2d).
+
+    :math:`\delta_{cal}(b) = \sum_t V_b(x^{(t)}) / \sum_t \|x^{(t)}\|^2` with :math:`V_b` the
+    exact variance of the (bucketed) quantizer, for every ``b`` in ``[b_min, b_max]``.
+    `samples` is an (m, d) array of vectors of the kind workers send (coded messages or
+    partition gradients from a few real rounds); rows of any scale pool, since
+    :math:`V_b(c x) = c^2 V_b(x)`. The result is accepted by :func:`gcdesign.design` and
+    stored in the design file.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> model = calibrate_quantization(rng.normal(size=(20, 4096)), b_max=8)
+    >>> model.kind, model.dim, round(float(model.delta([4], 4096)[0]), 1)
+    ('calibrated', 4096, 6.3)
+    """
+    try:
+        x = np.asarray(samples, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("`samples` must be a two-dimensional array of finite numbers (m x d).") from None
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    if x.ndim != 2 or x.size == 0:
+        raise InputError(f"`samples` must be a two-dimensional array (m x d), got shape {x.shape}.")
+    if not np.all(np.isfinite(x)):
+        raise InputError("`samples` must be finite.")
+    b_min, b_max = _check_bits(b_min), _check_bits(b_max)
+    if b_max > MAX_BITS or b_min > b_max:
+        raise InputError(f"need 2 <= `b_min` <= `b_max` <= {MAX_BITS}, got {b_min} and {b_max}.")
+    if bucket_size is not None and (
+        isinstance(bucket_size, bool) or not isinstance(bucket_size, numbers.Integral) or bucket_size < 1
+    ):
+        raise InputError(f"`bucket_size` must be None or an integer >= 1, got {bucket_size!r}.")
+    total = float(np.einsum("ij,ij->", x, x))
+    if total == 0.0:
+        raise InputError("`samples` are all zero: nothing to calibrate on.")
+    table = np.full(MAX_BITS + 1, np.nan)
+    for b in range(b_min, b_max + 1):
+        table[b] = float(row_variances(x, np.full(x.shape[0], b), "stochastic", bucket_size).sum()) / total
+    return QuantizationModel(
+        "calibrated",
+        table=tuple(table.tolist()),
+        dim=int(x.shape[1]),
+        bucket_size=None if bucket_size is None else int(bucket_size),
+        samples=int(x.shape[0]),
+    )
 
 
 def _check_bits(bits) -> int:

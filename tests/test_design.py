@@ -94,7 +94,7 @@ def test_always_late_worker_gets_nothing():
         ({"budget": 12, "allocator": "magic"}, "Unknown allocator 'magic'; choose one of"),
         ({"budget": 12, "construction": "star"}, "Unknown construction 'star'; choose one of: hub, segment"),
         ({"budget": 12, "order": "random"}, "Unknown order 'random'"),
-        ({"budget": 12, "kappa": "fancy"}, "Unknown kappa policy 'fancy'"),
+        ({"budget": 12, "kappa": "fancy"}, "Unknown quantization model 'fancy'"),
         ({"budget": 12, "b_min": 5, "b_max": 4}, "`b_min` = 5 must not exceed `b_max` = 4"),
         ({"budget": 12, "b_min": 1}, "`b_min` must be an integer >= 2, got 1"),
     ],

@@ -68,7 +68,7 @@ def _tamper(tmp_path, paper_design, edit):
             lambda d: d["encoding"]["values"].__setitem__(0, d["encoding"]["values"][0] * 1.01),
             r"unbiasedness \(U\) fails",
         ),
-        (lambda d: d.__setitem__("version", "2.0"), "format version 2.0 is not supported"),
+        (lambda d: d.__setitem__("version", "3.0"), "format version 3.0 is not supported"),
         (lambda d: d.__setitem__("version", "one"), "is not of the form 'major.minor'"),
         (lambda d: d.__setitem__("format", "other"), "`format` is 'other'"),
         (lambda d: d["bits"].__setitem__(0, d["bits"][0] + 1), "bits sum to 351, not the budget 350"),
@@ -98,8 +98,8 @@ def test_consistent_but_suboptimal_masses_are_refused(tmp_path, paper_design):
 
 
 def test_newer_minor_version_warns(tmp_path, paper_design):
-    path = _tamper(tmp_path, paper_design, lambda d: d.__setitem__("version", "1.9"))
-    with pytest.warns(UserWarning, match="newer than 1.0"):
+    path = _tamper(tmp_path, paper_design, lambda d: d.__setitem__("version", "2.9"))
+    with pytest.warns(UserWarning, match="newer than 2.0"):
         load_design(path)
 
 

@@ -62,7 +62,7 @@ def test_kappa_policies():
     assert resolve_kappa("0.5", p, 8, 100) == 0.5
     k = resolve_kappa("balanced", p, 8, 100, c=2.0)
     assert k * delta_raw(4, 100) == pytest.approx(2.0 * 0.3)
-    with pytest.raises(InputError, match="Unknown kappa policy 'fancy'"):
+    with pytest.raises(InputError, match="Unknown quantization model 'fancy'"):
         resolve_kappa("fancy", p, 8, 100)
     with pytest.raises(InputError, match="`kappa` must be a finite number >= 0, got -1"):
         resolve_kappa(-1, p, 8, 100)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._validate import InputError, positive_int, read_only
 from ..profile import ClusterProfile
-from ..quantization import delta_raw, resolve_kappa
+from ..quantization import QuantizationModel, error_factors, resolve_quantization
 from ..structure import utilities
 
 
@@ -42,6 +42,8 @@ class Allocation:
         True if proven optimal, False if known not to be, None if unknown.
     kappa : float or None
         The kappa actually used (None for a generic table).
+    quantization : QuantizationModel or None
+        The quantization model behind the utilities (None for a generic table).
     wall_time : float
         Seconds spent in the solver.
     message : str
@@ -54,6 +56,7 @@ class Allocation:
     kappa: float | None
     wall_time: float
     message: str
+    quantization: QuantizationModel | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "bits", read_only(self.bits))
@@ -76,15 +79,22 @@ def register_allocator(name: str, solver: Solver, *, options: tuple[str, ...] = 
     ALLOCATOR_OPTIONS[name] = tuple(options)
 
 
-def utility_table(straggler_probs, kappa: float, dim: int, levels) -> np.ndarray:
+def utility_table(straggler_probs, model, dim: int, levels, bucket_size: int | None = None) -> np.ndarray:
     """The gradient-coding utility ``u_i(b)`` at each level: array (N, len(levels)).
 
-    ``u_i(b) = (1 - p_i) / (p_i + kappa * delta_raw(b))``, evaluated at the bits
-    actually transmitted; level 0 (an idle worker) has utility 0.
+    ``u_i(b) = (1 - p_i) / (p_i + delta(b))`` with ``delta`` from the quantization
+    `model` (a :class:`~gcdesign.quantization.QuantizationModel` or a number kappa on
+    ``delta_raw``), evaluated at the bits actually transmitted; level 0 (an idle
+    worker) has utility 0.
     """
     p = np.asarray(straggler_probs, dtype=np.float64)
-    delta = kappa * delta_raw(np.asarray(levels), dim)  # inf at level 0
+    delta = error_factors(np.asarray(levels), model, dim, bucket_size)  # inf at level 0
     return utilities(p[:, None], delta[None, :])
+
+
+def check_bucket_size(bucket_size) -> int | None:
+    """`bucket_size` must be None (one bucket) or an integer >= 1."""
+    return None if bucket_size is None else positive_int("bucket_size", bucket_size)
 
 
 def allowed_levels(b_min: int, b_max: int, *, allow_idle: bool = False) -> np.ndarray:
@@ -203,6 +213,7 @@ def allocate_bits(
     method: str = "heuristic",
     kappa="balanced",
     kappa_c: float = 1.0,
+    bucket_size: int | None = None,
     b_min: int = 2,
     b_max: int = 32,
     options: dict | None = None,
@@ -216,10 +227,14 @@ def allocate_bits(
         Total bits per coordinate over all workers, ``N b_min <= B <= N b_max``.
     method : str
         A name in :data:`ALLOCATORS` (``"equal"``, ``"dp"``, ``"heuristic"``, ...).
-    kappa : {"balanced", "raw", "none"} or float
-        Kappa policy (see :func:`gcdesign.quantization.resolve_kappa`).
+    kappa : str, float or QuantizationModel
+        The quantization model (``"tight"``, ``"raw"``, ``"balanced"``, ``"none"``, a number
+        kappa on the raw bound, or a calibrated model; see
+        :func:`gcdesign.quantization.resolve_quantization`).
     kappa_c : float
         The constant ``c`` of the balanced policy.
+    bucket_size : int or None
+        Bucket length of the stochastic quantizer (None: one norm per message).
     b_min, b_max : int
         Allowed bit range per worker.
     options : dict, optional
@@ -235,13 +250,16 @@ def allocate_bits(
     allow_idle = bool(allow_idle)
     n = profile.n_workers
     budget = check_budget(budget, n, b_min, b_max, allow_idle=allow_idle)
-    kappa_value = resolve_kappa(kappa, profile.straggler_probs, budget, profile.dim, c=kappa_c)
+    bucket_size = check_bucket_size(bucket_size)
+    model = resolve_quantization(
+        kappa, profile.straggler_probs, budget, profile.dim, bucket_size=bucket_size, c=kappa_c
+    )
     levels = allowed_levels(b_min, b_max, allow_idle=allow_idle)
-    table = utility_table(profile.straggler_probs, kappa_value, profile.dim, levels)
+    table = utility_table(profile.straggler_probs, model, profile.dim, levels, bucket_size)
     if not np.all(np.isfinite(table)):
         raise InputError("utilities are infinite: a worker has p = 0 while kappa is 0.")
     result = allocate_table(table, levels, budget, method=method, options=options)
-    return replace(result, kappa=kappa_value)
+    return replace(result, kappa=model.kappa, quantization=model)
 
 
 # registers the built-in solvers

@@ -26,6 +26,7 @@ STUDIES = {
     "latency": "expected round time and speedup vs tolerated stragglers (order statistics)",
     "storage": "storage vs decoding error of random sparse approximate gradient codes (measured)",
     "deadline": "loss vs simulated wall-clock time for several round deadlines",
+    "quantization": "exact error of the design under every quantization model and bucket size vs baselines",
 }
 
 
