@@ -357,8 +357,7 @@ def _lemma1_bound(scheme, big_g: float, dim: int, quantizer: str) -> float | Non
     bits = np.asarray(scheme.bits, dtype=np.int64)
     row_sum = a * np.asarray(enc.sum(axis=1)).ravel()
     if quantizer == "stochastic":
-        span = dim if scheme.bucket_size is None else min(scheme.bucket_size, dim)
-        delta = np.where(bits >= 2, delta_raw(bits, span), 0.0)
+        delta = np.where(bits >= 2, delta_raw(bits, dim, scheme.bucket_size), 0.0)
     elif quantizer == "sign":
         delta = np.full(bits.size, dim - 1.0)
     else:

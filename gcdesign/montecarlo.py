@@ -140,9 +140,8 @@ def monte_carlo_error(
 
     Examples
     --------
-    >>> from dataclasses import replace
     >>> from gcdesign import design, expected_error, load_example, synthetic_gradients
-    >>> d = replace(design(load_example("toy-n8"), bits_per_worker=4), bucket_size=16)  # buckets of 16
+    >>> d = design(load_example("toy-n8"), bits_per_worker=4, bucket_size=16)
     >>> g = synthetic_gradients(d.partitions, 40, rng=0)
     >>> mc = monte_carlo_error(d, g, trials=2000, rng=1)
     >>> abs(mc.mean - expected_error(d, g).error) <= 3 * mc.standard_error, mc.biased

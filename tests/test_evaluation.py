@@ -138,10 +138,12 @@ def test_bucketed_exact_error_equals_the_math3_formula(beta):
     assert r.unbiased and r.bias_sq <= 1e-20 * r.grad_norm_sq
     # the bucket's Lemma 1 bound (delta_raw with min(beta, d) coordinates) still holds
     assert r.error <= r.bound * (1 + 1e-12)
-    span = 100 if beta is None else min(beta, 100)
+    span = 100 if beta is None else min(beta, 100)  # delta_raw(b; beta) = min(beta, d) / (4 s^2)
+    delta = span / (4 * (2.0 ** (d.bits - 1) - 1) ** 2)
+    np.testing.assert_allclose(delta, delta_raw(d.bits, 100, beta), rtol=1e-15)
     g2 = r.max_partition_norm**2
     w = d.decoding * np.asarray(d.encoding.sum(axis=1)).ravel()
-    bound = g2 * np.sum(q * (d.straggler_probs + delta_raw(d.bits, span)) * w**2)
+    bound = g2 * np.sum(q * (d.straggler_probs + delta) * w**2)
     assert r.bound == pytest.approx(bound, rel=1e-12)
 
 
