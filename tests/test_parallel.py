@@ -174,3 +174,70 @@ def test_monte_carlo_on_dask_equals_serial(dask_client):
         r = monte_carlo_error(code, grads, trials=400, rng=6, **kw)
         np.testing.assert_array_equal(r.errors, serial.errors)
         assert r.mean == serial.mean and r.bias == serial.bias and r.bias_bound == serial.bias_bound
+
+
+# ---------------------------------------------------------------- studies
+def _runs_equal(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for name in a:
+        for ha, hb in zip(a[name], b[name], strict=True):
+            np.testing.assert_array_equal(ha.loss, hb.loss)
+            np.testing.assert_array_equal(ha.total_bits, hb.total_bits)
+
+
+def _small_runs(workers):
+    from gcdesign import ClusterProfile
+    from gcdesign.studies._common import run_schemes
+    from gcdesign.training import sgd, synthetic_problem
+
+    problem = synthetic_problem("least-squares", partitions=8, rng=1)
+    profile = ClusterProfile(np.linspace(0.05, 0.6, 8), dim=problem.dim)
+    return run_schemes(
+        problem,
+        profile,
+        32,
+        ["joint", "osgc", "centralized"],
+        seeds=[3, 4],
+        steps=15,
+        optimizer=sgd(0.05, batch_size=8),
+        workers=workers,
+    )
+
+
+def test_study_runs_are_the_same_whatever_runs_them(dask_client):
+    serial = _small_runs(None)
+    assert [len(v) for v in serial.values()] == [2, 2, 2]
+    assert not np.array_equal(serial["joint"][0].loss, serial["joint"][1].loss)  # per-task seeds differ
+    _runs_equal(serial, _small_runs(map))
+    _runs_equal(serial, _small_runs(dask_client))
+
+
+def test_study_tasks_pickle_and_give_the_same_history():
+    """What a spawn pool receives: the task, pickled (a Design and a named scheme)."""
+    import pickle
+
+    from gcdesign import ClusterProfile
+    from gcdesign.studies._common import train_run
+    from gcdesign.training import sgd, synthetic_problem
+
+    problem = synthetic_problem("least-squares", partitions=8, rng=1)
+    profile = ClusterProfile(np.linspace(0.05, 0.6, 8), dim=problem.dim)
+    options = {"steps": 10, "optimizer": sgd(0.05, batch_size=8)}
+    code = design(profile, 32, bucket_size=4)
+    for scheme in (code, ("sgc", profile, 32)):
+        task = (problem, scheme, 5, options)
+        here, there = train_run(task), train_run(pickle.loads(pickle.dumps(task)))
+        np.testing.assert_array_equal(here.loss, there.loss)
+    again = pickle.loads(pickle.dumps(code))  # the design comes back whole and read-only
+    assert again.options == code.options and again.bucket_size == 4 and not again.bits.flags.writeable
+    np.testing.assert_array_equal(again.decoding, code.decoding)
+
+
+@pytest.mark.slow
+def test_a_quick_study_writes_the_same_csv_with_one_and_two_workers(tmp_path):
+    from gcdesign.studies import run_study
+
+    for workers in (1, 2):
+        run_study("deadline", tmp_path / str(workers), quick=True, progress=False, workers=workers)
+    one, two = (tmp_path / w / "deadline.csv" for w in ("1", "2"))
+    assert one.read_bytes() == two.read_bytes()
