@@ -36,7 +36,7 @@ QUANTIZER_CODES = {"stochastic": STOCHASTIC, "sign": SIGN, "none": EXACT}
 
 # ------------------------------------------------------------------ random numbers
 @numba.njit(cache=True, inline="always")
-def _uniform(key, counter):
+def uniform(key, counter):
     """The `counter`-th uniform in [0, 1) of the stream `key` (uint64 arguments)."""
     z = key + (counter + _ONE) * GOLDEN
     z = (z ^ (z >> _S30)) * _MIX1
@@ -122,7 +122,7 @@ def simulate_rounds(
                     scale = nrm / s
                     for k in range(b * bucket, min((b + 1) * bucket, d)):
                         xk = x[i, k]
-                        u = _uniform(key, base + np.uint64(k))
+                        u = uniform(key, base + np.uint64(k))
                         if quantizer == 0:
                             y = s * abs(xk) / nrm
                             low = np.floor(y)

@@ -7,9 +7,10 @@ from dataclasses import replace
 import numba
 import numpy as np
 import pytest
+from test_evaluation import random_design, toy_profile  # the same small cases
 
-from gcdesign import ClusterProfile, design
-from gcdesign._mc_kernels import _uniform, simulate_rounds, simulate_rounds_reference, uniforms
+from gcdesign import design
+from gcdesign._mc_kernels import simulate_rounds, simulate_rounds_reference, uniform, uniforms
 from gcdesign._validate import InputError
 from gcdesign.evaluation import expected_error, synthetic_gradients
 from gcdesign.montecarlo import (
@@ -20,22 +21,6 @@ from gcdesign.montecarlo import (
 )
 from gcdesign.quantization import levels
 from gcdesign.schemes import make_scheme
-
-
-def toy_profile(dim: int = 50) -> ClusterProfile:
-    return ClusterProfile([0.05, 0.1, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8], dim=dim)
-
-
-def random_design(seed: int):
-    """A random small design: N in [3, 8], K near N, p in (0.02, 0.9), 2..6 bits per worker."""
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(3, 9))
-    k = int(rng.integers(max(1, n - 2), n + 4))
-    p = rng.uniform(0.02, 0.9, size=n)
-    dim = int(rng.integers(5, 40))
-    budget = int(rng.integers(2 * n, 6 * n + 1))
-    kappa = ["balanced", "raw", 0.01][seed % 3]
-    return design(ClusterProfile(p, dim=dim, partitions=k), budget, kappa=kappa), dim
 
 
 # ---------------------------------------------------------------- Monte Carlo vs exact
@@ -112,7 +97,7 @@ def test_uniforms_numba_equals_numpy_and_look_uniform():
     counters = np.array([0, 1, 2, 10**9, 2**40 + 3], dtype=np.uint64)
     ref = uniforms(key, counters)
     for c, r in zip(counters, ref, strict=True):
-        assert _uniform(key, np.uint64(c)) == r
+        assert uniform(key, np.uint64(c)) == r
     u = uniforms(key, np.arange(200_000))
     assert u.min() >= 0.0 and u.max() < 1.0
     assert abs(u.mean() - 0.5) < 0.003 and abs(u.var() - 1 / 12) < 0.002
