@@ -7,6 +7,8 @@ from dataclasses import replace
 import numba
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_evaluation import random_design, toy_profile  # the same small cases
 
 from gcdesign import design
@@ -135,6 +137,38 @@ def test_kernel_equals_numpy_twin_bit_for_bit(quantizer, beta):
     np.testing.assert_array_equal(s1, s2)
     np.testing.assert_array_equal(e1, e2)
     assert np.all(e1 > 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    d=st.integers(1, 40),
+    beta=st.one_of(st.none(), st.integers(1, 45)),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([1e-150, 1e-8, 1.0, 1e8, 1e100]),
+)
+def test_kernel_equals_numpy_twin_on_random_shapes(n, d, beta, seed, scale):
+    """Any shape, bucket length (dividing d or not, larger than d), magnitude: the same bits."""
+    from gcdesign.quantization import coordinate_norms
+
+    rng = np.random.default_rng(seed)
+    x = scale * rng.standard_normal((n, d)) * (rng.random((n, d)) < 0.8)
+    bits = rng.integers(2, 33, size=n)
+    bucket = d if beta is None else min(beta, d)
+    norms = np.ascontiguousarray(coordinate_norms(x, None if bucket >= d else bucket)[:, ::bucket])
+    lv = levels(bits).astype(np.float64)
+    trials = int(rng.integers(1, 40))
+    weights = rng.standard_normal((trials, n)) * (rng.random((trials, n)) < 0.7)
+    n_chunks = -(-trials // MC_CHUNK)
+    keys = rng.integers(0, 2**64, size=n_chunks, dtype=np.uint64)
+    target = scale * rng.standard_normal(d)
+    outs = []
+    for kernel in (simulate_rounds, simulate_rounds_reference):
+        out = (np.zeros(trials), np.zeros((n_chunks, d)))
+        kernel(x, bits, bucket, norms, lv, 0, weights, keys, MC_CHUNK, target, *out)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
 
 
 def test_twin_quantizes_with_the_bucket_norms():
