@@ -72,6 +72,20 @@ def _dask_client(workers):
     return workers if isinstance(workers, distributed.Client) else None
 
 
+def describe_workers(workers=None, scheduler=None) -> str:
+    """Who runs the tasks, in words (for summaries): ``"serial"``, ``"2 processes (spawn)"``, ..."""
+    if scheduler is not None:
+        return f"Dask scheduler {scheduler}" if isinstance(scheduler, str) else "a Dask client"
+    if workers is None:
+        return "serial"
+    if _dask_client(workers) is not None:
+        return "a Dask client"
+    if callable(workers):
+        return f"the map-like callable {getattr(workers, '__qualname__', type(workers).__name__)}"
+    n = process_count(workers)
+    return "serial" if n == 1 else f"{n} processes (spawn)"
+
+
 def _check_workers(workers) -> None:
     if workers is None or callable(workers) or _dask_client(workers) is not None:
         return
@@ -250,6 +264,7 @@ def numba_threads(threads: int | None) -> Iterator[int]:
 __all__ = [
     "WORKERS_ALLOWED",
     "cpu_count",
+    "describe_workers",
     "numba_threads",
     "open_workers",
     "parallel_imap",

@@ -15,6 +15,7 @@ from gcdesign.evaluation import synthetic_gradients
 from gcdesign.montecarlo import monte_carlo_error
 from gcdesign.parallel import (
     cpu_count,
+    describe_workers,
     numba_threads,
     open_workers,
     parallel_imap,
@@ -91,6 +92,10 @@ def test_worker_counts_and_messages():
     with pytest.raises(InputError, match="`scheduler` must be a Dask scheduler address"):
         with open_workers(scheduler=""):
             pass
+    assert describe_workers() == "serial" == describe_workers(1)
+    assert describe_workers(2) == "2 processes (spawn)"
+    assert describe_workers(map) == "the map-like callable map"
+    assert describe_workers(scheduler="tcp://h:1") == "Dask scheduler tcp://h:1"
     with open_workers(None) as run:
         assert run is None
     with open_workers(1) as run:

@@ -67,7 +67,7 @@ def run_study(
     scheduler : str or dask.distributed.Client, optional
         Run on the dask.distributed cluster at this address instead of `workers`.
     """
-    from ..parallel import open_workers
+    from ..parallel import describe_workers, open_workers
 
     choice("study", name, STUDIES)
     out = Path(out) if out is not None else Path("gcdesign-studies") / name
@@ -81,7 +81,8 @@ def run_study(
     text = [f"# Study `{name}`", "", STUDIES[name] + ".", "", result.summary.strip(), ""]
     if result.notes:
         text += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
-    text += [f"Mode: {mode}; run time {result.seconds:.1f} s.", ""]
+    ran_on = describe_workers(workers, scheduler)
+    text += [f"Mode: {mode}; run time {result.seconds:.1f} s ({ran_on}).", ""]
     text += ["Files: " + ", ".join(f"`{Path(f).name}`" for f in result.files), ""]
     summary_path = out / f"{name}.md"
     summary_path.write_text("\n".join(text))
