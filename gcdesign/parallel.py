@@ -168,8 +168,19 @@ def parallel_imap(fn: Callable[[Any], Any], tasks: Iterable, *, workers=None, sc
     if n <= 1:
         yield from map(fn, tasks)
         return
+    import pickle
+
     with _process_pool(n) as pool:
-        yield from pool.map(fn, tasks)
+        try:
+            yield from pool.map(fn, tasks)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            # lambdas, local functions, open handles: refused by the pickler on the way out
+            if not isinstance(exc, pickle.PicklingError) and "pickle" not in str(exc):
+                raise
+            raise InputError(
+                f"`workers` = {workers!r} runs the tasks in other processes, but a task does not pickle "
+                f"({exc}); use module-level functions and picklable data, or workers=None."
+            ) from None
 
 
 def _process_pool(n: int):

@@ -77,6 +77,8 @@ def test_spawn_process_pool_keeps_task_order():
         assert callable(run)
         assert parallel_map(abs, [-1, -2], workers=run) == [1, 2]
         assert parallel_map(operator.neg, range(4), workers=run) == [0, -1, -2, -3]  # the pool is reused
+    with pytest.raises(InputError, match="`workers` = 2 runs the tasks in other processes, but a task"):
+        parallel_map(lambda t: t, [1, 2], workers=2)
 
 
 def test_worker_counts_and_messages():
