@@ -470,6 +470,16 @@ def _add_study(sub) -> None:
     p.add_argument("--quick", action="store_true", help="the small version (under two minutes)")
     p.add_argument("--rng", type=int, default=0, metavar="SEED", help="seed of the study (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        default="-1",
+        metavar="N",
+        help="processes (spawn) running the study's independent runs; -1: every core (default), 1: serial",
+    )
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on the dask.distributed cluster at ADDRESS (tcp://host:8786)"
+    )
     p.set_defaults(func=_cmd_study)
 
 
@@ -478,7 +488,23 @@ def _cmd_study(args) -> int:
 
     if args.name not in STUDIES:
         raise UsageError(f"Unknown study {args.name!r}; choose one of: {', '.join(STUDIES)}.")
-    result = run_study(args.name, args.out, quick=args.quick, rng=args.rng, progress=not args.no_progress)
+    workers = None
+    if args.scheduler is None:
+        try:
+            workers = int(args.workers)
+        except ValueError:
+            workers = 0
+        if not (workers == -1 or workers >= 1):
+            raise UsageError(f"`workers` must be an integer >= 1 or -1 (every core), got {args.workers!r}.")
+    result = run_study(
+        args.name,
+        args.out,
+        quick=args.quick,
+        rng=args.rng,
+        progress=not args.no_progress,
+        workers=workers,
+        scheduler=args.scheduler,
+    )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"study {args.name}: {result.seconds:.1f} s, wrote")

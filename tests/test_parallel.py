@@ -248,3 +248,30 @@ def test_a_quick_study_writes_the_same_csv_with_one_and_two_workers(tmp_path):
         run_study("deadline", tmp_path / str(workers), quick=True, progress=False, workers=workers)
     one, two = (tmp_path / w / "deadline.csv" for w in ("1", "2"))
     assert one.read_bytes() == two.read_bytes()
+
+
+def test_cli_study_passes_workers_and_scheduler(monkeypatch, tmp_path, capsys):
+    import gcdesign.studies
+    from gcdesign.cli import main
+    from gcdesign.studies import StudyResult
+
+    seen = []
+
+    def fake_run_study(name, out, **kw):
+        seen.append(kw)
+        return StudyResult(name)
+
+    monkeypatch.setattr(gcdesign.studies, "run_study", fake_run_study)
+    out = str(tmp_path / "o")
+    assert main(["study", "adam", "--out", out]) == 0
+    assert main(["study", "adam", "--out", out, "--workers", "2"]) == 0
+    assert main(["study", "adam", "--out", out, "--scheduler", "tcp://10.0.0.1:8786"]) == 0
+    assert [(k["workers"], k["scheduler"]) for k in seen] == [(-1, None), (2, None), (None, "tcp://10.0.0.1:8786")]
+    capsys.readouterr()
+    for argv in (["--workers", "0"], ["--workers", "two"], ["--workers", "-2"]):
+        assert main(["study", "adam", "--out", out, *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "`workers` must be an integer >= 1 or -1 (every core)" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as stop:  # argparse: the two are mutually exclusive
+        main(["study", "adam", "--workers", "2", "--scheduler", "tcp://h:1"])
+    assert stop.value.code == 2 and "not allowed with argument --workers" in capsys.readouterr().err
