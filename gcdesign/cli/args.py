@@ -1,0 +1,266 @@
+"""The argument layer of the CLI: number types for argparse and the arguments commands share.
+
+Every numeric option is parsed by one :class:`Number` given as argparse
+``type=``, so a bad value is refused while the command line is read, before
+any work or any write, with the house message: one line naming the option,
+the value and what is allowed::
+
+    gcdesign: error: `deadline` must be a finite number > 0, got 'abc'.
+
+Output and input paths have their own layer, :mod:`gcdesign.cli.paths`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from .._validate import InputError
+
+
+class UsageError(InputError):
+    """Bad command-line usage (exit code 2)."""
+
+
+class ArgumentValueError(argparse.ArgumentTypeError, UsageError):
+    """A refused option value: the message names the option (argparse ``type=`` or later)."""
+
+
+def _show_bound(value) -> str:
+    power = math.log10(value) if value >= 10**6 else 0.0
+    return f"10^{power:.0f}" if power.is_integer() and power else f"{value:g}"
+
+
+def _interval(integer: bool, low, high, low_open: bool) -> str:
+    kind = "an integer" if integer else "a finite number"
+    if low is not None and high is not None:
+        return f"{kind} in {'(' if low_open else '['}{_show_bound(low)}, {_show_bound(high)}]"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {_show_bound(low)}"
+    if high is not None:
+        return f"{kind} <= {_show_bound(high)}"
+    return kind
+
+
+def _is_int_literal(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Number:
+    """An argparse ``type=`` that parses a number and checks its range.
+
+    Parameters
+    ----------
+    name : str
+        The option as messages name it (``"deadline"`` for ``--deadline``).
+    integer : bool
+        Whole numbers only; ``"2e3"`` is read as 2000. An integer is returned.
+    low, high : float, optional
+        Bounds of the allowed range (``low`` exclusive when `low_open`).
+    also : tuple
+        Single values allowed outside the range (``0`` for "0 or >= 2").
+    allowed : str, optional
+        What is allowed, in words, when the default description does not fit.
+
+    Every value must be finite. A text that is not a number at all is refused
+    as "must be a number" for a real option and with the full `allowed` text
+    for an integer one; a value out of range is shown as typed (without quotes
+    when an integer option gets an integer literal).
+
+    Examples
+    --------
+    >>> Number("rate", low=0, low_open=True)("2.5")
+    2.5
+    >>> Number("trials", integer=True, low=2, also=(0,))("2e3")
+    2000
+    >>> Number("rate", low=0, low_open=True)("0")
+    Traceback (most recent call last):
+    ...
+    gcdesign.cli.args.ArgumentValueError: `rate` must be a finite number > 0, got '0'.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        integer: bool = False,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        also: tuple = (),
+        allowed: str | None = None,
+    ):
+        self.name = name
+        self.integer = integer
+        self.low, self.high, self.low_open = low, high, low_open
+        self.also = also
+        self.allowed = allowed or _interval(integer, low, high, low_open)
+        self.__name__ = "integer" if integer else "number"  # argparse names the type in some messages
+
+    def refuse(self, shown: str, allowed: str | None = None) -> ArgumentValueError:
+        return ArgumentValueError(f"`{self.name}` must be {allowed or self.allowed}, got {shown}.")
+
+    def __call__(self, text: str):
+        value = self.parse(text)
+        if value in self.also:
+            return value
+        low, high = self.low, self.high
+        too_low = low is not None and (value <= low if self.low_open else value < low)
+        if too_low or (high is not None and value > high):
+            raise self.refuse(str(value) if self.integer and _is_int_literal(text) else repr(text))
+        return value
+
+    def parse(self, text: str):
+        """The number in `text` (finite; whole when `integer`), range unchecked."""
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = None
+        if self.integer:
+            try:
+                return int(text)  # exact for long integers
+            except (TypeError, ValueError):
+                pass
+            if value is None or not math.isfinite(value) or not value.is_integer():
+                raise self.refuse(repr(text))
+            return int(value)
+        if value is None:
+            raise self.refuse(repr(text), "a number")
+        if not math.isfinite(value):
+            raise self.refuse(repr(text))
+        return value
+
+
+class WholeNumber(Number):
+    """A real option that must hold a whole number (``--budget 1e3`` is 1000 bits)."""
+
+    def parse(self, text: str):
+        value = Number.parse(self, text)
+        if not value.is_integer():
+            raise self.refuse(repr(text))
+        return int(value)
+
+
+class NumberList:
+    """An argparse ``type=`` for comma-separated numbers, each parsed by `element`."""
+
+    def __init__(self, element: Number, allowed: str):
+        self.element = element
+        self.allowed = allowed
+        self.__name__ = "list"
+
+    def __call__(self, text: str) -> list:
+        try:
+            return [self.element(part) for part in text.split(",")]
+        except argparse.ArgumentTypeError:
+            raise self.element.refuse(repr(text), self.allowed) from None
+
+
+def kappa_policy(text: str):
+    """``--kappa``: a number (finite, >= 0) or a policy name, which the library checks."""
+    number = Number("kappa", low=0, allowed="a policy name or a finite number >= 0")
+    try:
+        float(text)
+    except ValueError:
+        return text
+    return number(text)
+
+
+#: ``--rng`` of every command that draws random numbers.
+SEED = Number("rng", integer=True, low=0, allowed="an integer seed >= 0")
+#: The most trials, workers or coordinates a command sizes arrays with.
+MAX_COUNT = 10**9
+
+
+def count(name: str, minimum: int, **kwargs) -> Number:
+    """An integer option in ``[minimum, 10^9]`` (a count that sizes arrays)."""
+    return Number(name, integer=True, low=minimum, high=MAX_COUNT, **kwargs)
+
+
+# ------------------------------------------------------ shared arguments
+def add_json(parser, help: str | None = None) -> None:
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_profile_source(parser) -> None:
+    from .paths import input_file
+
+    src = parser.add_argument_group("cluster profile (one of)")
+    src.add_argument("--example", metavar="NAME", help="a bundled example (see `gcdesign examples`)")
+    src.add_argument("--profile", metavar="FILE", type=input_file, help="a profile JSON file")
+
+
+def load_profile_arg(args):
+    """The profile from --example or --profile, and the example's defaults ({} for a file)."""
+    from ..profile import load_example, load_profile
+
+    if (args.example is None) == (args.profile is None):
+        raise UsageError("give exactly one of --example NAME and --profile FILE.")
+    if args.example is not None:
+        return load_example(args.example, with_defaults=True)
+    return load_profile(args.profile), {}
+
+
+def add_budget(parser) -> None:
+    """The budget and quantization options of ``design`` and ``allocate``."""
+    parser.add_argument(
+        "--budget",
+        metavar="B",
+        type=WholeNumber("budget", allowed="an integer number of bits"),
+        help="total bits per coordinate over all workers",
+    )
+    parser.add_argument(
+        "--bits-per-worker",
+        metavar="X",
+        type=Number("bits-per-worker", low=0, low_open=True),
+        help="average bits per worker (B = X N)",
+    )
+    parser.add_argument(
+        "--kappa",
+        default="balanced",
+        type=kappa_policy,
+        help="quantization model: balanced (default), tight, raw, none, or a number kappa >= 0",
+    )
+    parser.add_argument(
+        "--kappa-c",
+        type=Number("kappa-c", low=0, low_open=True),
+        default=1.0,
+        help="c of the balanced policy",
+    )
+    bits = Number("b-min", integer=True), Number("b-max", integer=True)  # the range is the library's
+    parser.add_argument("--b-min", type=bits[0], default=2, help="fewest bits per worker (default 2)")
+    parser.add_argument("--b-max", type=bits[1], default=32, help="most bits per worker (default 32)")
+    parser.add_argument(
+        "--allow-idle", action="store_true", help="let a worker take 0 bits (no data, sends nothing)"
+    )
+
+
+def budget_args(args, defaults: dict) -> dict:
+    """``budget=`` or ``bits_per_worker=`` from the options, else the example's default."""
+    if args.budget is not None and args.bits_per_worker is not None:
+        raise UsageError("give at most one of --budget and --bits-per-worker.")
+    if args.budget is not None:
+        return {"budget": args.budget}
+    if args.bits_per_worker is not None:
+        return {"bits_per_worker": args.bits_per_worker}
+    if "bits_per_worker" in defaults:
+        return {"bits_per_worker": defaults["bits_per_worker"]}
+    raise UsageError("give --budget B (total bits) or --bits-per-worker X.")
+
+
+def name_list(text: str, field: str, what: str, allowed, *, everything="all", skip=()) -> list[str]:
+    """`what` names separated by commas, each one of `allowed`; `everything` means all but `skip`."""
+    if text.strip() == everything:
+        return [n for n in sorted(allowed) if n not in skip]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"`{field}` must list {what} names separated by commas, or be {everything!r}.")
+    for n in names:
+        if n not in allowed:
+            valid = ", ".join(sorted(allowed))
+            raise UsageError(f"Unknown {what} {n!r} in `{field}`; choose from: {valid}.")
+    return names

@@ -1,0 +1,90 @@
+"""``gcdesign profile`` and ``examples``: a profile from round-time traces, the bundled profiles."""
+
+from __future__ import annotations
+
+from .args import Number, add_json
+from .output import print_json
+from .paths import input_file, output_file
+
+
+# ------------------------------------------------------------------ profile
+def profile_arguments(p) -> None:
+    p.add_argument(
+        "--traces",
+        required=True,
+        metavar="FILE",
+        type=input_file,
+        help="CSV: long (worker,round,time) or wide (one column per worker)",
+    )
+    p.add_argument(
+        "--deadline",
+        required=True,
+        type=Number("deadline", low=0, low_open=True),
+        help="round deadline tau",
+    )
+    p.add_argument("--dim", required=True, type=Number("dim", integer=True, low=1), help="model dimension d")
+    p.add_argument(
+        "--partitions", type=Number("partitions", integer=True, low=1), default=None, help="K (default N)"
+    )
+    p.add_argument(
+        "--smoothing", type=Number("smoothing", low=0), default=1.0, help="additive smoothing (default 1)"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", type=output_file("output"), help="write the profile JSON here"
+    )
+    add_json(p)
+
+
+def run_profile(args) -> int:
+    from ..profile import ClusterProfile, save_profile
+
+    prof = ClusterProfile.from_traces(
+        args.traces,
+        deadline=args.deadline,
+        dim=args.dim,
+        partitions=args.partitions,
+        smoothing=args.smoothing,
+    )
+    if args.output is not None:
+        save_profile(prof, args.output)
+    if args.json:
+        print_json(prof.to_dict())
+    else:
+        print(f"workers N {prof.n_workers}, partitions K {prof.partitions}, dim {prof.dim}")
+        for name, p in zip(prof.names, prof.straggler_probs, strict=True):
+            print(f"  {name:<16} p={p:.4f}")
+        if args.output is not None:
+            print(f"written to {args.output}")
+    return 0
+
+
+# ----------------------------------------------------------------- examples
+def examples_arguments(p) -> None:
+    add_json(p)
+
+
+def run_examples(args) -> int:
+    from ..profile import list_examples, load_example
+
+    rows = []
+    for name, desc in list_examples().items():
+        prof, defaults = load_example(name, with_defaults=True)
+        rows.append(
+            {
+                "name": name,
+                "workers": prof.n_workers,
+                "partitions": prof.partitions,
+                "dim": prof.dim,
+                **defaults,
+                "description": desc,
+            }
+        )
+    if args.json:
+        print_json(rows)
+    else:
+        for r in rows:
+            print(
+                f"{r['name']:<12} N={r['workers']:<4} K={r['partitions']:<4} d={r['dim']:<8} "
+                f"{r['description']}"
+            )
+    return 0
