@@ -241,3 +241,12 @@ def test_thread_count_is_restored_when_the_run_fails():
     with pytest.raises(RuntimeError, match="worker lost"):
         monte_carlo_error(d, np.ones((8, 4)), trials=40, threads=1, workers=broken_map)
     assert numba.get_num_threads() == before
+
+
+@pytest.mark.parametrize("module", ["gcdesign.evaluation", "gcdesign.montecarlo", "gcdesign.parallel"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
