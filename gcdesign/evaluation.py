@@ -1,6 +1,7 @@
 r"""How good is a code for given gradients: the exact expected error (docs/evaluation.md).
 
-A *scheme* (a :class:`~gcdesign.Design` or a :class:`~gcdesign.schemes.Scheme`)
+A *scheme* (anything :func:`gcdesign.schemes.check_scheme` accepts: a
+:class:`~gcdesign.Design`, a :class:`~gcdesign.schemes.Scheme`, ...)
 sends ``Q_{b_i}(x_i)``, ``x_i = sum_j b_ij g_j``, and the master forms
 ``ghat = sum_i a_i(I) I_i Q(x_i)`` where ``I_i ~ Bernoulli(1 - p_i)`` are
 independent arrivals and the decoder ``a(I)`` may depend on who arrived.
@@ -30,7 +31,7 @@ the enumeration runs component by component (``2^{n_c}`` patterns each, only
 over workers with ``0 < p_i < 1``). Beyond :data:`MAX_ENUMERATION` random
 workers in one component the exact value is out of reach and
 :func:`expected_error` raises :class:`EvaluationError` (use
-:func:`monte_carlo_error`).
+:func:`gcdesign.montecarlo.monte_carlo_error`).
 
 The quantizer variances ``V_i`` are exact for the scheme's quantizer and bucket
 size (:func:`gcdesign.quantization.row_variances`, MATH 2 and 2c). The Monte-Carlo
