@@ -45,6 +45,9 @@ def uniform(key, counter):
     return (z >> _S11) * _TO_UNIT
 
 
+_uniform = uniform  # the kernel's older name (the runtime codec imports `uniform`)
+
+
 def uniforms(key, counters) -> np.ndarray:
     """numpy reference of the counter-based generator (vectorized over `counters`)."""
     with np.errstate(over="ignore"):

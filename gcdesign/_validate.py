@@ -24,8 +24,10 @@ def read_only(array) -> np.ndarray:
     Frozen values (Design, Scheme, Allocation, Structure) hold their arrays through
     this, so ``design.bits[0] = 99`` raises instead of silently breaking (U).
     """
-    arr = np.array(array, copy=True) if isinstance(array, np.ndarray) and array.flags.writeable else (
-        np.asarray(array)
+    arr = (
+        np.array(array, copy=True)
+        if isinstance(array, np.ndarray) and array.flags.writeable
+        else (np.asarray(array))
     )
     if arr.flags.writeable:
         arr.setflags(write=False)

@@ -199,15 +199,31 @@ def quantize_rows(
     norms = coordinate_norms(x, None if sign_rows.all() else bucket_size)
     safe = np.where(norms > 0, norms, 1.0)
     s = np.where(sign_rows, 1.0, levels(np.maximum(bits, 2)))
-    y = s[:, None] * np.abs(x) / safe
-    low = np.floor(y)
-    out = np.sign(x) * (low + (u < y - low)) * (norms / s[:, None])
+    out = np.sign(x) * stochastic_levels(x, s[:, None], safe, u) * (norms / s[:, None])
     if sign_rows.any():
         row_norms = coordinate_norms(x[sign_rows])
         xs = x[sign_rows] / np.where(row_norms > 0, row_norms, 1.0)
         out[sign_rows] = row_norms * np.where(u[sign_rows] < 0.5 * (1.0 + xs), 1.0, -1.0)
     out[np.broadcast_to(norms == 0, x.shape)] = 0.0
     return out
+
+
+def stochastic_levels(x, s, norms, uniforms) -> np.ndarray:
+    r"""The integer levels :math:`\xi_k = \lfloor y_k \rfloor + [u_k < y_k - \lfloor y_k \rfloor]` (float64).
+
+    ``y_k = s |x_k| / norm_k`` with `norms` the (positive) norm each coordinate is
+    quantized against and `uniforms` the draws; all arguments broadcast. This is the
+    rounding step shared by :func:`quantize_rows` and the runtime codec's numpy twin
+    (which quantizes against the float32 norms that travel).
+
+    Examples
+    --------
+    >>> stochastic_levels(np.array([3.0, -4.0]), 1.0, 5.0, np.array([0.5, 0.9])).tolist()
+    [1.0, 0.0]
+    """
+    y = s * np.abs(x) / norms
+    low = np.floor(y)
+    return low + (uniforms < y - low)
 
 
 def row_variances(x, bits, quantizer: str = "stochastic", bucket_size: int | None = None) -> np.ndarray:

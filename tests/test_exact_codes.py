@@ -272,7 +272,7 @@ def test_exact_scheme_options_and_errors():
         make_scheme("exact-cyclic", _profile(10, partitions=20), budget=30)
     with pytest.raises(InputError, match=r"\(s \+ 1\) to divide N = 10"):
         make_scheme("exact-frc", prof, budget=30, replication=3)
-    with pytest.raises(InputError, match="`budget` = 15 gives 1.5 bits per worker"):
+    with pytest.raises(InputError, match="`budget` = 15 is infeasible"):
         make_scheme("exact-frc", prof, budget=15)
     with pytest.raises(InputError, match="Unknown quantizer 'sign'"):
         make_scheme("exact-frc", prof, budget=30, quantizer="sign")

@@ -225,6 +225,20 @@ def make_scheme(name: str, profile, budget: int, *, rng=None, replication: int =
     return factory(profile, budget, rng=rng, replication=replication, **options)
 
 
+def with_bucket_size(scheme, bucket_size: int | None):
+    """`scheme` with its stochastic quantizer in buckets of `bucket_size` (None: one bucket).
+
+    Comparisons quantize every scheme the same way: a baseline compared with a bucketed
+    design gets the design's buckets. Sign and unquantized schemes are returned as they are.
+    """
+    import dataclasses
+
+    check_scheme(scheme)
+    if scheme.quantizer != "stochastic" or scheme.bucket_size == bucket_size:
+        return scheme
+    return dataclasses.replace(scheme, bucket_size=bucket_size)
+
+
 __all__ = [
     "SCHEMES",
     "SCHEME_FIELDS",
@@ -233,6 +247,7 @@ __all__ = [
     "check_scheme",
     "make_scheme",
     "register_scheme",
+    "with_bucket_size",
 ]
 
 # importing these registers their schemes (baselines; exact-frc, exact-cyclic)

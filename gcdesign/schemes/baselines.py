@@ -34,30 +34,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validate import InputError, choice, positive_int
-from ..allocation import check_budget
+from ..allocation.baselines import equal_bits
 from ..profile import ClusterProfile
 from . import Scheme, register_scheme
 from .decoding import least_squares_weights
 
 # ------------------------------------------------------------------ helpers
-
-
-def equal_bits(straggler_probs, budget: int, *, b_min: int = 2, b_max: int = 32) -> np.ndarray:
-    """Equal split of `budget` over the workers; the remainder to the most reliable.
-
-    Raises InputError when ``B / N`` falls outside ``[b_min, b_max]``.
-    """
-    p = np.asarray(straggler_probs, dtype=np.float64)
-    return split_equally(p, check_budget(budget, p.size, b_min, b_max))
-
-
-def split_equally(straggler_probs, budget: int) -> np.ndarray:
-    """``floor(B / N)`` bits each, one more for the ``B mod N`` most reliable (smallest p; ties by index)."""
-    p = np.asarray(straggler_probs, dtype=np.float64)
-    base, extra = divmod(budget, p.size)
-    bits = np.full(p.size, base, dtype=np.int64)
-    bits[np.argsort(p, kind="stable")[:extra]] += 1
-    return bits
 
 
 def _check_profile(profile) -> ClusterProfile:
@@ -494,7 +476,6 @@ for _name, _factory in (
 __all__ = [
     "bgc",
     "ehd",
-    "equal_bits",
     "expander",
     "expander_ls",
     "expander_lower_bound",

@@ -56,8 +56,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validate import InputError, choice, positive_int
+from ..allocation.baselines import equal_bits
 from . import Scheme, register_scheme
-from .baselines import split_equally
 
 CONSTRUCTIONS = ("fourier", "best-random", "random")
 
@@ -749,19 +749,6 @@ class ExactDecoder:
         return weights.copy()
 
 
-def equal_bits(straggler_probs, budget: int, *, minimum: int = 2) -> np.ndarray:
-    """Equal split of the budget: ``floor(B / N)`` each, one more for the most reliable workers."""
-    p = np.asarray(straggler_probs, dtype=np.float64)
-    n = p.size
-    budget = positive_int("budget", budget)
-    if budget // n < minimum:
-        raise InputError(
-            f"`budget` = {budget} gives {budget / n:.3g} bits per worker; the quantizer needs at least "
-            f"{minimum} per worker, so B >= {minimum * n}."
-        )
-    return split_equally(p, budget)
-
-
 def exact_scheme(
     kind: str,
     profile,
@@ -855,7 +842,6 @@ __all__ = [
     "ExactDecoder",
     "condition_report",
     "cyclic_repetition_code",
-    "equal_bits",
     "exact_decoding",
     "exact_scheme",
     "fractional_repetition_code",
