@@ -78,16 +78,24 @@ def harmonic_difference(n: int, m: int) -> float:
         return math.fsum(1.0 / i for i in range(n, m, -1))
     if m < _DIRECT_TERMS:
         return _harmonic(n) - _harmonic(m)
-    # H_x = ln x + gamma + 1/(2x) - 1/(12x^2) + 1/(120x^4) - 1/(252x^6) + O(x^-8), m >= 64
-    first = math.log1p(k / m)
-    second = -k / (2.0 * n * m)  # 1/(2n) - 1/(2m)
-    third = k * (n + m) / (12.0 * n * n * m * m)  # -(1/(12n^2) - 1/(12m^2))
-    fourth = (1.0 / n**4 - 1.0 / m**4) / 120 - (1.0 / n**6 - 1.0 / m**6) / 252
+    # H_x = ln x + gamma + 1/(2x) - 1/(12x^2) + 1/(120x^4) - 1/(252x^6) + O(x^-8), m >= 64;
+    # in floating point throughout (powers of a huge n underflow to 0 instead of overflowing)
+    nf, mf, kf = float(n), float(m), float(k)
+    first = math.log1p(kf / mf)
+    second = -kf / (2.0 * nf * mf)  # 1/(2n) - 1/(2m)
+    third = kf / (12.0 * nf * mf) * (1.0 / nf + 1.0 / mf)  # -(1/(12n^2) - 1/(12m^2))
+    inv_n, inv_m = 1.0 / nf, 1.0 / mf
+    fourth = (inv_n**4 - inv_m**4) / 120 - (inv_n**6 - inv_m**6) / 252
     return first + second + third + fourth
+
+
+MAX_WORKERS = 10**15  # far beyond any cluster; keeps every count exact in float64
 
 
 def _check_wait(n_workers, k) -> tuple[int, int]:
     n = positive_int("n_workers", n_workers)
+    if n > MAX_WORKERS:
+        raise InputError(f"`n_workers` must be an integer in [1, 10^15], got {n}.")
     k = positive_int("k", k)
     if k > n:
         raise InputError(f"`k` must be an integer in [1, N] = [1, {n}], got {k}.")
