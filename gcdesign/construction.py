@@ -183,8 +183,8 @@ def group_workers(
     whole = np.flatnonzero(frac == 0.0)
     rest = np.flatnonzero(frac > 0.0)
     groups = [np.array([i]) for i in whole]
-    if rest.size == 0:
-        return groups
+    if rest.size < 2:  # one fractional mass cannot pair with anything: it is its own group
+        return groups + [rest] if rest.size else groups
     if method == "exact" or (method == "auto" and rest.size <= exact_limit):
         groups += [rest[g] for g in _group_exact(frac[rest], tol)]
     else:

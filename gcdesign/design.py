@@ -198,7 +198,7 @@ class Design:
         if not worst <= tol:
             j = int(np.argmax(np.abs(column - 1.0)))
             raise DesignError(
-                f"unbiasedness (U) fails: partition {j} has total weight {column[j]!r} "
+                f"unbiasedness (U) fails: partition {j} has total weight {float(column[j])!r} "
                 f"(must be 1 within {tol:g})."
             )
         if self.options.get("construction", "segment") != "hub":

@@ -28,21 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, positive_int
+from ._validate import InputError, positive_int, real
 
 # Below this many terms the difference of harmonic numbers is summed directly.
 _DIRECT_TERMS = 64
-
-
-def _finite(name: str, value, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise InputError(f"`{name}` must be a finite number, got {value!r}.")
-    value = float(value)
-    if positive and not value > 0:
-        raise InputError(f"`{name}` must be > 0, got {value!r}.")
-    if not positive and value < 0:
-        raise InputError(f"`{name}` must be >= 0, got {value!r}.")
-    return value
 
 
 def _harmonic(n: int) -> float:
@@ -126,17 +115,17 @@ def expected_kth_time(n_workers: int, k: int, *, rate: float, shift: float = 0.0
     1.5896
     """
     n, k = _check_wait(n_workers, k)
-    rate = _finite("rate", rate, positive=True)
-    shift = _finite("shift", shift, positive=False)
-    load = _finite("load", load, positive=True)
+    rate = real("rate", rate, low=0, low_open=True)
+    shift = real("shift", shift, low=0)
+    load = real("load", load, low=0, low_open=True)
     return load * (shift + harmonic_difference(n, n - k) / rate)
 
 
 def kth_time_variance(n_workers: int, k: int, *, rate: float, load: float = 1.0) -> float:
     """Variance of the k-th of N responses: ``(l / mu)^2 sum_{i=N-k+1}^{N} 1/i^2`` (the shift adds none)."""
     n, k = _check_wait(n_workers, k)
-    rate = _finite("rate", rate, positive=True)
-    load = _finite("load", load, positive=True)
+    rate = real("rate", rate, low=0, low_open=True)
+    load = real("load", load, low=0, low_open=True)
     terms = 1.0 / np.arange(n, n - k, -1, dtype=np.float64) ** 2
     return (load / rate) ** 2 * math.fsum(terms[::-1])
 
@@ -183,9 +172,9 @@ def simulate_kth_time(
     SimulatedTime
     """
     n, k = _check_wait(n_workers, k)
-    rate = _finite("rate", rate, positive=True)
-    shift = _finite("shift", shift, positive=False)
-    load = _finite("load", load, positive=True)
+    rate = real("rate", rate, low=0, low_open=True)
+    shift = real("shift", shift, low=0)
+    load = real("load", load, low=0, low_open=True)
     trials = positive_int("trials", trials, minimum=2)
     gen = np.random.default_rng(rng)
     chunk = max(1, 2_000_000 // n)

@@ -102,8 +102,12 @@ def optimal_structure_cvxpy(profile: ClusterProfile, delta) -> tuple[np.ndarray,
 
     Returns the optimal row sums :math:`W_i` (NaN for workers with
     :math:`p_i = 1`, whose weights do not enter the problem) and the optimal value.
+    Needs cvxpy, the ``check`` extra (``pip install 'gcdesign[check]'``; ``test`` includes it).
     """
-    import cvxpy as cp
+    try:
+        import cvxpy as cp
+    except ImportError:
+        raise ImportError("`optimal_structure_cvxpy` needs cvxpy: pip install 'gcdesign[check]'.") from None
 
     p = profile.straggler_probs
     k = profile.partitions

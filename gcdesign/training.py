@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ._validate import InputError, choice, positive_int
+from ._validate import InputError, choice, positive_int, real, real_array
 from .profile import ClusterProfile
 from .quantization import error_factors, payload_bits, quantize_rows, resolve_kappa
 
@@ -520,14 +520,10 @@ class RoundTimes:
     shift: float = 0.0
 
     def __post_init__(self):
-        rates = np.asarray(self.rates, dtype=np.float64)
-        if rates.ndim != 1 or rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
-            raise InputError("`rates` must be a non-empty 1-D array of finite numbers > 0.")
+        rates = real_array("rates", self.rates, low=0, low_open=True, min_size=1)
         object.__setattr__(self, "rates", tuple(rates.tolist()))
-        if not (math.isfinite(self.deadline) and self.deadline > 0):
-            raise InputError(f"`deadline` must be a finite number > 0, got {self.deadline!r}.")
-        if not (math.isfinite(self.shift) and self.shift >= 0):
-            raise InputError(f"`shift` must be a finite number >= 0, got {self.shift!r}.")
+        object.__setattr__(self, "deadline", real("deadline", self.deadline, low=0, low_open=True))
+        object.__setattr__(self, "shift", real("shift", self.shift, low=0))
 
     @property
     def straggler_probs(self) -> np.ndarray:
@@ -569,10 +565,8 @@ class Optimizer:
     def __post_init__(self):
         choice("optimizer", self.method, OPTIMIZERS)
         choice("schedule", self.schedule, SCHEDULES)
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise InputError(f"`lr` must be a finite number > 0, got {self.lr!r}.")
-        if not (math.isfinite(self.decay_scale) and self.decay_scale > 0):
-            raise InputError(f"`decay_scale` must be a finite number > 0, got {self.decay_scale!r}.")
+        real("lr", self.lr, low=0, low_open=True)
+        real("decay_scale", self.decay_scale, low=0, low_open=True)
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):

@@ -246,7 +246,7 @@ def test_digits_joint_design_is_unbiased_and_ignoring_stragglers_is_not():
     pytest.importorskip("sklearn")
     from scipy import stats
 
-    from gcdesign.studies._common import paper_profile
+    from gcdesign.profile import paper_profile
     from gcdesign.training import digits_problem, training_scheme
 
     prob = digits_problem("logistic", partitions=50, rng=0)

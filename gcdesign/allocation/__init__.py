@@ -80,8 +80,13 @@ def register_allocator(
     `sorts_by_reliability` declares that the solver orders the rows by
     reliability itself (ties by row); :func:`allocate_bits` then hands it the
     table already in the order of increasing p, which saves the solver a copy
-    of the table (250 MB at N = 10^6) and changes nothing else.
+    of the table (250 MB at N = 10^6) and changes nothing else. A name already
+    registered is refused (InputError).
     """
+    if name in ALLOCATORS:
+        raise InputError(
+            f"`name` = {name!r}: an allocator of that name is already registered; choose another."
+        )
     ALLOCATORS[name] = solver
     ALLOCATOR_OPTIONS[name] = tuple(options)
     if sorts_by_reliability:
