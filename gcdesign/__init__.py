@@ -8,8 +8,9 @@ from ._validate import InputError
 from .allocation import ALLOCATORS, Allocation, allocate_bits, allocate_table, utility_table
 from .construction import decompose, group_workers, hub_layout, segment_layout
 from .design import Design, DesignError, design
-from .evaluation import expected_error, monte_carlo_error, synthetic_gradients
+from .evaluation import expected_error, synthetic_gradients
 from .io import load_design, save_design
+from .montecarlo import monte_carlo_error
 from .profile import ClusterProfile, list_examples, load_example, load_profile, save_profile
 from .quantization import delta_raw, quantization_variance, quantize, resolve_kappa
 from .structure import Structure, optimal_structure, utilities

@@ -8,13 +8,14 @@ fixed (trial, worker, coordinate), so
 * the result does not depend on how chunks are spread over threads
   (``NUMBA_NUM_THREADS = 1`` and ``2`` give bit-identical per-trial results);
 * the numba kernel and the numpy reference draw **the same** uniforms and
-  produce bit-identical estimates ``ghat`` and chunk sums of ``ghat - g``
-  (both accumulate round by round in the same order); the per-round squared
-  errors agree to rounding (numba sums the coordinates sequentially, numpy
-  pairwise).
+  produce bit-identical estimates ``ghat``, chunk sums of ``ghat - g`` and
+  per-round squared errors (the reference quantizes with
+  :func:`gcdesign.quantization.quantize_rows`, the one quantizer, whose
+  arithmetic the kernel repeats operation for operation, and both accumulate
+  in the same order).
 
-Quantizer codes: 0 stochastic (``b`` bits, ``s = 2^(b-1) - 1`` levels),
-1 sign (1 bit), 2 none (exact messages).
+Quantizer codes: 0 stochastic (``b`` bits, ``s = 2^(b-1) - 1`` levels, one norm
+per bucket of ``beta`` coordinates), 1 sign (1 bit), 2 none (exact messages).
 """
 
 from __future__ import annotations
@@ -59,15 +60,24 @@ def uniforms(key, counters) -> np.ndarray:
 
 # ------------------------------------------------------------------ the kernel
 @numba.njit(cache=True, parallel=True)
-def simulate_rounds(x, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum):
+def simulate_rounds(
+    x, bits, bucket, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum
+):  # pragma: no cover - compiled; its twin simulate_rounds_reference is the readable version
     """Quantize, decode and score ``T`` rounds, chunk by chunk (parallel over chunks).
 
     Parameters
     ----------
     x : float64 (N, d)
         Worker messages before quantization, ``x_i = sum_j b_ij g_j``.
-    norms, levels : float64 (N,)
-        ``||x_i||`` and the number of levels ``s_i`` (stochastic quantizer).
+    bits : int64 (N,)
+        Bits per coordinate (read by the reference; the kernel uses `levels`).
+    bucket : int
+        Bucket length beta (``d``: one bucket); bucket c holds coordinates
+        ``c beta .. min((c + 1) beta, d) - 1``.
+    norms : float64 (N, ceil(d / bucket))
+        ``||x_{i,c}||``, the norm of every bucket of every message.
+    levels : float64 (N,)
+        The number of levels ``s_i`` (stochastic quantizer).
     quantizer : int
         0 stochastic, 1 sign, 2 none.
     weights : float64 (T, N)
@@ -82,10 +92,13 @@ def simulate_rounds(x, norms, levels, quantizer, weights, keys, chunk, target, e
         Per chunk, the sum over its rounds of ``ghat - g``.
 
     Draw positions: uniform ``((t_local * N + i) * d + k)`` of the chunk's stream
-    quantizes coordinate k of worker i in the chunk's round ``t_local``.
+    quantizes coordinate k of worker i in the chunk's round ``t_local``. The
+    arithmetic is :func:`gcdesign.quantization.quantize_rows`' operation for
+    operation, so the twin (which calls it) agrees bit for bit.
     """
     n_rounds, n = weights.shape
     d = x.shape[1]
+    n_buckets = norms.shape[1]
     n_chunks = keys.shape[0]
     for c in numba.prange(n_chunks):
         ghat = np.empty(d)
@@ -97,28 +110,30 @@ def simulate_rounds(x, norms, levels, quantizer, weights, keys, chunk, target, e
             local = t - start
             for i in range(n):
                 w = weights[t, i]
-                nrm = norms[i]
-                if w == 0.0 or nrm == 0.0:
+                if w == 0.0:
                     continue
                 base = np.uint64((local * n + i) * d)
-                if quantizer == 0:
-                    s = levels[i]
-                    for k in range(d):
-                        xk = x[i, k]
-                        y = s * abs(xk) / nrm
-                        low = np.floor(y)
-                        u = _uniform(key, base + np.uint64(k))
-                        xi = low + 1.0 if u < y - low else low
-                        q = nrm * np.sign(xk) * xi / s
-                        ghat[k] += w * q
-                elif quantizer == 1:
-                    for k in range(d):
-                        u = _uniform(key, base + np.uint64(k))
-                        h = 1.0 if u < 0.5 * (1.0 + x[i, k] / nrm) else -1.0
-                        ghat[k] += w * (nrm * h)
-                else:
+                if quantizer == 2:
                     for k in range(d):
                         ghat[k] += w * x[i, k]
+                    continue
+                s = levels[i] if quantizer == 0 else 1.0
+                for b in range(n_buckets):
+                    nrm = norms[i, b]
+                    if nrm == 0.0:
+                        continue  # Q(0) = 0
+                    scale = nrm / s
+                    for k in range(b * bucket, min((b + 1) * bucket, d)):
+                        xk = x[i, k]
+                        u = uniform(key, base + np.uint64(k))
+                        if quantizer == 0:
+                            y = s * abs(xk) / nrm
+                            low = np.floor(y)
+                            xi = low + 1.0 if u < y - low else low
+                            q = np.sign(xk) * xi * scale
+                        else:
+                            q = nrm * (1.0 if u < 0.5 * (1.0 + xk / nrm) else -1.0)
+                        ghat[k] += w * q
             err = 0.0
             for k in range(d):
                 dev = ghat[k] - target[k]
@@ -127,33 +142,34 @@ def simulate_rounds(x, norms, levels, quantizer, weights, keys, chunk, target, e
             errors[t] = err
 
 
-def simulate_rounds_reference(x, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum):
-    """numpy reference of :func:`simulate_rounds` (same arguments, same draws, loops over rounds)."""
+QUANTIZER_NAMES = {code: name for name, code in QUANTIZER_CODES.items()}
+
+
+def simulate_rounds_reference(x, bits, bucket, norms, levels, quantizer, weights, keys, chunk, target,
+                              errors, dev_sum):
+    """numpy twin of :func:`simulate_rounds`: same arguments, same draws, the same bits out.
+
+    Each round quantizes the arrived messages with the package's one quantizer,
+    :func:`gcdesign.quantization.quantize_rows`, fed the kernel's uniforms (so
+    `norms` and `levels` are recomputed there, not read). The squared error is
+    summed in coordinate order (``cumsum``), as the kernel does.
+    """
+    from .quantization import quantize_rows
+
     n_rounds, n = weights.shape
     d = x.shape[1]
+    name = QUANTIZER_NAMES[quantizer]
+    bucket_size = None if bucket >= d else int(bucket)
     for c, key in enumerate(keys):
         start = c * chunk
         for t in range(start, min(start + chunk, n_rounds)):
-            ghat = np.zeros(d)
             local = t - start
-            for i in range(n):
-                w, nrm = weights[t, i], norms[i]
-                if w == 0.0 or nrm == 0.0:
-                    continue
-                if quantizer == EXACT:
-                    ghat += w * x[i]
-                    continue
-                u = uniforms(key, (local * n + i) * d + np.arange(d))
-                if quantizer == STOCHASTIC:
-                    s = levels[i]
-                    y = s * np.abs(x[i]) / nrm
-                    low = np.floor(y)
-                    xi = np.where(u < y - low, low + 1.0, low)
-                    q = nrm * np.sign(x[i]) * xi / s
-                else:
-                    h = np.where(u < 0.5 * (1.0 + x[i] / nrm), 1.0, -1.0)
-                    q = nrm * h
-                ghat += w * q
+            active = np.flatnonzero(weights[t] != 0.0)
+            u = uniforms(key, (local * n + active[:, None]) * d + np.arange(d))
+            q = quantize_rows(x[active], bits[active], quantizer=name, bucket_size=bucket_size, uniforms=u)
+            ghat = np.zeros(d)
+            for row, i in enumerate(active):
+                ghat += weights[t, i] * q[row]
             dev = ghat - target
-            errors[t] = np.sum(dev * dev)
+            errors[t] = np.cumsum(dev * dev)[-1]
             dev_sum[c] += dev

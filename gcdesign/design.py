@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import scipy.sparse as sp
@@ -106,6 +106,11 @@ class Design:
         object.__setattr__(self, "options", types.MappingProxyType(dict(self.options)))
         if self.quantization is None:
             object.__setattr__(self, "quantization", QuantizationModel("scaled", kappa=float(self.kappa)))
+
+    def __reduce__(self):
+        # a mappingproxy does not pickle (process pools, Dask): rebuild through __init__, read-only again
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return (_rebuild, (self.__class__, values | {"options": dict(self.options)}))
 
     # ---------------------------------------------------------- scheme interface
 
@@ -213,6 +218,11 @@ class Design:
         if int(bits.sum()) != self.budget:
             raise DesignError(f"bits sum to {int(bits.sum())}, not the budget {self.budget}.")
         return self
+
+
+def _rebuild(cls, values: dict):
+    """Unpickle a :class:`Design` (its options travel as a plain dict)."""
+    return cls(**values)
 
 
 def resolve_budget(n: int, budget=None, bits_per_worker=None) -> int:

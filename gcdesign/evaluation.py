@@ -1,6 +1,7 @@
-r"""How good is a code for given gradients: exact expected error and Monte Carlo (docs/evaluation.md).
+r"""How good is a code for given gradients: the exact expected error (docs/evaluation.md).
 
-A *scheme* (a :class:`~gcdesign.Design` or a :class:`~gcdesign.schemes.Scheme`)
+A *scheme* (anything :func:`gcdesign.schemes.check_scheme` accepts: a
+:class:`~gcdesign.Design`, a :class:`~gcdesign.schemes.Scheme`, ...)
 sends ``Q_{b_i}(x_i)``, ``x_i = sum_j b_ij g_j``, and the master forms
 ``ghat = sum_i a_i(I) I_i Q(x_i)`` where ``I_i ~ Bernoulli(1 - p_i)`` are
 independent arrivals and the decoder ``a(I)`` may depend on who arrived.
@@ -30,17 +31,16 @@ the enumeration runs component by component (``2^{n_c}`` patterns each, only
 over workers with ``0 < p_i < 1``). Beyond :data:`MAX_ENUMERATION` random
 workers in one component the exact value is out of reach and
 :func:`expected_error` raises :class:`EvaluationError` (use
-:func:`monte_carlo_error`).
+:func:`gcdesign.montecarlo.monte_carlo_error`).
 
-**Monte Carlo.** :func:`monte_carlo_error` draws arrivals, decodes, quantizes
-coordinate by coordinate in a numba kernel (:mod:`gcdesign._mc_kernels`) and
-reports the mean error with its standard error and the empirical bias.
+The quantizer variances ``V_i`` are exact for the scheme's quantizer and bucket
+size (:func:`gcdesign.quantization.row_variances`, MATH 2 and 2c). The Monte-Carlo
+estimator that these values are tested against lives in :mod:`gcdesign.montecarlo`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,13 +48,10 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ._validate import InputError, positive_int, real
-from .quantization import delta_raw, levels, row_variances
+from .quantization import delta_raw, row_variances
 from .structure import error_bound
 
 MAX_ENUMERATION = 16  # random workers per component enumerated exactly (2^16 decoder calls)
-MC_CHUNK = 16  # trials per random stream: fixed, so results do not depend on the thread count
-BIAS_GROUPS = 32  # batch means for the bias test (chunk c goes to group c mod BIAS_GROUPS)
-BIAS_ALPHA = 1e-3  # level of the bias confidence bound
 UNBIASED_TOL = 1e-9
 
 
@@ -82,7 +79,8 @@ class ErrorResult:
         Variance due to quantization, with the exact quantizer variance.
     bound : float or None
         Lemma 1 with the honest worst-case quantizer bound
-        :math:`G^2 \sum_i (1 - p_i)(p_i + \delta_{raw}(b_i)) W_i^2`, ``G = max_j ||g_j||``.
+        :math:`G^2 \sum_i (1 - p_i)(p_i + \delta_{raw}(b_i; \beta)) W_i^2`, ``G = max_j ||g_j||``
+        (``delta_raw(b; beta) = min(beta, d) / (4 s^2)``, MATH 2c).
         It bounds ``straggler_variance + quantization_variance`` (hence
         ``error`` when the scheme is unbiased). None for arrival-dependent
         decoders or negative weights, where Lemma 1 does not apply.
@@ -114,56 +112,6 @@ class ErrorResult:
     patterns: int
 
 
-@dataclass(frozen=True)
-class MonteCarloResult:
-    r"""Monte-Carlo estimate of the expected squared error.
-
-    Attributes
-    ----------
-    scheme : str
-    mean : float
-        Average of ``||ghat_t - g||^2`` over the trials.
-    standard_error : float
-        Sample standard deviation / sqrt(trials).
-    relative_error, relative_standard_error : float
-        The same divided by ``||g||^2``.
-    bias : float
-        Empirical bias ``||mean_t(ghat_t) - g||``.
-    bias_bound : float
-        If the scheme is unbiased, ``bias <= bias_bound`` with probability
-        about ``1 - 1e-3``. Batch means: the chunks of trials form ``G`` groups
-        (``G = min(32, chunks)``) with means ``m_g`` over ``n_g`` trials;
-        ``s^2 = sum_g n_g ||m_g - m||^2 / (G - 1)`` estimates
-        ``tr Cov(ghat)`` and ``bias_bound = sqrt(q s^2 / T)`` with ``q`` the
-        ``1 - 1e-3`` quantile of ``F(1, G - 1)``. This is the exact level when
-        the noise of ``ghat`` lies along one direction (the least favourable
-        case) and conservative otherwise; it needs no independence between
-        coordinates, which straggling breaks (every coordinate moves with the
-        same arrivals).
-    biased : bool
-        ``bias > bias_bound``: the data reject unbiasedness.
-    trials : int
-    chunk : int
-        Trials per random stream.
-    grad_norm_sq : float
-    errors : ndarray (trials,)
-        ``||ghat_t - g||^2`` per trial.
-    """
-
-    scheme: str
-    mean: float
-    standard_error: float
-    relative_error: float
-    relative_standard_error: float
-    bias: float
-    bias_bound: float
-    biased: bool
-    trials: int
-    chunk: int
-    grad_norm_sq: float
-    errors: np.ndarray
-
-
 # ---------------------------------------------------------------- inputs
 def synthetic_gradients(
     partitions: int, dim: int, *, rng=None, norm_bound: float = 1.0, correlation: float = 0.5
@@ -190,7 +138,13 @@ def synthetic_gradients(
     return v / norms * radii
 
 
-def _evaluation_iv(scheme, gradients) -> np.ndarray:
+def evaluation_inputs(scheme, gradients) -> np.ndarray:
+    """Check `scheme` (:func:`~gcdesign.schemes.check_scheme`) and `gradients`; return them as float64.
+
+    The one entry check of :func:`expected_error` and
+    :func:`~gcdesign.montecarlo.monte_carlo_error`: `gradients` must be a finite
+    (K, d) array, one row per partition of the scheme.
+    """
     from .schemes import check_scheme
 
     check_scheme(scheme)
@@ -209,16 +163,12 @@ def _evaluation_iv(scheme, gradients) -> np.ndarray:
     return grads
 
 
-def _quantizer(scheme) -> str:
-    return scheme.quantizer
-
-
-def _fixed_decoding(scheme) -> np.ndarray | None:
-    """The fixed decoding vector, or None for an arrival-dependent decoder."""
+def fixed_decoding(scheme) -> np.ndarray | None:
+    """The fixed decoding vector as float64, or None for an arrival-dependent decoder."""
     return None if scheme.decoding is None else np.asarray(scheme.decoding, dtype=np.float64)
 
 
-def _arrival_probs(scheme) -> np.ndarray:
+def arrival_probs(scheme) -> np.ndarray:
     """``P(worker i's message arrives)``: ``1 - p_i``, and 0 for idle workers (0 bits)."""
     q = 1.0 - np.asarray(scheme.straggler_probs, dtype=np.float64)
     return np.where(np.asarray(scheme.bits) > 0, q, 0.0)
@@ -260,9 +210,17 @@ def decoder_moments(scheme, *, max_enumeration: int = MAX_ENUMERATION) -> Decode
     EvaluationError
         When a component has more than `max_enumeration` workers with ``0 < p < 1``.
     """
-    q = _arrival_probs(scheme)
+    from .schemes import check_scheme
+
+    check_scheme(scheme)
+    max_enumeration = positive_int("max_enumeration", max_enumeration, minimum=0)
+    return _decoder_moments(scheme, max_enumeration)
+
+
+def _decoder_moments(scheme, max_enumeration: int) -> DecoderMoments:
+    q = arrival_probs(scheme)
     n = q.size
-    fixed = _fixed_decoding(scheme)
+    fixed = fixed_decoding(scheme)
     if fixed is not None:
         a = np.where(q > 0, fixed, 0.0)
         return DecoderMoments(
@@ -347,13 +305,13 @@ def expected_error(scheme, gradients, *, max_enumeration: int = MAX_ENUMERATION)
     >>> r.unbiased, r.bias_sq < 1e-20, r.error <= r.bound
     (True, True, True)
     """
-    grads = _evaluation_iv(scheme, gradients)
+    grads = evaluation_inputs(scheme, gradients)
     max_enumeration = positive_int("max_enumeration", max_enumeration, minimum=0)
-    moments = decoder_moments(scheme, max_enumeration=max_enumeration)
+    moments = _decoder_moments(scheme, max_enumeration)
     messages = worker_messages(scheme, grads)
     target = grads.sum(axis=0)
     bits = np.asarray(scheme.bits, dtype=np.int64)
-    quantizer = _quantizer(scheme)
+    quantizer = scheme.quantizer
     bias_vec = moments.mean @ messages - target
     bias_sq = float(bias_vec @ bias_vec)
     straggler = float(moments.variance @ np.einsum("ij,ij->i", messages, messages))
@@ -387,249 +345,37 @@ def expected_error(scheme, gradients, *, max_enumeration: int = MAX_ENUMERATION)
 
 
 def _lemma1_bound(scheme, big_g: float, dim: int, quantizer: str) -> float | None:
-    """Lemma 1: ``G^2 sum_i (1 - p_i)(p_i + delta_i) W_i^2`` (fixed nonnegative decoders only)."""
-    a = _fixed_decoding(scheme)
+    """Lemma 1: ``G^2 sum_i (1 - p_i)(p_i + delta_i) W_i^2`` (fixed nonnegative decoders only).
+
+    ``delta_i = delta_raw(b_i; beta) = min(beta, d) / (4 s^2)``: the honest per-bucket bound (MATH 2c).
+    """
+    a = fixed_decoding(scheme)
     enc = sp.csr_array(scheme.encoding)
     if a is None or np.any(a < 0) or np.any(enc.data < 0):
         return None
     bits = np.asarray(scheme.bits, dtype=np.int64)
     row_sum = a * np.asarray(enc.sum(axis=1)).ravel()
     if quantizer == "stochastic":
-        delta = np.where(bits >= 2, delta_raw(bits, dim), 0.0)
+        delta = np.where(bits >= 2, delta_raw(bits, dim, scheme.bucket_size), 0.0)
     elif quantizer == "sign":
         delta = np.full(bits.size, dim - 1.0)
     else:
         delta = np.zeros(bits.size)
     # an idle worker (0 bits) counts as always late: its term vanishes
-    return big_g**2 * error_bound(1.0 - _arrival_probs(scheme), delta, row_sum)
+    return big_g**2 * error_bound(1.0 - arrival_probs(scheme), delta, row_sum)
 
 
-# ---------------------------------------------------------------- Monte Carlo
-def monte_carlo_error(
-    scheme,
-    gradients,
-    *,
-    trials: int,
-    rng=None,
-    workers: int | Callable | None = None,
-    reference: bool = False,
-) -> MonteCarloResult:
-    r"""Monte-Carlo estimate of :math:`E\|\hat g - g\|^2` (numba kernel, parallel over trials).
-
-    Parameters
-    ----------
-    scheme : Design or Scheme
-    gradients : array (K, d)
-    trials : int
-        Number of simulated rounds.
-    rng : None, int or numpy.random.Generator
-        Seeds one random stream per chunk of :data:`MC_CHUNK` trials. Same
-        seed, same result, whatever the number of threads.
-    workers : None, int or map-like callable
-        None: numba's default thread count; an int: that many threads (at
-        most ``NUMBA_NUM_THREADS``); a map-like callable (``map``,
-        ``Pool.map``, ``Client.map``): batches of chunks are mapped over it
-        (:func:`simulate_batch` is a module-level function, so it pickles;
-        the baseline decoders are picklable classes). Use a ``spawn`` (or
-        ``forkserver``) process pool: forking a process whose numba kernels
-        already ran on the OpenMP threading layer aborts the child.
-    reference : bool
-        Use the numpy reference of the kernel instead of numba (slow; tests).
-
-    Returns
-    -------
-    MonteCarloResult
-
-    Notes
-    -----
-    Arrivals are drawn first (counter-based uniforms, one stream per chunk),
-    then the decoder weights of every round are computed in Python (so
-    arrival-dependent decoders such as least squares work), then the kernel
-    quantizes coordinate by coordinate and scores each round.
-    """
-    grads = _evaluation_iv(scheme, gradients)
-    trials = positive_int("trials", trials, minimum=2)
-    rng = np.random.default_rng(rng)
-    n_chunks = -(-trials // MC_CHUNK)
-    keys = rng.integers(0, 2**64, size=(n_chunks, 2), dtype=np.uint64, endpoint=False)
-    problem = _mc_problem(scheme, grads, reference=bool(reference))
-    target = problem.target
-    d = target.size
-    # Batches of chunks bound the memory of the per-chunk sums (C x d) and of the
-    # weights (T x N). Chunk results are reduced one by one in chunk order, so the
-    # batching (and the thread count) never changes a bit of the result.
-    per_batch = max(1, (1 << 22) // max(d, problem.messages.shape[0]))
-    if callable(workers):
-        per_batch = min(per_batch, max(1, -(-n_chunks // 8)))
-    batches = [(problem, c0, keys[c0 : c0 + per_batch], trials) for c0 in range(0, n_chunks, per_batch)]
-    outputs = workers(simulate_batch, batches) if callable(workers) else _run_with_threads(batches, workers)
-    errors = []
-    groups = min(BIAS_GROUPS, n_chunks)
-    group_sums = np.zeros((groups, d))
-    chunk = 0
-    for batch_errors, chunk_sums in outputs:
-        errors.append(batch_errors)
-        for row in chunk_sums:
-            group_sums[chunk % groups] += row
-            chunk += 1
-    errors = np.concatenate(errors)
-    group_sizes = np.bincount(
-        np.arange(n_chunks) % groups, weights=np.diff(np.minimum(np.arange(n_chunks + 1) * MC_CHUNK, trials))
-    )
-    return _summarize(scheme.name, errors, group_sums, group_sizes, target)
-
-
-@dataclass(frozen=True)
-class _McProblem:
-    messages: np.ndarray
-    norms: np.ndarray
-    levels: np.ndarray
-    quantizer: int
-    target: np.ndarray
-    arrival: np.ndarray
-    fixed: np.ndarray | None
-    decode: Callable | None
-    reference: bool
-
-
-def _mc_problem(scheme, grads: np.ndarray, *, reference: bool = False) -> _McProblem:
-    """Everything the Monte-Carlo rounds of `scheme` need, computed once (`grads` validated)."""
-    from ._mc_kernels import QUANTIZER_CODES
-
-    messages = worker_messages(scheme, grads)
-    bits = np.asarray(scheme.bits, dtype=np.int64)
-    fixed = _fixed_decoding(scheme)
-    return _McProblem(
-        messages=messages,
-        norms=np.linalg.norm(messages, axis=1),
-        levels=np.where(bits >= 2, levels(np.maximum(bits, 2)), 1.0).astype(np.float64),
-        quantizer=QUANTIZER_CODES[_quantizer(scheme)],
-        target=grads.sum(axis=0),
-        arrival=_arrival_probs(scheme),
-        fixed=fixed,
-        decode=None if fixed is not None else scheme.decode_weights,
-        reference=reference,
-    )
-
-
-def round_weights(arrival: np.ndarray, fixed, decode, keys: np.ndarray, first_trial: int, trials: int):
-    """Arrivals and decoder weights (T_batch x N) for the chunks whose arrival keys are `keys`.
-
-    Round ``t_local`` of a chunk uses uniform ``t_local * N + i`` of the chunk's
-    arrival stream for worker i (arrives when it is below ``1 - p_i``).
-    """
-    from ._mc_kernels import uniforms
-
-    n = arrival.size
-    # every chunk's stream at once: row c holds uniforms 0 .. MC_CHUNK * N - 1 of key c
-    u = uniforms(np.asarray(keys, dtype=np.uint64)[:, None], np.arange(MC_CHUNK * n)[None, :])
-    count = min(len(keys) * MC_CHUNK, trials - first_trial)
-    arrived = (u.reshape(-1, n) < arrival)[:count]
-    if fixed is not None:
-        return np.where(arrived, fixed, 0.0)
-    weights = np.empty(arrived.shape)
-    cache: dict[bytes, np.ndarray] = {}
-    for t, mask in enumerate(arrived):
-        tag = np.packbits(mask).tobytes()
-        if tag not in cache:
-            cache[tag] = np.where(mask, np.asarray(decode(mask), dtype=np.float64), 0.0)
-        weights[t] = cache[tag]
-    return weights
-
-
-def simulate_batch(args):
-    """Run a batch of chunks: ``(problem, first_chunk, keys, trials) -> (errors, dev_sum)``.
-
-    ``dev_sum`` holds, per chunk (C_batch x d), the sum over its rounds of ``ghat - g``.
-    """
-    from ._mc_kernels import simulate_rounds, simulate_rounds_reference
-
-    problem, first_chunk, keys, trials = args
-    arguments = kernel_arguments(problem, first_chunk, keys, trials)
-    kernel = simulate_rounds_reference if problem.reference else simulate_rounds
-    kernel(*arguments)
-    errors, dev_sum = arguments[-2:]
-    return errors, dev_sum
-
-
-def kernel_arguments(problem: _McProblem, first_chunk: int, keys: np.ndarray, trials: int) -> tuple:
-    """The arguments of :func:`~gcdesign._mc_kernels.simulate_rounds` for a batch of chunks.
-
-    The last two, ``errors`` and ``dev_sum``, are zeroed outputs.
-    """
-    first_trial = first_chunk * MC_CHUNK
-    count = min(len(keys) * MC_CHUNK, trials - first_trial)
-    weights = round_weights(problem.arrival, problem.fixed, problem.decode, keys[:, 0], first_trial, trials)
-    return (
-        problem.messages,
-        problem.norms,
-        problem.levels,
-        problem.quantizer,
-        weights,
-        np.ascontiguousarray(keys[:, 1]),
-        MC_CHUNK,
-        problem.target,
-        np.zeros(count),
-        np.zeros((len(keys), problem.target.size)),
-    )
-
-
-def _run_with_threads(batches, workers):
-    import numba
-
-    if workers is None:
-        return map(simulate_batch, batches)
-    threads = positive_int("workers", workers)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        return [simulate_batch(b) for b in batches]
-    finally:
-        numba.set_num_threads(previous)
-
-
-def _summarize(name, errors, group_sums, group_sizes, target) -> MonteCarloResult:
-    from scipy.stats import f as f_dist
-
-    trials = errors.size
-    grad_norm_sq = float(target @ target)
-    mean = float(errors.mean())
-    se = float(errors.std(ddof=1) / math.sqrt(trials))
-    bias_vec = group_sums.sum(axis=0) / trials
-    bias = float(np.linalg.norm(bias_vec))
-    groups = group_sizes.size
-    if groups >= 2:
-        spread = group_sums / group_sizes[:, None] - bias_vec
-        trace_cov = float(np.sum(group_sizes * np.einsum("gk,gk->g", spread, spread))) / (groups - 1)
-        quantile = float(f_dist.ppf(1.0 - BIAS_ALPHA, 1, groups - 1))
-        bias_bound = math.sqrt(quantile * trace_cov / trials)
-    else:
-        bias_bound = math.inf
-    rel = (lambda v: v / grad_norm_sq) if grad_norm_sq > 0 else (lambda v: math.inf)
-    return MonteCarloResult(
-        scheme=name,
-        mean=mean,
-        standard_error=se,
-        relative_error=rel(mean),
-        relative_standard_error=rel(se),
-        bias=bias,
-        bias_bound=bias_bound,
-        biased=bool(bias > bias_bound),
-        trials=trials,
-        chunk=MC_CHUNK,
-        grad_norm_sq=grad_norm_sq,
-        errors=errors,
-    )
 
 
 __all__ = [
     "DecoderMoments",
     "ErrorResult",
     "EvaluationError",
-    "MonteCarloResult",
+    "arrival_probs",
     "decoder_moments",
+    "evaluation_inputs",
     "expected_error",
-    "monte_carlo_error",
+    "fixed_decoding",
     "synthetic_gradients",
     "worker_messages",
 ]

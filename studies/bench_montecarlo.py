@@ -9,8 +9,12 @@ synthetic gradients of dimension d = 10^4, 10^4 trials.
 * threads: the numba run in subprocesses with ``NUMBA_NUM_THREADS`` = 1 and 2
   (median over --repeats runs after a warm-up), and a hash of the per-trial
   errors and the bias vector to show the results are identical.
+* processes: ``workers=2`` (a spawn pool of 2 processes, 1 numba thread each,
+  started afresh by every call, so its start-up is counted) with the same digest.
+* ``--bucket-size B``: the design and every run quantize in buckets of B.
 
-    python studies/bench_montecarlo.py [--trials 10000] [--dim 10000] [--repeats 3] [--out studies/out]
+    python studies/bench_montecarlo.py [--trials 10000] [--dim 10000] [--repeats 3] [--bucket-size B]
+                                       [--out studies/out]
 
 Timings on a shared machine are noisy: compare within one run.
 """
@@ -30,19 +34,14 @@ from pathlib import Path
 import numpy as np
 
 from gcdesign import design, load_example
-from gcdesign.evaluation import (
-    MC_CHUNK,
-    _mc_problem,
-    kernel_arguments,
-    monte_carlo_error,
-    synthetic_gradients,
-)
+from gcdesign.evaluation import synthetic_gradients
+from gcdesign.montecarlo import MC_CHUNK, kernel_arguments, monte_carlo_error, monte_carlo_problem
 
 BUDGET = 350
 
 
-def setup(dim: int):
-    code = design(load_example("paper-n50"), BUDGET)
+def setup(dim: int, bucket_size: int | None = None):
+    code = design(load_example("paper-n50"), BUDGET, bucket_size=bucket_size)
     grads = synthetic_gradients(code.partitions, dim, rng=1)
     return code, grads
 
@@ -58,7 +57,7 @@ def kernel_inputs(code, grads, trials: int, seed: int):
     """The kernel's arguments exactly as monte_carlo_error prepares them (one batch of every chunk)."""
     n_chunks = -(-trials // MC_CHUNK)
     keys = np.random.default_rng(seed).integers(0, 2**64, size=(n_chunks, 2), dtype=np.uint64)
-    return kernel_arguments(_mc_problem(code, grads), 0, keys, trials)
+    return kernel_arguments(monte_carlo_problem(code, grads), 0, keys, trials)
 
 
 def child(args) -> None:
@@ -67,7 +66,7 @@ def child(args) -> None:
 
     from gcdesign._mc_kernels import simulate_rounds
 
-    code, grads = setup(args.dim)
+    code, grads = setup(args.dim, args.bucket_size)
     monte_carlo_error(code, grads, trials=64, rng=0)  # compile / load the cache
     times, kernel_times, kernel_cpu = [], [], []
     result = None
@@ -107,23 +106,34 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reference-trials", type=int, default=None, help="trials of the numpy run")
+    parser.add_argument("--bucket-size", type=int, default=None, help="bucket length (default: one)")
     parser.add_argument("--out", default="studies/out")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args)
         return
-    print(f"N = 50, d = {args.dim}, {args.trials} trials, paper-n50 design at B = {BUDGET}")
+    beta = "one bucket" if args.bucket_size is None else f"buckets of {args.bucket_size}"
+    print(f"N = 50, d = {args.dim}, {args.trials} trials, paper-n50 design at B = {BUDGET}, {beta}")
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     runs = {}
     for threads in (1, 2):
         env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
         cmd = [sys.executable, __file__, "--child", "--trials", str(args.trials), "--dim", str(args.dim)]
         cmd += ["--repeats", str(args.repeats), "--seed", str(args.seed)]
+        if args.bucket_size is not None:
+            cmd += ["--bucket-size", str(args.bucket_size)]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         runs[threads] = json.loads(out.strip().splitlines()[-1])
+    # a spawn pool of 2 processes (1 numba thread each); every call starts its own pool
+    code, grads = setup(args.dim, args.bucket_size)
+    pool_times, pooled = [], None
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        pooled = monte_carlo_error(code, grads, trials=args.trials, rng=args.seed, workers=2)
+        pool_times.append(time.perf_counter() - t0)
+    pool_time = float(np.median(pool_times))
     # the numpy reference (in this process, one run: it is slow)
-    code, grads = setup(args.dim)
     ref_trials = args.reference_trials or args.trials
     t0 = time.perf_counter()
     ref = monte_carlo_error(code, grads, trials=ref_trials, rng=args.seed, reference=True)
@@ -148,6 +158,7 @@ def main(argv=None) -> None:
             f"{label:<28} {r['median_s']:>13.3f} {r['kernel_median_s']:>10.3f} "
             f"{r['kernel_cpu_per_wall']:>9.2f}  {r['digest']}"
         )
+    print(f"{'workers=2 (spawn pool)':<28} {pool_time:>13.3f} {'':>10} {'':>9}  {digest(pooled)}")
     print()
     print(f"numba (2 threads) vs numpy, end to end : {ref_time * scale / two['median_s']:.1f}x")
     print(f"numba (2 threads) vs numpy, kernel     : {ref_kernel * scale / two['kernel_median_s']:.1f}x")
@@ -156,6 +167,8 @@ def main(argv=None) -> None:
     print(f"2 threads vs 1 thread, kernel          : {one['kernel_median_s'] / two['kernel_median_s']:.2f}x")
     same = one["digest"] == two["digest"]
     print(f"identical results for 1 and 2 threads  : {same} ({one['digest']})")
+    print(f"spawn pool (2 processes) vs 1 thread   : {one['median_s'] / pool_time:.2f}x, identical results: "
+          f"{digest(pooled) == one['digest']}")
     if ref_trials == args.trials:
         print(
             f"numba vs numpy relative error          : {one['relative_error']:.12f} "
@@ -185,8 +198,9 @@ def main(argv=None) -> None:
                     r["digest"],
                 ]
             )
+        w.writerow(["workers-2-spawn", args.trials, args.dim, pool_time, "", digest(pooled)])
     print(f"wrote {out / 'bench_montecarlo.csv'}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the guard also keeps spawned pool processes from re-running main()
     main()

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from gcdesign import ClusterProfile, design, load_example
-from gcdesign.evaluation import EvaluationError, expected_error, monte_carlo_error, synthetic_gradients
+from gcdesign.evaluation import EvaluationError, expected_error, synthetic_gradients
+from gcdesign.montecarlo import monte_carlo_error
 from gcdesign.schemes import SCHEMES, make_scheme
 from gcdesign.studies._common import write_csv
 

@@ -1,25 +1,29 @@
-"""Exact expected error and the Monte-Carlo estimator (gcdesign.evaluation, gcdesign._mc_kernels)."""
+"""The exact expected error (gcdesign.evaluation); the Monte-Carlo estimator is in test_montecarlo.py."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import numba
 import numpy as np
 import pytest
 
+import gcdesign
 from gcdesign import ClusterProfile, design
-from gcdesign._mc_kernels import _uniform, simulate_rounds, simulate_rounds_reference, uniforms
 from gcdesign._validate import InputError
 from gcdesign.evaluation import (
-    MC_CHUNK,
     EvaluationError,
     decoder_moments,
     expected_error,
-    monte_carlo_error,
     synthetic_gradients,
+    worker_messages,
 )
-from gcdesign.quantization import quantization_variance, row_variances, sign_quantization_variance
+from gcdesign.montecarlo import monte_carlo_error
+from gcdesign.quantization import (
+    delta_raw,
+    quantization_variance,
+    row_variances,
+    sign_quantization_variance,
+)
 from gcdesign.schemes import Scheme, make_scheme
 
 
@@ -118,6 +122,54 @@ def test_gradients_are_validated():
         monte_carlo_error(d, np.ones((8, 4)), trials=1)
 
 
+@pytest.mark.parametrize("beta", [None, 8, 64, 1000])
+def test_bucketed_exact_error_equals_the_math3_formula(beta):
+    """MATH 3 with the per-bucket variance of MATH 2c, written out worker by worker."""
+    d = replace(design(toy_profile(), bits_per_worker=4), bucket_size=beta)
+    grads = synthetic_gradients(d.partitions, 100, rng=21)  # 100 is not a multiple of 8 or 64
+    r = expected_error(d, grads)
+    x = worker_messages(d, grads)
+    q = 1.0 - d.straggler_probs
+    want = 0.0
+    for i in range(d.n_workers):
+        v = quantization_variance(x[i], int(d.bits[i]), bucket_size=beta)
+        want += d.decoding[i] ** 2 * q[i] * (d.straggler_probs[i] * float(x[i] @ x[i]) + v)
+    assert r.error == pytest.approx(want, rel=1e-12)
+    assert r.unbiased and r.bias_sq <= 1e-20 * r.grad_norm_sq
+    # the bucket's Lemma 1 bound (delta_raw with min(beta, d) coordinates) still holds
+    assert r.error <= r.bound * (1 + 1e-12)
+    span = 100 if beta is None else min(beta, 100)  # delta_raw(b; beta) = min(beta, d) / (4 s^2)
+    delta = span / (4 * (2.0 ** (d.bits - 1) - 1) ** 2)
+    np.testing.assert_allclose(delta, delta_raw(d.bits, 100, beta), rtol=1e-15)
+    g2 = r.max_partition_norm**2
+    w = d.decoding * np.asarray(d.encoding.sum(axis=1)).ravel()
+    bound = g2 * np.sum(q * (d.straggler_probs + delta) * w**2)
+    assert r.bound == pytest.approx(bound, rel=1e-12)
+
+
+def test_smaller_buckets_lower_the_exact_quantization_error():
+    base = design(toy_profile(), bits_per_worker=3)
+    grads = synthetic_gradients(base.partitions, 500, rng=22, correlation=0.0)
+    quant = [
+        expected_error(replace(base, bucket_size=beta), grads).quantization_variance for beta in (None, 64, 8)
+    ]
+    assert quant[0] > quant[1] > quant[2] > 0
+
+
+def test_evaluation_refuses_a_non_scheme_with_the_validator_message():
+    with pytest.raises(InputError, match="`scheme` has no `name`"):
+        expected_error(object(), np.ones((8, 4)))
+    with pytest.raises(InputError, match="bucket_size"):
+        expected_error(replace(design(toy_profile(), bits_per_worker=4), bucket_size=0), np.ones((8, 4)))
+
+
+def test_public_names_stay_importable_from_the_package():
+    assert gcdesign.expected_error is expected_error
+    assert gcdesign.monte_carlo_error is monte_carlo_error
+    assert gcdesign.synthetic_gradients is synthetic_gradients
+    assert not hasattr(gcdesign.evaluation, "monte_carlo_error")  # no alias left behind
+
+
 def test_synthetic_gradients():
     g = synthetic_gradients(7, 100, rng=5, norm_bound=3.0)
     norms = np.linalg.norm(g, axis=1)
@@ -125,93 +177,6 @@ def test_synthetic_gradients():
     np.testing.assert_array_equal(g, synthetic_gradients(7, 100, rng=5, norm_bound=3.0))
     with pytest.raises(InputError, match="norm_bound"):
         synthetic_gradients(2, 3, norm_bound=-1)
-
-
-# ---------------------------------------------------------------- Monte Carlo vs exact
-@pytest.mark.parametrize("seed", range(20))
-def test_monte_carlo_within_three_standard_errors_random_designs(seed):
-    d, dim = random_design(seed)
-    grads = synthetic_gradients(d.partitions, dim, rng=100 + seed)
-    exact = expected_error(d, grads)
-    mc = monte_carlo_error(d, grads, trials=3000, rng=200 + seed)
-    assert abs(mc.mean - exact.error) <= 3 * mc.standard_error
-    # our design is unbiased: the empirical bias stays within its confidence bound
-    assert mc.bias <= mc.bias_bound and not mc.biased
-
-
-def test_bias_detected_where_theory_says_and_matches_exact_bias():
-    prof = toy_profile()
-    grads = synthetic_gradients(8, 30, rng=6)
-    for name in ("is-sgd", "bgc"):
-        scheme = make_scheme(name, prof, 32, rng=7)
-        exact = expected_error(scheme, grads)
-        mc = monte_carlo_error(scheme, grads, trials=3000, rng=8)
-        assert mc.biased and mc.bias > mc.bias_bound
-        # the empirical bias estimates the exact one: | ||mean - g|| - ||E ghat - g|| | <= noise bound
-        assert abs(mc.bias - np.sqrt(exact.bias_sq)) <= mc.bias_bound
-
-
-# ---------------------------------------------------------------- kernel and reproducibility
-def test_uniforms_numba_equals_numpy_and_look_uniform():
-    key = np.uint64(0xDEADBEEF12345678)
-    counters = np.array([0, 1, 2, 10**9, 2**40 + 3], dtype=np.uint64)
-    ref = uniforms(key, counters)
-    for c, r in zip(counters, ref, strict=True):
-        assert _uniform(key, np.uint64(c)) == r
-    u = uniforms(key, np.arange(200_000))
-    assert u.min() >= 0.0 and u.max() < 1.0
-    assert abs(u.mean() - 0.5) < 0.003 and abs(u.var() - 1 / 12) < 0.002
-    hist = np.bincount((u * 10).astype(int), minlength=10)
-    chi2 = float(np.sum((hist - 20_000) ** 2 / 20_000))
-    assert chi2 < 30.0  # 9 degrees of freedom, p ~ 4e-4
-
-
-@pytest.mark.parametrize("quantizer", [0, 1, 2])
-def test_kernel_equals_numpy_reference(quantizer):
-    rng = np.random.default_rng(quantizer)
-    n, d, trials = 5, 23, 150
-    x = rng.standard_normal((n, d))
-    x[3] = 0.0
-    norms = np.linalg.norm(x, axis=1)
-    lv = np.array([1.0, 3.0, 7.0, 15.0, 3.0])
-    weights = rng.standard_normal((trials, n)) * (rng.random((trials, n)) < 0.6)
-    n_chunks = -(-trials // MC_CHUNK)
-    keys = rng.integers(0, 2**64, size=n_chunks, dtype=np.uint64)
-    target = rng.standard_normal(d)
-    outs = []
-    for kernel in (simulate_rounds, simulate_rounds_reference):
-        out = (np.zeros(trials), np.zeros((n_chunks, d)))
-        kernel(x, norms, lv, quantizer, weights, keys, MC_CHUNK, target, *out)
-        outs.append(out)
-    (e1, s1), (e2, s2) = outs
-    np.testing.assert_array_equal(s1, s2)  # same draws, same estimates, same accumulation order
-    np.testing.assert_allclose(e1, e2, rtol=1e-12)  # squared norms summed in a different order
-    assert np.all(e1 > 0)
-
-
-def test_monte_carlo_numba_equals_reference_and_is_reproducible():
-    prof = toy_profile()
-    grads = synthetic_gradients(8, 40, rng=9)
-    for scheme in (design(prof, bits_per_worker=4), make_scheme("od", prof, 32, rng=1)):
-        fast = monte_carlo_error(scheme, grads, trials=300, rng=11)
-        ref = monte_carlo_error(scheme, grads, trials=300, rng=11, reference=True)
-        np.testing.assert_allclose(fast.errors, ref.errors, rtol=1e-12)
-        assert fast.bias == pytest.approx(ref.bias, rel=1e-12)
-        again = monte_carlo_error(scheme, grads, trials=300, rng=11)
-        np.testing.assert_array_equal(fast.errors, again.errors)
-        assert fast.bias == again.bias and fast.mean == again.mean
-        other = monte_carlo_error(scheme, grads, trials=300, rng=12)
-        assert not np.array_equal(fast.errors, other.errors)
-
-
-def test_thread_count_and_map_do_not_change_the_result():
-    d = design(toy_profile(), bits_per_worker=4)
-    grads = synthetic_gradients(8, 40, rng=10)
-    runs = [monte_carlo_error(d, grads, trials=700, rng=13, workers=w) for w in (1, 2, None, map)]
-    for r in runs[1:]:
-        np.testing.assert_array_equal(r.errors, runs[0].errors)
-        assert r.mean == runs[0].mean and r.bias == runs[0].bias and r.bias_bound == runs[0].bias_bound
-    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored
 
 
 # ---------------------------------------------------------------- CLI

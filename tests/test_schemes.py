@@ -12,7 +12,8 @@ import scipy.sparse as sp
 import gcdesign.schemes.decoding as decoding_module
 from gcdesign import ClusterProfile
 from gcdesign._validate import InputError
-from gcdesign.evaluation import expected_error, monte_carlo_error, synthetic_gradients
+from gcdesign.evaluation import expected_error, synthetic_gradients
+from gcdesign.montecarlo import monte_carlo_error
 from gcdesign.schemes import SCHEMES, make_scheme
 from gcdesign.schemes.baselines import (
     equal_bits,

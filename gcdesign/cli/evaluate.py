@@ -80,8 +80,9 @@ def _ranking_line(rows) -> str:
 
 
 def run_evaluate(args) -> int:
-    from ..evaluation import EvaluationError, expected_error, monte_carlo_error, synthetic_gradients
+    from ..evaluation import EvaluationError, expected_error, synthetic_gradients
     from ..io import load_design
+    from ..montecarlo import monte_carlo_error
     from ..schemes import SCHEMES, make_scheme, with_bucket_size
 
     trials, dim, seed = args.trials, args.dim, args.rng

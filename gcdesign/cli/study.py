@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
-from .args import SEED, UsageError
+from .args import MAX_COUNT, SEED, Number, UsageError
 from .paths import output_dir
+
+#: ``--workers``: a process count, or -1 for every core (gcdesign.parallel).
+WORKERS = Number(
+    "workers", integer=True, low=1, high=MAX_COUNT, also=(-1,), allowed="an integer >= 1 or -1 (every core)"
+)
 
 
 def study_arguments(p) -> None:
@@ -24,6 +29,17 @@ def study_arguments(p) -> None:
     p.add_argument("--quick", action="store_true", help="the small version (under two minutes)")
     p.add_argument("--rng", type=SEED, default=0, metavar="SEED", help="seed of the study (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=WORKERS,
+        default=-1,
+        metavar="N",
+        help="processes (spawn) running the study's independent runs; -1: every core (default), 1: serial",
+    )
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on the dask.distributed cluster at ADDRESS (tcp://host:8786)"
+    )
 
 
 def run_study(args) -> int:
@@ -35,7 +51,15 @@ def run_study(args) -> int:
     out = args.out
     if out is None:  # the default directory is checked like a given one
         out = output_dir("out")(os.path.join("gcdesign-studies", args.name))
-    result = run_named_study(args.name, out, quick=args.quick, rng=args.rng, progress=not args.no_progress)
+    result = run_named_study(
+        args.name,
+        out,
+        quick=args.quick,
+        rng=args.rng,
+        progress=not args.no_progress,
+        workers=None if args.scheduler is not None else args.workers,
+        scheduler=args.scheduler,
+    )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"study {args.name}: {result.seconds:.1f} s, wrote")

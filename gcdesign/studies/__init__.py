@@ -1,9 +1,14 @@
-"""Reproducible studies: ``gcdesign study NAME [--out DIR] [--quick]``.
+"""Reproducible studies: ``gcdesign study NAME [--out DIR] [--quick] [--workers N | --scheduler ADDRESS]``.
 
 Each study is a module of this package with a function
-``run(out: Path, *, quick: bool, rng, progress: bool) -> StudyResult`` that
+``run(out: Path, *, quick: bool, rng, progress: bool, workers) -> StudyResult`` that
 writes PNG figures, a CSV of the numbers and returns a markdown summary;
 :func:`run_study` times it and writes ``NAME.md`` next to the other files.
+
+Studies scale out: their independent runs (seeds x schemes x budgets ...) are tasks,
+each with its own seed, mapped by ``workers`` (:mod:`gcdesign.parallel`: a spawn
+process pool, a map-like callable, a Dask cluster). The CSVs are byte-identical
+whatever runs them.
 matplotlib (and, for the training studies, scikit-learn) are needed: the
 ``studies`` extra (``pip install 'gcdesign[studies]'``).
 """
@@ -30,7 +35,16 @@ STUDIES = {
 }
 
 
-def run_study(name: str, out=None, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
+def run_study(
+    name: str,
+    out=None,
+    *,
+    quick: bool = False,
+    rng=0,
+    progress: bool = True,
+    workers=None,
+    scheduler=None,
+) -> StudyResult:
     """Run the study `name`, writing its files into `out` (default ``./gcdesign-studies/NAME``).
 
     Parameters
@@ -45,19 +59,30 @@ def run_study(name: str, out=None, *, quick: bool = False, rng=0, progress: bool
         Seed of everything random in the study.
     progress : bool
         Draw a progress bar on stderr (only when it is a terminal).
+    workers : None, int, map-like callable or dask.distributed.Client
+        Who runs the study's independent runs (:func:`gcdesign.parallel.parallel_map`):
+        None or 1 serially, ``n >= 2`` a spawn pool of n processes (one pool for the
+        whole study), -1 every core, a map-like callable (``Pool.map``, ``client.map``),
+        a Client. The files are the same whatever runs them (timings aside).
+    scheduler : str or dask.distributed.Client, optional
+        Run on the dask.distributed cluster at this address instead of `workers`.
     """
+    from ..parallel import describe_workers, open_workers
+
     choice("study", name, STUDIES)
     out = Path(out) if out is not None else Path("gcdesign-studies") / name
     out.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(f".{name}", __name__)
     start = time.perf_counter()
-    result: StudyResult = module.run(out, quick=quick, rng=rng, progress=progress)
+    with open_workers(workers, scheduler=scheduler) as pool:
+        result: StudyResult = module.run(out, quick=quick, rng=rng, progress=progress, workers=pool)
     result.seconds = time.perf_counter() - start
     mode = "quick (`--quick`)" if quick else "full"
     text = [f"# Study `{name}`", "", STUDIES[name] + ".", "", result.summary.strip(), ""]
     if result.notes:
         text += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
-    text += [f"Mode: {mode}; run time {result.seconds:.1f} s.", ""]
+    ran_on = describe_workers(workers, scheduler)
+    text += [f"Mode: {mode}; run time {result.seconds:.1f} s ({ran_on}).", ""]
     text += ["Files: " + ", ".join(f"`{Path(f).name}`" for f in result.files), ""]
     summary_path = out / f"{name}.md"
     summary_path.write_text("\n".join(text))

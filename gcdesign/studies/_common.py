@@ -154,27 +154,48 @@ def run_schemes(
     optimizer,
     progress: Progress | None = None,
     stragglers=None,
+    workers=None,
 ) -> dict[str, list]:
     """Train every scheme in `names` once per seed; the seed also draws the scheme's random code.
 
-    A name ``"<scheme>+ef"`` trains that scheme with error feedback. Returns ``{name: [History, ...]}``.
+    A name ``"<scheme>+ef"`` trains that scheme with error feedback.
+    The runs (scheme x seed) are independent tasks, each with its own seed, mapped by
+    `workers` (:func:`gcdesign.parallel.parallel_map`: None serial, an int a spawn
+    process pool, a map-like callable, a Dask client), so the histories are the same
+    whatever runs them. Returns ``{name: [History, ...]}``.
+    """
+    names = list(names)
+    options = {"steps": steps, "optimizer": optimizer, "stragglers": stragglers}
+    tasks = [(problem, (name, profile, budget), seed, options) for name in names for seed in seeds]
+    histories = iter(train_runs(tasks, workers=workers, progress=progress))
+    return {name: [next(histories) for _ in seeds] for name in names}
+
+
+def train_run(task):
+    """One training run, ``(problem, scheme, seed, options) -> History`` (a task for ``workers``).
+
+    `scheme` is a scheme, or ``(name, profile, budget)``: then
+    :func:`~gcdesign.training.training_scheme` builds it with the run's seed, which also
+    draws its random code. `options` are the other keywords of
+    :func:`~gcdesign.training.train`; the run's seed is its ``rng``.
     """
     from ..training import scheme_variant, train, training_scheme
 
-    out: dict[str, list] = {}
-    for name in names:
-        base, feedback = scheme_variant(name)
-        runs = []
-        for seed in seeds:
-            scheme = training_scheme(base, profile, budget, rng=seed)
-            runs.append(
-                train(problem, scheme, steps=steps, optimizer=optimizer, rng=seed, stragglers=stragglers,
-                      error_feedback=feedback)
-            )
-            if progress is not None:
-                progress.update()
-        out[name] = runs
-    return out
+    problem, scheme, seed, options = task
+    options = dict(options)
+    if isinstance(scheme, tuple):
+        name, profile, budget = scheme
+        name, options["error_feedback"] = scheme_variant(name)
+        scheme = training_scheme(name, profile, budget, rng=seed)
+    return train(problem, scheme, rng=seed, **options)
+
+
+def train_runs(tasks: list, *, workers=None, progress: Progress | None = None) -> list:
+    """:func:`train_run` over `tasks`, run by `workers`; histories in task order."""
+    from ..parallel import parallel_map
+
+    update = None if progress is None else progress.update
+    return parallel_map(train_run, tasks, workers=workers, progress=update)
 
 
 def final_loss(history, fraction: float = 0.1) -> float:

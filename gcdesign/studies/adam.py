@@ -15,7 +15,7 @@ import numpy as np
 
 from ..design import design
 from ..profile import paper_profile
-from ..training import Centralized, adam, available_schemes, digits_problem, seeds, train, training_scheme
+from ..training import Centralized, adam, available_schemes, digits_problem, seeds, training_scheme
 from ._common import (
     Progress,
     StudyResult,
@@ -25,6 +25,7 @@ from ._common import (
     mean_ci,
     new_figure,
     save_figure,
+    train_runs,
     write_csv,
 )
 
@@ -50,7 +51,7 @@ def _variants(profile, budget, baselines, run_seeds):
     return out
 
 
-def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
+def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
     n_seeds, steps = (2, 300) if quick else (10, 1500)
     problem = digits_problem("logistic", partitions=N_WORKERS, rng=0)
     profile = paper_profile(N_WORKERS, dim=problem.dim)
@@ -59,16 +60,18 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
     run_seeds = seeds(rng, n_seeds)
     n_variants = 2 + len(LAMBDAS) + len(ok)
     runs: dict = {}
+    keys, tasks = [], []  # one task per run, each with its own seed
+    for bpw in BUDGETS:
+        variants = _variants(profile, bpw * N_WORKERS, ok, run_seeds)
+        for lr in LEARNING_RATES:
+            for seed in run_seeds:
+                for label, scheme, two_track, lam in variants[seed]:
+                    opt = adam(lr, two_track=two_track, lam=lam, batch_size=8)
+                    keys.append((bpw, lr, label))
+                    tasks.append((problem, scheme, seed, {"steps": steps, "optimizer": opt}))
     with Progress(len(BUDGETS) * len(LEARNING_RATES) * n_variants * n_seeds, "adam", enabled=progress) as bar:
-        for bpw in BUDGETS:
-            variants = _variants(profile, bpw * N_WORKERS, ok, run_seeds)
-            for lr in LEARNING_RATES:
-                for seed in run_seeds:
-                    for label, scheme, two_track, lam in variants[seed]:
-                        opt = adam(lr, two_track=two_track, lam=lam, batch_size=8)
-                        hist = train(problem, scheme, steps=steps, optimizer=opt, rng=seed)
-                        runs.setdefault((bpw, lr, label), []).append(hist)
-                        bar.update()
+        for key, hist in zip(keys, train_runs(tasks, workers=workers, progress=bar), strict=True):
+            runs.setdefault(key, []).append(hist)
     rows = []
     for (bpw, lr, label), hists in runs.items():
         central = np.array([final_loss(h) for h in runs[(bpw, lr, "centralized Adam")]])

@@ -28,8 +28,8 @@ def loss_at_bits(history, bits: float, fraction: float = 0.1) -> float | None:
     return float(np.mean(history.loss[idx - tail + 1 : idx + 1]))
 
 
-def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
-    problem, results, notes = compare(quick, rng, progress, label="bits")
+def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
+    problem, results, notes = compare(quick, rng, progress, label="bits", workers=workers)
     rows = []
     for bpw, by_name in results.items():
         # a bit total every unbiased multi-bit scheme reached: compare losses there

@@ -43,8 +43,11 @@ def settings(quick: bool) -> dict:
     return {"seeds": 12, "steps": 2000}
 
 
-def compare(quick: bool, rng, progress: bool, *, label="runs"):
-    """Run every available scheme at each of BUDGETS; returns (problem, {budget: {name: runs}}, notes)."""
+def compare(quick: bool, rng, progress: bool, *, label="runs", workers=None):
+    """Run every available scheme at each of BUDGETS; returns (problem, {budget: {name: runs}}, notes).
+
+    The runs are mapped by `workers` (see :func:`~gcdesign.studies._common.run_schemes`).
+    """
     cfg = settings(quick)
     problem = digits_problem("logistic", partitions=N_WORKERS, rng=0)
     profile = paper_profile(N_WORKERS, dim=problem.dim)
@@ -63,6 +66,7 @@ def compare(quick: bool, rng, progress: bool, *, label="runs"):
                 steps=cfg["steps"],
                 optimizer=sgd(0.3, batch_size=8),
                 progress=bar,
+                workers=workers,
             )
     return problem, results, notes
 
@@ -127,8 +131,8 @@ def plot_curves(results: dict, problem, path: Path, *, x: str = "round") -> Path
     return save_figure(fig, path)
 
 
-def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
-    problem, results, notes = compare(quick, rng, progress, label="convergence")
+def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
+    problem, results, notes = compare(quick, rng, progress, label="convergence", workers=workers)
     cfg = settings(quick)
     curve_rows = []
     stride = max(1, cfg["steps"] // 200)

@@ -27,8 +27,6 @@ from ..training import (
     digits_problem,
     seeds,
     sgd,
-    train,
-    training_scheme,
 )
 from ._common import (
     Progress,
@@ -37,6 +35,7 @@ from ._common import (
     mean_ci,
     new_figure,
     save_figure,
+    train_runs,
     write_csv,
 )
 
@@ -50,7 +49,7 @@ def _final(rows, row, horizon):
     return next(q["gap_mean"] for q in same if q["time"] == horizon)
 
 
-def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
+def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
     deadlines = (1.05, 1.1, 1.3, 1.6, 2.5) if quick else (1.02, 1.05, 1.1, 1.2, 1.3, 1.6, 2.0, 2.5, 3.5)
     n_seeds, horizon = (2, 300.0) if quick else (10, 1500.0)
     problem = digits_problem("logistic", partitions=N_WORKERS, rng=0)
@@ -62,24 +61,24 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
     runs: dict = {}
     mean_p = {None: None}  # deadline -> mean straggling probability (None: centralized)
     rows = []
-    with Progress((len(deadlines) * len(names) + 1) * n_seeds, "deadline", enabled=progress) as bar:
-        for tau in deadlines:
-            times = RoundTimes(rates, deadline=tau, shift=1.0)
-            profile = times.profile(dim=problem.dim)
-            mean_p[tau] = float(times.straggler_probs.mean())
-            steps = int(math.ceil(horizon / tau))
-            for name in names:
-                for seed in run_seeds:
-                    scheme = training_scheme(name, profile, BITS_PER_WORKER * N_WORKERS, rng=seed)
-                    hist = train(problem, scheme, steps=steps, optimizer=opt, rng=seed, stragglers=times)
-                    runs.setdefault((name, tau), []).append(hist)
-                    bar.update()
-        times = RoundTimes(rates, deadline=deadlines[-1], shift=1.0)
-        central = Centralized(times.profile(dim=problem.dim))
-        for seed in run_seeds:  # centralized: waits for all; the deadline does not matter
-            hist = train(problem, central, steps=60, optimizer=opt, rng=seed, stragglers=times)
-            runs.setdefault(("centralized", None), []).append(hist)
-            bar.update()
+    keys, tasks = [], []  # one task per run, each with its own seed
+    for tau in deadlines:
+        times = RoundTimes(rates, deadline=tau, shift=1.0)
+        profile = times.profile(dim=problem.dim)
+        mean_p[tau] = float(times.straggler_probs.mean())
+        options = {"steps": int(math.ceil(horizon / tau)), "optimizer": opt, "stragglers": times}
+        for name in names:
+            for seed in run_seeds:  # the scheme is built in the task, from the run's seed
+                keys.append((name, tau))
+                tasks.append((problem, (name, profile, BITS_PER_WORKER * N_WORKERS), seed, options))
+    times = RoundTimes(rates, deadline=deadlines[-1], shift=1.0)
+    central = Centralized(times.profile(dim=problem.dim))
+    for seed in run_seeds:  # centralized: waits for all; the deadline does not matter
+        keys.append(("centralized", None))
+        tasks.append((problem, central, seed, {"steps": 60, "optimizer": opt, "stragglers": times}))
+    with Progress(len(tasks), "deadline", enabled=progress) as bar:
+        for key, hist in zip(keys, train_runs(tasks, workers=workers, progress=bar), strict=True):
+            runs.setdefault(key, []).append(hist)
 
     def loss_at(hist, t: float) -> float:
         i = int(np.searchsorted(hist.wall_clock, t, side="right")) - 1

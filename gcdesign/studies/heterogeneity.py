@@ -34,7 +34,7 @@ BITS_PER_WORKER = 3
 N_WORKERS = 50
 
 
-def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
+def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
     highs = (1.0, 2.0, 5.0, 10.0) if quick else (0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
     n_seeds, steps = (2, 300) if quick else (10, 1500)
     problem = digits_problem("logistic", partitions=N_WORKERS, rng=0)
@@ -54,6 +54,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
                 steps=steps,
                 optimizer=sgd(0.3, batch_size=8),
                 progress=bar,
+                workers=workers,
             )
             central = np.array([final_loss(h) for h in res["centralized"]])
             for name, runs in res.items():

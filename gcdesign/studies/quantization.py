@@ -86,30 +86,40 @@ def _real_gradients(kind: str, rng) -> tuple[int, list[tuple[str, np.ndarray, np
     return problem.dim, [("start", start, later), ("50 steps", later, start)]
 
 
-def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
+def _synthetic_point(task) -> list[dict]:
+    """One grid point (a task for ``workers``): its gradients are drawn here, from its own seed."""
+    probs, d, bpw, c, seed = task
+    profile = ClusterProfile(probs, dim=d)
+    grads = synthetic_gradients(50, d, correlation=c, rng=seed)
+    held = synthetic_gradients(50, d, correlation=c, rng=seed + 1)
+    return _rows(f"synthetic c={c:g}", d, bpw, c, evaluate_point(profile, bpw, grads, held))
+
+
+def _real_point(task) -> list[dict]:
+    source, profile, bpw, grads, held = task
+    return _rows(source, profile.dim, bpw, None, evaluate_point(profile, bpw, grads, held))
+
+
+def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
+    from ..parallel import parallel_map
+
     grid = QUICK if quick else FULL
     probs = load_example("paper-n50").straggler_probs
     points = list(itertools.product(grid["dims"], grid["bpw"], grid["corr"]))
     real_kinds = ("softmax",) if quick else ("softmax", "logistic")
+    # per point: the same gradients for every choice
+    synthetic = [(probs, d, bpw, c, int(rng) * 7919 + d + int(100 * c)) for d, bpw, c in points]
+    real = []
+    for kind in real_kinds:
+        dim, cases = _real_gradients(kind, rng)
+        profile = ClusterProfile(probs, dim=dim)
+        for (where, grads, held), bpw in itertools.product(cases, grid["bpw"]):
+            real.append((f"digits-{kind} ({where})", profile, bpw, grads, held))
     rows = []
-    with Progress(
-        len(points) + 2 * len(real_kinds) * len(grid["bpw"]), "quantization", enabled=progress
-    ) as bar:
-        for d, bpw, c in points:
-            profile = ClusterProfile(probs, dim=d)
-            seed = int(rng) * 7919 + d + int(100 * c)  # per point: the same gradients for every choice
-            grads = synthetic_gradients(50, d, correlation=c, rng=seed)
-            held = synthetic_gradients(50, d, correlation=c, rng=seed + 1)
-            rows += _rows(f"synthetic c={c:g}", d, bpw, c, evaluate_point(profile, bpw, grads, held))
-            bar.update()
-        for kind in real_kinds:
-            dim, cases = _real_gradients(kind, rng)
-            profile = ClusterProfile(probs, dim=dim)
-            for (where, grads, held), bpw in itertools.product(cases, grid["bpw"]):
-                rows += _rows(
-                    f"digits-{kind} ({where})", dim, bpw, None, evaluate_point(profile, bpw, grads, held)
-                )
-                bar.update()
+    with Progress(len(synthetic) + len(real), "quantization", enabled=progress) as bar:
+        for tasks, task_fn in ((synthetic, _synthetic_point), (real, _real_point)):
+            for point_rows in parallel_map(task_fn, tasks, workers=workers, progress=bar.update):
+                rows += point_rows
     verdicts = _verdicts(rows)
     ranking = _ranking(rows)
     files = [

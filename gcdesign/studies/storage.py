@@ -27,18 +27,29 @@ COLORS = ("tab:blue", "tab:green", "tab:red")
 TARGET_ERROR = 0.05
 
 
-def _error(scheme, n_stragglers: int, trials: int, gen) -> np.ndarray:
-    enc = scheme.encoding.toarray()
-    out = np.empty(trials)
+def _stragglers(n_stragglers: int, trials: int, gen) -> np.ndarray:
+    """Every round's straggling workers (trials x s), drawn from `gen` round by round."""
+    out = np.empty((trials, n_stragglers), dtype=np.int64)
     for t in range(trials):
+        out[t] = gen.choice(N, size=n_stragglers, replace=False)
+    return out
+
+
+def _error(task) -> np.ndarray:
+    """``(scheme, stragglers) -> `` the decoding error of every round (a task for ``workers``)."""
+    scheme, stragglers = task
+    enc = scheme.encoding.toarray()
+    out = np.empty(len(stragglers))
+    for t, late in enumerate(stragglers):
         arrived = np.ones(N, dtype=bool)
-        arrived[gen.choice(N, size=n_stragglers, replace=False)] = False
+        arrived[late] = False
         a = scheme.decode_weights(arrived)
         out[t] = np.sum(np.square(a @ enc - 1.0)) / enc.shape[1]
     return out
 
 
-def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> StudyResult:
+def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
+    from ..parallel import parallel_map
     from ..schemes import SCHEMES, make_scheme
 
     notes = []
@@ -48,50 +59,42 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
     n_codes, trials = (2, 40) if quick else (10, 400)
     gen = np.random.default_rng(rng)
     code_seeds = seeds(gen, n_codes)
+    # The rounds' stragglers are drawn here, from the one stream, in the order of the
+    # serial loop; the decoding (the work) then runs as tasks mapped by `workers`.
+    points, tasks = [], []  # a point: (s, storage, the exact-frc scheme or None, first task, task count)
+    for s in STRAGGLERS:
+        profile = ClusterProfile(np.full(N, s / N), dim=1)
+        for d in storages:
+            first = len(tasks)
+            for seed in code_seeds:
+                scheme = make_scheme("random-sparse", profile, 2 * N, rng=seed, replication=d)
+                tasks.append((scheme, _stragglers(s, trials, gen)))
+            points.append((s, d, None, first, n_codes))
+        if "exact-frc" in SCHEMES:
+            try:
+                exact = make_scheme("exact-frc", profile, 2 * N, rng=0, stragglers=s)
+            except Exception as exc:  # noqa: BLE001 - report, do not fail the study
+                notes.append(f"exact-frc with s = {s}: {exc}")
+            else:
+                points.append((s, None, exact, len(tasks), 1))
+                tasks.append((exact, _stragglers(s, trials, gen)))
     rows = []
-    total = len(STRAGGLERS) * (len(storages) * n_codes + 1)
-    with Progress(total, "storage", enabled=progress) as bar:
-        for s in STRAGGLERS:
-            frac = s / N
-            profile = ClusterProfile(np.full(N, frac), dim=1)
-            for d in storages:
-                errors = []
-                for seed in code_seeds:
-                    scheme = make_scheme("random-sparse", profile, 2 * N, rng=seed, replication=d)
-                    errors.append(_error(scheme, s, trials, gen))
-                    bar.update()
-                errors = np.concatenate(errors)
-                mean, half = mean_ci(errors)
-                rows.append(
-                    {
-                        "scheme": "random-sparse",
-                        "straggler_fraction": frac,
-                        "stragglers": s,
-                        "storage": d,
-                        "error_mean": mean,
-                        "error_ci95": half,
-                        "error_max": float(errors.max()),
-                    }
-                )
-            if "exact-frc" in SCHEMES:
-                try:
-                    exact = make_scheme("exact-frc", profile, 2 * N, rng=0, stragglers=s)
-                    errors = _error(exact, s, trials, gen)
-                    mean, half = mean_ci(errors)
-                    rows.append(
-                        {
-                            "scheme": "exact-frc",
-                            "straggler_fraction": frac,
-                            "stragglers": s,
-                            "storage": int(round(exact.encoding.nnz / N)),
-                            "error_mean": mean,
-                            "error_ci95": half,
-                            "error_max": float(errors.max()),
-                        }
-                    )
-                except Exception as exc:  # noqa: BLE001 - report, do not fail the study
-                    notes.append(f"exact-frc with s = {s}: {exc}")
-            bar.update()
+    with Progress(len(tasks), "storage", enabled=progress) as bar:
+        errors_of = parallel_map(_error, tasks, workers=workers, progress=bar.update)
+    for s, d, exact, first, count in points:
+        errors = np.concatenate(errors_of[first : first + count])
+        mean, half = mean_ci(errors)
+        rows.append(
+            {
+                "scheme": "random-sparse" if exact is None else "exact-frc",
+                "straggler_fraction": s / N,
+                "stragglers": s,
+                "storage": d if exact is None else int(round(exact.encoding.nnz / N)),
+                "error_mean": mean,
+                "error_ci95": half,
+                "error_max": float(errors.max()),
+            }
+        )
     fig, axes = new_figure(1, 1, width=7.5, height=4.8)
     ax = axes[0][0]
     for s, color in zip(STRAGGLERS, COLORS, strict=True):
