@@ -31,6 +31,7 @@ STUDIES = {
     "latency": "expected round time and speedup vs tolerated stragglers (order statistics)",
     "storage": "storage vs decoding error of random sparse approximate gradient codes (measured)",
     "deadline": "loss vs simulated wall-clock time for several round deadlines",
+    "quantization_training": "training consequence of the quantization model: default vs balanced vs OSGC",
     "quantization": "exact error of the design under every quantization model and bucket size vs baselines",
 }
 

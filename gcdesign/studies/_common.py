@@ -116,21 +116,77 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def scheme_label(name: str) -> str:
-    """A scheme's label in tables and legends: the one it was registered with (else its name)."""
+    """A scheme's label in tables and legends: the one it was registered with (else its name).
+
+    An error-feedback name (``"bgc+ef"``) gets its scheme's label and ``" + EF"``.
+    """
+    from ..training import scheme_variant
+
     if name == "centralized":
         return CENTRALIZED[0]
-    entry = SCHEMES.get(name)
-    return entry.label if entry is not None else name
+    base, feedback = scheme_variant(name)
+    entry = SCHEMES.get(base)
+    label = entry.label if entry is not None else base
+    return label + " + EF" if feedback else label
 
 
 def style(name: str) -> dict:
-    """matplotlib keywords of a scheme's curves: its registered style, and its label."""
-    if name == "centralized":
+    """matplotlib keywords of a scheme's curves: its registered style (dotted under EF), and its label."""
+    from ..training import scheme_variant
+
+    base, feedback = scheme_variant(name)
+    if base == "centralized":
         line = CENTRALIZED[1]
     else:
-        entry = SCHEMES.get(name)
-        line = entry.style if entry is not None else {}
+        entry = SCHEMES.get(base)
+        line = dict(entry.style) if entry is not None else {}
+    if feedback:
+        line = {**line, "linestyle": ":"}
     return {**_LINE_DEFAULTS, **line, "label": scheme_label(name)}
+
+
+#: The nonconvex setting of the training studies (issue 11): the digits MLP, one ReLU
+#: hidden layer as wide as `dim` asks, N = K = 50 workers, mini-batch SGD.
+MLP_DIM_FULL = 100_000
+MLP_DIM_QUICK = 2_000
+
+
+def mlp_setting(quick: bool):
+    """``(problem, n_workers)`` of the training studies: the digits MLP at d >= 1e5 (quick: 2e3)."""
+    from ..training import digits_mlp_problem
+
+    dim = MLP_DIM_QUICK if quick else MLP_DIM_FULL
+    return digits_mlp_problem(dim=dim, partitions=50, rng=0), 50
+
+
+def with_error_feedback(names) -> list[str]:
+    """`names` and the error-feedback variant of every baseline in it (not of centralized, joint)."""
+    from ..training import EF_SUFFIX
+
+    names = list(names)
+    return names + [n + EF_SUFFIX for n in names if n not in ("centralized", "joint")]
+
+
+def diverged(history) -> bool:
+    """The run stopped on a non-finite loss (the harness fills the rest with inf)."""
+    return not bool(np.isfinite(history.loss[-1]))
+
+
+def final_accuracy(history, fraction: float = 0.1) -> float:
+    """Mean held-out accuracy over the last `fraction` of the rounds (0 after a divergence)."""
+    if history.test_accuracy is None:
+        return float("nan")
+    tail = max(1, int(round(fraction * history.steps)))
+    return float(np.nan_to_num(np.mean(history.test_accuracy[-tail:]), nan=0.0))
+
+
+def verdict(d: float, h: float, *, lower_is_better: bool = True) -> str:
+    """Joint against a competitor from the interval ``d +- h`` of (competitor - joint)."""
+    if not np.isfinite(d):
+        return "joint better (competitor diverged)" if d > 0 else "joint worse (joint diverged)"
+    better = d - h > 0 if lower_is_better else d + h < 0
+    worse = d + h < 0 if lower_is_better else d - h > 0
+    return "joint better" if better else ("joint worse" if worse else "tied")
 
 
 def band(ax, x, runs: np.ndarray, name: str, *, low: float = 10, high: float = 90) -> None:
