@@ -1,14 +1,35 @@
-"""File helpers shared by profiles and designs: versions, atomic writes, strict JSON."""
+"""File helpers shared by profiles, designs and traces: versions, atomic writes, strict reads.
+
+Reads turn every failure into :class:`~gcdesign._validate.InputError` with one
+line: an operating-system refusal is a :class:`~gcdesign._validate.FileSystemError`
+naming the path and the reason; bytes that are not UTF-8 text or not JSON say so.
+
+Writes are atomic. The data goes to a temporary file beside the target,
+named ``.<target name>.<pid>-<8 hex>.gctmp`` (the target part shortened so the
+name fits the directory's name limit), is flushed and fsynced, then renamed
+over the target. On any failure, SIGINT or SIGTERM the temporary file is
+removed and the old target is untouched. A writer killed by SIGKILL cannot
+clean up; the next write to the same target removes such leftovers: files
+matching that pattern for this target whose process no longer runs.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import re
+import secrets
+import signal
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
-from ._validate import InputError
+from ._validate import FileSystemError, InputError
+
+TEMP_SUFFIX = ".gctmp"
+_NAME_MAX_FALLBACK = 255
 
 
 def check_version(version, current: str, what: str, *, oldest_major: int | None = None) -> int:
@@ -16,14 +37,13 @@ def check_version(version, current: str, what: str, *, oldest_major: int | None 
 
     Majors from `oldest_major` (default: the current one) up to the current one are read.
     """
-    try:
-        major, minor = (int(x) for x in str(version).split("."))
-    except ValueError:
-        raise InputError(f"{what}: `version` {version!r} is not of the form 'major.minor'.") from None
+    if not isinstance(version, str) or not re.fullmatch(r"[0-9]{1,6}\.[0-9]{1,6}", version):
+        raise InputError(f"{what}: `version` {_short(version)} is not of the form 'major.minor'.")
+    major, minor = (int(x) for x in version.split("."))
     cur_major, cur_minor = (int(x) for x in current.split("."))
     if not (cur_major if oldest_major is None else oldest_major) <= major <= cur_major:
         raise InputError(
-            f"{what}: format version {version} is not supported (this gcdesign reads {current})."
+            f"{what}: format `version` {version} is not supported (this gcdesign reads {current})."
         )
     if major == cur_major and minor > cur_minor:
         warnings.warn(
@@ -33,50 +53,261 @@ def check_version(version, current: str, what: str, *, oldest_major: int | None 
     return major
 
 
-def _atomic_write(path, write) -> Path:
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(f"output directory {str(directory)!r} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; use what open() would
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+def newer_minor(version: str, current: str) -> bool:
+    """True for a version (already checked) of the current major with a higher minor."""
+    (major, minor), (cur_major, cur_minor) = (tuple(int(x) for x in v.split(".")) for v in (version, current))
+    return major == cur_major and minor > cur_minor
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file and a rename."""
-    return _atomic_write(path, lambda fh: fh.write(text.encode()))
-
-
-def read_json(path, *, what: str):
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"{what} file {str(path)!r}: {exc.strerror}.") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
+def check_fields(data: dict, allowed, what: str, *, newer: bool = False) -> None:
+    """Refuse a field not in `allowed` (a typo such as ``partiton``), unless the file is newer."""
+    if newer:
+        return
+    unknown = [key for key in data if key not in allowed]
+    if unknown:
         raise InputError(
-            f"{what} file {str(path)!r} is not valid JSON: {exc.msg} (line {exc.lineno})."
+            f"{what}: unknown field `{_short(unknown[0], 40)[1:-1]}`; allowed: {', '.join(allowed)}."
+        )
+
+
+def _short(value, limit: int = 60) -> str:
+    from ._validate import _show
+
+    return _show(value, limit)
+
+
+# ------------------------------------------------------------------ reading
+def _reason(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0, "")
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return f"{text} ({name})" if name else text
+
+
+def _read_error(path, what: str, exc: OSError) -> InputError:
+    """A missing file is bad input (the name is wrong); any other OSError is the OS refusing."""
+    message = f"{what} file {str(path)!r}: cannot read it: {_reason(exc)}."
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return InputError(message)
+    return FileSystemError(message)
+
+
+def read_bytes(path, *, what: str) -> bytes:
+    """The bytes of `path`; an OS refusal becomes FileSystemError naming the path and the reason."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _read_error(path, what, exc) from None
+
+
+def check_readable(path, *, what: str) -> None:
+    """Open `path` for reading and close it: an OS refusal becomes FileSystemError."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise _read_error(path, what, exc) from None
+
+
+def read_text(path, *, what: str) -> str:
+    """The UTF-8 text of `path` (a binary file, e.g. a PNG, is refused in one line)."""
+    data = read_bytes(path, what=what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} file {str(path)!r} is not UTF-8 text (byte {exc.start}); is it a binary file?"
         ) from None
+
+
+class _BigFloat(float):
+    """A JSON number beyond the float range: inf that still shows the text of the file."""
+
+    def __new__(cls, text: str):
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    return _BigFloat(text) if value in (float("inf"), float("-inf")) else value
 
 
 def _reject_constant(name):
     raise json.JSONDecodeError(f"{name} is not allowed", name, 0)
+
+
+def _unique_keys(pairs):
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise InputError(f"field `{_short(key, 40)[1:-1]}` appears twice in one object.")
+        data[key] = value
+    return data
+
+
+def parse_json(text: str, *, what: str):
+    """Strict JSON: no NaN / Infinity, no repeated field, a depth and integer-size limit."""
+    try:
+        return json.loads(
+            text, parse_constant=_reject_constant, parse_float=_parse_float, object_pairs_hook=_unique_keys
+        )
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    except RecursionError:
+        raise InputError(f"{what} is not usable JSON: it is nested too deeply.") from None
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InputError(f"{what} is not usable JSON: {_short(str(exc), 80)[1:-1]}.") from None
+
+
+def read_json(path, *, what: str):
+    """Read a JSON file strictly (see :func:`parse_json`)."""
+    return parse_json(read_text(path, what=what), what=f"{what} file {str(path)!r}")
+
+
+# ------------------------------------------------------------------ writing
+def _name_max(directory: Path) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return _NAME_MAX_FALLBACK
+
+
+def _temp_stem(name: str, limit: int) -> str:
+    """The target part of the temporary name, shortened (by bytes) so the whole name fits `limit`."""
+    room = limit - len(f"..{2**22}-{'0' * 8}{TEMP_SUFFIX}".encode())
+    encoded = name.encode(errors="surrogateescape")
+    if len(encoded) <= room:
+        return name
+    return encoded[: max(room, 1)].decode(errors="ignore") or "x"
+
+
+def _temp_pattern(stem: str) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(stem)}\.(\d+)-[0-9a-f]{{8}}{re.escape(TEMP_SUFFIX)}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # maybe another thread of this process, still writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's live process: not ours to judge
+    return True
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporary files an interrupted write to `path` left behind (see module docstring).
+
+    Only names of the form ``.<target>.<pid>-<8 hex>.gctmp`` for this target whose
+    process has exited are removed; every other file is left alone.
+    """
+    path = Path(path)
+    directory = path.parent
+    pattern = _temp_pattern(_temp_stem(path.name, _name_max(directory)))
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if not match or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
+class _Terminated(BaseException):
+    """Raised inside a write when SIGTERM arrives, so the temporary file is removed."""
+
+
+@contextmanager
+def _sigterm_cleans_up():
+    """Turn SIGTERM into an exception inside the block (main thread only), then re-deliver it.
+
+    The previous handler is restored on the way out; if it lets the process live
+    on, the interrupted write is reported as a FileSystemError.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated
+
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous in (signal.SIG_IGN, None):  # ignored, or installed from C: leave it alone
+            yield
+            return
+        signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # no signals here
+        yield
+        return
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        signal.raise_signal(signal.SIGTERM)  # what would have happened without us
+        raise FileSystemError("the write was interrupted by SIGTERM; the old file is unchanged.") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _atomic_write(path, write) -> Path:
+    """Write through a temporary file and a rename; ``write(fh)`` gets a binary file object."""
+    path = Path(path)
+    directory = path.parent
+    if not directory.is_dir():
+        raise FileSystemError(f"output directory {str(directory)!r} does not exist.")
+    if path.is_dir():
+        raise FileSystemError(f"cannot write {str(path)!r}: it is a directory.")
+    stem = _temp_stem(path.name, _name_max(directory))
+    remove_stale_temporaries(path)
+    tmp = directory / f".{stem}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    created = False
+    with _sigterm_cleans_up():
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            created = True
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            created = False
+        except OSError as exc:
+            _discard(tmp, created)
+            raise FileSystemError(
+                f"cannot write {str(path)!r}: {_reason(exc)}; the old file is unchanged."
+            ) from None
+        except BaseException:
+            _discard(tmp, created)
+            raise
+    return path
+
+
+def _discard(tmp: Path, created: bool) -> None:
+    if created:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` through a temporary file and a rename."""
+    return _atomic_write(path, lambda fh: fh.write(text.encode()))

@@ -35,13 +35,16 @@ QUANTIZER_CODES = {"stochastic": STOCHASTIC, "sign": SIGN, "none": EXACT}
 
 # ------------------------------------------------------------------ random numbers
 @numba.njit(cache=True, inline="always")
-def _uniform(key, counter):
+def uniform(key, counter):
     """The `counter`-th uniform in [0, 1) of the stream `key` (uint64 arguments)."""
     z = key + (counter + _ONE) * GOLDEN
     z = (z ^ (z >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
     z = z ^ (z >> _S31)
     return (z >> _S11) * _TO_UNIT
+
+
+_uniform = uniform  # the kernel's older name (the runtime codec imports `uniform`)
 
 
 def uniforms(key, counters) -> np.ndarray:

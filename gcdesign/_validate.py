@@ -1,7 +1,14 @@
-"""Argument checks shared by the public functions (validate once, at the boundary)."""
+"""Argument checks shared by the public functions (validate once, at the boundary).
+
+Every check raises :class:`InputError` with one line naming the field, the
+value (its ``repr``, so ``5e-324`` is never shown as 0) and what is allowed.
+Numbers are taken only from real numbers: booleans, strings, complex values
+and containers are refused rather than converted.
+"""
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -24,8 +31,10 @@ def read_only(array) -> np.ndarray:
     Frozen values (Design, Scheme, Allocation, Structure) hold their arrays through
     this, so ``design.bits[0] = 99`` raises instead of silently breaking (U).
     """
-    arr = np.array(array, copy=True) if isinstance(array, np.ndarray) and array.flags.writeable else (
-        np.asarray(array)
+    arr = (
+        np.array(array, copy=True)
+        if isinstance(array, np.ndarray) and array.flags.writeable
+        else (np.asarray(array))
     )
     if arr.flags.writeable:
         arr.setflags(write=False)
@@ -43,33 +52,233 @@ def read_only_sparse(matrix):
     return out
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _show(value, limit: int = 60) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not hide the real message
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())  # messages stay on one line
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def positive_int(name: str, value, *, minimum: int = 1) -> int:
-    """Return `value` as an int >= `minimum`, or raise InputError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, numbers.Real) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise InputError(f"`{name}` must be an integer >= {minimum}, got {_show(value)}.")
-    value = int(value)
-    if value < minimum:
-        raise InputError(f"`{name}` must be an integer >= {minimum}, got {value}.")
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _scalar(value):
+    """A 0-d array becomes its element; anything else is returned as is."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
     return value
+
+
+def _range_text(low, high, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low!r}, {high!r}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low!r}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high!r}"
+    return "finite"
+
+
+def _in_range(x, low, high, low_open: bool, high_open: bool, finite: bool = True):
+    """Boolean (array) of the entries inside the range (NaN never is; inf only if not `finite`)."""
+    ok = np.isfinite(x) if finite else ~np.isnan(x)
+    if low is not None:
+        ok &= (x > low) if low_open else (x >= low)
+    if high is not None:
+        ok &= (x < high) if high_open else (x <= high)
+    return ok
+
+
+def real(name: str, value, *, low=None, high=None, low_open: bool = False, high_open: bool = False) -> float:
+    """`value` as a finite float inside the given range, or raise InputError naming `name`.
+
+    Examples
+    --------
+    >>> real("deadline", 1.5, low=0, low_open=True)
+    1.5
+    >>> real("deadline", True)
+    Traceback (most recent call last):
+    ...
+    gcdesign._validate.InputError: `deadline` must be a finite real number, got True.
+    """
+    value = _scalar(value)
+    if not _is_real(value):
+        raise InputError(f"`{name}` must be a finite real number, got {_show(value)}.")
+    try:
+        x = float(value)
+    except OverflowError:
+        raise InputError(f"`{name}` = {_show(value)} is too large for a float.") from None
+    if not math.isfinite(x):
+        raise InputError(f"`{name}` must be a finite number, got {_show(value)}.")
+    if not _in_range(x, low, high, low_open, high_open):
+        raise InputError(
+            f"`{name}` must be a finite number {_range_text(low, high, low_open, high_open)}, got {x!r}."
+        )
+    return x
+
+
+def positive_int(name: str, value, *, minimum: int = 1, maximum: int = INT64_MAX) -> int:
+    """Return `value` as an int in [`minimum`, `maximum`], or raise InputError naming `name`.
+
+    Integral floats (``4.0``) are accepted; booleans, strings and fractions are not.
+    """
+    value = _scalar(value)
+    allowed = f"an integer in [{minimum}, {maximum}]" if maximum != INT64_MAX else f"an integer >= {minimum}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InputError(f"`{name}` must be {allowed}, got {_show(value)}.")
+    if not isinstance(value, numbers.Integral):
+        if not (math.isfinite(float(value)) and float(value).is_integer()):
+            raise InputError(f"`{name}` must be {allowed}, got {_show(value)}.")
+    value = int(value)
+    if not minimum <= value <= maximum:
+        raise InputError(f"`{name}` must be {allowed}, got {_show(value)}.")
+    return value
+
+
+def boolean(name: str, value) -> bool:
+    """`value` must be True or False (not a string such as ``"false"``, not a number)."""
+    value = _scalar(value)
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"`{name}` must be true or false, got {_show(value)}.")
+    return bool(value)
+
+
+def _position(name: str, shape, flat_index: int) -> str:
+    idx = np.unravel_index(flat_index, shape) if len(shape) > 1 else (flat_index,)
+    return f"{name}[{', '.join(str(int(i)) for i in idx)}]"
+
+
+_PLAIN_NUMBERS = (int, float, np.integer, np.floating)
+
+
+def _numeric(name: str, value, ndim: int | None, what: str) -> np.ndarray:
+    """`value` as an int or float array; refuses bool, str, complex, object entries by position.
+
+    A list is checked element by element (numpy would turn ``True`` into 1 and
+    ``[0.1, "x"]`` into strings); an ndarray by its dtype.
+    """
+    if isinstance(value, (str, bytes, dict)) or np.isscalar(value) and ndim not in (None, 0):
+        raise InputError(f"`{name}` must be a {ndim}-D array of {what}, got {_show(value)}.")
+    try:
+        if isinstance(value, np.ndarray):
+            arr = value
+        else:
+            arr = np.asarray(value, dtype=object)
+            if arr.size and arr.dtype == object and isinstance(arr.reshape(-1)[0], (list, tuple)):
+                raise ValueError  # a ragged list of lists
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise InputError(f"`{name}` must be a rectangular array of {what}, got {_show(value)}.") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise InputError(f"`{name}` must be a {ndim}-D array of {what}, got shape {arr.shape}.")
+    if arr.dtype.kind in "iuf":
+        return arr
+    flat = arr.reshape(-1)
+    kinds = set(map(type, flat))
+    if not all(issubclass(t, _PLAIN_NUMBERS) and not issubclass(t, (bool, np.bool_)) for t in kinds):
+        for i, item in enumerate(flat):
+            item = item.item() if isinstance(item, np.generic) else item
+            if not _is_real(item) or isinstance(item, numbers.Complex) and not isinstance(item, numbers.Real):
+                raise InputError(
+                    f"`{_position(name, arr.shape, i)}` must be a real number, got {_show(item)}."
+                )
+    if kinds <= {int} or all(issubclass(t, (int, np.integer)) for t in kinds):
+        try:
+            return flat.astype(np.int64).reshape(arr.shape)
+        except OverflowError:
+            pass  # an int beyond 64 bits: as float below (or named as too large)
+    try:
+        return flat.astype(np.float64).reshape(arr.shape)
+    except OverflowError:
+        for i, item in enumerate(flat):
+            try:
+                float(item)
+            except OverflowError:
+                raise InputError(
+                    f"`{_position(name, arr.shape, i)}` = {_show(item)} is too large for a float."
+                ) from None
+        raise  # pragma: no cover - astype overflowed but no element does
+
+
+def real_array(
+    name: str,
+    value,
+    *,
+    ndim: int | None = 1,
+    low=None,
+    high=None,
+    low_open: bool = False,
+    high_open: bool = False,
+    min_size: int = 0,
+    allow_nan: bool = False,
+    finite: bool = True,
+) -> np.ndarray:
+    """`value` as a float64 array of finite numbers in range; the first bad entry is named by position.
+
+    Examples
+    --------
+    >>> real_array("rates", [1.0, -2.0], low=0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    gcdesign._validate.InputError: `rates[1]` = -2.0 must be a finite number > 0.
+    """
+    arr = _numeric(name, value, ndim, "numbers")
+    try:
+        arr = arr.astype(np.float64)
+    except OverflowError:  # pragma: no cover - numeric dtypes always fit
+        raise InputError(f"`{name}` has entries too large for a float.") from None
+    if arr.size < min_size:
+        raise InputError(f"`{name}` must have at least {min_size} element(s), got shape {arr.shape}.")
+    ok = _in_range(arr, low, high, low_open, high_open, finite)
+    if allow_nan:
+        ok |= np.isnan(arr)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok.reshape(-1))[0])
+        kind = "a finite number" if finite else "a number"
+        raise InputError(
+            f"`{_position(name, arr.shape, i)}` = {float(arr.reshape(-1)[i])!r} must be {kind} "
+            f"{_range_text(low, high, low_open, high_open)}."
+        )
+    return arr
+
+
+def int_array(name: str, value, *, ndim: int = 1, minimum=None, maximum=None) -> np.ndarray:
+    """`value` as an int64 array (integral floats accepted); the first bad entry is named by position."""
+    arr = _numeric(name, value, ndim, "integers")
+    if arr.dtype.kind in "iu":
+        if arr.dtype.kind == "u" and arr.size and arr.max() > INT64_MAX:
+            i = int(np.argmax(arr.reshape(-1)))
+            raise InputError(f"`{_position(name, arr.shape, i)}` is too large for a 64-bit integer.")
+        out = arr.astype(np.int64)
+    else:
+        flat = arr.astype(np.float64).reshape(-1)
+        bad = ~(np.isfinite(flat) & (flat == np.rint(flat)) & (np.abs(flat) <= 2.0**62))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(f"`{_position(name, arr.shape, i)}` must be an integer, got {float(flat[i])!r}.")
+        out = flat.astype(np.int64).reshape(arr.shape)
+    flat = out.reshape(-1)
+    bad = np.zeros(flat.shape, dtype=bool)
+    if minimum is not None:
+        bad |= flat < minimum
+    if maximum is not None:
+        bad |= flat > maximum
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        allowed = _range_text(minimum, maximum, False, False)
+        raise InputError(f"`{_position(name, out.shape, i)}` = {int(flat[i])} must be an integer {allowed}.")
+    return out
 
 
 def probabilities(name: str, value) -> np.ndarray:
     """A 1-D float64 array of probabilities in [0, 1] with at least one element."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"`{name}` must be a one-dimensional array of numbers in [0, 1], got {_show(value)}."
-        ) from None
-    if arr.ndim != 1 or arr.size == 0:
+    arr = real_array(name, value, finite=False, allow_nan=True)
+    if arr.size == 0:
         raise InputError(
             f"`{name}` must be a one-dimensional array with at least one element "
             f"(N >= 1 workers), got shape {arr.shape}."
@@ -83,8 +292,33 @@ def probabilities(name: str, value) -> np.ndarray:
     return arr
 
 
+def names(name: str, value, count: int) -> tuple[str, ...]:
+    """`count` unique strings (a list or array of them, never one string split into letters)."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise InputError(f"`{name}` must be a list of {count} strings, got {_show(value)}.")
+    items = list(value)
+    if len(items) != count:
+        raise InputError(f"`{name}` has {len(items)} entries but there are {count} workers.")
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InputError(f"`{name}[{i}]` must be a string, got {_show(item)}.")
+        if item in seen:
+            raise InputError(
+                f"`{name}[{i}]` = {_show(item)} repeats `{name}[{seen[item]}]`; names must be unique."
+            )
+        seen[item] = i
+    return tuple(str(item) for item in items)
+
+
 def choice(name: str, value, allowed) -> str:
     """`value` must be one of `allowed` (strings); the message lists them."""
-    if value not in allowed:
-        raise InputError(f"Unknown {name} {value!r}; choose one of: {', '.join(sorted(map(str, allowed)))}.")
+    try:
+        ok = value in allowed
+    except TypeError:  # unhashable
+        ok = False
+    if not ok or not isinstance(value, str) and all(isinstance(a, str) for a in allowed):
+        raise InputError(
+            f"Unknown {name} {_show(value)}; choose one of: {', '.join(sorted(map(str, allowed)))}."
+        )
     return value

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validate import InputError, choice, read_only, read_only_sparse
-from .allocation import Allocation, allocate_bits, check_bit_range, check_bucket_size, check_budget
+from .allocation import AUTO, Allocation, allocate_bits, check_bit_range, check_bucket_size, check_budget
 from .construction import count_components, group_workers, hub_layout, segment_layout
 from .profile import ClusterProfile
 from .quantization import QuantizationModel, error_factors
@@ -31,11 +31,11 @@ from .structure import optimal_structure
 
 CONSTRUCTIONS = ("segment", "hub")
 ORDERS = ("grouped", "index")
-DEFAULT_ALLOCATOR = "heuristic"
+DEFAULT_ALLOCATOR = AUTO  # the exact DP where it is cheap, the heuristic beyond
 # The quantization model and bucket size design() optimizes for by default, chosen by
 # measured exact error (`gcdesign study quantization`, docs/studies/quantization.md).
-DEFAULT_QUANTIZATION = "balanced"
-DEFAULT_BUCKET_SIZE = None
+DEFAULT_QUANTIZATION = "raw"
+DEFAULT_BUCKET_SIZE = 512
 UNBIASED_TOL = 1e-9
 
 
@@ -164,6 +164,10 @@ class Design:
             "most_reliable": pick(order[:3]),
             "least_reliable": pick(order[::-1][:3]),
             "options": dict(self.options),
+            # which allocator ran (``auto`` picks one) and whether its bits are proven optimal
+            "allocation": None
+            if self.allocation is None
+            else {"method": self.allocation.method, "optimal": self.allocation.optimal},
         }
 
     # ---------------------------------------------------------------- checks
@@ -189,7 +193,7 @@ class Design:
         if not worst <= tol:
             j = int(np.argmax(np.abs(column - 1.0)))
             raise DesignError(
-                f"unbiasedness (U) fails: partition {j} has total weight {column[j]!r} "
+                f"unbiasedness (U) fails: partition {j} has total weight {float(column[j])!r} "
                 f"(must be 1 within {tol:g})."
             )
         if self.options.get("construction", "segment") != "hub":
@@ -253,7 +257,9 @@ def design(
     bits_per_worker : float, optional
         Alternative to `budget`: ``B = bits_per_worker * N`` (must be whole).
     allocator : str
-        Bit allocation method (see :data:`gcdesign.allocation.ALLOCATORS`).
+        Bit allocation method (see :data:`gcdesign.allocation.ALLOCATORS`); the
+        default ``"auto"`` runs the exact DP where it is cheap and the heuristic
+        beyond (:func:`gcdesign.allocation.resolve_method`).
     construction : {"segment", "hub"}
         Sparse layout of the optimal masses.
     order : {"grouped", "index"}

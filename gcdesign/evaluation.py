@@ -47,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from ._validate import InputError, positive_int
+from ._validate import InputError, positive_int, real
 from .quantization import delta_raw, levels, row_variances
 from .structure import error_bound
 
@@ -177,9 +177,7 @@ def synthetic_gradients(
     """
     k = positive_int("partitions", partitions)
     d = positive_int("dim", dim)
-    norm_bound = float(norm_bound)
-    if not (math.isfinite(norm_bound) and norm_bound > 0):
-        raise InputError(f"`norm_bound` must be a finite number > 0, got {norm_bound!r}.")
+    norm_bound = real("norm_bound", norm_bound, low=0, low_open=True)
     correlation = float(correlation)
     if not 0.0 <= correlation <= 1.0:
         raise InputError(f"`correlation` must lie in [0, 1], got {correlation!r}.")

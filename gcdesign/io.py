@@ -2,7 +2,7 @@
 
 JSON layout (``format`` = ``"gcdesign.design"``, ``version`` = "major.minor")::
 
-    {"format", "version", "budget", "kappa", "bits", "decoding",
+    {"format", "version", "budget", "kappa", "quantization", "bucket_size", "bits", "decoding",
      "encoding": {"shape", "rows", "cols", "values"},
      "profile": {"straggler_probs", "dim", "partitions", "names"},
      "bound", "load", "components", "options"}
@@ -23,8 +23,17 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ._files import _atomic_write, _reject_constant, atomic_write_text, check_version, read_json
-from ._validate import InputError
+from ._files import (
+    _atomic_write,
+    atomic_write_text,
+    check_fields,
+    check_readable,
+    check_version,
+    newer_minor,
+    parse_json,
+    read_json,
+)
+from ._validate import InputError, _show, boolean, choice, int_array, positive_int, real, real_array
 
 DESIGN_FORMAT = "gcdesign.design"
 DESIGN_VERSION = "2.0"  # 2.0: the quantization model and the bucket size (1.x files still load)
@@ -65,30 +74,71 @@ def design_to_dict(design) -> dict:
     }
 
 
+DESIGN_FIELDS_V1 = (
+    "format",
+    "version",
+    "budget",
+    "kappa",
+    "bits",
+    "decoding",
+    "encoding",
+    "profile",
+    "bound",
+    "load",
+    "components",
+    "options",
+)
+DESIGN_FIELDS = (*DESIGN_FIELDS_V1[:4], "quantization", "bucket_size", *DESIGN_FIELDS_V1[4:])
+PROFILE_FIELDS = ("straggler_probs", "dim", "partitions", "names")
+ENCODING_FIELDS = ("shape", "rows", "cols", "values")
+
+
 def _field(data: dict, name: str, what: str = "design"):
     if name not in data:
         raise InputError(f"{what}: missing field `{name}`.")
     return data[name]
 
 
-def _array(value, name: str, dtype, ndim: int = 1) -> np.ndarray:
+def _object(value, name: str) -> dict:
+    if not isinstance(value, dict):
+        raise InputError(f"design: `{name}` must be an object, got {_show(value)}.")
+    return value
+
+
+def mass_tolerance(n_workers: int, partitions: int) -> float:
+    r"""How far a stored worker mass may drift from the closed form by rounding alone.
+
+    The segment layout places the N masses end to end on [0, K] with a running
+    sum. Each boundary is a sequential float sum of at most N terms whose total
+    is K, so it is off by at most :math:`\gamma_N K \approx N \varepsilon K`
+    (Higham, *Accuracy and Stability of Numerical Algorithms*, 2002, section 4.2);
+    the last boundary is set to K exactly, so the last worker on the axis
+    absorbs the whole drift. A worker's mass is the difference of its two
+    boundaries, each also moved by at most the snap tolerance (1e-9) onto an
+    integer. Hence ``1e-8 + 2 (N + 1) eps K``: 1e-8 for small designs, growing
+    with N K as the rounding does (4.4e-4 at N = K = 10^6, still far below the
+    change of one bit of any worker).
+    """
+    return 1e-8 + 2.0 * (n_workers + 1) * np.finfo(np.float64).eps * partitions
+
+
+def _options(value) -> dict:
+    """The options the checks of :meth:`Design.validate` read, typed; the rest is informational."""
+    from .allocation import check_bit_range
+    from .design import CONSTRUCTIONS
+
+    options = dict(_object(value, "options"))
     try:
-        arr = np.asarray(value)
-        if dtype is np.int64:
-            if arr.size and not (
-                np.issubdtype(arr.dtype, np.integer)
-                or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.rint(arr)))
-            ):
-                raise ValueError
-        arr = arr.astype(dtype)
-    except (TypeError, ValueError):
-        kind = "integers" if dtype is np.int64 else "numbers"
-        raise InputError(f"design: `{name}` must be an array of {kind}.") from None
-    if arr.ndim != ndim:
-        raise InputError(f"design: `{name}` must be {ndim}-dimensional, got shape {arr.shape}.")
-    if dtype is np.float64 and not np.all(np.isfinite(arr)):
-        raise InputError(f"design: `{name}` must contain finite numbers only.")
-    return arr
+        if "construction" in options:
+            choice("options.construction", options["construction"], CONSTRUCTIONS)
+        if "allow_idle" in options:
+            boolean("options.allow_idle", options["allow_idle"])
+        b_min = positive_int("options.b_min", options.get("b_min", 2), minimum=2, maximum=62)
+        b_max = positive_int("options.b_max", options.get("b_max", 32), minimum=2, maximum=62)
+        options["b_min"], options["b_max"] = check_bit_range(b_min, b_max)
+    except InputError as exc:
+        raise InputError(f"design: {exc}") from None
+    return options
 
 
 def design_from_dict(data) -> object:
@@ -103,90 +153,118 @@ def design_from_dict(data) -> object:
         raise InputError("design: expected a JSON object at the top level.")
     fmt = _field(data, "format")
     if fmt != DESIGN_FORMAT:
-        raise InputError(f"design: `format` is {fmt!r}, expected {DESIGN_FORMAT!r}.")
-    major = check_version(_field(data, "version"), DESIGN_VERSION, "design", oldest_major=1)
-    prof = _field(data, "profile")
-    if not isinstance(prof, dict):
-        raise InputError("design: `profile` must be an object.")
-    profile = ClusterProfile(
-        _field(prof, "straggler_probs", "design profile"),
-        dim=_field(prof, "dim", "design profile"),
-        partitions=prof.get("partitions"),
-        names=prof.get("names"),
-    )
+        raise InputError(f"design: `format` is {_show(fmt)}, expected {DESIGN_FORMAT!r}.")
+    version = _field(data, "version")
+    major = check_version(version, DESIGN_VERSION, "design", oldest_major=1)
+    newer = newer_minor(version, DESIGN_VERSION)
+    check_fields(data, DESIGN_FIELDS if major > 1 else DESIGN_FIELDS_V1, "design", newer=newer)
+    prof = _object(_field(data, "profile"), "profile")
+    check_fields(prof, PROFILE_FIELDS, "design profile", newer=newer)
+    try:
+        profile = ClusterProfile(
+            _field(prof, "straggler_probs", "design profile"),
+            dim=_field(prof, "dim", "design profile"),
+            partitions=prof.get("partitions"),
+            names=prof.get("names"),
+        )
+    except InputError as exc:
+        raise InputError(f"design: {exc}") from None
     n, k = profile.n_workers, profile.partitions
-    enc = _field(data, "encoding")
-    if not isinstance(enc, dict):
-        raise InputError("design: `encoding` must be an object with shape, rows, cols, values.")
-    shape = tuple(int(s) for s in _array(_field(enc, "shape", "design encoding"), "encoding.shape", np.int64))
-    if shape != (n, k):
-        raise InputError(f"design: `encoding.shape` is {list(shape)}, expected [{n}, {k}].")
-    rows = _array(_field(enc, "rows", "design encoding"), "encoding.rows", np.int64)
-    cols = _array(_field(enc, "cols", "design encoding"), "encoding.cols", np.int64)
-    values = _array(_field(enc, "values", "design encoding"), "encoding.values", np.float64)
-    if not rows.size == cols.size == values.size:
-        raise InputError("design: `encoding` rows, cols and values must have the same length.")
-    if rows.size and (rows.min() < 0 or rows.max() >= n or cols.min() < 0 or cols.max() >= k):
-        raise InputError("design: `encoding` has an index outside its shape.")
-    if np.unique(rows * k + cols).size != rows.size:
-        raise InputError("design: `encoding` lists an entry twice.")
+    enc = _object(_field(data, "encoding"), "encoding")
+    check_fields(enc, ENCODING_FIELDS, "design encoding", newer=newer)
+    options = _options(data.get("options", {}))
+    try:
+        shape = tuple(int_array("encoding.shape", _field(enc, "shape", "design encoding")).tolist())
+        if shape != (n, k):
+            raise InputError(f"`encoding.shape` is {list(shape)}, expected [{n}, {k}].")
+        rows = int_array("encoding.rows", _field(enc, "rows", "design encoding"), minimum=0, maximum=n - 1)
+        cols = int_array("encoding.cols", _field(enc, "cols", "design encoding"), minimum=0, maximum=k - 1)
+        values = real_array("encoding.values", _field(enc, "values", "design encoding"))
+        if not rows.size == cols.size == values.size:
+            raise InputError(
+                f"`encoding` rows, cols and values must have the same length, got "
+                f"{rows.size}, {cols.size} and {values.size}."
+            )
+        if values.size < k:  # (U) needs weight in every column; also bounds the work below
+            raise InputError(
+                f"`encoding` has {values.size} entries; each of the K = {k} partitions needs one."
+            )
+        bits = int_array("bits", _field(data, "bits"), minimum=0, maximum=options["b_max"])
+        decoding = real_array("decoding", _field(data, "decoding"))
+        for name, arr in (("bits", bits), ("decoding", decoding)):
+            if arr.shape != (n,):
+                raise InputError(f"`{name}` has {arr.size} entries, expected N = {n}.")
+        budget = positive_int("budget", _field(data, "budget"), minimum=0)
+        kappa = real("kappa", _field(data, "kappa"), low=0)
+        stored_bound = real("bound", _field(data, "bound"), low=0)
+        stored_load = real("load", _field(data, "load"), low=0)
+        stored_components = positive_int("components", _field(data, "components"), minimum=0)
+    except InputError as exc:
+        raise InputError(f"design: {exc}") from None
+    keys = rows * k + cols
+    if np.unique(keys).size != keys.size:
+        _, first = np.unique(keys, return_index=True)
+        e = int(np.setdiff1d(np.arange(keys.size), first)[0])
+        raise InputError(
+            f"design: `encoding` lists entry ({int(rows[e])}, {int(cols[e])}) twice (again at position {e})."
+        )
     encoding = sp.csr_array((values, (rows, cols)), shape=(n, k))
-    bits = _array(_field(data, "bits"), "bits", np.int64)
-    decoding = _array(_field(data, "decoding"), "decoding", np.float64)
-    for name, arr in (("bits", bits), ("decoding", decoding)):
-        if arr.shape != (n,):
-            raise InputError(f"design: `{name}` has {arr.size} entries, expected N = {n}.")
-    budget = _field(data, "budget")
-    kappa = _field(data, "kappa")
-    if isinstance(budget, bool) or not isinstance(budget, int):
-        raise InputError(f"design: `budget` must be an integer, got {budget!r}.")
-    if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not kappa >= 0:
-        raise InputError(f"design: `kappa` must be a number >= 0, got {kappa!r}.")
-    options = data.get("options", {})
-    if not isinstance(options, dict):
-        raise InputError("design: `options` must be an object.")
-    if np.any(bits < 0):
-        raise InputError("design: `bits` must be >= 0.")
-    kappa = float(kappa)
-    if major == 1:  # version 1: delta = kappa * delta_raw(b), one bucket
-        model, bucket_size = QuantizationModel("scaled", kappa=kappa), None
-    else:
-        model = QuantizationModel.from_dict(_field(data, "quantization"))
-        if model.kappa != kappa:
-            raise DesignError(f"design: `kappa` {kappa!r} differs from `quantization.kappa` {model.kappa!r}.")
-        bucket_size = check_bucket_size(_field(data, "bucket_size"))
-    delta = error_factors(bits, model, profile.dim, bucket_size)
+    try:
+        if major == 1:  # version 1: delta = kappa * delta_raw(b), one bucket
+            model, bucket_size = QuantizationModel("scaled", kappa=kappa), None
+        else:
+            model = QuantizationModel.from_dict(_field(data, "quantization"))
+            bucket_size = check_bucket_size(_field(data, "bucket_size"))
+    except InputError as exc:
+        raise InputError(f"design: {exc}") from None
+    if major > 1 and model.kappa != kappa:
+        raise DesignError(f"design: `kappa` {kappa!r} differs from `quantization.kappa` {model.kappa!r}.")
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = error_factors(bits, model, profile.dim, bucket_size)
+    if np.any(~np.isfinite(delta) & (bits > 0)):
+        i = int(np.flatnonzero(~np.isfinite(delta) & (bits > 0))[0])
+        raise InputError(f"design: `kappa` = {kappa!r} overflows the quantization error of worker {i}.")
     try:
         structure = optimal_structure(profile, delta)
     except InputError as exc:
+        raise DesignError(
+            f"design: the stored `bits`, `kappa` and `straggler_probs` admit no code: {exc}"
+        ) from None
+    try:  # the invariants of every design: (U), bits against the budget, idle workers
+        design = assemble_design(
+            profile,
+            encoding,
+            decoding,
+            bits,
+            budget,
+            kappa,
+            delta,
+            structure.bound,
+            options,
+            quantization=model,
+            bucket_size=bucket_size,
+        )
+    except DesignError as exc:
         raise DesignError(f"design: {exc}") from None
-    design = assemble_design(
-        profile,
-        encoding,
-        decoding,
-        bits,
-        budget,
-        kappa,
-        delta,
-        structure.bound,
-        options,
-        quantization=model,
-        bucket_size=bucket_size,
-    )
-    stored_bound = _field(data, "bound")
-    if not isinstance(stored_bound, (int, float)) or not np.isclose(
-        stored_bound, structure.bound, rtol=1e-9, atol=0
-    ):
+    if not np.isclose(stored_bound, structure.bound, rtol=1e-9, atol=0):
         raise DesignError(
             f"design: stored `bound` {stored_bound!r} differs from the bound the profile, bits "
-            f"and kappa imply ({structure.bound!r})."
+            f"and kappa imply ({float(structure.bound)!r})."
         )
+    tol = mass_tolerance(n, k)
     mismatch = np.abs(design.row_mass - structure.row_mass)
-    if np.any(mismatch > 1e-8):
+    if np.any(mismatch > tol):
         i = int(np.argmax(mismatch))
         raise DesignError(
-            f"design: worker {i} carries mass {design.row_mass[i]!r}, but the optimal structure "
-            f"for its bits gives {structure.row_mass[i]!r}."
+            f"design: worker {i} carries mass {float(design.row_mass[i])!r} in `encoding`, but the "
+            f"optimal structure for its bits gives {float(structure.row_mass[i])!r} (tolerance {tol:.3g})."
+        )
+    if stored_load != design.load:
+        raise DesignError(f"design: stored `load` {stored_load!r} differs from nnz / N = {design.load!r}.")
+    if stored_components != design.components:
+        raise DesignError(
+            f"design: stored `components` {stored_components} differs from the "
+            f"{design.components} of the encoding."
         )
     return design
 
@@ -219,42 +297,71 @@ def save_design(design, path) -> Path:
     return _atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
+NPZ_ARRAYS = (
+    "metadata",
+    "bits",
+    "decoding",
+    "encoding_rows",
+    "encoding_cols",
+    "encoding_values",
+    "straggler_probs",
+)
+
+
+def _read_npz(path) -> dict:
+    """The arrays of an npz archive, never unpickling; anything else is one InputError line."""
+    path = Path(path)
+    check_readable(path, what="design")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"design file {str(path)!r} is not a valid npz file (not a zip archive).")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise InputError(
+                f"design file {str(path)!r} holds a Python object array, which would need pickle: refused."
+            ) from None
+        raise InputError(
+            f"design file {str(path)!r} is not a valid npz file ({_show(str(exc))[1:-1]})."
+        ) from None
+    except Exception as exc:  # np.load fails in many ways on a damaged archive; all mean the same
+        raise InputError(
+            f"design file {str(path)!r} is not a valid npz file "
+            f"({type(exc).__name__}: {_show(str(exc))[1:-1]})."
+        ) from None
+
+
 def load_design(path):
     """Read and validate a design written by :func:`save_design` (never unpickles)."""
     suffix = _suffix(path)
     if suffix == ".json":
         return design_from_dict(read_json(path, what="design"))
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except OSError as exc:
-        raise InputError(f"design file {str(path)!r}: {exc.strerror or exc}.") from None
-    except (ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"design file {str(path)!r} is not a valid npz file ({exc}).") from None
-    missing = {
-        "metadata",
-        "bits",
-        "decoding",
-        "encoding_rows",
-        "encoding_cols",
-        "encoding_values",
-        "straggler_probs",
-    } - set(arrays)
+    arrays = _read_npz(path)
+    missing = set(NPZ_ARRAYS) - set(arrays)
     if missing:
         raise InputError(f"design file {str(path)!r}: missing array(s) {', '.join(sorted(missing))}.")
-    try:
-        data = json.loads(str(arrays["metadata"]), parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"design file {str(path)!r}: metadata is not valid JSON ({exc.msg}).") from None
+    meta = arrays["metadata"]
+    if meta.ndim != 0 or meta.dtype.kind != "U":
+        raise InputError(
+            f"design file {str(path)!r}: `metadata` must be one JSON string, got {meta.dtype} {meta.shape}."
+        )
+    data = parse_json(str(meta), what=f"design file {str(path)!r}: metadata")
     if not isinstance(data, dict) or not isinstance(data.get("profile"), dict):
         raise InputError(f"design file {str(path)!r}: metadata must be an object with a profile.")
+    for key in ("bits", "decoding", "encoding", "straggler_probs"):
+        if key in data or key in data["profile"]:
+            raise InputError(
+                f"design file {str(path)!r}: metadata must not hold `{key}` (an array of its own)."
+            )
     data["bits"] = arrays["bits"]
     data["decoding"] = arrays["decoding"]
     data["encoding"] = {
-        "shape": data.pop("encoding_shape", None),
+        "shape": _field(data, "encoding_shape", "design metadata"),
         "rows": arrays["encoding_rows"],
         "cols": arrays["encoding_cols"],
         "values": arrays["encoding_values"],
     }
+    del data["encoding_shape"]
     data["profile"]["straggler_probs"] = arrays["straggler_probs"]
     return design_from_dict(data)

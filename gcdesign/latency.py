@@ -32,22 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, positive_int
+from ._validate import InputError, positive_int, real, real_array
 from .profile import ClusterProfile
 
 # Below this many terms the difference of harmonic numbers is summed directly.
 _DIRECT_TERMS = 64
-
-
-def _finite(name: str, value, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise InputError(f"`{name}` must be a finite number, got {value!r}.")
-    value = float(value)
-    if positive and not value > 0:
-        raise InputError(f"`{name}` must be > 0, got {value!r}.")
-    if not positive and value < 0:
-        raise InputError(f"`{name}` must be >= 0, got {value!r}.")
-    return value
 
 
 def _harmonic(n: int) -> float:
@@ -83,16 +72,24 @@ def harmonic_difference(n: int, m: int) -> float:
         return math.fsum(1.0 / i for i in range(n, m, -1))
     if m < _DIRECT_TERMS:
         return _harmonic(n) - _harmonic(m)
-    # H_x = ln x + gamma + 1/(2x) - 1/(12x^2) + 1/(120x^4) - 1/(252x^6) + O(x^-8), m >= 64
-    first = math.log1p(k / m)
-    second = -k / (2.0 * n * m)  # 1/(2n) - 1/(2m)
-    third = k * (n + m) / (12.0 * n * n * m * m)  # -(1/(12n^2) - 1/(12m^2))
-    fourth = (1.0 / n**4 - 1.0 / m**4) / 120 - (1.0 / n**6 - 1.0 / m**6) / 252
+    # H_x = ln x + gamma + 1/(2x) - 1/(12x^2) + 1/(120x^4) - 1/(252x^6) + O(x^-8), m >= 64;
+    # in floating point throughout (powers of a huge n underflow to 0 instead of overflowing)
+    nf, mf, kf = float(n), float(m), float(k)
+    first = math.log1p(kf / mf)
+    second = -kf / (2.0 * nf * mf)  # 1/(2n) - 1/(2m)
+    third = kf / (12.0 * nf * mf) * (1.0 / nf + 1.0 / mf)  # -(1/(12n^2) - 1/(12m^2))
+    inv_n, inv_m = 1.0 / nf, 1.0 / mf
+    fourth = (inv_n**4 - inv_m**4) / 120 - (inv_n**6 - inv_m**6) / 252
     return first + second + third + fourth
+
+
+MAX_WORKERS = 10**15  # far beyond any cluster; keeps every count exact in float64
 
 
 def _check_wait(n_workers, k) -> tuple[int, int]:
     n = positive_int("n_workers", n_workers)
+    if n > MAX_WORKERS:
+        raise InputError(f"`n_workers` must be an integer in [1, 10^15], got {n}.")
     k = positive_int("k", k)
     if k > n:
         raise InputError(f"`k` must be an integer in [1, N] = [1, {n}], got {k}.")
@@ -123,17 +120,17 @@ def expected_kth_time(n_workers: int, k: int, *, rate: float, shift: float = 0.0
     1.5896
     """
     n, k = _check_wait(n_workers, k)
-    rate = _finite("rate", rate, positive=True)
-    shift = _finite("shift", shift, positive=False)
-    load = _finite("load", load, positive=True)
+    rate = real("rate", rate, low=0, low_open=True)
+    shift = real("shift", shift, low=0)
+    load = real("load", load, low=0, low_open=True)
     return load * (shift + harmonic_difference(n, n - k) / rate)
 
 
 def kth_time_variance(n_workers: int, k: int, *, rate: float, load: float = 1.0) -> float:
     """Variance of the k-th of N responses: ``(l / mu)^2 sum_{i=N-k+1}^{N} 1/i^2`` (the shift adds none)."""
     n, k = _check_wait(n_workers, k)
-    rate = _finite("rate", rate, positive=True)
-    load = _finite("load", load, positive=True)
+    rate = real("rate", rate, low=0, low_open=True)
+    load = real("load", load, low=0, low_open=True)
     terms = 1.0 / np.arange(n, n - k, -1, dtype=np.float64) ** 2
     return (load / rate) ** 2 * math.fsum(terms[::-1])
 
@@ -180,9 +177,9 @@ def simulate_kth_time(
     SimulatedTime
     """
     n, k = _check_wait(n_workers, k)
-    rate = _finite("rate", rate, positive=True)
-    shift = _finite("shift", shift, positive=False)
-    load = _finite("load", load, positive=True)
+    rate = real("rate", rate, low=0, low_open=True)
+    shift = real("shift", shift, low=0)
+    load = real("load", load, low=0, low_open=True)
     trials = positive_int("trials", trials, minimum=2)
     gen = np.random.default_rng(rng)
     chunk = max(1, 2_000_000 // n)
@@ -297,14 +294,10 @@ class RoundTimes:
     shift: float = 0.0
 
     def __post_init__(self):
-        rates = np.asarray(self.rates, dtype=np.float64)
-        if rates.ndim != 1 or rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
-            raise InputError("`rates` must be a non-empty 1-D array of finite numbers > 0.")
+        rates = real_array("rates", self.rates, low=0, low_open=True, min_size=1)
         object.__setattr__(self, "rates", tuple(rates.tolist()))
-        if not (math.isfinite(self.deadline) and self.deadline > 0):
-            raise InputError(f"`deadline` must be a finite number > 0, got {self.deadline!r}.")
-        if not (math.isfinite(self.shift) and self.shift >= 0):
-            raise InputError(f"`shift` must be a finite number >= 0, got {self.shift!r}.")
+        object.__setattr__(self, "deadline", real("deadline", self.deadline, low=0, low_open=True))
+        object.__setattr__(self, "shift", real("shift", self.shift, low=0))
 
     @property
     def straggler_probs(self) -> np.ndarray:

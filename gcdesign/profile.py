@@ -13,16 +13,20 @@ import io as _io
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write_text, check_version, read_json
-from ._validate import InputError, choice, positive_int, probabilities
+from ._files import atomic_write_text, check_fields, check_version, newer_minor, read_json, read_text
+from ._validate import InputError, _show, choice, positive_int, probabilities, real, real_array
+from ._validate import names as _names
 
 PROFILE_FORMAT = "gcdesign.profile"
 PROFILE_VERSION = "1.0"
+
+PROFILE_FIELDS = ("format", "version", "straggler_probs", "dim", "partitions", "names")
 
 LATENCY_MODELS = ("exponential", "shifted-exponential")
 
@@ -64,14 +68,7 @@ class ClusterProfile:
             )
         dim = positive_int("dim", dim)
         partitions = p.size if partitions is None else positive_int("partitions", partitions)
-        if names is None:
-            names = tuple(f"w{i}" for i in range(p.size))
-        else:
-            names = tuple(str(n) for n in names)
-            if len(names) != p.size:
-                raise InputError(f"`names` has {len(names)} entries but there are {p.size} workers.")
-            if len(set(names)) != len(names):
-                raise InputError("`names` must be unique.")
+        names = tuple(f"w{i}" for i in range(p.size)) if names is None else _names("names", names, p.size)
         p = p.copy()
         p.setflags(write=False)
         object.__setattr__(self, "straggler_probs", p)
@@ -133,15 +130,9 @@ class ClusterProfile:
             Minimum round time :math:`t_0 \ge 0` (shifted model only).
         """
         choice("latency model", model, LATENCY_MODELS)
-        rates = np.asarray(rates, dtype=np.float64)
-        if rates.ndim != 1 or rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
-            raise InputError("`rates` must be a non-empty 1-D array of finite numbers > 0.")
-        deadline = float(deadline)
-        if not math.isfinite(deadline) or deadline <= 0:
-            raise InputError(f"`deadline` must be a finite number > 0, got {deadline!r}.")
-        shift = float(shift)
-        if not math.isfinite(shift) or shift < 0:
-            raise InputError(f"`shift` must be a finite number >= 0, got {shift!r}.")
+        rates = real_array("rates", rates, low=0, low_open=True, min_size=1)
+        deadline = real("deadline", deadline, low=0, low_open=True)
+        shift = real("shift", shift, low=0)
         if model == "exponential":
             if shift != 0.0:
                 raise InputError("`shift` applies only to the 'shifted-exponential' model.")
@@ -178,32 +169,31 @@ class ClusterProfile:
             ``p_i = (late_i + s) / (rounds_i + 2 s)``; the default 1 keeps every
             estimate strictly inside (0, 1). Use 0 for raw frequencies.
         """
-        deadline = float(deadline)
-        if not math.isfinite(deadline) or deadline <= 0:
-            raise InputError(f"`deadline` must be a finite number > 0, got {deadline!r}.")
-        smoothing = float(smoothing)
-        if not math.isfinite(smoothing) or smoothing < 0:
-            raise InputError(f"`smoothing` must be a finite number >= 0, got {smoothing!r}.")
+        deadline = real("deadline", deadline, low=0, low_open=True)
+        smoothing = real("smoothing", smoothing, low=0)
         if isinstance(round_times, (str, os.PathLike)):
             names, columns = read_traces_csv(round_times)
+            source = f"traces file {str(round_times)!r}"
         elif isinstance(round_times, dict):
-            names = [str(k) for k in round_times]
-            columns = [np.asarray(v, dtype=np.float64).ravel() for v in round_times.values()]
+            names = list(_names("round_times keys", list(round_times), len(round_times)))
+            source = "`round_times`"
+            columns = [_times(f"round_times[{k!r}]", v, ndim=1) for k, v in round_times.items()]
         else:
-            arr = np.asarray(round_times, dtype=np.float64)
-            if arr.ndim != 2 or arr.size == 0:
+            arr = _times("round_times", round_times, ndim=2)
+            source = "`round_times`"
+            if arr.size == 0:
                 raise InputError(
                     f"`round_times` must be a 2-D array (rounds x workers), got shape {arr.shape}."
                 )
             names = [f"w{i}" for i in range(arr.shape[1])]
             columns = list(arr.T)
+        if not names:
+            raise InputError("`round_times` has no worker.")
         probs = []
         for name, col in zip(names, columns, strict=True):
-            if np.any(col[~np.isnan(col)] < 0):
-                raise InputError(f"round times of worker {name!r} must be >= 0.")
             observed = col[~np.isnan(col)]
             if observed.size == 0:
-                raise InputError(f"worker {name!r} has no observed round time.")
+                raise InputError(f"{source}: worker {name!r} has no observed round time.")
             late = int(np.count_nonzero(observed > deadline))
             probs.append((late + smoothing) / (observed.size + 2 * smoothing))
         return cls(np.array(probs), dim=dim, partitions=partitions, names=names)
@@ -221,21 +211,33 @@ class ClusterProfile:
 
     @classmethod
     def from_dict(cls, data: dict) -> ClusterProfile:
+        """The profile of a JSON object (the inverse of :meth:`to_dict`); every field is checked.
+
+        ``format`` and ``version`` may be omitted (a hand-written profile); a
+        field this version does not know is refused (a typo such as
+        ``"partiton"`` would otherwise silently give K = N).
+        """
         if not isinstance(data, dict):
-            raise InputError("profile: expected a JSON object.")
-        missing = [k for k in ("straggler_probs", "dim") if k not in data]
-        if missing:
-            raise InputError(f"profile: missing field(s) {', '.join(missing)}.")
+            raise InputError(f"profile: expected a JSON object, got {_show(data)}.")
         fmt = data.get("format", PROFILE_FORMAT)
         if fmt != PROFILE_FORMAT:
-            raise InputError(f"profile: `format` is {fmt!r}, expected {PROFILE_FORMAT!r}.")
-        check_version(data.get("version", PROFILE_VERSION), PROFILE_VERSION, "profile")
-        return cls(
-            data["straggler_probs"],
-            dim=data["dim"],
-            partitions=data.get("partitions"),
-            names=data.get("names"),
-        )
+            raise InputError(f"profile: `format` is {_show(fmt)}, expected {PROFILE_FORMAT!r}.")
+        version = data.get("version", PROFILE_VERSION)
+        check_version(version, PROFILE_VERSION, "profile")
+        newer = newer_minor(version, PROFILE_VERSION)
+        check_fields(data, PROFILE_FIELDS, "profile", newer=newer)
+        missing = [k for k in ("straggler_probs", "dim") if k not in data]
+        if missing:
+            raise InputError(f"profile: missing field(s) {', '.join(f'`{k}`' for k in missing)}.")
+        try:
+            return cls(
+                data["straggler_probs"],
+                dim=data["dim"],
+                partitions=data.get("partitions"),
+                names=data.get("names"),
+            )
+        except InputError as exc:
+            raise InputError(f"profile: {exc}") from None
 
 
 def save_profile(profile: ClusterProfile, path) -> Path:
@@ -248,73 +250,147 @@ def load_profile(path) -> ClusterProfile:
     return ClusterProfile.from_dict(read_json(path, what="profile"))
 
 
+def _times(name: str, value, *, ndim: int) -> np.ndarray:
+    """Round times: numbers >= 0, NaN for a missing observation, inf for a worker that never answered."""
+    return real_array(name, value, ndim=ndim, low=0, allow_nan=True, finite=False)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+]?inf(inity)?", re.IGNORECASE)
+LONG_HEADER = ("worker", "round", "time")
+
+
 def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
-    """Read round times from CSV, long (``worker,round,time``) or wide format.
+    """Read round times from CSV, long or wide format.
+
+    Long format: a header naming the columns ``worker``, ``round`` and ``time``
+    (any order, any case), one observation per row; a (worker, round) pair may
+    appear once. Wide format: one column per worker (unique names) and one row
+    per round, optionally with a ``round`` column that labels the rows (it is
+    not a worker). Times are decimal numbers >= 0; an empty cell or ``nan`` is
+    a missing observation and ``inf`` a worker that never answered.
 
     Returns worker names and one array of times per worker (NaN where missing).
     """
-    path = Path(path)
+    where = f"traces file {str(path)!r}"
+    text = read_text(path, what="traces")
+    reader = csv.reader(_io.StringIO(text))
+    rows = []
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"traces file {str(path)!r}: {exc.strerror}.") from None
-    rows = [r for r in csv.reader(_io.StringIO(text)) if r and any(c.strip() for c in r)]
+        for row in reader:
+            if row and any(c.strip() for c in row):
+                rows.append((reader.line_num, [c.strip() for c in row]))
+    except csv.Error as exc:
+        raise InputError(f"{where}, line {reader.line_num}: not readable as CSV ({exc}).") from None
     if len(rows) < 2:
-        raise InputError(f"traces file {str(path)!r}: needs a header row and at least one row.")
-    header = [h.strip() for h in rows[0]]
+        raise InputError(f"{where}: needs a header row and at least one row.")
+    header = rows[0][1]
+    lowered = [h.lower() for h in header]
 
-    def number(cell: str, line: int) -> float:
-        cell = cell.strip()
+    def number(cell: str, line: int, column: str) -> float:
         if cell == "" or cell.lower() == "nan":
             return math.nan
-        try:
-            return float(cell)
-        except ValueError:
-            raise InputError(f"traces file {str(path)!r}, line {line}: {cell!r} is not a number.") from None
-
-    if [h.lower() for h in header] == ["worker", "round", "time"]:
-        times: dict[str, dict[str, float]] = {}
-        for line, row in enumerate(rows[1:], start=2):
-            if len(row) != 3:
-                raise InputError(
-                    f"traces file {str(path)!r}, line {line}: expected 3 fields "
-                    f"(worker,round,time), got {len(row)}."
-                )
-            worker, rnd, t = row[0].strip(), row[1].strip(), number(row[2], line)
-            times.setdefault(worker, {})[rnd] = t
-        names = list(times)
-        return names, [np.array(list(times[n].values())) for n in names]
-    if len(set(header)) != len(header) or any(h == "" for h in header):
-        raise InputError(
-            f"traces file {str(path)!r}: wide format needs one unique, non-empty worker "
-            "name per column (or use the long format header worker,round,time)."
-        )
-    data = []
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
+        if not _NUMBER.fullmatch(cell):
+            raise InputError(f"{where}, line {line}, column {column!r}: {_show(cell)} is not a number.")
+        value = float(cell)
+        if math.isinf(value) and "inf" not in cell.lower():
+            raise InputError(f"{where}, line {line}, column {column!r}: {cell} is too large for a float.")
+        if value < 0:
             raise InputError(
-                f"traces file {str(path)!r}, line {line}: expected {len(header)} fields, got {len(row)}."
+                f"{where}, line {line}, column {column!r}: a round time must be >= 0, got {cell}."
             )
-        data.append([number(c, line) for c in row])
-    arr = np.array(data, dtype=np.float64)
-    return header, list(arr.T)
+        return value
+
+    def round_label(cell: str, line: int) -> int:
+        if not re.fullmatch(r"[+-]?\d{1,18}", cell):
+            raise InputError(f"{where}, line {line}: round {_show(cell)} is not an integer.")
+        return int(cell)
+
+    def fields(line: int, row: list, expected: int) -> None:
+        if len(row) != expected:
+            raise InputError(
+                f"{where}, line {line}: expected {expected} fields like the header, got {len(row)}."
+            )
+
+    if sorted(lowered) == sorted(LONG_HEADER):
+        col = {name: lowered.index(name) for name in LONG_HEADER}
+        times: dict[str, dict[int, float]] = {}
+        seen: dict[tuple[str, int], int] = {}
+        for line, row in rows[1:]:
+            fields(line, row, 3)
+            worker = row[col["worker"]]
+            if worker == "":
+                raise InputError(f"{where}, line {line}: the worker name is empty.")
+            rnd = round_label(row[col["round"]], line)
+            if (worker, rnd) in seen:
+                raise InputError(
+                    f"{where}: worker {_show(worker)} round {rnd} appears twice, "
+                    f"on lines {seen[worker, rnd]} and {line}."
+                )
+            seen[worker, rnd] = line
+            times.setdefault(worker, {})[rnd] = number(row[col["time"]], line, "time")
+        names = list(times)
+        return names, [np.array([times[n][r] for r in sorted(times[n])]) for n in names]
+    if any(h in ("worker", "time") for h in lowered):
+        raise InputError(
+            f"{where}: the header {_show(','.join(header))} mixes the formats; the long format "
+            "needs exactly the columns worker, round, time (any order)."
+        )
+    round_col = lowered.index("round") if "round" in lowered else None
+    if lowered.count("round") > 1:
+        raise InputError(f"{where}: the header has more than one `round` column.")
+    workers = [i for i in range(len(header)) if i != round_col]
+    if not workers:
+        raise InputError(f"{where}: the header names no worker column.")
+    first: dict[str, int] = {}
+    for i in workers:
+        if header[i] == "":
+            raise InputError(f"{where}: column {i + 1} of the header has no worker name.")
+        if header[i] in first:
+            raise InputError(
+                f"{where}: worker {_show(header[i])} names columns {first[header[i]] + 1} and {i + 1}; "
+                "wide format needs one unique name per worker column."
+            )
+        first[header[i]] = i
+    data = []
+    round_lines: dict[int, int] = {}
+    for line, row in rows[1:]:
+        fields(line, row, len(header))
+        if round_col is not None:
+            rnd = round_label(row[round_col], line)
+            if rnd in round_lines:
+                raise InputError(
+                    f"{where}: round {rnd} appears twice, on lines {round_lines[rnd]} and {line}."
+                )
+            round_lines[rnd] = line
+        data.append([number(row[i], line, header[i]) for i in workers])
+    arr = np.array(data, dtype=np.float64).reshape(len(data), len(workers))
+    return [header[i] for i in workers], list(arr.T)
 
 
 # ---------------------------------------------------------------- examples
 MOBILENET_V3_SMALL_PARAMS = 2_542_856
 
 
-def _paper_n50() -> tuple[ClusterProfile, dict]:
-    rng = np.random.default_rng(2026)
-    rates = rng.uniform(0.01, 2.0, size=50)
-    prof = ClusterProfile.from_latency_model(
-        "shifted-exponential",
-        rates=rates,
-        deadline=1.1,
-        shift=1.0,
-        dim=MOBILENET_V3_SMALL_PARAMS,
+def paper_rates(n: int = 50, *, high: float = 2.0, rng=2026) -> np.ndarray:
+    """The paper's straggling rates ``mu_i ~ U(0.01, high)``, drawn from `rng` (2026: paper-n50's)."""
+    return np.random.default_rng(rng).uniform(0.01, high, size=positive_int("n", n))
+
+
+def paper_profile(
+    n: int = 50, *, dim: int = MOBILENET_V3_SMALL_PARAMS, high: float = 2.0, deadline: float = 1.1, rng=2026
+) -> ClusterProfile:
+    """The paper's cluster: round times ``1 + Exp(mu_i)`` (:func:`paper_rates`) against `deadline`.
+
+    The defaults give the ``paper-n50`` example; the studies vary `n`, `dim` and `high`.
+    """
+    rates = paper_rates(n, high=high, rng=rng)
+    return ClusterProfile.from_latency_model(
+        "shifted-exponential", rates=rates, deadline=deadline, shift=1.0, dim=dim
     )
-    return prof, {"bits_per_worker": 7}
+
+
+def _paper_n50() -> tuple[ClusterProfile, dict]:
+    return paper_profile(50), {"bits_per_worker": 7}
 
 
 def classes_n48_probs(mean_p: float = 0.3, ratio=(3.0, 2.0, 1.0)) -> np.ndarray:
@@ -346,7 +422,8 @@ def _classes_n48() -> tuple[ClusterProfile, dict]:
     p, names = p[shuffle], names[shuffle].tolist()
     return (
         ClusterProfile(p, dim=1_000_000, names=names),
-        {"bits_per_worker": 6, "allocator": "equal"},
+        # solved for the paper's balanced scaling with one bucket: record it with the example
+        {"bits_per_worker": 6, "allocator": "equal", "kappa": "balanced", "bucket_size": None},
     )
 
 
@@ -368,6 +445,42 @@ _EXAMPLES = {
     ),
     "toy-n8": (_toy_n8, "Eight workers, p from 0.05 to 0.8, dim 1000, 4 bits/worker."),
 }
+
+
+EXAMPLE_TRACES = "traces-n8.csv"
+EXAMPLE_TRACE_RATES = (4.0, 3.0, 3.0, 2.0, 2.0, 1.0, 0.5, 0.25)
+
+
+def make_example_traces(*, rounds: int = 200, rng=2026) -> str:
+    """The CSV text of the bundled traces: 8 workers, shifted exponential round times.
+
+    Worker ``node-i`` takes ``1 + Exp(mu_i)`` seconds per round with ``mu`` =
+    4, 3, 3, 2, 2, 1, 0.5, 0.25 (the guide's cluster), in long format
+    (``worker,round,time``), times rounded to 1e-4 s. The shipped file
+    (:func:`example_traces_path`) is this function's output with its defaults.
+    """
+    rounds = positive_int("rounds", rounds)
+    gen = np.random.default_rng(rng)
+    rates = np.array(EXAMPLE_TRACE_RATES)
+    times = 1.0 + gen.exponential(1.0 / rates, size=(rounds, rates.size))
+    lines = ["worker,round,time"]
+    for r in range(rounds):
+        lines += [f"node-{i},{r},{times[r, i]:.4f}" for i in range(rates.size)]
+    return "\n".join(lines) + "\n"
+
+
+def example_traces_path() -> Path:
+    """Path of the bundled example traces CSV (see :func:`make_example_traces`).
+
+    Examples
+    --------
+    >>> prof = ClusterProfile.from_traces(example_traces_path(), deadline=1.5, dim=1000)
+    >>> prof.n_workers, prof.names[0]
+    (8, 'node-0')
+    """
+    from importlib.resources import files
+
+    return Path(str(files("gcdesign") / "examples" / EXAMPLE_TRACES))
 
 
 def list_examples() -> dict[str, str]:

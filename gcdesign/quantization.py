@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError
+from ._validate import InputError, real
 
 KAPPA_POLICIES = ("raw", "balanced", "none")
 QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
@@ -199,15 +199,31 @@ def quantize_rows(
     norms = coordinate_norms(x, None if sign_rows.all() else bucket_size)
     safe = np.where(norms > 0, norms, 1.0)
     s = np.where(sign_rows, 1.0, levels(np.maximum(bits, 2)))
-    y = s[:, None] * np.abs(x) / safe
-    low = np.floor(y)
-    out = np.sign(x) * (low + (u < y - low)) * (norms / s[:, None])
+    out = np.sign(x) * stochastic_levels(x, s[:, None], safe, u) * (norms / s[:, None])
     if sign_rows.any():
         row_norms = coordinate_norms(x[sign_rows])
         xs = x[sign_rows] / np.where(row_norms > 0, row_norms, 1.0)
         out[sign_rows] = row_norms * np.where(u[sign_rows] < 0.5 * (1.0 + xs), 1.0, -1.0)
     out[np.broadcast_to(norms == 0, x.shape)] = 0.0
     return out
+
+
+def stochastic_levels(x, s, norms, uniforms) -> np.ndarray:
+    r"""The integer levels :math:`\xi_k = \lfloor y_k \rfloor + [u_k < y_k - \lfloor y_k \rfloor]` (float64).
+
+    ``y_k = s |x_k| / norm_k`` with `norms` the (positive) norm each coordinate is
+    quantized against and `uniforms` the draws; all arguments broadcast. This is the
+    rounding step shared by :func:`quantize_rows` and the runtime codec's numpy twin
+    (which quantizes against the float32 norms that travel).
+
+    Examples
+    --------
+    >>> stochastic_levels(np.array([3.0, -4.0]), 1.0, 5.0, np.array([0.5, 0.9])).tolist()
+    [1.0, 0.0]
+    """
+    y = s * np.abs(x) / norms
+    low = np.floor(y)
+    return low + (uniforms < y - low)
 
 
 def row_variances(x, bits, quantizer: str = "stochastic", bucket_size: int | None = None) -> np.ndarray:
@@ -329,13 +345,13 @@ class QuantizationModel:
             raise InputError(
                 f"`quantization.kind` = {kind!r}; choose one of: {', '.join(QUANTIZATION_MODELS)}, scaled."
             )
-        kappa = _finite_number("quantization.kappa", data.get("kappa", 1.0), minimum=0.0)
+        kappa = real("quantization.kappa", data.get("kappa", 1.0), low=0)
         table = data.get("table")
         if kind == "calibrated":
             if not isinstance(table, list) or len(table) != MAX_BITS + 1:
                 raise InputError(f"`quantization.table` must be a list of {MAX_BITS + 1} numbers or nulls.")
             table = tuple(
-                math.nan if v is None else _finite_number(f"quantization.table[{i}]", v, minimum=0.0)
+                math.nan if v is None else real(f"quantization.table[{i}]", v, low=0)
                 for i, v in enumerate(table)
             )
         elif table is not None:
@@ -348,17 +364,8 @@ class QuantizationModel:
             ints[key] = value
         c = data.get("c")
         if c is not None:
-            c = _finite_number("quantization.c", c, minimum=0.0)
+            c = real("quantization.c", c, low=0)
         return cls(kind, kappa=kappa, c=c, table=table, **ints)
-
-
-def _finite_number(name: str, value, *, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"`{name}` must be a number >= {minimum:g}, got {value!r}.")
-    out = float(value)
-    if not math.isfinite(out) or out < minimum:
-        raise InputError(f"`{name}` must be a finite number >= {minimum:g}, got {value!r}.")
-    return out
 
 
 def resolve_quantization(
@@ -389,7 +396,7 @@ def resolve_quantization(
     if isinstance(model, QuantizationModel):
         return model
     if isinstance(model, numbers.Real) and not isinstance(model, bool):
-        return QuantizationModel("scaled", kappa=_finite_number("kappa", model, minimum=0.0))
+        return QuantizationModel("scaled", kappa=real("kappa", model, low=0))
     if isinstance(model, str) and model not in QUANTIZATION_MODELS:
         try:
             value = float(model)
@@ -415,7 +422,7 @@ def resolve_quantization(
         return QuantizationModel("tight")
     if model == "none":
         return QuantizationModel("none", kappa=0.0)
-    c = _finite_number("kappa_c", c, minimum=0.0)
+    c = real("kappa_c", c, low=0)
     if c == 0:
         raise InputError("`kappa_c` must be a finite number > 0, got 0.")
     p = np.asarray(straggler_probs, dtype=np.float64)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ._validate import InputError, read_only
 from .profile import ClusterProfile
+from .utility import utilities
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,30 +52,6 @@ class Structure:
     def __post_init__(self):
         for attr in ("utility", "row_sum", "row_mass"):
             object.__setattr__(self, attr, read_only(getattr(self, attr)))
-
-
-def utilities(straggler_probs, delta) -> np.ndarray:
-    """Worker utilities :math:`(1 - p_i) / (p_i + \\delta_i)`; 0 where ``p_i = 1`` or ``delta_i = inf``.
-
-    Raises
-    ------
-    InputError
-        If some worker has ``p_i = 0`` and ``delta_i = 0`` (infinite utility).
-    """
-    p, delta = np.broadcast_arrays(
-        np.asarray(straggler_probs, dtype=np.float64), np.asarray(delta, dtype=np.float64)
-    )
-    denom = p + delta
-    zero = denom == 0.0
-    if zero.any():
-        i = int(np.argwhere(zero)[0][0])
-        raise InputError(
-            f"worker {i} has straggler probability 0 and quantization error 0: its utility "
-            "is infinite. Use a kappa policy other than 'none', or give it p > 0."
-        )
-    with np.errstate(invalid="ignore"):
-        u = (1.0 - p) / denom
-    return np.where(np.isfinite(delta), u, 0.0)
 
 
 def optimal_structure(profile: ClusterProfile, delta) -> Structure:
@@ -125,8 +102,12 @@ def optimal_structure_cvxpy(profile: ClusterProfile, delta) -> tuple[np.ndarray,
 
     Returns the optimal row sums :math:`W_i` (NaN for workers with
     :math:`p_i = 1`, whose weights do not enter the problem) and the optimal value.
+    Needs cvxpy, the ``check`` extra (``pip install 'gcdesign[check]'``; ``test`` includes it).
     """
-    import cvxpy as cp
+    try:
+        import cvxpy as cp
+    except ImportError:
+        raise ImportError("`optimal_structure_cvxpy` needs cvxpy: pip install 'gcdesign[check]'.") from None
 
     p = profile.straggler_probs
     k = profile.partitions

@@ -5,15 +5,16 @@ deadline 1.1, rates U(0.01, 2)), MobileNetV3-Small dimension, balanced kappa
 (c = 1), bits in [2, 32], N in {20, 50, 200, 1000, 10000}, B / N in {3, 4, 7}.
 For every method: median wall time over --repeats runs (numba kernels are
 warmed up first, so compilation is not counted), objective F and the relative
-gap (F_dp - F) / F_dp to the exact DP. ``heuristic`` is the default
+gap (F_dp - F) / F_dp to the exact DP. ``heuristic`` runs its default scan
 (``scan="auto"``: the paper's full scan up to N = 200, the windowed scan
-above); ``heuristic-full`` forces the full scan (``scan="full"``), i.e. the
+above; the default allocator ``auto`` runs it beyond N R L = 2e6 work units,
+the DP below); ``heuristic-full`` forces the full scan (``scan="full"``), i.e. the
 heuristic before the windowed scan existed. CP-SAT runs only up to N = 200 (its
 one-hot model has N x 31 booleans; 10 s time limit). Also the peak memory of
 the DP at N = 10^4, B = 4N (tracemalloc sees numpy's allocations).
 
 Part 2 (gap check): 500 random instances with N in [5, 100]
-(gcdesign.allocation._testing.random_instance: four straggler families,
+(gcdesign.allocation.instances.random_instance: four straggler families,
 dim 10^3..10^7, balanced or raw kappa, b_max in {8, 16, 32}, B / N in
 [2, 12], 20% with the idle level); heuristic vs DP, with the default
 refinement (local search from both starts) and the paper's (from the better
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from gcdesign.allocation import ALLOCATORS, allocate_table, allowed_levels, utility_table
-from gcdesign.allocation._testing import random_instance, straggler_probs
+from gcdesign.allocation.instances import random_instance, straggler_probs
 from gcdesign.profile import MOBILENET_V3_SMALL_PARAMS
 from gcdesign.quantization import resolve_kappa
 from gcdesign.studies._common import write_csv

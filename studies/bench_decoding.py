@@ -1,10 +1,11 @@
-"""Per-round optimal (least-squares) decoding: sparse-aware solver vs a dense pseudo-inverse.
+"""Per-round optimal (least-squares) decoding: the sparse solver vs the dense one (LAPACK lstsq).
 
 Setting: N = K = 400 (and the sizes in --sizes), random 3-regular assignment
 (every worker 3 partitions, every partition 3 workers), 20% of the workers
-straggle each round (a random set of N/5). For every round both decoders
-compute the minimum-norm ``argmin_a ||a^T B_T - 1^T||``; the script reports
-median times, the speedup and the largest difference between the two.
+straggle each round (a random set of N/5). For every round both solvers of
+``least_squares_weights`` (``solver="sparse"``, the default, and
+``solver="dense"``) compute the minimum-norm ``argmin_a ||a^T B_T - 1^T||``;
+the script reports median times, the speedup and the largest difference.
 
     python studies/bench_decoding.py [--rounds 30] [--sizes 400,1000] [--out studies/out]
 
@@ -19,9 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gcdesign.schemes.baselines import regular_assignment
-from gcdesign.schemes.decoding import dense_least_squares_weights, least_squares_weights
+from gcdesign.schemes.decoding import least_squares_weights
 from gcdesign.studies._common import write_csv
 
 
@@ -36,7 +38,7 @@ def bench(n: int, degree: int, straggle: float, rounds: int, seed: int) -> dict:
         t0 = time.perf_counter()
         fast = least_squares_weights(enc, arrived)
         t1 = time.perf_counter()
-        dense = dense_least_squares_weights(enc, arrived)
+        dense = least_squares_weights(enc, arrived, solver="dense")
         t2 = time.perf_counter()
         fast_t.append(t1 - t0)
         dense_t.append(t2 - t1)
@@ -57,16 +59,6 @@ def bench(n: int, degree: int, straggle: float, rounds: int, seed: int) -> dict:
     }
 
 
-def _blas_threads(limit: int):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it BLAS uses its default thread count
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=limit, user_api="blas")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
@@ -85,7 +77,7 @@ def main(argv=None) -> None:
     print(
         f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, BLAS threads {args.blas_threads}"
     )
-    with _blas_threads(args.blas_threads):
+    with threadpool_limits(limits=args.blas_threads, user_api="blas"):
         rows = [
             bench(int(n), args.degree, args.stragglers, args.rounds, args.seed + i)
             for i, n in enumerate(args.sizes.split(","))

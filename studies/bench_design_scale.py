@@ -1,141 +1,125 @@
-"""Scaling of the default allocator and of the whole design() to N = 10^5 workers.
+"""design() at scale: wall time, CPU time and peak memory at N = 10^4, 10^5, 10^6, before and after.
 
 The paper's straggler model (shifted exponential, rates U(0.01, 2), deadline
-0.1 after the shift), MobileNetV3-Small dimension, balanced kappa (c = 1),
-bits in [2, 32], B = 4N. For N in {50, 1000, 10^4, 10^5}:
+0.1 after the shift), MobileNetV3-Small dimension, balanced kappa (c = 1), bits
+in [2, 32], B = 7N (``--bits-per-worker``), the default allocator. Every run is
+a fresh subprocess: it imports gcdesign, warms the numba kernels up on a small
+design, then times one ``design(profile, bits_per_worker=7)`` and reads the
+process's peak resident set size (``resource.getrusage``: everything the
+process ever held, the ~250-330 MB of imported libraries included) and, in a
+separate run, the peak traced by ``tracemalloc`` (numpy's allocations only, not
+the arrays the numba kernels allocate). Medians over --repeats runs.
 
-- the heuristic with its default scan (``scan="auto"``: the paper's full scan
-  up to N = 200, the windowed scan above), the full scan (``scan="full"``, up
-  to --full-max workers) and the exact DP (up to --dp-max workers; its choice
-  table needs N R bytes, 20 GB at N = 10^5, B = 4N): median solver time and
-  the relative gap to the DP;
-- ``design(profile, bits_per_worker=4)`` with the default allocator: median
-  wall time of the whole pipeline (utility table, allocation, masses, layout,
-  decoding) and its peak traced memory (tracemalloc, numpy allocations, one
-  separate run).
+``--before DIR`` runs the same measurement on another source tree (e.g. the
+main branch: ``git archive main | tar -x -C /tmp/before``) and checks that both
+give the same bits.
 
-Medians over --repeats runs (one run of the full scan and of the DP at
-N >= 10^4); numba kernels are warmed up first.
-
-    python studies/bench_design_scale.py [--out studies/out] [--repeats 5] [--sizes 50,1000,10000,100000]
+    python studies/bench_design_scale.py [--sizes 10000,100000,1000000] [--repeats 3] [--before DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-import tracemalloc
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
+HERE = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import hashlib, json, resource, sys, time, tracemalloc
+import numpy as np
 from gcdesign import ClusterProfile, design
-from gcdesign.allocation import allocate_table, allowed_levels, utility_table
-from gcdesign.allocation._testing import straggler_probs
+from gcdesign.allocation.instances import straggler_probs
 from gcdesign.profile import MOBILENET_V3_SMALL_PARAMS
-from gcdesign.quantization import resolve_kappa
-from gcdesign.studies._common import write_csv
 
-BITS_PER_WORKER = 4
-
-
-def paper_profile(n: int, seed: int = 0) -> ClusterProfile:
-    p = straggler_probs(np.random.default_rng(seed), n, "paper")
+n, bpw, trace = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "trace"
+def profile(n):
+    p = straggler_probs(np.random.default_rng(0), n, "paper")
     return ClusterProfile(p, dim=MOBILENET_V3_SMALL_PARAMS)
-
-
-def table_of(profile: ClusterProfile, budget: int):
-    p = profile.straggler_probs
-    kappa = resolve_kappa("balanced", p, budget, profile.dim)
-    levels = allowed_levels(2, 32)
-    return utility_table(p, kappa, profile.dim, levels), levels
-
-
-def median_solver(table, levels, budget, method, options, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        result = allocate_table(table, levels, budget, method=method, options=options)
-        times.append(result.wall_time)
-    return float(np.median(times)), result
-
-
-def median_design(profile, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        design(profile, bits_per_worker=BITS_PER_WORKER)
-        times.append(time.perf_counter() - start)
+design(profile(3000), bits_per_worker=bpw)  # warm-up: every kernel of the windowed scan
+prof = profile(n)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+if trace:
     tracemalloc.start()
-    design(profile, bits_per_worker=BITS_PER_WORKER)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return float(np.median(times)), peak
+wall, cpu = time.perf_counter(), time.process_time()
+d = design(prof, bits_per_worker=bpw)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+traced = tracemalloc.get_traced_memory()[1] if trace else 0
+a = d.allocation
+print(json.dumps({
+    "wall_s": wall, "cpu_s": cpu, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "rss_before": base, "traced_peak": traced, "method": a.method, "objective": a.objective,
+    "bits_sha": hashlib.sha256(np.ascontiguousarray(d.bits, dtype=np.int64).tobytes()).hexdigest()[:12],
+}))
+"""
+
+
+def measure(src: Path, n: int, bpw: int, trace: bool) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(src))
+    args = [sys.executable, "-c", CHILD, str(n), str(bpw), "trace" if trace else "time"]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True, cwd=src)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summarize(src: Path, n: int, bpw: int, repeats: int) -> dict:
+    runs = [measure(src, n, bpw, False) for _ in range(repeats)]
+    traced = measure(src, n, bpw, True)
+    if len({r["bits_sha"] for r in runs + [traced]}) != 1:
+        raise RuntimeError(f"{src}: different bits across runs at N = {n}")
+    return {
+        "wall_s": float(np.median([r["wall_s"] for r in runs])),
+        "cpu_s": float(np.median([r["cpu_s"] for r in runs])),
+        "peak_rss": float(np.median([r["peak_rss"] for r in runs])),
+        "rss_before": float(np.median([r["rss_before"] for r in runs])),
+        "traced_peak": traced["traced_peak"],
+        "method": runs[0]["method"],
+        "objective": runs[0]["objective"],
+        "bits_sha": runs[0]["bits_sha"],
+    }
 
 
 def main(argv=None):
+    from gcdesign.studies._common import write_csv
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="studies/out", help="output directory (default studies/out)")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per timing (default 5)")
-    parser.add_argument("--sizes", default="50,1000,10000,100000", help="comma-separated N")
-    parser.add_argument("--full-max", type=int, default=10000, help="largest N for the full scan")
-    parser.add_argument("--dp-max", type=int, default=10000, help="largest N for the DP")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per size (default 3)")
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated N")
+    parser.add_argument("--bits-per-worker", type=int, default=7, help="B / N (default 7)")
+    parser.add_argument("--before", default=None, help="another gcdesign source tree to compare with")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sizes = [int(s) for s in args.sizes.split(",")]
-
-    small = paper_profile(8)  # warm-up: load every numba kernel
-    table, levels = table_of(small, 32)
-    for method, options in (("heuristic", {}), ("heuristic", {"scan": "windowed"}), ("dp", {})):
-        allocate_table(table, levels, 32, method=method, options=options)
-    design(small, bits_per_worker=BITS_PER_WORKER)
-
+    trees = ([("before", Path(args.before).resolve())] if args.before else []) + [("after", HERE)]
+    mib = 2.0**20
     header = (
-        f"{'N':>7} {'B':>7} {'heuristic ms':>13} {'full scan ms':>13} {'dp ms':>9} {'gap to dp':>10} "
-        f"{'design() ms':>12} {'design peak MiB':>16}"
+        f"{'N':>8} {'tree':>6} {'allocator':>9} {'wall s':>8} {'cpu s':>7} {'peak RSS MiB':>13} "
+        f"{'RSS before MiB':>15} {'traced MiB':>11} {'bits':>13}"
     )
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; medians of {args.repeats}")
     print(header)
     print("-" * len(header))
     rows = []
-    for n in sizes:
-        budget = BITS_PER_WORKER * n
-        profile = paper_profile(n)
-        table, levels = table_of(profile, budget)
-        big = n >= 10000
-        reps = max(1, args.repeats if n < 100000 else min(args.repeats, 3))
-        heur_s, heur = median_solver(table, levels, budget, "heuristic", {}, reps)
-        full_s = dp_s = gap = float("nan")
-        if n <= args.full_max:
-            full = {"scan": "full"}
-            full_s, _ = median_solver(table, levels, budget, "heuristic", full, 1 if big else reps)
-        if n <= args.dp_max:
-            dp_s, exact = median_solver(table, levels, budget, "dp", {}, 1 if big else reps)
-            gap = (exact.objective - heur.objective) / abs(exact.objective)
-        design_s, peak = median_design(profile, reps)
-        row = {
-            "N": n,
-            "B": budget,
-            "heuristic_s": heur_s,
-            "heuristic_full_scan_s": full_s,
-            "dp_s": dp_s,
-            "rel_gap_to_dp": gap,
-            "heuristic_message": heur.message,
-            "design_s": design_s,
-            "design_peak_bytes": peak,
-            "repeats": reps,
-        }
-        rows.append(row)
-
-        def ms(x):
-            return "-" if np.isnan(x) else f"{1e3 * x:.3g}"
-
-        print(
-            f"{n:>7} {budget:>7} {ms(heur_s):>13} {ms(full_s):>13} {ms(dp_s):>9} "
-            f"{'-' if np.isnan(gap) else f'{gap:.1e}':>10} {ms(design_s):>12} {peak / 2**20:>16.0f}",
-            flush=True,
-        )
-    for row in rows:
-        print(f"  N = {row['N']}: {row['heuristic_message']}")
+    for n in (int(float(s)) for s in args.sizes.split(",")):
+        results = {}
+        for label, src in trees:
+            r = summarize(src, n, args.bits_per_worker, args.repeats)
+            results[label] = r
+            rows.append({"N": n, "tree": label, "B": args.bits_per_worker * n, **r})
+            print(
+                f"{n:>8} {label:>6} {r['method']:>9} {r['wall_s']:>8.2f} {r['cpu_s']:>7.2f} "
+                f"{r['peak_rss'] / mib:>13.0f} {r['rss_before'] / mib:>15.0f} "
+                f"{r['traced_peak'] / mib:>11.0f} {r['bits_sha']:>13}",
+                flush=True,
+            )
+        if len(results) == 2:
+            same = results["before"]["bits_sha"] == results["after"]["bits_sha"]
+            print(f"{'':>8} same bits before and after: {same}", flush=True)
     write_csv(out / "bench_design_scale.csv", rows)
     print(f"\nwritten: {out / 'bench_design_scale.csv'}")
 

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from gcdesign import design
+from gcdesign.profile import paper_profile
 from gcdesign.quantization import quantize_rows
 from gcdesign.schemes import Scheme
-from gcdesign.studies._common import markdown_table, paper_profile, write_csv
+from gcdesign.studies._common import markdown_table, write_csv
 from gcdesign.training import digits_mlp_problem, sgd, train
 
 N_WORKERS = 50

@@ -9,8 +9,8 @@ import pytest
 
 from gcdesign import ClusterProfile, InputError, allocate_bits, allocate_table, design, load_example
 from gcdesign.allocation import ALLOCATORS, allowed_levels, utility_table
-from gcdesign.allocation._testing import random_instance
 from gcdesign.allocation.dp import dp_reference, dp_solve
+from gcdesign.allocation.instances import random_instance
 
 METHODS = ["dp", "cpsat", "heuristic", "greedy", "relaxation", "equal", "topk-equal"]
 
@@ -300,14 +300,14 @@ def test_error_messages():
         (dict(budget=20.5), "`budget` must be an integer number of bits, got 20.5"),
         (dict(budget=40, b_min=6, b_max=4), "`b_min` = 6 must not exceed `b_max` = 4"),
         (dict(budget=40, b_min=1), "`b_min` must be an integer >= 2, got 1"),
-        (dict(budget=40, method="simplex"), "Unknown allocator 'simplex'; choose one of: cpsat, dp, equal"),
-        (dict(budget=40, options={"bogus": 1}), "Unknown option 'bogus' for allocator 'heuristic'"),
+        (dict(budget=40, method="simplex"), "Unknown allocator 'simplex'; choose one of: auto, cpsat, dp"),
+        (dict(budget=40, method="heuristic", options={"bogus": 1}), "Unknown option 'bogus' for allocator"),
         (dict(budget=40, options={"allow_idle": "yes"}), "option `allow_idle` must be True or False"),
         (dict(budget=1, options={"allow_idle": True}), "at least one worker needs b_min = 2 bits"),
         (dict(budget=40, method="heuristic", options={"refine": "all"}), "`refine` must be 'both' or"),
         (dict(budget=40, method="heuristic", options={"max_moves": -1}), "`max_moves` must be an integer"),
-        (dict(budget=40, options={"scan": "some"}), "`scan` must be 'auto', 'full' or 'windowed'"),
-        (dict(budget=40, options={"window": 0}), "`window` must be an integer >= 1"),
+        (dict(budget=40, method="heuristic", options={"scan": "some"}), "`scan` must be 'auto', 'full' or"),
+        (dict(budget=40, method="heuristic", options={"window": 0}), "`window` must be an integer >= 1"),
     ]
     for kwargs, message in cases:
         budget = kwargs.pop("budget")
@@ -338,18 +338,45 @@ def test_table_error_messages():
 
 # ------------------------------------------------------- kernels vs references
 def test_envelope_kernel_equals_reference():
-    from gcdesign.allocation._kernels import envelope_segments
-    from gcdesign.allocation.heuristic import envelope_reference
+    from gcdesign.allocation._kernels import envelope_vertices
+    from gcdesign.allocation.heuristic import envelope_reference, sorted_segments
 
     rng = np.random.default_rng(11)
     rows = np.vstack([rng.random((20, 9)), random_instance(rng, n=20, b_max=10).table[:, -9:]])
     rows[0] = np.arange(9.0)  # collinear points merge into one segment
-    worker, start, length, slope = envelope_segments(rows)
+    vert, count = envelope_vertices(rows)
+    worker, start, length, slope = sorted_segments(rows)
     for i, row in enumerate(rows):
-        mine = [(int(s), int(s + n)) for s, n in zip(start[worker == i], length[worker == i], strict=True)]
+        mine = [(int(vert[i, r]), int(vert[i, r + 1])) for r in range(count[i])]
         assert mine == envelope_reference(row)
+        assert sorted(zip(start[worker == i], start[worker == i] + length[worker == i], strict=True)) == mine
         assert np.all(np.diff(slope[worker == i]) < 0)
-    assert length[worker == 0].tolist() == [8]
+    assert count[0] == 1 and vert[0, 1] == 8
+
+
+def test_segment_order_is_the_stable_slope_order():
+    """The packed-key sort equals a stable argsort of -slope over the (worker, start) list,
+    also with many equal slopes (identical workers) and slopes equal in their top bits."""
+    from gcdesign.allocation._kernels import envelope_vertices
+    from gcdesign.allocation.heuristic import sorted_segments
+
+    rng = np.random.default_rng(14)
+    tables = [random_instance(rng, n_range=(2, 60)).table for _ in range(10)]
+    tables.append(random_instance(rng, n=40, family="classes").table)
+    near = np.cumsum(rng.random((30, 12)), axis=1)
+    near[1::2] = near[::2] * (1 + 1e-12)  # slopes that agree in their first 30 bits
+    tables.append(near[:, ::-1].copy())
+    tables.append(np.tile(np.log1p(np.arange(10.0)), (50, 1)))  # all rows equal
+    for table in tables:
+        vert, count = envelope_vertices(table)
+        rows = [(w, vert[w, r], vert[w, r + 1]) for w in range(table.shape[0]) for r in range(count[w])]
+        w, a, b = (np.array(x, dtype=np.int64) for x in zip(*rows, strict=True))
+        slope = (table[w, b] - table[w, a]) / (b - a)
+        expected = np.argsort(-slope, kind="stable")
+        worker, start, length, got_slope = sorted_segments(table)
+        np.testing.assert_array_equal(worker, w[expected])
+        np.testing.assert_array_equal(start, a[expected])
+        np.testing.assert_array_equal(got_slope, slope[expected])
 
 
 def test_local_search_kernel_equals_reference():
@@ -368,20 +395,84 @@ def test_local_search_kernel_equals_reference():
 
 
 def test_relaxation_by_k_kernel_equals_reference():
-    from gcdesign.allocation._common import top_k_setup
     from gcdesign.allocation._kernels import relaxation_by_k
-    from gcdesign.allocation.heuristic import relaxation_by_k_reference, sorted_segments
+    from gcdesign.allocation.common import top_k_setup
+    from gcdesign.allocation.heuristic import relaxation_by_k_reference, segment_order, sorted_segments
 
     rng = np.random.default_rng(13)
-    for _ in range(25):
-        inst = random_instance(rng, n_range=(2, 40))
+    for i in range(40):
+        family = "classes" if i % 4 == 0 else None  # many equal slopes
+        inst = random_instance(rng, n_range=(2, 40), family=family, allow_idle=bool(i % 3 == 0))
         _, _, active, _, ks, residuals = top_k_setup(inst.table, inst.levels, inst.budget, "heuristic")
-        worker, _, length, slope = sorted_segments(active)
-        args = (active.shape[0], ks, residuals, worker, length, slope)
-        gain, used = relaxation_by_k(*args)
-        gain_ref, used_ref = relaxation_by_k_reference(*args)
+        order = segment_order(active)
+        worker, _, length, slope = sorted_segments(active, order)
+        gain, used = relaxation_by_k(active, order.vert, order.count, order.ids, order.rbits, ks, residuals)
+        gain_ref, used_ref = relaxation_by_k_reference(active.shape[0], ks, residuals, worker, length, slope)
         np.testing.assert_allclose(gain, gain_ref, rtol=1e-12, atol=1e-300)
         np.testing.assert_array_equal(used, used_ref)
+
+
+def _kernel_cases(seed, count, **kwargs):
+    """Seeded instances as the heuristic's kernels see them: (active, rest_value, ks, residuals)."""
+    from gcdesign.allocation.common import top_k_setup
+
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        inst = random_instance(rng, allow_idle=bool(i % 3 == 0), **kwargs)
+        _, _, active, rest_value, ks, residuals = top_k_setup(inst.table, inst.levels, inst.budget, "h")
+        yield i, rng, active, rest_value, ks, residuals
+
+
+def test_greedy_top_up_and_dual_bounds_kernels_equal_references():
+    from gcdesign.allocation._kernels import dual_bounds, greedy_top_up
+    from gcdesign.allocation.heuristic import (
+        dual_bounds_reference,
+        dual_multipliers,
+        greedy_top_up_reference,
+        sorted_segments,
+    )
+
+    for _, rng, active, rest_value, ks, residuals in _kernel_cases(15, 30, n_range=(2, 40)):
+        lambdas = dual_multipliers(sorted_segments(active)[3], count=16)
+        bound = dual_bounds(active, lambdas, ks, residuals, rest_value)
+        reference = dual_bounds_reference(active, lambdas, ks, residuals, rest_value)
+        np.testing.assert_array_equal(bound, reference)
+        k = int(rng.integers(1, active.shape[0] + 1))
+        t = rng.integers(0, active.shape[1] // 2 + 1, active.shape[0])
+        bits = int(rng.integers(0, k * (active.shape[1] - 1) - t[:k].sum() + 1))
+        t_ref, before = t.copy(), int(t[:k].sum())
+        greedy_top_up(active, t, k, bits)
+        greedy_top_up_reference(active, t_ref, k, bits)
+        np.testing.assert_array_equal(t, t_ref)
+        assert t[:k].sum() == before + bits and t.max() <= active.shape[1] - 1
+
+
+def test_heuristic_kernel_equals_reference():
+    from gcdesign.allocation._kernels import dual_bounds, heuristic_kernel
+    from gcdesign.allocation.heuristic import (
+        dual_multipliers,
+        heuristic_kernel_reference,
+        segment_order,
+        sorted_segments,
+    )
+
+    for i, _, active, rest_value, ks, residuals in _kernel_cases(16, 24, n_range=(2, 30), b_max=12):
+        order = segment_order(active)
+        segments = sorted_segments(active, order)
+        if i % 2:
+            bounds = dual_bounds(active, dual_multipliers(segments[3]), ks, residuals, rest_value)
+        else:
+            bounds = np.full(ks.size, np.inf)
+        trial = np.argsort(-bounds, kind="stable")
+        both = bool(i % 3)
+        got = heuristic_kernel(
+            active, rest_value, ks, residuals, bounds, trial, order.vert, order.ids, order.rbits, 10_000, both
+        )
+        ref = heuristic_kernel_reference(
+            active, rest_value, ks, residuals, bounds, trial, segments, 10_000, both
+        )
+        np.testing.assert_array_equal(got[0], ref[0])
+        assert got[1:] == ref[1:]
 
 
 def test_heuristic_gap_on_500_instances():
@@ -394,3 +485,89 @@ def test_heuristic_gap_on_500_instances():
         result = allocate_table(inst.table, inst.levels, inst.budget, method="heuristic")
         gaps.append(rel_gap(exact.objective, result.objective))
     assert np.mean(np.array(gaps) <= 1e-9) >= 0.99
+
+
+def test_equal_bits_is_the_one_equal_split():
+    from gcdesign.allocation.baselines import equal_bits
+    from gcdesign.schemes import make_scheme
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = int(rng.integers(1, 30))
+        p = rng.uniform(0.01, 0.9, n)
+        budget = int(rng.integers(2 * n, 32 * n + 1))
+        bits = equal_bits(p, budget)
+        assert bits.sum() == budget and bits.max() - bits.min() <= 1
+        # the remainder goes to the most reliable: bits never increase with p
+        assert np.all(np.diff(bits[np.argsort(p, kind="stable")]) <= 0)
+        # the same split as the "equal" allocator on the gradient-coding table
+        equal = allocate_bits(ClusterProfile(p, dim=100), budget, method="equal")
+        np.testing.assert_array_equal(bits, equal.bits)
+    with pytest.raises(InputError, match=r"`budget` = 320 is infeasible .* need 16 <= B <= 256"):
+        equal_bits(np.full(8, 0.2), 320)
+    with pytest.raises(InputError, match="`budget` = 15 is infeasible"):
+        equal_bits(np.full(8, 0.2), 15)
+    # exact-frc used to accept 40 bits per worker (a bound of its own)
+    prof = ClusterProfile(np.full(8, 0.2), dim=100)
+    with pytest.raises(InputError, match="need 16 <= B <= 256"):
+        make_scheme("exact-frc", prof, 320)
+
+
+def test_local_search_stops_when_only_one_worker_can_move():
+    """Two equal rows, one at the top level: the best donor and receiver are the same worker and
+    there is no other receiver; the kernel used to count no-op moves up to `max_moves`."""
+    from gcdesign.allocation._kernels import local_search
+    from gcdesign.allocation.heuristic import local_search_reference
+
+    row = np.cumsum(np.geomspace(1e-4, 2.0, 11)) / np.arange(1, 12) ** 0.2
+    row[-3:] = row[-4] + np.array([1.0, 1.5, 1.7])  # a concave top: the split is lopsided
+    active = np.vstack([row, row])
+    t = np.array([6, 6])
+    moves = local_search(active, t, 0, 2, 10_000)
+    t_ref = np.array([6, 6])
+    assert moves == local_search_reference(active, t_ref, 10_000) == 4
+    np.testing.assert_array_equal(t, [2, 10])
+    np.testing.assert_array_equal(t_ref, [2, 10])
+
+
+def test_auto_runs_dp_where_cheap_and_the_heuristic_beyond():
+    from gcdesign.allocation import DP_WORK_LIMIT, resolve_method
+
+    levels = allowed_levels(2, 32)
+    small = load_example("paper-n50")
+    result = allocate_bits(small, 350)
+    assert result.method == "dp" and result.optimal is True and result.message.startswith("auto chose dp")
+    exact = allocate_bits(small, 350, method="dp")
+    np.testing.assert_array_equal(result.bits, exact.bits)
+    assert result.objective == exact.objective
+    # the boundary of the cost model N R L
+    n = 100
+    at_limit = DP_WORK_LIMIT // (n * levels.size) + 2 * n  # R = B - 2N
+    assert resolve_method("auto", n, at_limit, levels) == "dp"
+    assert resolve_method("auto", n, at_limit + 1, levels) == "heuristic"
+    rng = np.random.default_rng(3)
+    big = ClusterProfile(rng.uniform(0.05, 0.9, 2000), dim=10**6)
+    result = allocate_bits(big, 8000)
+    assert result.method == "heuristic" and result.optimal is None
+    heuristic = allocate_bits(big, 8000, method="heuristic")
+    np.testing.assert_array_equal(result.bits, heuristic.bits)
+    assert result.objective == heuristic.objective
+    # design() reports which allocator ran and whether it is proven optimal
+    summary = design(small, bits_per_worker=7).summary()
+    assert summary["allocation"] == {"method": "dp", "optimal": True}
+    assert summary["options"]["allocator"] == "auto"
+    with pytest.raises(InputError, match="Unknown option 'scan' for allocator 'auto'; allowed options: none"):
+        allocate_bits(small, 350, options={"scan": "full"})
+
+
+def test_allocation_doctests_run():
+    import doctest
+    import importlib
+
+    attempted = 0
+    for name in ("", ".baselines", ".dp", ".heuristic", ".cpsat", ".common", ".instances"):
+        module = importlib.import_module(f"gcdesign.allocation{name}")
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0
+        attempted += result.attempted
+    assert attempted >= 8

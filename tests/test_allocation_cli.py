@@ -26,14 +26,18 @@ def test_allocate_one_method_json(capsys):
     assert sum(record["bits_histogram"].values()) == 8
 
 
-def test_allocate_default_is_heuristic(capsys):
-    code, out, _ = run(capsys, "allocate", "--example", "paper-n50")  # the example's 7 bits/worker
+def test_allocate_default_is_auto(capsys):
+    # the example's 7 bits/worker: N R L = 50 x 250 x 31 work units, cheap enough for the exact DP
+    code, out, _ = run(capsys, "allocate", "--example", "paper-n50")
     assert code == 0
-    assert "method      heuristic" in out and "350 bits" in out
+    assert "method      dp" in out and "350 bits" in out and "optimal: yes" in out
+    assert "auto chose dp" in out
 
 
 def test_allocate_compare_table(capsys):
-    code, out, _ = run(capsys, "allocate", "--example", "paper-n50", "--compare", "--json")
+    code, out, _ = run(
+        capsys, "allocate", "--example", "paper-n50", "--compare", "--json", "--kappa", "balanced"
+    )
     assert code == 0
     rows = {r["method"]: r for r in json.loads(out)["rows"]}
     assert set(rows) == {"dp", "cpsat", "heuristic", "greedy", "relaxation", "equal", "topk-equal"}

@@ -117,3 +117,18 @@ def test_stored_zeros_are_not_edges_and_input_is_untouched():
     assert count_components(m) == len(decompose(m)) == 2
     assert is_forest(m)
     assert m.nnz == 3  # the caller's matrix keeps its stored zero
+
+
+@pytest.mark.parametrize("method", ["auto", "exact", "greedy"])
+def test_group_workers_with_one_fractional_mass(method):
+    # masses whole up to the tolerance except one (two workers at p = 0, or kappa = 1e300)
+    groups = group_workers([1.0, 2.0, 0.5 + 1e-12, 0.5 - 1e-12 + 1e-3], method=method)
+    assert sorted(np.concatenate(groups).tolist()) == [0, 1, 2, 3]
+    assert group_workers([1.0, 2.0, 0.5], method=method)[-1].tolist() == [2]
+
+
+def test_design_with_a_single_fractional_mass():
+    from gcdesign import design, load_example
+
+    code = design(load_example("toy-n8"), bits_per_worker=4, kappa=1e300)
+    assert code.components >= 2 and np.isclose(code.row_mass.sum(), code.partitions)

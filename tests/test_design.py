@@ -28,7 +28,7 @@ def test_design_properties(n, k, seed, kappa):
     np.testing.assert_allclose(_unbiased(d), 1.0, atol=1e-9)  # (U)
     assert d.nnz <= n + k - 1
     assert np.all(d.encoding.data > 0) and np.all(d.decoding > 0)
-    delta = d.kappa * delta_raw(d.bits, prof.dim)
+    delta = d.kappa * delta_raw(d.bits, prof.dim, d.bucket_size)
     u = (1 - p) / (p + delta)
     np.testing.assert_allclose(d.row_mass, k * u / u.sum(), rtol=1e-9, atol=1e-12)
     assert d.bound == pytest.approx(k * k / u.sum(), rel=1e-12)
@@ -47,7 +47,9 @@ def test_paper_example_design():
 
 def test_classes_example_decomposes():
     prof, defaults = load_example("classes-n48", with_defaults=True)
-    d = design(prof, bits_per_worker=defaults["bits_per_worker"], allocator=defaults["allocator"])
+    # the example is solved for the paper's balanced scaling, one bucket (its recorded defaults)
+    d = design(prof, **defaults)
+    assert (d.quantization.kind, d.bucket_size) == ("balanced", None)
     comps = decompose(d.encoding)
     assert len(comps) == d.components >= 3
     assert d.load == pytest.approx((48 + 48 - d.components) / 48, rel=1e-15)
@@ -57,7 +59,7 @@ def test_classes_example_decomposes():
         assert sub.nnz == workers.size + parts.size - 1
         assert d.row_mass[workers].sum() == pytest.approx(parts.size, abs=1e-9)
     # index order finds fewer components than the grouping step
-    plain = design(prof, bits_per_worker=6, allocator="equal", order="index")
+    plain = design(prof, **defaults, order="index")
     assert plain.components < d.components
 
 
@@ -126,3 +128,20 @@ def test_validate_catches_broken_invariants():
     bits[0] = 40
     with pytest.raises(DesignError, match=r"`bits\[0\]` = 40 is outside \[2, 32\]"):
         dataclasses.replace(d, bits=bits).validate()
+
+
+def test_summary_reports_the_allocator_that_ran(tmp_path):
+    from gcdesign.io import load_design, save_design
+
+    small = design(load_example("paper-n50"), bits_per_worker=7)  # N R L = 50 x 250 x 31: the DP
+    assert small.summary()["allocation"] == {"method": "dp", "optimal": True}
+    assert small.options["allocator"] == "auto"
+    rng = np.random.default_rng(5)
+    large = design(ClusterProfile(rng.uniform(0.05, 0.9, 500), dim=10**6), bits_per_worker=7)
+    assert large.summary()["allocation"] == {"method": "heuristic", "optimal": None}
+    named = design(load_example("paper-n50"), bits_per_worker=7, allocator="heuristic")
+    np.testing.assert_array_equal(named.bits, small.bits)  # the heuristic finds the DP's optimum here
+    assert named.summary()["allocation"]["method"] == "heuristic"
+    path = tmp_path / "d.json"
+    save_design(small, path)
+    assert load_design(path).summary()["allocation"] is None  # a file does not record the solver run

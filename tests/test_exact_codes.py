@@ -6,18 +6,22 @@ import pickle
 import numpy as np
 import pytest
 
+import gcdesign.schemes.conditioning as conditioning_module
 import gcdesign.schemes.exact as exact_module
+import gcdesign.schemes.parity as parity_module
 from gcdesign import ClusterProfile, InputError
+from gcdesign.allocation.baselines import equal_bits
 from gcdesign.schemes import make_scheme
+from gcdesign.schemes.conditioning import condition_report, sampled_masks
+from gcdesign.schemes.decoding import least_squares_weights
 from gcdesign.schemes.exact import (
     DecodingError,
-    condition_report,
+    clear_code_cache,
     cyclic_repetition_code,
-    equal_bits,
     exact_decoding,
     fractional_repetition_code,
-    least_squares_decoding,
 )
+from gcdesign.schemes.parity import code_from_parity, null_vectors, random_parity, windows
 
 # (N, s) pairs for the exhaustive tests: every N <= 12 with several s, plus the extremes.
 EXHAUSTIVE_CASES = [(n, s) for n in range(2, 13) for s in (1, 2, 3, 4) if s < n] + [(7, 6), (12, 11), (12, 6)]
@@ -163,7 +167,7 @@ def test_condition_report_worst_set_and_sampling():
     tiny = condition_report(code, s, max_sets=10, rng=0)  # fewer than 2 N sets: mixed sample
     assert not tiny.exhaustive and tiny.sets == 10 and tiny.worst <= full.worst * (1 + 1e-12)
     for count in (10, 2 * n, 300):
-        masks = exact_module._sampled_masks(n, s, count, np.random.default_rng(1))
+        masks = sampled_masks(n, s, count, np.random.default_rng(1))
         assert masks.shape == (count, n) and np.all(masks.sum(axis=1) == s)
     # fractional repetition: a group with one survivor next to a full group of s + 1
     frc = condition_report(fractional_repetition_code(12, 3), 3)
@@ -175,7 +179,7 @@ def test_best_random_is_no_worse_than_its_draws():
     best = condition_report(cyclic_repetition_code(n, s, construction="best-random", rng=5, draws=4), s)
     gen = np.random.default_rng(5)
     draws = [
-        condition_report(exact_module._code_from_parity(exact_module._random_parity(n, s, gen)), s).worst
+        condition_report(code_from_parity(random_parity(n, s, gen)), s).worst
         for _ in range(4)
     ]
     assert best.worst == pytest.approx(min(draws), rel=1e-9)
@@ -183,7 +187,7 @@ def test_best_random_is_no_worse_than_its_draws():
 
 def test_fourier_construction_is_deterministic():
     first = cyclic_repetition_code(9, 3).toarray()
-    exact_module._fourier_code.cache_clear()
+    clear_code_cache()
     assert np.array_equal(first, cyclic_repetition_code(9, 3).toarray())
 
 
@@ -212,22 +216,22 @@ def test_cyclic_code_decodes_random_sets_at_moderate_size(n, s):
 def test_window_null_vectors_match_the_svd():
     rng = np.random.default_rng(2)
     for n, s in [(9, 4), (30, 12)]:
-        parity = exact_module._random_parity(n, s, rng)
-        coef = exact_module._null_vectors(parity)
-        blocks = np.transpose(parity[:, exact_module._windows(n, s)], (1, 0, 2))
+        parity = random_parity(n, s, rng)
+        coef = null_vectors(parity)
+        blocks = np.transpose(parity[:, windows(n, s)], (1, 0, 2))
         reference = np.linalg.svd(blocks)[2][:, -1, :]
         np.testing.assert_allclose(np.abs(np.sum(coef * reference, axis=1)), 1.0, rtol=1e-10)
     # a window whose leading s x s block is singular falls back to the SVD
     parity = np.array([[1.0, 0.0, 0.0, -1.0], [0.0, 0.0, 1.0, -1.0]])
-    coef = exact_module._null_vectors(parity)
-    blocks = np.transpose(parity[:, exact_module._windows(4, 2)], (1, 0, 2))
+    coef = null_vectors(parity)
+    blocks = np.transpose(parity[:, windows(4, 2)], (1, 0, 2))
     assert np.abs(np.einsum("wij,wj->wi", blocks, coef)).max() < 1e-12
     np.testing.assert_allclose(np.linalg.norm(coef, axis=1), 1.0)
 
 
 def test_fourier_construction_is_deterministic_at_large_size():
     first = cyclic_repetition_code(48, 12).toarray()
-    exact_module._fourier_code.cache_clear()
+    clear_code_cache()
     assert np.array_equal(first, cyclic_repetition_code(48, 12).toarray())
 
 
@@ -254,7 +258,7 @@ def test_exact_scheme_decoder(name):
     arrived = np.ones(n, dtype=bool)
     arrived[[0, 4, 5, 9]] = False
     a = scheme.decode_weights(arrived)
-    np.testing.assert_allclose(a, least_squares_decoding(dense, arrived), atol=1e-12)
+    np.testing.assert_allclose(a, least_squares_weights(dense, arrived, solver="dense"), atol=1e-12)
     assert np.all(a[~arrived] == 0.0)
     if name == "exact-cyclic":
         assert np.linalg.norm(a @ dense - 1.0) > 1e-3  # no longer exact
@@ -272,7 +276,7 @@ def test_exact_scheme_options_and_errors():
         make_scheme("exact-cyclic", _profile(10, partitions=20), budget=30)
     with pytest.raises(InputError, match=r"\(s \+ 1\) to divide N = 10"):
         make_scheme("exact-frc", prof, budget=30, replication=3)
-    with pytest.raises(InputError, match="`budget` = 15 gives 1.5 bits per worker"):
+    with pytest.raises(InputError, match="`budget` = 15 is infeasible"):
         make_scheme("exact-frc", prof, budget=15)
     with pytest.raises(InputError, match="Unknown quantizer 'sign'"):
         make_scheme("exact-frc", prof, budget=30, quantizer="sign")
@@ -283,8 +287,9 @@ def test_equal_bits_split():
     assert bits.tolist() == [2, 3, 2, 3]
 
 
-def test_docstring_examples_run():
-    result = doctest.testmod(exact_module, optionflags=doctest.NORMALIZE_WHITESPACE)
+@pytest.mark.parametrize("module", [exact_module, parity_module, conditioning_module])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -303,3 +308,15 @@ def test_frc_scheme_decoder_is_local_per_group():
             alive = group[arrived[group]]
             expected[alive] = 1.0 / alive.size if alive.size else 0.0
         np.testing.assert_allclose(scheme.decode_weights(arrived), expected, atol=1e-12)
+
+
+def test_clear_code_cache_empties_the_fourier_cache():
+    clear_code_cache()
+    first = cyclic_repetition_code(7, 2)
+    cyclic_repetition_code(7, 2)  # a hit: still one code held
+    cyclic_repetition_code(8, 3)
+    cyclic_repetition_code(8, 3, construction="random", rng=0)  # random codes are never cached
+    assert clear_code_cache() == 2
+    assert clear_code_cache() == 0
+    again = cyclic_repetition_code(7, 2)  # rebuilt from scratch: the same code bit for bit
+    assert np.array_equal(first.toarray(), again.toarray()) and clear_code_cache() == 1

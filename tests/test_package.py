@@ -29,3 +29,42 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(module)
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_declared_dependencies_match_the_imports():
+    import ast
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(gcdesign.__file__).parent
+    if not (root.parent / "pyproject.toml").exists():
+        pytest.skip("installed without the source tree")
+    meta = tomllib.loads((root.parent / "pyproject.toml").read_text())["project"]
+
+    def names(requirements):
+        return {re.split(r"[\[<>=!~ ;]", r)[0].lower() for r in requirements}
+
+    core = names(meta["dependencies"])
+    extras = {k: names(v) for k, v in meta["optional-dependencies"].items()}
+    imported = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    distribution = {"sklearn": "scikit-learn", "distributed": "dask"}
+    third_party = {distribution.get(m, m) for m in imported - set(sys.stdlib_module_names) - {"gcdesign"}}
+    assert third_party <= core | set().union(*extras.values())  # every import is declared
+    assert core <= third_party  # every core dependency is used
+    assert "threadpoolctl" in core and "cvxpy" not in core and extras["check"] == {"cvxpy"}
+    assert "gcdesign" in extras["test"]  # test pulls in the check and studies extras
+
+
+def test_cross_check_without_cvxpy_says_what_to_install(monkeypatch):
+    from gcdesign.structure import optimal_structure_cvxpy
+
+    monkeypatch.setitem(sys.modules, "cvxpy", None)  # import cvxpy now raises ImportError
+    with pytest.raises(ImportError, match=r"needs cvxpy: pip install 'gcdesign\[check\]'"):
+        optimal_structure_cvxpy(gcdesign.ClusterProfile([0.1, 0.2], dim=3), 0.0)

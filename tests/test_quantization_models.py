@@ -169,7 +169,7 @@ def test_design_files_store_the_model_and_version_1_files_still_load(tmp_path):
     d = gc.design(profile, bits_per_worker=5, kappa="tight", bucket_size=64)
     np.testing.assert_array_equal(d.delta, delta_tight(d.bits, profile.dim, 64))
     # version 1.0 (kappa only, one bucket) still loads as the scaled raw model
-    old = gc.design(profile, bits_per_worker=5, kappa="balanced")
+    old = gc.design(profile, bits_per_worker=5, kappa="balanced", bucket_size=None)
     data = design_to_dict(old)
     data["version"] = "1.0"
     del data["quantization"], data["bucket_size"]

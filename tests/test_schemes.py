@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import gcdesign.schemes.decoding as decoding_module
 from gcdesign import ClusterProfile
 from gcdesign._validate import InputError
 from gcdesign.evaluation import expected_error, monte_carlo_error, synthetic_gradients
@@ -19,7 +23,7 @@ from gcdesign.schemes.baselines import (
     regular_assignment,
     second_eigenvalue,
 )
-from gcdesign.schemes.decoding import dense_least_squares_weights, least_squares_weights
+from gcdesign.schemes.decoding import LeastSquaresDecoder, least_squares_weights, responders
 
 P8 = [0.05, 0.1, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8]
 PROFILE = ClusterProfile(P8, dim=40)
@@ -103,6 +107,22 @@ def test_ehd_decodes_one_message_per_covered_group():
     )
 
 
+def test_registry_entries_and_duplicate_names():
+    from gcdesign.schemes import SchemeEntry, register_scheme
+
+    for name, entry in SCHEMES.items():
+        assert isinstance(entry, SchemeEntry) and entry.name == name and entry.label and entry.description
+        with pytest.raises(TypeError):
+            entry.style["color"] = "red"  # read-only mapping
+    assert SCHEMES["sgc"].description.startswith("Stochastic gradient coding")
+    with pytest.raises(InputError, match="`name` = 'sgc': a scheme of that name is already registered"):
+        register_scheme("sgc", SCHEMES["sgc"].factory, label="again")
+    assert SCHEMES["sgc"].label == "SGC"  # the first registration stands
+    with pytest.raises(InputError, match="`factory` of scheme 'x' must be callable"):
+        register_scheme("x", None, label="x")
+    assert "x" not in SCHEMES
+
+
 def test_scheme_errors():
     with pytest.raises(InputError, match="Unknown scheme 'nope'"):
         make_scheme("nope", PROFILE, BUDGET)
@@ -119,12 +139,12 @@ def test_scheme_errors():
 # ---------------------------------------------------------------- least-squares decoding
 def _check_against_dense(enc, arrived):
     fast = least_squares_weights(enc, arrived)
-    dense = dense_least_squares_weights(enc, arrived)
+    dense = least_squares_weights(enc, arrived, solver="dense")
     assert np.max(np.abs(fast - dense)) <= 1e-10
     assert np.all(fast[~arrived] == 0)
 
 
-def test_least_squares_matches_dense_pinv_regular_n400():
+def test_least_squares_matches_dense_lstsq_regular_n400():
     rng = np.random.default_rng(7)
     enc = regular_assignment(400, 400, 3, rng=8)
     for _ in range(3):
@@ -132,7 +152,7 @@ def test_least_squares_matches_dense_pinv_regular_n400():
 
 
 @pytest.mark.parametrize("case", ["wide", "tall", "duplicate-rows", "components", "empty"])
-def test_least_squares_matches_dense_pinv_hard_cases(case):
+def test_least_squares_matches_dense_lstsq_hard_cases(case):
     rng = np.random.default_rng(9)
     if case == "wide":
         enc, arrived = regular_assignment(120, 150, 3, rng=1), rng.random(120) < 0.7
@@ -162,6 +182,39 @@ def test_least_squares_is_optimal():
     for _ in range(50):  # no perturbation on the arrived rows does better
         b = a + np.where(arrived, 1e-3 * rng.standard_normal(40), 0.0)
         assert np.linalg.norm(b @ enc - 1) >= best - 1e-12
+
+
+def test_least_squares_takes_masks_or_indices_and_both_solvers_agree():
+    enc = regular_assignment(60, 60, 3, rng=16)
+    arrived = np.random.default_rng(17).random(60) < 0.75
+    index = np.flatnonzero(arrived)
+    sparse_mask = least_squares_weights(enc, arrived)
+    np.testing.assert_array_equal(sparse_mask, least_squares_weights(enc, index))
+    np.testing.assert_array_equal(sparse_mask, least_squares_weights(enc.toarray(), list(index[::-1])))
+    dense = least_squares_weights(enc.toarray(), arrived, solver="dense")
+    np.testing.assert_array_equal(dense, least_squares_weights(enc, index, solver="dense"))
+    assert np.max(np.abs(sparse_mask - dense)) <= 1e-10
+    decoder = pickle.loads(pickle.dumps(LeastSquaresDecoder(enc, solver="dense")))
+    np.testing.assert_array_equal(decoder(arrived), dense)
+    np.testing.assert_array_equal(LeastSquaresDecoder(enc)(arrived), sparse_mask)
+
+
+def test_least_squares_errors():
+    enc = regular_assignment(10, 10, 2, rng=18)
+    with pytest.raises(InputError, match=r"boolean mask of length N = 10, got shape \(9,\)"):
+        least_squares_weights(enc, np.ones(9, bool))
+    with pytest.raises(InputError, match=r"`arrived` holds worker indices outside \[0, 9\]"):
+        least_squares_weights(enc, [0, 10], solver="dense")
+    with pytest.raises(InputError, match="Unknown solver 'qr'; choose one of: dense, sparse"):
+        least_squares_weights(enc, np.ones(10, bool), solver="qr")
+    with pytest.raises(InputError, match="Unknown solver 'qr'"):
+        LeastSquaresDecoder(enc, solver="qr")
+    np.testing.assert_array_equal(responders([3, 1, 3], 10), [1, 3])
+
+
+def test_decoding_docstring_examples_run():
+    result = doctest.testmod(decoding_module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
 
 
 # ---------------------------------------------------------------- expander codes

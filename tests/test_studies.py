@@ -10,7 +10,7 @@ import pytest
 from gcdesign import ClusterProfile
 from gcdesign.cli import main
 from gcdesign.studies import STUDIES, run_study
-from gcdesign.studies._common import Progress, diff_ci, final_loss, mean_ci, run_schemes
+from gcdesign.studies._common import Progress, diff_ci, final_loss, mean_ci, run_schemes, scheme_label, style
 from gcdesign.studies.convergence import final_table
 from gcdesign.training import sgd, synthetic_problem
 
@@ -64,6 +64,34 @@ def test_final_table_verdicts_on_a_small_comparison():
     central = np.array([final_loss(h) for h in runs["centralized"]])
     joint = np.array([final_loss(h) for h in runs["joint"]])
     assert by_name["joint"]["gap_mean"] == pytest.approx(np.mean(joint - central))
+
+
+def test_labels_and_styles_come_from_the_registration():
+    from gcdesign.schemes import SCHEMES
+    from gcdesign.training import TRAINING_SCHEMES
+
+    assert scheme_label("exact-frc") == SCHEMES["exact-frc"].label == "exact GC (FRC)"
+    joint = {"color": "tab:red", "linestyle": "-", "linewidth": 2.2, "label": "joint design (ours)"}
+    assert style("joint") == joint
+    assert style("od") == {"color": "tab:pink", "linestyle": ":", "linewidth": 1.4, "label": "OD"}
+    assert style("centralized")["color"] == "black" and scheme_label("centralized") == "centralized SGD"
+    plain = {"color": None, "linestyle": "-", "linewidth": 1.4, "label": "unregistered"}
+    assert style("unregistered") == plain
+    # every scheme the training studies plot has its own label and a colour
+    for name in TRAINING_SCHEMES:
+        assert scheme_label(name) != name and style(name)["color"] is not None, name
+
+
+def test_studies_use_the_paper_profile_of_the_example():
+    from gcdesign import load_example
+    from gcdesign.profile import paper_profile, paper_rates
+
+    example = load_example("paper-n50")
+    assert paper_profile() == example
+    studied = paper_profile(50, dim=65)
+    np.testing.assert_array_equal(studied.straggler_probs, example.straggler_probs)
+    np.testing.assert_array_equal(paper_rates(50), np.random.default_rng(2026).uniform(0.01, 2.0, 50))
+    assert paper_profile(10, dim=3, high=4.0).straggler_probs.mean() < example.straggler_probs.mean()
 
 
 def test_confidence_intervals_match_scipy():

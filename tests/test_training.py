@@ -247,7 +247,7 @@ def test_digits_joint_design_is_unbiased_and_ignoring_stragglers_is_not():
     pytest.importorskip("sklearn")
     from scipy import stats
 
-    from gcdesign.studies._common import paper_profile
+    from gcdesign.profile import paper_profile
     from gcdesign.training import digits_problem, training_scheme
 
     prob = digits_problem("logistic", partitions=50, rng=0)
@@ -324,7 +324,7 @@ def test_centralized_takes_no_special_path_in_the_round_loop(problems):
 @pytest.mark.parametrize("bits_per_worker", [2, 3, 5, 7])
 def test_general_shrinkage_equals_the_closed_form_for_a_design(bits_per_worker):
     pytest.importorskip("sklearn")
-    from gcdesign.studies._common import paper_profile
+    from gcdesign.profile import paper_profile
 
     code = design(paper_profile(50, dim=65), 50 * bits_per_worker)
     total_utility = code.partitions**2 / code.bound

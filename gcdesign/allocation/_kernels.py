@@ -65,22 +65,21 @@ def dp_backtrack(choice, steps, residual):
 
 # ------------------------------------------------------------- concave envelope
 @njit(cache=True)
-def envelope_segments(active):
-    """Segments of the upper concave envelope of each row of `active` over t = 0..T.
+def envelope_vertices(active):
+    """Vertices of the upper concave envelope of each row of `active` over t = 0..T.
 
-    Returns ``(worker, start, length, slope)`` arrays, one entry per segment,
-    row by row with slopes strictly decreasing within a row (collinear points
-    are merged). The Lagrangian of the piecewise-linear relaxation picks, for
-    a multiplier lambda, exactly the segments with slope > lambda.
+    Returns ``(vert, count)``: row i's envelope has the ``count[i]`` segments
+    ``vert[i, r] .. vert[i, r + 1]`` (r < count[i]), with slopes strictly
+    decreasing (collinear points are merged). The Lagrangian of the
+    piecewise-linear relaxation picks, for a multiplier lambda, exactly the
+    segments with slope > lambda. Segment r of worker i is identified by the
+    integer ``i << rbits | r`` (:func:`segment_keys`).
+    Reference: :func:`gcdesign.allocation.heuristic.envelope_reference`.
     """
     n, width = active.shape
-    cap = n * max(width - 1, 1)
-    worker = np.empty(cap, dtype=np.int64)
-    start = np.empty(cap, dtype=np.int64)
-    length = np.empty(cap, dtype=np.int64)
-    slope = np.empty(cap, dtype=np.float64)
+    vert = np.zeros((n, width), dtype=np.int16)
+    count = np.zeros(n, dtype=np.int64)
     hull = np.empty(width, dtype=np.int64)
-    count = 0
     for i in range(n):
         size = 0
         for t in range(width):
@@ -95,15 +94,93 @@ def envelope_segments(active):
                     break
             hull[size] = t
             size += 1
-        for h in range(size - 1):
-            a = hull[h]
-            b = hull[h + 1]
-            worker[count] = i
-            start[count] = a
-            length[count] = b - a
-            slope[count] = (active[i, b] - active[i, a]) / (b - a)
-            count += 1
-    return worker[:count], start[:count], length[:count], slope[:count]
+        for h in range(size):
+            vert[i, h] = hull[h]
+        count[i] = size - 1
+    return vert, count
+
+
+@njit(cache=True, inline="always")
+def segment_slope(active, vert, w, r):
+    """Slope of segment r of worker w's envelope (the one formula every kernel uses)."""
+    a = vert[w, r]
+    b = vert[w, r + 1]
+    return (active[w, b] - active[w, a]) / (b - a)
+
+
+@njit(cache=True)
+def segment_keys(active, vert, count, rbits, ibits):
+    """One uint64 sort key per segment: the slope's order bits above, the segment id below.
+
+    Ascending keys are decreasing slopes; the top ``64 - ibits`` bits of an
+    order-preserving encoding of the slope (sign flipped, -0.0 as +0.0) are
+    kept and the id ``w << rbits | r`` (``ibits`` bits) fills the rest, so equal
+    slopes sort by (worker, start). Keys whose kept bits collide are put in
+    exact order by :func:`finish_segment_order`.
+    """
+    total = 0
+    for w in range(count.size):
+        total += count[w]
+    keys = np.empty(total, dtype=np.uint64)
+    buf = np.empty(1, dtype=np.float64)
+    bits_of = buf.view(np.uint64)
+    sign = np.uint64(1) << np.uint64(63)
+    shift = np.uint64(ibits)
+    rshift = np.uint64(rbits)
+    q = 0
+    for w in range(count.size):
+        for r in range(count[w]):
+            buf[0] = segment_slope(active, vert, w, r) + 0.0
+            bits = bits_of[0]
+            ascending = ~bits if bits & sign else bits | sign
+            descending = ~ascending
+            keys[q] = ((descending >> shift) << shift) | (np.uint64(w) << rshift) | np.uint64(r)
+            q += 1
+    return keys
+
+
+@njit(cache=True)
+def finish_segment_order(keys, ids, active, vert, rbits, ibits):
+    """Segment ids in exact order from the sorted `keys` (decreasing slope, then id).
+
+    Runs of keys with equal slope bits are re-sorted by the full slope
+    (stable, so equal slopes stay in id order). Writes `ids`.
+    """
+    size = keys.size
+    shift = np.uint64(ibits)
+    low = (np.uint64(1) << shift) - np.uint64(1)
+    rmask = (1 << rbits) - 1
+    slopes = np.empty(64)  # the slopes of the run being sorted, in place beside `ids`
+    q = 0
+    while q < size:
+        head = keys[q] >> shift
+        e = q + 1
+        while e < size and (keys[e] >> shift) == head:
+            e += 1
+        if e - q == 1:
+            ids[q] = keys[q] & low
+        elif e - q <= 64:
+            # insertion sort by decreasing slope; the run is in id order, kept on ties
+            for j in range(q, e):
+                x = np.int64(keys[j] & low)
+                sx = segment_slope(active, vert, x >> rbits, x & rmask)
+                i = j
+                while i > q and slopes[i - 1 - q] < sx:
+                    ids[i] = ids[i - 1]
+                    slopes[i - q] = slopes[i - 1 - q]
+                    i -= 1
+                ids[i] = x
+                slopes[i - q] = sx
+        else:
+            run = np.empty(e - q, dtype=np.int64)
+            neg = np.empty(e - q)
+            for j in range(e - q):
+                run[j] = np.int64(keys[q + j] & low)
+                neg[j] = -segment_slope(active, vert, run[j] >> rbits, run[j] & rmask)
+            perm = np.argsort(neg, kind="mergesort")
+            for j in range(e - q):
+                ids[q + j] = run[perm[j]]
+        q = e
 
 
 # -------------------------------------------------------------- local search
@@ -144,7 +221,8 @@ def _runner_up(tree, values, size, first):
     second = tree[1]
     values[first] = saved
     _tree_update(tree, values, size, first)
-    if second >= 0 and values[second] == -np.inf:
+    # when every other value is -inf the tree's tie rule may hand back `first` itself
+    if second < 0 or second == first or values[second] == -np.inf:
         return -1
     return second
 
@@ -225,8 +303,12 @@ def local_search(active, t, lo, hi, max_moves):
 
 
 @njit(cache=True)
-def _greedy_top_up(active, t, k, bits):
-    """Give `bits` single bits, each to the worker among the first k with the largest marginal gain."""
+def greedy_top_up(active, t, k, bits):
+    """Give `bits` single bits, each to the worker among the first k with the largest marginal gain.
+
+    Ties go to the smaller row. Modifies `t` in place.
+    Reference: :func:`gcdesign.allocation.heuristic.greedy_top_up_reference`.
+    """
     top = active.shape[1] - 1
     for _ in range(bits):
         best = -np.inf
@@ -256,6 +338,7 @@ def dual_bounds(active, lambdas, ks, residuals, rest_value):
     For any multiplier lambda, ``max {sum_{i<k} U_i(t_i) : sum t_i = R_k} <=
     lambda R_k + sum_{i<k} max_t (U_i(t) - lambda t)``; the bound is the
     smallest over `lambdas`, plus the utility ``rest_value[k]`` of the others.
+    Reference: :func:`gcdesign.allocation.heuristic.dual_bounds_reference`.
     """
     n, width = active.shape
     bound = np.full(ks.size, np.inf)
@@ -282,10 +365,9 @@ def heuristic_kernel(
     residuals,
     bounds,
     order,
-    seg_worker,
-    seg_start,
-    seg_len,
-    seg_slope,
+    vert,
+    ids,
+    rbits,
     max_moves,
     both,
 ):
@@ -301,8 +383,9 @@ def heuristic_kernel(
         which to try them (decreasing bound); a candidate whose bound cannot
         beat the incumbent by more than 1e-12 relative is skipped, and so are
         all after it. Pass ``bounds = inf`` to try every candidate.
-    seg_worker, seg_start, seg_len, seg_slope : envelope segments sorted by
-        decreasing slope. The water-filling pass also yields the exact value of
+    vert, ids, rbits : the envelope vertices (:func:`envelope_vertices`) and the
+        segment ids ``w << rbits | r`` by decreasing slope (ties: worker, then
+        start). The water-filling pass also yields the exact value of
         the candidate's relaxation; a candidate that cannot beat the incumbent
         by its relaxation is skipped before the top-up and the local search.
     both : refine both starts (a) and (b) by local search instead of the better one.
@@ -310,9 +393,11 @@ def heuristic_kernel(
     Returns ``(t, k, moves, tried)``: the offsets above ``base`` of the best
     candidate (rows >= k are at the floor), its k, the local-search moves and
     the number of candidates evaluated.
+    Reference: :func:`gcdesign.allocation.heuristic.heuristic_kernel_reference`.
     """
     n, width = active.shape
     top = width - 1
+    rmask = (1 << rbits) - 1
     best_value = -np.inf
     best_t = np.zeros(n, dtype=np.int64)
     best_k = -1
@@ -335,24 +420,28 @@ def heuristic_kernel(
         filled = 0
         gain = 0.0
         partial = 0.0
-        for s in range(seg_worker.size):
+        for q in range(ids.size):
             if filled == budget:
                 break
-            w = seg_worker[s]
+            e = ids[q]
+            w = e >> rbits
             if w >= k:
                 continue
-            if filled + seg_len[s] > budget:
-                partial = (budget - filled) * seg_slope[s]
+            r = e & rmask
+            length = vert[w, r + 1] - vert[w, r]
+            slope = segment_slope(active, vert, w, r)
+            if filled + length > budget:
+                partial = (budget - filled) * slope
                 break
-            t_a[w] = seg_start[s] + seg_len[s]
-            filled += seg_len[s]
-            gain += seg_len[s] * seg_slope[s]
+            t_a[w] = vert[w, r + 1]
+            filled += length
+            gain += length * slope
         # the relaxation's value is an exact upper bound for this candidate
         relaxed = base_prefix[k] + gain + partial + rest_value[k]
         if relaxed <= best_value + 1e-12 * abs(best_value):
             continue
         # ... then topped up bit by bit by marginal gain
-        _greedy_top_up(active, t_a, k, budget - filled)
+        greedy_top_up(active, t_a, k, budget - filled)
         # (b) equal split, the remainder to the most reliable
         q = budget // k
         extra = budget - q * k
@@ -376,16 +465,30 @@ def heuristic_kernel(
     return best_t, best_k, total_moves, tried
 
 
+@njit(cache=True, inline="always")
+def _before(active, vert, w, r, e, rbits):
+    """Whether segment (w, r) precedes segment id `e` in the order of `ids`."""
+    we = e >> rbits
+    re = e & ((1 << rbits) - 1)
+    s1 = segment_slope(active, vert, w, r)
+    s2 = segment_slope(active, vert, we, re)
+    return s1 > s2 or (s1 == s2 and (w < we or (w == we and r < re)))
+
+
 @njit(cache=True)
-def relaxation_by_k(n, ks, residuals, seg_worker, seg_len, seg_slope):
+def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
     """The water-filling relaxation of every top-k candidate, in one pass over k.
 
-    ``seg_*`` are the envelope segments sorted by decreasing slope (as for
-    :func:`heuristic_kernel`); ``ks`` must increase. The segments of workers
-    0..k-1 are inserted into two Fenwick trees (lengths and gains) indexed by
-    their rank; a binary descent finds the longest rank prefix whose length
-    fits in ``R_k``, and the next present segment is filled partially -- exactly
-    the scan of :func:`heuristic_kernel`, in O(log S) per candidate instead of O(S).
+    ``ids`` are the envelope segments by decreasing slope (as for
+    :func:`heuristic_kernel`); ``ks`` must increase and ``residuals`` must not
+    (true of every candidate list: the residual is constant, or falls with k
+    when an idle level exists). Candidate k's relaxation takes, in the order
+    of ``ids``, the segments of workers 0..k-1 while they fit in ``R_k``, then
+    part of the next one -- the scan of :func:`heuristic_kernel`. Adding
+    workers and shrinking ``R_k`` only moves the first segment that does not
+    fit towards the front, so one pointer walks ``ids`` once over all
+    candidates: O(S + N T) in all (a Neumaier-compensated running sum keeps the
+    gains exact to rounding).
 
     Returns ``(gain, used)``: ``gain[c]`` is the relaxation's value above the
     base level (whole segments plus the partial one) and ``used[c]`` tells
@@ -394,59 +497,54 @@ def relaxation_by_k(n, ks, residuals, seg_worker, seg_len, seg_slope):
     water-filling start of candidate c equals the one of the candidate before.
     Reference: :func:`gcdesign.allocation.heuristic.relaxation_by_k_reference`.
     """
-    size = seg_worker.size
-    start = np.zeros(n + 1, dtype=np.int64)
-    for s in range(size):
-        start[seg_worker[s] + 1] += 1
-    for w in range(n):
-        start[w + 1] += start[w]
-    fill = start[:n].copy()
-    rank = np.empty(size, dtype=np.int64)
-    first = np.full(n, size, dtype=np.int64)
-    for s in range(size):
-        w = seg_worker[s]
-        rank[fill[w]] = s
-        fill[w] += 1
-        first[w] = min(first[w], s)
-    tree_len = np.zeros(size + 1, dtype=np.int64)
-    tree_gain = np.zeros(size + 1)
-    high = 1
-    while 2 * high <= size:
-        high *= 2
+    size = ids.size
+    rmask = (1 << rbits) - 1
     gain = np.zeros(ks.size)
     used = np.zeros(ks.size, dtype=np.bool_)
+    pos = size  # segments before pos (of inserted workers) are taken whole
+    taken = 0  # their total length
+    total = 0.0  # their total gain, with the compensation term below
+    comp = 0.0
     inserted = 0
     for c in range(ks.size):
         k = ks[c]
         while inserted < k:
-            for j in range(start[inserted], start[inserted + 1]):
-                s = rank[j]
-                i = s + 1
-                while i <= size:
-                    tree_len[i] += seg_len[s]
-                    tree_gain[i] += seg_len[s] * seg_slope[s]
-                    i += i & -i
+            w = inserted
+            for r in range(count[w]):
+                if pos < size and not _before(active, vert, w, r, ids[pos], rbits):
+                    break  # this and the worker's later segments lie at or after pos
+                length = vert[w, r + 1] - vert[w, r]
+                x = length * segment_slope(active, vert, w, r)
+                t = total + x
+                comp += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
+                total = t
+                taken += length
             inserted += 1
-        if size == 0:
-            continue
-        pos = 0
-        rem = residuals[c]
-        total = 0.0
-        step = high
-        while step > 0:
-            nxt = pos + step
-            if nxt <= size and tree_len[nxt] <= rem:
-                pos = nxt
-                rem -= tree_len[nxt]
-                total += tree_gain[nxt]
-            step //= 2
-        limit = pos
+        budget = residuals[c]
+        while taken > budget:
+            pos -= 1
+            e = ids[pos]
+            w = e >> rbits
+            if w < k:
+                r = e & rmask
+                length = vert[w, r + 1] - vert[w, r]
+                x = -(length * segment_slope(active, vert, w, r))
+                t = total + x
+                comp += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
+                total = t
+                taken -= length
+        rem = budget - taken
+        value = total + comp
         if rem > 0 and pos < size:
-            # rank pos (0-based) is the first present segment that does not fit
-            total += rem * seg_slope[pos]
-            limit = pos + 1
-        gain[c] = total
-        used[c] = first[k - 1] < limit
+            e = ids[pos]
+            value += rem * segment_slope(active, vert, e >> rbits, e & rmask)
+        gain[c] = value
+        last = k - 1
+        if count[last] > 0:
+            if pos == size or _before(active, vert, last, 0, ids[pos], rbits):
+                used[c] = True
+            elif ids[pos] == (last << rbits) and rem > 0:
+                used[c] = True
     return gain, used
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register_allocator
-from ._common import (
+from . import check_bit_range, check_budget, register_allocator
+from .common import (
     LevelLayout,
     level_layout,
     reliability_order,
@@ -21,7 +21,7 @@ from ._common import (
     top_k_setup,
 )
 
-__all__ = ["equal", "greedy", "relaxation", "reliability_order", "topk_equal"]
+__all__ = ["equal", "equal_bits", "equal_offsets", "greedy", "relaxation", "reliability_order", "topk_equal"]
 
 
 def _most_active(n: int, budget: int, layout: LevelLayout) -> tuple[int, int]:
@@ -32,12 +32,43 @@ def _most_active(n: int, budget: int, layout: LevelLayout) -> tuple[int, int]:
     return int(ks[-1]), int(residuals[-1])
 
 
-def _equal_offsets(m: int, residual: int, n: int) -> np.ndarray:
+def equal_offsets(m: int, residual: int, n: int) -> np.ndarray:
+    """The equal split of `residual` bits over the first m of n positions (the one split).
+
+    ``floor(residual / m)`` each, one more for the first ``residual mod m``
+    (positions are in reliability order); positions m..n-1 get 0.
+    """
     q, extra = divmod(residual, m)
     t = np.zeros(n, dtype=np.int64)
     t[:m] = q
     t[:extra] += 1
     return t
+
+
+def equal_bits(straggler_probs, budget, *, b_min: int = 2, b_max: int = 32) -> np.ndarray:
+    """Equal split of a budget by straggler probability: the one used by every baseline scheme.
+
+    ``floor(B / N)`` bits each, one more for the ``B mod N`` most reliable
+    workers (smallest p; ties by index): :func:`equal_offsets` above ``b_min``.
+
+    Raises
+    ------
+    InputError
+        Unless ``N b_min <= B <= N b_max`` (``b_max`` at most 62; 32 by default,
+        the float32 a message would otherwise be).
+
+    Examples
+    --------
+    >>> equal_bits([0.3, 0.1, 0.2, 0.1], 10)
+    array([2, 3, 2, 3])
+    """
+    p = np.asarray(straggler_probs, dtype=np.float64)
+    b_min, b_max = check_bit_range(b_min, b_max)
+    n = p.size
+    budget = check_budget(budget, n, b_min, b_max)
+    bits = np.empty(n, dtype=np.int64)
+    bits[np.argsort(p, kind="stable")] = b_min + equal_offsets(n, budget - n * b_min, n)
+    return bits
 
 
 def _finish(order, t, m, layout, n):
@@ -53,7 +84,7 @@ def equal(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
     layout = level_layout(levels, "equal")
     order = reliability_order(table, levels)
     m, residual = _most_active(n, budget, layout)
-    t = _equal_offsets(m, residual, n)
+    t = equal_offsets(m, residual, n)
     idle = f", {n - m} idle" if m < n else ""
     q, extra = divmod(residual, m)
     return (
@@ -137,7 +168,7 @@ def topk_equal(table: np.ndarray, levels: np.ndarray, budget: int, options: dict
     value = prefix[extra, q + 1] + (prefix[ks, q] - prefix[extra, q]) + rest_value[ks]
     best = int(np.argmax(value))
     k = int(ks[best])
-    t = _equal_offsets(k, int(residuals[best]), n)
+    t = equal_offsets(k, int(residuals[best]), n)
     return _finish(order, t, k, layout, n), None, f"top-k equal: best k = {k}"
 
 

@@ -27,21 +27,59 @@ pruned by that bound (docs/allocation.md, "Scaling: the windowed scan").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .._validate import InputError
 from . import register_allocator
-from ._common import to_level_index, top_k_setup
+from .common import to_level_index, top_k_setup
 
 
-def sorted_segments(active: np.ndarray):
-    """Envelope segments of every row, by decreasing slope (ties: more reliable, then lower t)."""
-    from ._kernels import envelope_segments
+@dataclass(frozen=True)
+class SegmentOrder:
+    """The envelope segments of every row, by decreasing slope (ties: more reliable, then lower t).
 
-    worker, start, length, slope = envelope_segments(active)
-    # the kernel lists segments by (worker, start): a stable sort on the slope keeps that order on ties
-    order = np.argsort(-slope, kind="stable")
-    return worker[order], start[order], length[order], slope[order]
+    Segment r of worker w runs from ``vert[w, r]`` to ``vert[w, r + 1]`` (r <
+    ``count[w]``) and has the id ``w << rbits | r``; ``ids`` lists them in order.
+    Nothing else is stored: slopes are recomputed from the table by one formula
+    (:func:`~gcdesign.allocation._kernels.segment_slope`), 6 bytes per segment
+    instead of 32 (at N = 10^6 workers x 30 levels: 150 MB instead of 770 MB).
+    """
+
+    vert: np.ndarray
+    count: np.ndarray
+    ids: np.ndarray
+    rbits: int
+
+
+def segment_order(active: np.ndarray) -> SegmentOrder:
+    """Sort the envelope segments of `active` (numba kernels, then one in-place uint64 sort)."""
+    from ._kernels import envelope_vertices, finish_segment_order, segment_keys
+
+    n, width = active.shape
+    vert, count = envelope_vertices(active)
+    rbits = max(1, int(width - 2).bit_length())
+    ibits = max(1, int(n - 1).bit_length()) + rbits
+    if ibits > 62:
+        raise InputError(f"the table is too large for the heuristic: {n} workers x {width} levels.")
+    keys = segment_keys(active, vert, count, rbits, ibits)
+    keys.sort()  # the keys are distinct, so any sort gives the one order
+    ids = np.empty(keys.size, dtype=np.int32 if ibits <= 31 else np.int64)
+    finish_segment_order(keys, ids, active, vert, rbits, ibits)
+    return SegmentOrder(vert, count, ids, rbits)
+
+
+def sorted_segments(active: np.ndarray, order: SegmentOrder | None = None):
+    """Envelope segments of every row as arrays ``(worker, start, length, slope)``, by decreasing slope."""
+    order = segment_order(active) if order is None else order
+    ids = order.ids.astype(np.int64)
+    worker = ids >> order.rbits
+    r = ids & ((1 << order.rbits) - 1)
+    start = order.vert[worker, r].astype(np.int64)
+    end = order.vert[worker, r + 1].astype(np.int64)
+    slope = (active[worker, end] - active[worker, start]) / (end - start)
+    return worker, start, end - start, slope
 
 
 def envelope_reference(row: np.ndarray) -> list[tuple[int, int]]:
@@ -85,6 +123,92 @@ def local_search_reference(active: np.ndarray, t: np.ndarray, max_moves: int) ->
         t[j] += 1
         moves += 1
     return moves
+
+
+def greedy_top_up_reference(active: np.ndarray, t: np.ndarray, k: int, bits: int) -> None:
+    """:func:`~gcdesign.allocation._kernels.greedy_top_up` in numpy: each bit to the largest next gain."""
+    top = active.shape[1] - 1
+    rows = np.arange(k)
+    for _ in range(bits):
+        gain = np.where(t[:k] < top, active[rows, np.minimum(t[:k] + 1, top)] - active[rows, t[:k]], -np.inf)
+        t[int(np.argmax(gain))] += 1  # argmax: the first of equal gains, the smaller row
+
+
+def dual_bounds_reference(active, lambdas, ks, residuals, rest_value) -> np.ndarray:
+    """:func:`~gcdesign.allocation._kernels.dual_bounds` in numpy, one multiplier at a time.
+
+    ``bound_k(lambda) = lambda R_k + sum_{i<k} max_t (U_i(t) - lambda t) + rest_value[k]``,
+    the smallest over `lambdas`.
+    """
+    steps = np.arange(active.shape[1])
+    bound = np.full(ks.size, np.inf)
+    for lam in lambdas:
+        prefix = np.cumsum(np.max(active - lam * steps, axis=1))
+        bound = np.minimum(bound, lam * residuals + prefix[ks - 1] + rest_value[ks])
+    return bound
+
+
+def heuristic_kernel_reference(active, rest_value, ks, residuals, bounds, order, segments, max_moves, both):
+    """:func:`~gcdesign.allocation._kernels.heuristic_kernel` in plain numpy, step by step.
+
+    `segments` are the arrays ``(worker, start, length, slope)`` of
+    :func:`sorted_segments`; the other arguments and the result are the kernel's.
+    """
+    n, width = active.shape
+    top = width - 1
+    best_value, best_k, best_t = -np.inf, -1, np.zeros(n, dtype=np.int64)
+    moves = tried = 0
+    worker, start, length, slope = segments
+
+    def total(values):  # summed left to right, as the kernel does
+        return float(np.cumsum(values)[-1]) if values.size else 0.0
+
+    def objective(t, k):
+        return total(active[np.arange(k), t[:k]])
+
+    def beats(bound):
+        return not bound <= best_value + 1e-12 * abs(best_value)
+
+    for c in order:
+        if not beats(bounds[c]):
+            break  # candidates come by decreasing bound: none after this one can win
+        tried += 1
+        k, budget = int(ks[c]), int(residuals[c])
+        # (a) water-filling: whole envelope segments of the top k by slope, the partial one dropped
+        t_a = np.zeros(n, dtype=np.int64)
+        filled, gain, partial = 0, 0.0, 0.0
+        for w, s, length_s, slope_s in zip(worker, start, length, slope, strict=True):
+            if filled == budget:
+                break
+            if w >= k:
+                continue
+            if filled + length_s > budget:
+                partial = (budget - filled) * slope_s
+                break
+            t_a[w] = s + length_s
+            filled += length_s
+            gain += length_s * slope_s
+        relaxed = total(active[:k, 0]) + gain + partial + rest_value[k]
+        if not beats(relaxed):
+            continue  # the relaxation bounds this candidate: it cannot win
+        greedy_top_up_reference(active, t_a, k, budget - filled)
+        # (b) equal split of the residual, the remainder to the most reliable
+        q, extra = divmod(budget, k)
+        t_b = np.zeros(n, dtype=np.int64)
+        t_b[:k] = np.minimum(q + (np.arange(k) < extra), top)
+        if not both and objective(t_a, k) < objective(t_b, k):
+            t_a = t_b.copy()
+        # (c) 1-bit local search on the better start, or on both
+        for t in (t_a, t_b) if both else (t_a,):
+            sub = t[:k].copy()
+            moves += local_search_reference(active[:k], sub, max_moves)
+            t[:k] = sub
+            value = objective(t, k) + rest_value[k]
+            if value > best_value or (value == best_value and k < best_k):
+                best_value, best_k = value, k
+                best_t = np.zeros(n, dtype=np.int64)
+                best_t[:k] = t[:k]
+    return best_t, best_k, moves, tried
 
 
 def relaxation_by_k_reference(n, ks, residuals, seg_worker, seg_len, seg_slope):
@@ -131,7 +255,7 @@ def windowed_candidates(new: np.ndarray, window: int) -> tuple[np.ndarray, np.nd
     return eligible, dist
 
 
-def _multipliers(slopes: np.ndarray, count: int = 256) -> np.ndarray:
+def dual_multipliers(slopes: np.ndarray, count: int = 256) -> np.ndarray:
     """A grid of multipliers for the dual bounds: quantiles of the envelope slopes."""
     if slopes.size == 0:
         return np.zeros(1)
@@ -175,7 +299,7 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
         raise InputError(f"heuristic option `max_moves` must be an integer >= 0, got {max_moves!r}.")
     if scan == "auto":
         scan = "full" if n <= FULL_SCAN_MAX_N else "windowed"
-    segments = sorted_segments(active)
+    segments = segment_order(active)
     run = _windowed if scan == "windowed" else _full_scan
     t, k, moves, tried = run(
         active, rest_value, ks, residuals, segments, int(max_moves), refine == "both", prune, int(window)
@@ -195,16 +319,15 @@ def _full_scan(active, rest_value, ks, residuals, segments, max_moves, both, pru
     """The paper's scan over every candidate, in order of a dual bound (pruned when `prune`)."""
     from ._kernels import dual_bounds, heuristic_kernel
 
+    seg = (segments.vert, segments.ids, segments.rbits)
     if prune:
-        slope = segments[3]
-        bounds = dual_bounds(active, _multipliers(slope), ks, residuals, rest_value)
+        slope = sorted_segments(active, segments)[3]
+        bounds = dual_bounds(active, dual_multipliers(slope), ks, residuals, rest_value)
         trial_order = np.argsort(-bounds, kind="stable")
     else:
         bounds = np.full(ks.size, np.inf)
         trial_order = np.arange(ks.size)
-    return heuristic_kernel(
-        active, rest_value, ks, residuals, bounds, trial_order, *segments, max_moves, both
-    )
+    return heuristic_kernel(active, rest_value, ks, residuals, bounds, trial_order, *seg, max_moves, both)
 
 
 def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prune, window):
@@ -214,9 +337,10 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
     neighbours are tried too, until the best stays put."""
     from ._kernels import heuristic_kernel, relaxation_by_k
 
-    n = active.shape[0]
-    worker, _, length, slope = segments
-    gain, used = relaxation_by_k(n, ks, residuals, worker, length, slope)
+    if np.any(np.diff(residuals) > 0):  # a solver bug, not bad input
+        raise RuntimeError("relaxation_by_k needs residuals that do not grow with k")
+    seg = (segments.vert, segments.ids, segments.rbits)
+    gain, used = relaxation_by_k(active, segments.vert, segments.count, *seg[1:], ks, residuals)
     base_prefix = np.concatenate([[0.0], np.cumsum(active[:, 0])])
     bounds = base_prefix[ks] + gain + rest_value[ks] if prune else np.full(ks.size, np.inf)
     # with an idle level the residual changes with k, and so does the relaxation: every candidate is new
@@ -225,7 +349,7 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
     chosen = np.flatnonzero(eligible)
     trial_order = chosen[np.argsort(-bounds[chosen], kind="stable")]
     t, k, moves, tried = heuristic_kernel(
-        active, rest_value, ks, residuals, bounds, trial_order, *segments, max_moves, both
+        active, rest_value, ks, residuals, bounds, trial_order, *seg, max_moves, both
     )
 
     def value(t, k):
@@ -243,7 +367,7 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
             break
         seen[near] = True
         t2, k2, moves2, tried2 = heuristic_kernel(
-            active, rest_value, ks, residuals, np.full(ks.size, np.inf), near, *segments, max_moves, both
+            active, rest_value, ks, residuals, np.full(ks.size, np.inf), near, *seg, max_moves, both
         )
         moves += moves2
         tried += tried2
@@ -254,4 +378,9 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
     return t, k, moves, tried
 
 
-register_allocator("heuristic", heuristic, options=("max_moves", "refine", "prune", "scan", "window"))
+register_allocator(
+    "heuristic",
+    heuristic,
+    options=("max_moves", "refine", "prune", "scan", "window"),
+    sorts_by_reliability=True,
+)

@@ -96,6 +96,12 @@ COMMANDS: tuple[Command, ...] = (
         ".evaluate:evaluate_arguments",
         ".evaluate:run_evaluate",
     ),
+    Command(
+        "cluster",
+        "coded training on digits on a Dask cluster with real deadlines, against wait-for-all",
+        "gcdesign.cluster:add_cli_arguments",
+        "gcdesign.cluster:run_cli",
+    ),
 )
 
 #: Exit codes and their meaning (also in ``gcdesign --help`` and docs/cli.md).

@@ -170,6 +170,46 @@ def kappa_policy(text: str):
     return number(text)
 
 
+def bucket_size(text: str):
+    """``--bucket-size``: an integer >= 1, or ``none`` (one bucket; kept as the string)."""
+    if text.strip().lower() == "none":
+        return "none"
+    return count("bucket-size", 1, allowed="an integer >= 1 or 'none'")(text)
+
+
+def quantization_args(args, profile, defaults=None) -> dict:
+    """``kappa=`` and ``bucket_size=`` for design() / allocate_bits() from the options.
+
+    Unset options take the example's recorded defaults (`defaults`), then the package's.
+    """
+    import numpy as np
+
+    from ..design import DEFAULT_BUCKET_SIZE, DEFAULT_QUANTIZATION
+    from ..quantization import calibrate_quantization
+
+    defaults = defaults or {}
+    beta = {None: defaults.get("bucket_size", DEFAULT_BUCKET_SIZE), "none": None}.get(
+        args.bucket_size, args.bucket_size
+    )
+    model = defaults.get("kappa", DEFAULT_QUANTIZATION) if args.kappa is None else args.kappa
+    if (model == "calibrated") != (args.samples is not None):
+        raise UsageError("--quantization calibrated needs --samples FILE.npy, and --samples needs it.")
+    if model == "calibrated":
+        try:
+            samples = np.load(str(args.samples), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(
+                f"`samples` {str(args.samples)!r} is not a readable .npy array ({exc})."
+            ) from None
+        if samples.ndim != 2 or samples.shape[1] != profile.dim:
+            raise UsageError(
+                f"`samples` must be an (m, d) array with d = {profile.dim} (the profile's), "
+                f"got shape {samples.shape}."
+            )
+        model = calibrate_quantization(samples, bucket_size=beta)
+    return {"kappa": model, "bucket_size": beta}
+
+
 #: ``--rng`` of every command that draws random numbers.
 SEED = Number("rng", integer=True, low=0, allowed="an integer seed >= 0")
 #: The most trials, workers or coordinates a command sizes arrays with.
@@ -219,17 +259,38 @@ def add_budget(parser) -> None:
         type=Number("bits-per-worker", low=0, low_open=True),
         help="average bits per worker (B = X N)",
     )
+    from .paths import input_file
+
     parser.add_argument(
+        "--quantization",
         "--kappa",
-        default="balanced",
+        dest="kappa",
+        metavar="MODEL",
+        default=None,
         type=kappa_policy,
-        help="quantization model: balanced (default), tight, raw, none, or a number kappa >= 0",
+        help="quantization model the design is optimal for: tight, raw, balanced (the paper's scaling), "
+        "none, calibrated (with --samples), or a number kappa >= 0 on the raw bound "
+        "(default: the package's, chosen by measured exact error; --kappa is the old name)",
     )
     parser.add_argument(
         "--kappa-c",
         type=Number("kappa-c", low=0, low_open=True),
         default=1.0,
-        help="c of the balanced policy",
+        help="c of the balanced model",
+    )
+    parser.add_argument(
+        "--bucket-size",
+        metavar="BETA",
+        type=bucket_size,
+        default=None,
+        help="bucket length of the stochastic quantizer (one float32 norm per bucket), or 'none' for one "
+        "bucket (default: the package's)",
+    )
+    parser.add_argument(
+        "--samples",
+        metavar="FILE.npy",
+        type=input_file,
+        help="sample vectors (m x d, .npy) for --quantization calibrated",
     )
     bits = Number("b-min", integer=True), Number("b-max", integer=True)  # the range is the library's
     parser.add_argument("--b-min", type=bits[0], default=2, help="fewest bits per worker (default 2)")

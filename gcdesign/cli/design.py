@@ -10,6 +10,7 @@ from .args import (
     add_profile_source,
     budget_args,
     load_profile_arg,
+    quantization_args,
 )
 from .output import print_json, yes_no
 from .paths import input_file, output_file
@@ -48,11 +49,11 @@ def run_design(args) -> int:
         allocator=allocator,
         construction=args.construction,
         order=args.order,
-        kappa=args.kappa,
         kappa_c=args.kappa_c,
         b_min=args.b_min,
         b_max=args.b_max,
         allocator_options={"allow_idle": True} if args.allow_idle else None,
+        **quantization_args(args, profile, defaults),
     )
     if args.output is not None:
         save_design(result, args.output)
@@ -79,7 +80,8 @@ def format_summary(s: dict) -> str:
         f"partitions K    {s['partitions']}",
         f"dimension d     {s['dim']}",
         f"budget B        {s['budget']} bits ({s['bits_per_worker']:.3g} per worker)",
-        f"kappa           {s['kappa']:.6g}  ({s['options'].get('kappa_policy')})",
+        f"quantization    {s['quantization']}, bucket size {s['bucket_size'] or 'none (one norm)'}"
+        f"  (kappa {s['kappa']:.6g})",
         f"error bound     {s['bound']:.6g} x G^2",
         f"load            {s['load']:.4f} partitions/worker (nnz {s['nnz']} <= N+K-1 = "
         f"{s['workers'] + s['partitions'] - 1})",
@@ -128,7 +130,9 @@ def run_allocate(args) -> int:
     budget = resolve_budget(profile.n_workers, **budget_args(args, defaults))
     if args.compare and args.method is not None:
         raise UsageError("give either --method M or --compare, not both.")
-    common = dict(kappa=args.kappa, kappa_c=args.kappa_c, b_min=args.b_min, b_max=args.b_max)
+    common = dict(
+        kappa_c=args.kappa_c, b_min=args.b_min, b_max=args.b_max, **quantization_args(args, profile)
+    )
 
     def options(method):
         opts = {"allow_idle": True} if args.allow_idle else {}
@@ -142,7 +146,9 @@ def run_allocate(args) -> int:
             from ..profile import ClusterProfile
 
             tiny = ClusterProfile([0.1, 0.2], dim=profile.dim)
-            allocate_bits(tiny, 2 * args.b_min, method=method, **{**common, "kappa": 1.0})
+            allocate_bits(
+                tiny, 2 * args.b_min, method=method, **{**common, "kappa": 1.0, "bucket_size": None}
+            )
         return allocate_bits(profile, budget, method=method, options=options(method), **common)
 
     if not args.compare:
@@ -154,6 +160,7 @@ def run_allocate(args) -> int:
             "objective": result.objective,
             "optimal": result.optimal,
             "kappa": result.kappa,
+            "quantization": result.quantization.label,
             "wall_time": result.wall_time,
             "message": result.message,
             "bits_histogram": {int(v): int(c) for v, c in zip(values, counts, strict=True)},
@@ -165,7 +172,7 @@ def run_allocate(args) -> int:
         print(f"method      {result.method}")
         print(f"budget B    {budget} bits ({budget / profile.n_workers:.3g} per worker)")
         print(f"objective   {result.objective:.12g}  (higher is better; optimal: {yes_no(result.optimal)})")
-        print(f"kappa       {result.kappa:.6g}")
+        print(f"model       {result.quantization.label} (kappa {result.kappa:.6g})")
         print(f"time        {1e3 * result.wall_time:.3f} ms")
         print(f"message     {result.message}")
         print("bits histogram")

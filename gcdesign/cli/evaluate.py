@@ -55,10 +55,34 @@ def _biased(row: dict) -> str:
     return f"{yes_no(row['biased'])} (MC)"
 
 
+def _error(row) -> float:
+    """The row's mean squared error: exact where known, else the Monte-Carlo mean."""
+    return (
+        row["exact_relative_error"] if row["exact_relative_error"] is not None else row["mc_relative_error"]
+    )
+
+
+def _is_biased(row) -> bool:
+    return row["unbiased"] is False if row["unbiased"] is not None else bool(row["biased"])
+
+
+def _ranking_line(rows) -> str:
+    """Rows sorted by error: who is lowest among the unbiased, and which biased ones beat it."""
+    unbiased = [r for r in rows if not _is_biased(r)]
+    if not unbiased:
+        return "ranking: every scheme here is biased."
+    best = unbiased[0]
+    ahead = [r["scheme"] for r in rows if _is_biased(r) and _error(r) < _error(best)]
+    line = f"lowest error among the unbiased schemes: {best['scheme']}"
+    if ahead:
+        line += f"; lower mean squared error but biased (E[ghat] != g, so SGD drifts): {', '.join(ahead)}"
+    return line + " (rows sorted by error, lowest first)."
+
+
 def run_evaluate(args) -> int:
     from ..evaluation import EvaluationError, expected_error, monte_carlo_error, synthetic_gradients
     from ..io import load_design
-    from ..schemes import SCHEMES, make_scheme
+    from ..schemes import SCHEMES, make_scheme, with_bucket_size
 
     trials, dim, seed = args.trials, args.dim, args.rng
     every = args.compare is not None and args.compare.strip() == "all"
@@ -71,9 +95,8 @@ def run_evaluate(args) -> int:
     schemes = [("design", result)]
     for n in names:
         try:
-            schemes.append(
-                (n, make_scheme(n, profile, result.budget, rng=seed, replication=args.replication))
-            )
+            scheme = make_scheme(n, profile, result.budget, rng=seed, replication=args.replication)
+            schemes.append((n, with_bucket_size(scheme, result.bucket_size)))
         except InputError as exc:
             if not every:
                 raise
@@ -124,8 +147,10 @@ def run_evaluate(args) -> int:
         return 0
     print(
         f"{args.file}: N = {profile.n_workers}, K = {profile.partitions}, budget {result.budget} bits; "
-        f"synthetic gradients d = {dim} (seed {seed}), {trials} Monte-Carlo rounds"
+        f"synthetic gradients d = {dim} (seed {seed}), {trials} Monte-Carlo rounds; every stochastic "
+        f"quantizer in buckets of {result.bucket_size or 'd (one norm)'}, as the design's"
     )
+    rows = sorted(rows, key=_error)
     print("scheme         exact rel. err  MC rel. err      +- SE       bias bias bound  biased")
     for r in rows:
         exact = "n/a" if r["exact_relative_error"] is None else f"{r['exact_relative_error']:.5g}"
@@ -135,6 +160,8 @@ def run_evaluate(args) -> int:
             f"{_biased(r)}"
         )
     print(BIAS_NOTE)
+    if len(rows) > 1:
+        print(_ranking_line(rows))
     if any(r["exact_relative_error"] is None for r in rows):
         print("n/a: arrival-dependent decoder with too many arrival patterns for the exact value (MC only)")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .args import Number, add_json
 from .output import print_json
 from .paths import input_file, output_file
@@ -60,12 +62,22 @@ def run_profile(args) -> int:
 
 # ----------------------------------------------------------------- examples
 def examples_arguments(p) -> None:
+    p.add_argument(
+        "--traces",
+        metavar="FILE",
+        type=output_file("traces"),
+        help="also write the bundled round-time traces (CSV, 8 workers) here",
+    )
     add_json(p)
 
 
 def run_examples(args) -> int:
-    from ..profile import list_examples, load_example
+    from .._files import atomic_write_text
+    from ..profile import example_traces_path, list_examples, load_example
 
+    if args.traces is not None:
+        atomic_write_text(args.traces, example_traces_path().read_text())
+        print(f"traces written to {args.traces}", file=sys.stderr)
     rows = []
     for name, desc in list_examples().items():
         prof, defaults = load_example(name, with_defaults=True)

@@ -28,8 +28,9 @@ checks itself when built); :class:`gcdesign.Design` satisfies the protocol too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -211,28 +212,88 @@ class Scheme:
         return np.where(arrived, self.decoder(arrived), 0.0)
 
 
-# name -> factory(profile, budget, *, rng=None, replication=2, **options) -> Scheme
-SCHEMES: dict[str, Callable[..., Scheme]] = {}
+@dataclass(frozen=True)
+class SchemeEntry:
+    """A registered scheme: its factory and how studies show it (see :func:`register_scheme`)."""
+
+    name: str
+    factory: Callable[..., Scheme]
+    label: str
+    style: Mapping[str, object]
+    description: str
 
 
-def register_scheme(name: str, factory: Callable[..., Scheme]) -> None:
-    SCHEMES[name] = factory
+#: name -> :class:`SchemeEntry`; factory(profile, budget, *, rng=None, replication=2, **options) -> Scheme
+SCHEMES: dict[str, SchemeEntry] = {}
+
+
+def register_scheme(
+    name: str,
+    factory: Callable[..., Scheme],
+    *,
+    label: str,
+    style: Mapping[str, object] | None = None,
+    description: str | None = None,
+) -> SchemeEntry:
+    """Make `factory` available as ``make_scheme(name, ...)``, in studies and in ``--compare``.
+
+    Parameters
+    ----------
+    name : str
+        Registry key; a name already registered is refused (InputError).
+    factory : callable
+        ``factory(profile, budget, *, rng=None, replication=2, **options) -> Scheme``.
+    label : str
+        Legend and table label in the studies.
+    style : mapping, optional
+        matplotlib line keywords of its curves (``color``, ``linestyle``,
+        ``linewidth``, ...); default: the next colour of the cycle, a solid line.
+    description : str, optional
+        One line for listings; default the first line of the factory's docstring.
+    """
+    if not isinstance(name, str) or not name:
+        raise InputError(f"`name` must be a non-empty string, got {name!r}.")
+    if name in SCHEMES:
+        raise InputError(f"`name` = {name!r}: a scheme of that name is already registered; choose another.")
+    if not callable(factory):
+        raise InputError(f"`factory` of scheme {name!r} must be callable, got {factory!r}.")
+    if description is None:
+        description = (factory.__doc__ or "").strip().split("\n")[0]
+    entry = SchemeEntry(name, factory, str(label), MappingProxyType(dict(style or {})), str(description))
+    SCHEMES[name] = entry
+    return entry
 
 
 def make_scheme(name: str, profile, budget: int, *, rng=None, replication: int = 2, **options):
-    """Build the baseline `name` for `profile` at total bit budget `budget`."""
-    factory = SCHEMES[choice("scheme", name, SCHEMES)]
+    """Build the registered scheme `name` for `profile` at total bit budget `budget`."""
+    factory = SCHEMES[choice("scheme", name, SCHEMES)].factory
     return factory(profile, budget, rng=rng, replication=replication, **options)
+
+
+def with_bucket_size(scheme, bucket_size: int | None):
+    """`scheme` with its stochastic quantizer in buckets of `bucket_size` (None: one bucket).
+
+    Comparisons quantize every scheme the same way: a baseline compared with a bucketed
+    design gets the design's buckets. Sign and unquantized schemes are returned as they are.
+    """
+    import dataclasses
+
+    check_scheme(scheme)
+    if scheme.quantizer != "stochastic" or scheme.bucket_size == bucket_size:
+        return scheme
+    return dataclasses.replace(scheme, bucket_size=bucket_size)
 
 
 __all__ = [
     "SCHEMES",
     "SCHEME_FIELDS",
     "Scheme",
+    "SchemeEntry",
     "SchemeLike",
     "check_scheme",
     "make_scheme",
     "register_scheme",
+    "with_bucket_size",
 ]
 
 # importing these registers their schemes (baselines; exact-frc, exact-cyclic)

@@ -34,30 +34,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validate import InputError, choice, positive_int
-from ..allocation import check_budget
+from ..allocation.baselines import equal_bits
 from ..profile import ClusterProfile
 from . import Scheme, register_scheme
-from .decoding import least_squares_weights
+from .decoding import LeastSquaresDecoder
 
 # ------------------------------------------------------------------ helpers
-
-
-def equal_bits(straggler_probs, budget: int, *, b_min: int = 2, b_max: int = 32) -> np.ndarray:
-    """Equal split of `budget` over the workers; the remainder to the most reliable.
-
-    Raises InputError when ``B / N`` falls outside ``[b_min, b_max]``.
-    """
-    p = np.asarray(straggler_probs, dtype=np.float64)
-    return split_equally(p, check_budget(budget, p.size, b_min, b_max))
-
-
-def split_equally(straggler_probs, budget: int) -> np.ndarray:
-    """``floor(B / N)`` bits each, one more for the ``B mod N`` most reliable (smallest p; ties by index)."""
-    p = np.asarray(straggler_probs, dtype=np.float64)
-    base, extra = divmod(budget, p.size)
-    bits = np.full(p.size, base, dtype=np.int64)
-    bits[np.argsort(p, kind="stable")[:extra]] += 1
-    return bits
 
 
 def _check_profile(profile) -> ClusterProfile:
@@ -113,16 +95,6 @@ def _ones(rows, cols, n: int, k: int) -> sp.csr_array:
     enc.sum_duplicates()
     enc.sort_indices()
     return enc
-
-
-class LeastSquaresDecoder:
-    """Per-round least-squares decoder of a fixed encoding (a picklable callable)."""
-
-    def __init__(self, encoding):
-        self.encoding = sp.csr_array(encoding)
-
-    def __call__(self, arrived: np.ndarray) -> np.ndarray:
-        return least_squares_weights(self.encoding, arrived)
 
 
 class FirstPerGroupDecoder:
@@ -476,25 +448,25 @@ def expander_ls(profile, budget, *, rng=None, replication=2, **options) -> Schem
     return replace(scheme, name="expander-ls")
 
 
-for _name, _factory in (
-    ("is-sgd", is_sgd),
-    ("bgc", bgc),
-    ("ehd", ehd),
-    ("od", od),
-    ("sgc", sgc),
-    ("sgc-1bit", sgc_1bit),
-    ("osgc", osgc),
-    ("random-sparse", random_sparse),
-    ("expander", expander),
-    ("expander-ls", expander_ls),
-    ("joint", joint),
+# name, factory, label and plot style in the studies (description: the factory's first docstring line)
+for _name, _factory, _label, _style in (
+    ("is-sgd", is_sgd, "IS-SGD", {"color": "tab:gray", "linestyle": "--"}),
+    ("bgc", bgc, "BGC", {"color": "tab:purple", "linestyle": "-."}),
+    ("ehd", ehd, "EHD", {"color": "tab:brown", "linestyle": "-."}),
+    ("od", od, "OD", {"color": "tab:pink", "linestyle": ":"}),
+    ("sgc", sgc, "SGC", {"color": "tab:green", "linestyle": "--"}),
+    ("sgc-1bit", sgc_1bit, "SGC, 1-bit signs", {"color": "tab:olive", "linestyle": ":"}),
+    ("osgc", osgc, "OSGC, equal bits", {"color": "tab:blue", "linestyle": "--"}),
+    ("random-sparse", random_sparse, "random sparse code (LS)", None),
+    ("expander", expander, "expander code", None),
+    ("expander-ls", expander_ls, "expander code (LS)", None),
+    ("joint", joint, "joint design (ours)", {"color": "tab:red", "linestyle": "-", "linewidth": 2.2}),
 ):
-    register_scheme(_name, _factory)
+    register_scheme(_name, _factory, label=_label, style=_style)
 
 __all__ = [
     "bgc",
     "ehd",
-    "equal_bits",
     "expander",
     "expander_ls",
     "expander_lower_bound",

@@ -13,34 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..profile import ClusterProfile
+from ..schemes import SCHEMES
 
-#: Line colours and styles per scheme, shared by every figure.
-STYLE = {
-    "centralized": ("black", "-"),
-    "joint": ("tab:red", "-"),
-    "osgc": ("tab:blue", "--"),
-    "sgc": ("tab:green", "--"),
-    "sgc-1bit": ("tab:olive", ":"),
-    "bgc": ("tab:purple", "-."),
-    "ehd": ("tab:brown", "-."),
-    "od": ("tab:pink", ":"),
-    "is-sgd": ("tab:gray", "--"),
-    "exact-cyclic": ("tab:cyan", ":"),
-    "exact-frc": ("tab:cyan", "-."),
-}
-
-LABELS = {
-    "centralized": "centralized SGD",
-    "joint": "joint design (ours)",
-    "osgc": "OSGC, equal bits",
-    "sgc": "SGC",
-    "sgc-1bit": "SGC, 1-bit signs",
-    "bgc": "BGC",
-    "ehd": "EHD",
-    "od": "OD",
-    "is-sgd": "IS-SGD",
-    "exact-cyclic": "exact GC (cyclic)",
-}
+#: The centralized reference (waits for every worker) is no registered scheme: its label and style.
+CENTRALIZED = ("centralized SGD", {"color": "black", "linestyle": "-"})
+_LINE_DEFAULTS = {"color": None, "linestyle": "-", "linewidth": 1.4}
 
 
 @dataclass
@@ -138,10 +115,22 @@ def save_figure(fig, path: Path) -> Path:
     return Path(path)
 
 
+def scheme_label(name: str) -> str:
+    """A scheme's label in tables and legends: the one it was registered with (else its name)."""
+    if name == "centralized":
+        return CENTRALIZED[0]
+    entry = SCHEMES.get(name)
+    return entry.label if entry is not None else name
+
+
 def style(name: str) -> dict:
-    color, line = STYLE.get(name, (None, "-"))
-    width = 2.2 if name == "joint" else 1.4
-    return {"color": color, "linestyle": line, "linewidth": width, "label": LABELS.get(name, name)}
+    """matplotlib keywords of a scheme's curves: its registered style, and its label."""
+    if name == "centralized":
+        line = CENTRALIZED[1]
+    else:
+        entry = SCHEMES.get(name)
+        line = entry.style if entry is not None else {}
+    return {**_LINE_DEFAULTS, **line, "label": scheme_label(name)}
 
 
 def band(ax, x, runs: np.ndarray, name: str, *, low: float = 10, high: float = 90) -> None:
@@ -152,19 +141,6 @@ def band(ax, x, runs: np.ndarray, name: str, *, low: float = 10, high: float = 9
     if runs.shape[0] > 1:
         lo, hi = np.percentile(runs, [low, high], axis=0)
         ax.fill_between(x, lo, hi, color=kw["color"], alpha=0.15, linewidth=0)
-
-
-def shifted_exponential_rates(n: int, *, high: float = 2.0, low: float = 0.01, rng=2026) -> np.ndarray:
-    """The paper's straggling parameters ``mu_i ~ U(low, high)`` (seed 2026 gives paper-n50)."""
-    return np.random.default_rng(rng).uniform(low, high, size=n)
-
-
-def paper_profile(n: int, *, dim: int, high: float = 2.0, deadline: float = 1.1, rng=2026) -> ClusterProfile:
-    """Shifted exponential (t0 = 1) round times against deadline 1.1, as in the paper."""
-    rates = shifted_exponential_rates(n, high=high, rng=rng)
-    return ClusterProfile.from_latency_model(
-        "shifted-exponential", rates=rates, deadline=deadline, shift=1.0, dim=dim
-    )
 
 
 def run_schemes(

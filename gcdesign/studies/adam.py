@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..design import design
+from ..profile import paper_profile
 from ..training import Centralized, adam, available_schemes, digits_problem, seeds, train, training_scheme
 from ._common import (
     Progress,
@@ -23,7 +24,6 @@ from ._common import (
     markdown_table,
     mean_ci,
     new_figure,
-    paper_profile,
     save_figure,
     write_csv,
 )

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..allocation import ALLOCATORS, allocate_bits
-from ..profile import MOBILENET_V3_SMALL_PARAMS
-from ._common import Progress, StudyResult, markdown_table, new_figure, paper_profile, save_figure, write_csv
+from ..profile import MOBILENET_V3_SMALL_PARAMS, paper_profile
+from ._common import Progress, StudyResult, markdown_table, new_figure, save_figure, write_csv
 
 SIZES = (50, 100)
 MARKERS = {

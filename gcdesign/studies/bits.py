@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import LABELS, StudyResult, markdown_table, mean_ci, write_csv
+from ._common import StudyResult, markdown_table, mean_ci, scheme_label, write_csv
 from .convergence import compare, plot_curves, settings
 
 TARGETS = (0.05, 0.01)
@@ -70,7 +70,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
         + [f"bits to reach f - f* <= {t:g}" for t in TARGETS]
         + ["f - f* at the common bit total (95% CI)"],
         [
-            [r["bits_per_worker"], LABELS.get(r["scheme"], r["scheme"]), f"{r['bits_per_round']:.3g}"]
+            [r["bits_per_worker"], scheme_label(r["scheme"]), f"{r['bits_per_round']:.3g}"]
             + [
                 "not reached" if r[f"bits_to_{t:g}"] is None else f"{r[f'bits_to_{t:g}']:.3g}"
                 for t in TARGETS

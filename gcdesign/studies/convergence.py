@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..profile import paper_profile
 from ..training import available_schemes, digits_problem, seeds, sgd
 from ._common import (
-    LABELS,
     Progress,
     StudyResult,
     band,
@@ -27,9 +27,9 @@ from ._common import (
     markdown_table,
     mean_ci,
     new_figure,
-    paper_profile,
     run_schemes,
     save_figure,
+    scheme_label,
     write_csv,
 )
 
@@ -168,7 +168,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
             [
                 [
                     r["bits_per_worker"],
-                    LABELS.get(r["scheme"], r["scheme"]),
+                    scheme_label(r["scheme"]),
                     f"{r['gap_mean']:.5f} ± {r['gap_ci95']:.5f}",
                     ""
                     if r["minus_joint_mean"] is None

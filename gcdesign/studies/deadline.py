@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..latency import RoundTimes
+from ..profile import paper_rates
 from ..training import (
     Centralized,
     available_schemes,
@@ -36,7 +37,6 @@ from ._common import (
     mean_ci,
     new_figure,
     save_figure,
-    shifted_exponential_rates,
     write_csv,
 )
 
@@ -54,7 +54,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
     deadlines = (1.05, 1.1, 1.3, 1.6, 2.5) if quick else (1.02, 1.05, 1.1, 1.2, 1.3, 1.6, 2.0, 2.5, 3.5)
     n_seeds, horizon = (2, 300.0) if quick else (10, 1500.0)
     problem = digits_problem("logistic", partitions=N_WORKERS, rng=0)
-    rates = shifted_exponential_rates(N_WORKERS)
+    rates = paper_rates(N_WORKERS)
     names, missing = available_schemes(COMPARE)
     notes = [f"scheme {m!r} is not registered: skipped." for m in missing]
     run_seeds = seeds(rng, n_seeds)

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..profile import paper_profile
 from ..training import available_schemes, digits_problem, seeds, sgd
 from ._common import (
-    LABELS,
     Progress,
     StudyResult,
     final_loss,
     markdown_table,
     mean_ci,
     new_figure,
-    paper_profile,
     run_schemes,
     save_figure,
+    scheme_label,
     style,
     write_csv,
 )
@@ -96,7 +96,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True) -> Stud
             [
                 f"{r['mu_max']:g}",
                 f"{r['mean_p']:.3f}",
-                LABELS.get(r["scheme"], r["scheme"]),
+                scheme_label(r["scheme"]),
                 f"{r['gap_mean']:.4f} ± {r['gap_ci95']:.4f}",
             ]
             for r in rows

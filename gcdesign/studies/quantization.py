@@ -32,7 +32,7 @@ from ..design import DEFAULT_BUCKET_SIZE, DEFAULT_QUANTIZATION, design
 from ..evaluation import expected_error, synthetic_gradients
 from ..profile import ClusterProfile, load_example
 from ..quantization import calibrate_quantization
-from ..schemes import make_scheme
+from ..schemes import make_scheme, with_bucket_size
 from ._common import Progress, StudyResult, markdown_table, new_figure, save_figure, write_csv
 
 MODELS = ("tight", "raw", "balanced", "none", "calibrated")
@@ -49,15 +49,6 @@ def _label(model: str, beta) -> str:
 
 def default_label() -> str:
     return _label(DEFAULT_QUANTIZATION, DEFAULT_BUCKET_SIZE)
-
-
-def _bucketed(scheme, beta):
-    """The same baseline with the stochastic quantizer in buckets of `beta` (sign: unchanged)."""
-    from dataclasses import replace
-
-    if beta is None or scheme.quantizer != "stochastic":
-        return scheme
-    return replace(scheme, bucket_size=beta)
 
 
 def evaluate_point(profile: ClusterProfile, bpw: int, grads: np.ndarray, held_out: np.ndarray) -> dict:
@@ -77,7 +68,7 @@ def evaluate_point(profile: ClusterProfile, bpw: int, grads: np.ndarray, held_ou
             key = name if name == "sgc-1bit" else f"{name}/{'none' if beta is None else beta}"
             if key in errors:
                 continue
-            scheme = _bucketed(make_scheme(name, profile, budget, rng=0), beta)
+            scheme = with_bucket_size(make_scheme(name, profile, budget, rng=0), beta)
             errors[key] = expected_error(scheme, grads).relative_error
     return errors
 

@@ -80,8 +80,11 @@ def top_k_setup(table: np.ndarray, levels: np.ndarray, budget: int, method: str)
     """
     layout = level_layout(levels, method)
     order = reliability_order(table, levels)
-    active = np.ascontiguousarray(table[order, layout.offset :])
     n = table.shape[0]
+    if layout.offset == 0 and table.flags.c_contiguous and np.array_equal(order, np.arange(n)):
+        active = table  # rows already by reliability (as allocate_bits hands them): no copy
+    else:
+        active = np.ascontiguousarray(table[order, layout.offset :])
     rest_value = np.zeros(n + 1)
     rest_value[:n] = np.cumsum(table[order, 0][::-1])[::-1]
     ks, residuals = residuals_by_k(n, budget, layout)
