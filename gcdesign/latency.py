@@ -18,6 +18,10 @@ independent ``Exp((N - i) mu)``). Uncoded waits for all ``N``
 ``s + 1`` against the uncoded load 1. Worked example (docs/classic_codes.md):
 ``N = 100, mu = 1``: uncoded 5.187, ``s = 20``: 1.589 (3.26x), ``s = 50``:
 0.688 (7.54x).
+
+:class:`RoundTimes` is the round-time model of the training harness: per-worker
+times ``t0 + Exp(mu_i)`` against a deadline, the arrivals and the round's
+duration (MATH section 8).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, positive_int, real
+from ._validate import InputError, positive_int, real, real_array
+from .profile import ClusterProfile
 
 # Below this many terms the difference of harmonic numbers is summed directly.
 _DIRECT_TERMS = 64
@@ -273,7 +278,43 @@ def latency_table(
     return rows
 
 
+@dataclass(frozen=True)
+class RoundTimes:
+    r"""Round times :math:`T_i = t_0 + \mathrm{Exp}(\mu_i)` against a deadline :math:`\tau`.
+
+    Worker i arrives iff :math:`T_i \le \tau`, so :math:`p_i = e^{-\mu_i(\tau - t_0)}`
+    (docs/math.md, section 8). A coded round lasts :math:`\min(\tau, \max_i T_i)`;
+    the centralized reference waits for everyone, :math:`\max_i T_i`.
+    Without a :class:`RoundTimes`, :func:`gcdesign.training.train` draws Bernoulli
+    arrivals from the scheme's probabilities and counts every round as 1 time unit.
+    """
+
+    rates: tuple
+    deadline: float
+    shift: float = 0.0
+
+    def __post_init__(self):
+        rates = real_array("rates", self.rates, low=0, low_open=True, min_size=1)
+        object.__setattr__(self, "rates", tuple(rates.tolist()))
+        object.__setattr__(self, "deadline", real("deadline", self.deadline, low=0, low_open=True))
+        object.__setattr__(self, "shift", real("shift", self.shift, low=0))
+
+    @property
+    def straggler_probs(self) -> np.ndarray:
+        slack = self.deadline - self.shift
+        rates = np.asarray(self.rates)
+        return np.exp(-rates * slack) if slack > 0 else np.ones_like(rates)
+
+    def profile(self, *, dim: int, partitions: int | None = None) -> ClusterProfile:
+        """The cluster profile these round times imply (to design a code for them)."""
+        model = "shifted-exponential" if self.shift > 0 else "exponential"
+        return ClusterProfile.from_latency_model(
+            model, rates=self.rates, deadline=self.deadline, shift=self.shift, dim=dim, partitions=partitions
+        )
+
+
 __all__ = [
+    "RoundTimes",
     "SimulatedTime",
     "expected_kth_time",
     "harmonic_difference",

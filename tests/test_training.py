@@ -1,4 +1,4 @@
-"""Tests of the training harness (gcdesign/training.py)."""
+"""Tests of the training harness (gcdesign/training/)."""
 
 import math
 
@@ -7,12 +7,12 @@ import pytest
 import scipy.sparse as sp
 
 from gcdesign import ClusterProfile, InputError, design
+from gcdesign.latency import RoundTimes
 from gcdesign.quantization import payload_bits, quantize, quantize_rows, quantize_sign
 from gcdesign.schemes import Scheme
 from gcdesign.training import (
     PROBLEM_KINDS,
     Centralized,
-    RoundTimes,
     adam,
     gd,
     gradient_estimates,
@@ -132,7 +132,8 @@ def test_centralized_gd_descends_to_the_optimum(problems):
     hist = train(prob, Centralized(_design(prob).profile), steps=300, optimizer=gd(1.0 / L), rng=0)
     assert np.all(np.diff(hist.loss) <= 1e-15)
     assert hist.distance[-1] < 1e-3 * hist.distance[0]
-    assert hist.bits.sum() == 0 and np.all(hist.arrived[1:] == 8)
+    # the reference is a scheme like any other: 8 workers, one partition each, 32 bits a coordinate
+    assert np.all(hist.bits[1:] == 8 * 32 * prob.dim) and np.all(hist.arrived[1:] == 8)
 
 
 def test_coded_training_converges_and_counts_bits(problems):
@@ -203,15 +204,15 @@ def test_two_track_shrinkage_closed_form_and_generic_agree(problems):
     code = _design(prob, bits_per_worker=5)
     S = prob.partitions**2 / code.bound
     for lam in (0.1, 1.0, 10.0):
-        c = second_moment_shrinkage(code, lam)
+        c = second_moment_shrinkage(code, lam, dim=prob.dim)
         assert c == pytest.approx(lam * S / (1 + lam * S), rel=1e-12)
         assert 0 < c < 1
-    assert second_moment_shrinkage(code, math.inf) == 1.0
+    assert second_moment_shrinkage(code, math.inf, dim=prob.dim) == 1.0
     # the generic formula on the same code reproduces the closed form (equal bits: balanced kappa
     # from the scheme's own budget equals the design's)
     same = Scheme("same", code.encoding, code.bits, code.straggler_probs, decoding=code.decoding)
     assert second_moment_shrinkage(same, 1.0, dim=prob.dim) == pytest.approx(
-        second_moment_shrinkage(code, 1.0)
+        second_moment_shrinkage(code, 1.0, dim=prob.dim)
     )
     sign = Scheme(
         "sign", code.encoding, np.ones(8), code.straggler_probs, decoding=code.decoding, quantizer="sign"
@@ -275,3 +276,58 @@ def test_softmax_training_with_a_design_approaches_the_optimum(problems):
     assert hist.suboptimality[-50:].mean() < 0.1 * hist.suboptimality[0]
     assert hist.grad_norm[-50:].mean() < 0.3 * hist.grad_norm[0]
     assert np.all(hist.arrived[1:] <= 8) and hist.wall_clock[-1] == 400
+
+
+# ------------------------------------------------------------------ the centralized reference
+@pytest.mark.parametrize(("n", "k"), [(8, 8), (3, 7), (6, 4)])
+def test_centralized_is_a_scheme_with_real_fields(n, k):
+    from gcdesign import expected_error
+    from gcdesign.schemes import SCHEME_FIELDS, SchemeLike, check_scheme
+
+    ref = Centralized(ClusterProfile(np.linspace(0.1, 0.6, n), dim=5, partitions=k))
+    assert isinstance(check_scheme(ref), SchemeLike)
+    for attr in SCHEME_FIELDS:
+        assert attr in vars(ref) or attr == "decode_weights", attr  # instance fields, not class stand-ins
+    enc = ref.encoding.toarray()
+    assert np.array_equal(enc.sum(axis=0), np.ones(k))  # every partition held exactly once
+    holds = enc.sum(axis=1) > 0
+    assert np.array_equal(ref.bits, np.where(holds, 32, 0)) and np.all(ref.straggler_probs == 0)
+    assert (ref.quantizer, ref.bucket_size) == ("none", None)
+    assert np.array_equal(ref.decoding, holds.astype(float))
+    with pytest.raises(ValueError):
+        ref.bits[0] = 7
+    grads = np.random.default_rng(0).standard_normal((k, 5))
+    result = expected_error(ref, grads)  # the exact evaluator takes it as is: no error at all
+    assert result.unbiased and result.error < 1e-28 and result.straggler_variance == 0.0
+
+
+def test_centralized_takes_no_special_path_in_the_round_loop(problems):
+    """A plain Scheme with the reference's fields trains bitwise like the reference."""
+    prob = problems["logistic"]
+    ref = Centralized(_design(prob).profile)
+    plain = Scheme(
+        "centralized", ref.encoding, ref.bits, ref.straggler_probs, decoding=ref.decoding, quantizer="none"
+    )
+    times = RoundTimes(np.linspace(0.5, 3.0, 8), deadline=1.5, shift=1.0)
+    for kwargs in ({}, {"stragglers": times}):
+        a = train(prob, ref, steps=30, optimizer=sgd(0.5, batch_size=4), rng=5, **kwargs)
+        b = train(prob, plain, steps=30, optimizer=sgd(0.5, batch_size=4), rng=5, **kwargs)
+        for field in ("loss", "grad_norm", "distance", "bits", "wall_clock", "arrived"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    # SGD with the reference follows the sum of the mini-batch partition gradients
+    est = gradient_estimates(prob, ref, np.full(prob.dim, 0.1), rounds=1, rng=3, batch_size=4)[0]
+    rng = np.random.default_rng(3)
+    assert np.allclose(est, prob.partition_gradients(np.full(prob.dim, 0.1), batch_size=4, rng=rng).sum(0),
+                       rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.parametrize("bits_per_worker", [2, 3, 5, 7])
+def test_general_shrinkage_equals_the_closed_form_for_a_design(bits_per_worker):
+    pytest.importorskip("sklearn")
+    from gcdesign.profile import paper_profile
+
+    code = design(paper_profile(50, dim=65), 50 * bits_per_worker)
+    total_utility = code.partitions**2 / code.bound
+    for lam in (0.1, 1.0, 10.0):
+        closed = lam * total_utility / (1 + lam * total_utility)
+        assert second_moment_shrinkage(code, lam, dim=65) == pytest.approx(closed, rel=1e-13)

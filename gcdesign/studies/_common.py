@@ -161,7 +161,8 @@ def run_schemes(
     The runs (scheme x seed) are independent tasks, each with its own seed, mapped by
     `workers` (:func:`gcdesign.parallel.parallel_map`: None serial, an int a spawn
     process pool, a map-like callable, a Dask client), so the histories are the same
-    whatever runs them. Returns ``{name: [History, ...]}``.
+    whatever runs them. A name ``"<scheme>+ef"`` trains that scheme with
+    error feedback (docs/math.md, section 12). Returns ``{name: [History, ...]}``.
     """
     names = list(names)
     options = {"steps": steps, "optimizer": optimizer, "stragglers": stragglers}
@@ -178,12 +179,15 @@ def train_run(task):
     draws its random code. `options` are the other keywords of
     :func:`~gcdesign.training.train`; the run's seed is its ``rng``.
     """
-    from ..training import train, training_scheme
+    from ..training import scheme_variant, train, training_scheme
 
     problem, scheme, seed, options = task
+    feedback = False
     if isinstance(scheme, tuple):
-        scheme = training_scheme(*scheme, rng=seed)
-    return train(problem, scheme, rng=seed, **options)
+        name, profile, budget = scheme
+        base, feedback = scheme_variant(name)
+        scheme = training_scheme(base, profile, budget, rng=seed)
+    return train(problem, scheme, rng=seed, error_feedback=feedback, **options)
 
 
 def train_runs(tasks: list, *, workers=None, progress: Progress | None = None) -> list:

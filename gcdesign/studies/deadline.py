@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..latency import RoundTimes
 from ..profile import paper_rates
 from ..training import (
     Centralized,
-    RoundTimes,
     available_schemes,
     digits_problem,
     seeds,
