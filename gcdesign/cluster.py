@@ -153,7 +153,7 @@ def _latency_iv(scheme, deadline, shift, rates, emulate) -> tuple[float, float, 
 
 # ====================================================================== shards (worker side)
 @dataclass(frozen=True, eq=False)
-class _Shard:
+class Shard:
     """What one Dask worker holds: the scheme and the data of its logical workers' partitions.
 
     ``parts`` maps a partition to a one-partition :class:`Problem` (harness
@@ -331,7 +331,7 @@ def _is_lost(exc) -> bool:
     return isinstance(exc, lost) or type(exc).__name__ in ("FutureCancelledError", "CommClosedError")
 
 
-class _Engine:
+class Engine:
     """Places the shards, runs the rounds, keeps the record (one per training run)."""
 
     def __init__(
@@ -554,17 +554,17 @@ def _source_iv(problem_or_gradient_fn, scheme, x0):
     return None, problem_or_gradient_fn, theta
 
 
-def _shard_maker(scheme, problem, gradient_fn, batch_size):
+def shard_maker(scheme, problem, gradient_fn, batch_size):
     import scipy.sparse as sp
 
     encoding = sp.csr_array(scheme.encoding)
 
-    def make(logical: list[int]) -> _Shard:
+    def make(logical: list[int]) -> Shard:
         if problem is None:
-            return _Shard(scheme, None, gradient_fn, 0, 0.0, None)
+            return Shard(scheme, None, gradient_fn, 0, 0.0, None)
         held = np.unique(np.concatenate([encoding[[i]].indices for i in logical] + [np.zeros(0, int)]))
         parts = {int(j): partition_problem(problem, int(j)) for j in held}
-        return _Shard(scheme, parts, None, problem.n_samples, problem.reg / problem.partitions, batch_size)
+        return Shard(scheme, parts, None, problem.n_samples, problem.reg / problem.partitions, batch_size)
 
     return make
 
@@ -633,10 +633,10 @@ def _run(
     placement = np.empty((rounds, n), dtype=object)
     bits = np.zeros(rounds + 1, dtype=np.int64)
     try:
-        engine = _Engine(
+        engine = Engine(
             session.client,
             scheme,
-            _shard_maker(scheme, problem, gradient_fn, batch_size),
+            shard_maker(scheme, problem, gradient_fn, batch_size),
             theta,
             time_unit=time_unit,
             deadline=deadline,

@@ -55,8 +55,14 @@ def _slow_ef_run(problem, scheme, *, steps, lr, batch_size, rng):
 
 
 def test_without_quantization_error_feedback_is_a_no_op(problem):
-    plain = Scheme("float", sp.csr_array(np.eye(8) + np.eye(8, k=1)), np.full(8, 32), P8,
-                   decoding=1.0 / (1.0 - P8) / 2, quantizer="none")
+    plain = Scheme(
+        "float",
+        sp.csr_array(np.eye(8) + np.eye(8, k=1)),
+        np.full(8, 32),
+        P8,
+        decoding=1.0 / (1.0 - P8) / 2,
+        quantizer="none",
+    )
     for kwargs in ({"optimizer": sgd(0.1, batch_size=4)}, {"optimizer": gd(0.2)}):
         off = train(problem, plain, steps=40, rng=11, **kwargs)
         on = train(problem, plain, steps=40, rng=11, error_feedback=True, **kwargs)

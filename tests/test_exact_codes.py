@@ -178,10 +178,7 @@ def test_best_random_is_no_worse_than_its_draws():
     n, s = 10, 3
     best = condition_report(cyclic_repetition_code(n, s, construction="best-random", rng=5, draws=4), s)
     gen = np.random.default_rng(5)
-    draws = [
-        condition_report(code_from_parity(random_parity(n, s, gen)), s).worst
-        for _ in range(4)
-    ]
+    draws = [condition_report(code_from_parity(random_parity(n, s, gen)), s).worst for _ in range(4)]
     assert best.worst == pytest.approx(min(draws), rel=1e-9)
 
 
