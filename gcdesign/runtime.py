@@ -441,7 +441,7 @@ def encode(scheme, worker: int, partial_gradients, *, rng=None) -> Message:
     >>> Message.from_bytes(msg.to_bytes()) == msg
     True
     >>> int(d.bits[0]), msg.payload_bits  # b d + one float32 norm
-    (7, 102)
+    (8, 112)
     """
     scheme = check_scheme(scheme)
     x = worker_message_vector(scheme, worker, partial_gradients, check_finite=False)
