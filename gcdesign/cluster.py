@@ -73,6 +73,7 @@ from ._validate import InputError, positive_int
 from .profile import ClusterProfile
 from .schemes import check_scheme
 from .training import History, Optimizer, Problem, gd, second_moment_shrinkage
+from .training.optimizers import make_step
 
 # stream tags of the counter-based seeds: default_rng([seed, stream, round, index])
 _DELAY, _QUANTIZE, _BATCH = 0, 1, 2
@@ -703,23 +704,11 @@ def _metrics(problem, iterates, loss):
     return losses, np.full(len(iterates), math.nan), None, None, "gradient_fn"
 
 
-def _optimizer_update(optimizer: Optimizer, shrink: float):
-    """The update ``theta_{t+1}`` from the decoded gradient (GD / SGD step, or Adam with two tracks)."""
-    state = {"m": None, "v": None}
-
-    def update(theta, estimate, t):
-        lr = optimizer.step_size(t)
-        if optimizer.method != "adam":
-            return theta - lr * estimate
-        if state["m"] is None:
-            state["m"], state["v"] = np.zeros_like(theta), np.zeros_like(theta)
-        state["m"] = optimizer.beta1 * state["m"] + (1 - optimizer.beta1) * estimate
-        state["v"] = optimizer.beta2 * state["v"] + (1 - optimizer.beta2) * np.square(shrink * estimate)
-        m_hat = state["m"] / (1 - optimizer.beta1 ** (t + 1))
-        v_hat = state["v"] / (1 - optimizer.beta2 ** (t + 1))
-        return theta - lr * m_hat / (np.sqrt(v_hat) + optimizer.eps)
-
-    return update
+def _model_dim(problem_or_gradient_fn, x0) -> int:
+    """The model's dimension: the problem's, or the starting point's for a gradient function."""
+    if isinstance(problem_or_gradient_fn, Problem):
+        return problem_or_gradient_fn.dim
+    return int(np.asarray(x0).size)
 
 
 def train(
@@ -797,7 +786,7 @@ def train(
     problem, iterates, _, _, record = _run(
         problem_or_gradient_fn,
         scheme,
-        update=_optimizer_update(optimizer, shrink),
+        update=make_step(optimizer, _model_dim(problem_or_gradient_fn, x0), shrink),
         client=client,
         scheduler=scheduler,
         n_workers=n_workers,
