@@ -366,8 +366,9 @@ def encode_float32(x, *, reference: bool = False) -> tuple[np.ndarray, bool]:
     return out, bool(encode_values(x, out))
 
 
-def accumulate_message(payload, bits: int, quantizer: int, bucket: int, norms, weight: float, out, *,
-                       reference: bool = False) -> None:
+def accumulate_message(
+    payload, bits: int, quantizer: int, bucket: int, norms, weight: float, out, *, reference: bool = False
+) -> None:
     """``out += weight * Q(x)`` for one message (packed codes, or float32 / float64 values)."""
     if quantizer == NONE:
         values = np.frombuffer(payload, dtype="<f4" if bits == 32 else "<f8")

@@ -71,9 +71,9 @@ def check_fields(data: dict, allowed, what: str, *, newer: bool = False) -> None
 
 
 def _short(value, limit: int = 60) -> str:
-    from ._validate import _show
+    from ._validate import show_value
 
-    return _show(value, limit)
+    return show_value(value, limit)
 
 
 # ------------------------------------------------------------------ reading
@@ -267,7 +267,7 @@ def _sigterm_cleans_up():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _atomic_write(path, write) -> Path:
+def atomic_write(path, write) -> Path:
     """Write through a temporary file and a rename; ``write(fh)`` gets a binary file object."""
     path = Path(path)
     directory = path.parent
@@ -310,4 +310,4 @@ def _discard(tmp: Path, created: bool) -> None:
 
 def atomic_write_text(path, text: str) -> Path:
     """Write `text` (UTF-8) to `path` through a temporary file and a rename."""
-    return _atomic_write(path, lambda fh: fh.write(text.encode()))
+    return atomic_write(path, lambda fh: fh.write(text.encode()))

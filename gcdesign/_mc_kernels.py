@@ -45,9 +45,6 @@ def uniform(key, counter):
     return (z >> _S11) * _TO_UNIT
 
 
-_uniform = uniform  # the kernel's older name (the runtime codec imports `uniform`)
-
-
 def uniforms(key, counters) -> np.ndarray:
     """numpy reference of the counter-based generator (vectorized over `counters`)."""
     with np.errstate(over="ignore"):
@@ -145,8 +142,9 @@ def simulate_rounds(
 QUANTIZER_NAMES = {code: name for name, code in QUANTIZER_CODES.items()}
 
 
-def simulate_rounds_reference(x, bits, bucket, norms, levels, quantizer, weights, keys, chunk, target,
-                              errors, dev_sum):
+def simulate_rounds_reference(
+    x, bits, bucket, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum
+):
     """numpy twin of :func:`simulate_rounds`: same arguments, same draws, the same bits out.
 
     Each round quantizes the arrived messages with the package's one quantizer,

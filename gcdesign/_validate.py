@@ -55,7 +55,7 @@ def read_only_sparse(matrix):
 INT64_MAX = 2**63 - 1
 
 
-def _show(value, limit: int = 60) -> str:
+def show_value(value, limit: int = 60) -> str:
     try:
         text = repr(value)
     except Exception:  # a hostile __repr__ must not hide the real message
@@ -109,13 +109,13 @@ def real(name: str, value, *, low=None, high=None, low_open: bool = False, high_
     """
     value = _scalar(value)
     if not _is_real(value):
-        raise InputError(f"`{name}` must be a finite real number, got {_show(value)}.")
+        raise InputError(f"`{name}` must be a finite real number, got {show_value(value)}.")
     try:
         x = float(value)
     except OverflowError:
-        raise InputError(f"`{name}` = {_show(value)} is too large for a float.") from None
+        raise InputError(f"`{name}` = {show_value(value)} is too large for a float.") from None
     if not math.isfinite(x):
-        raise InputError(f"`{name}` must be a finite number, got {_show(value)}.")
+        raise InputError(f"`{name}` must be a finite number, got {show_value(value)}.")
     if not _in_range(x, low, high, low_open, high_open):
         raise InputError(
             f"`{name}` must be a finite number {_range_text(low, high, low_open, high_open)}, got {x!r}."
@@ -131,13 +131,13 @@ def positive_int(name: str, value, *, minimum: int = 1, maximum: int = INT64_MAX
     value = _scalar(value)
     allowed = f"an integer in [{minimum}, {maximum}]" if maximum != INT64_MAX else f"an integer >= {minimum}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise InputError(f"`{name}` must be {allowed}, got {_show(value)}.")
+        raise InputError(f"`{name}` must be {allowed}, got {show_value(value)}.")
     if not isinstance(value, numbers.Integral):
         if not (math.isfinite(float(value)) and float(value).is_integer()):
-            raise InputError(f"`{name}` must be {allowed}, got {_show(value)}.")
+            raise InputError(f"`{name}` must be {allowed}, got {show_value(value)}.")
     value = int(value)
     if not minimum <= value <= maximum:
-        raise InputError(f"`{name}` must be {allowed}, got {_show(value)}.")
+        raise InputError(f"`{name}` must be {allowed}, got {show_value(value)}.")
     return value
 
 
@@ -145,7 +145,7 @@ def boolean(name: str, value) -> bool:
     """`value` must be True or False (not a string such as ``"false"``, not a number)."""
     value = _scalar(value)
     if not isinstance(value, (bool, np.bool_)):
-        raise InputError(f"`{name}` must be true or false, got {_show(value)}.")
+        raise InputError(f"`{name}` must be true or false, got {show_value(value)}.")
     return bool(value)
 
 
@@ -164,7 +164,7 @@ def _numeric(name: str, value, ndim: int | None, what: str) -> np.ndarray:
     ``[0.1, "x"]`` into strings); an ndarray by its dtype.
     """
     if isinstance(value, (str, bytes, dict)) or np.isscalar(value) and ndim not in (None, 0):
-        raise InputError(f"`{name}` must be a {ndim}-D array of {what}, got {_show(value)}.")
+        raise InputError(f"`{name}` must be a {ndim}-D array of {what}, got {show_value(value)}.")
     try:
         if isinstance(value, np.ndarray):
             arr = value
@@ -173,7 +173,9 @@ def _numeric(name: str, value, ndim: int | None, what: str) -> np.ndarray:
             if arr.size and arr.dtype == object and isinstance(arr.reshape(-1)[0], (list, tuple)):
                 raise ValueError  # a ragged list of lists
     except (ValueError, TypeError, OverflowError, RecursionError):
-        raise InputError(f"`{name}` must be a rectangular array of {what}, got {_show(value)}.") from None
+        raise InputError(
+            f"`{name}` must be a rectangular array of {what}, got {show_value(value)}."
+        ) from None
     if ndim is not None and arr.ndim != ndim:
         raise InputError(f"`{name}` must be a {ndim}-D array of {what}, got shape {arr.shape}.")
     if arr.dtype.kind in "iuf":
@@ -185,7 +187,7 @@ def _numeric(name: str, value, ndim: int | None, what: str) -> np.ndarray:
             item = item.item() if isinstance(item, np.generic) else item
             if not _is_real(item) or isinstance(item, numbers.Complex) and not isinstance(item, numbers.Real):
                 raise InputError(
-                    f"`{_position(name, arr.shape, i)}` must be a real number, got {_show(item)}."
+                    f"`{_position(name, arr.shape, i)}` must be a real number, got {show_value(item)}."
                 )
     if kinds <= {int} or all(issubclass(t, (int, np.integer)) for t in kinds):
         try:
@@ -200,7 +202,7 @@ def _numeric(name: str, value, ndim: int | None, what: str) -> np.ndarray:
                 float(item)
             except OverflowError:
                 raise InputError(
-                    f"`{_position(name, arr.shape, i)}` = {_show(item)} is too large for a float."
+                    f"`{_position(name, arr.shape, i)}` = {show_value(item)} is too large for a float."
                 ) from None
         raise  # pragma: no cover - astype overflowed but no element does
 
@@ -295,17 +297,17 @@ def probabilities(name: str, value) -> np.ndarray:
 def names(name: str, value, count: int) -> tuple[str, ...]:
     """`count` unique strings (a list or array of them, never one string split into letters)."""
     if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
-        raise InputError(f"`{name}` must be a list of {count} strings, got {_show(value)}.")
+        raise InputError(f"`{name}` must be a list of {count} strings, got {show_value(value)}.")
     items = list(value)
     if len(items) != count:
         raise InputError(f"`{name}` has {len(items)} entries but there are {count} workers.")
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise InputError(f"`{name}[{i}]` must be a string, got {_show(item)}.")
+            raise InputError(f"`{name}[{i}]` must be a string, got {show_value(item)}.")
         if item in seen:
             raise InputError(
-                f"`{name}[{i}]` = {_show(item)} repeats `{name}[{seen[item]}]`; names must be unique."
+                f"`{name}[{i}]` = {show_value(item)} repeats `{name}[{seen[item]}]`; names must be unique."
             )
         seen[item] = i
     return tuple(str(item) for item in items)
@@ -319,6 +321,6 @@ def choice(name: str, value, allowed) -> str:
         ok = False
     if not ok or not isinstance(value, str) and all(isinstance(a, str) for a in allowed):
         raise InputError(
-            f"Unknown {name} {_show(value)}; choose one of: {', '.join(sorted(map(str, allowed)))}."
+            f"Unknown {name} {show_value(value)}; choose one of: {', '.join(sorted(map(str, allowed)))}."
         )
     return value

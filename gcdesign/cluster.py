@@ -73,6 +73,7 @@ from ._validate import InputError, positive_int
 from .profile import ClusterProfile
 from .schemes import check_scheme
 from .training import History, Optimizer, Problem, gd, second_moment_shrinkage
+from .training.optimizers import make_step
 
 # stream tags of the counter-based seeds: default_rng([seed, stream, round, index])
 _DELAY, _QUANTIZE, _BATCH = 0, 1, 2
@@ -153,7 +154,7 @@ def _latency_iv(scheme, deadline, shift, rates, emulate) -> tuple[float, float, 
 
 # ====================================================================== shards (worker side)
 @dataclass(frozen=True, eq=False)
-class _Shard:
+class Shard:
     """What one Dask worker holds: the scheme and the data of its logical workers' partitions.
 
     ``parts`` maps a partition to a one-partition :class:`Problem` (harness
@@ -331,7 +332,7 @@ def _is_lost(exc) -> bool:
     return isinstance(exc, lost) or type(exc).__name__ in ("FutureCancelledError", "CommClosedError")
 
 
-class _Engine:
+class Engine:
     """Places the shards, runs the rounds, keeps the record (one per training run)."""
 
     def __init__(
@@ -554,17 +555,17 @@ def _source_iv(problem_or_gradient_fn, scheme, x0):
     return None, problem_or_gradient_fn, theta
 
 
-def _shard_maker(scheme, problem, gradient_fn, batch_size):
+def shard_maker(scheme, problem, gradient_fn, batch_size):
     import scipy.sparse as sp
 
     encoding = sp.csr_array(scheme.encoding)
 
-    def make(logical: list[int]) -> _Shard:
+    def make(logical: list[int]) -> Shard:
         if problem is None:
-            return _Shard(scheme, None, gradient_fn, 0, 0.0, None)
+            return Shard(scheme, None, gradient_fn, 0, 0.0, None)
         held = np.unique(np.concatenate([encoding[[i]].indices for i in logical] + [np.zeros(0, int)]))
         parts = {int(j): partition_problem(problem, int(j)) for j in held}
-        return _Shard(scheme, parts, None, problem.n_samples, problem.reg / problem.partitions, batch_size)
+        return Shard(scheme, parts, None, problem.n_samples, problem.reg / problem.partitions, batch_size)
 
     return make
 
@@ -633,10 +634,10 @@ def _run(
     placement = np.empty((rounds, n), dtype=object)
     bits = np.zeros(rounds + 1, dtype=np.int64)
     try:
-        engine = _Engine(
+        engine = Engine(
             session.client,
             scheme,
-            _shard_maker(scheme, problem, gradient_fn, batch_size),
+            shard_maker(scheme, problem, gradient_fn, batch_size),
             theta,
             time_unit=time_unit,
             deadline=deadline,
@@ -703,23 +704,11 @@ def _metrics(problem, iterates, loss):
     return losses, np.full(len(iterates), math.nan), None, None, "gradient_fn"
 
 
-def _optimizer_update(optimizer: Optimizer, shrink: float):
-    """The update ``theta_{t+1}`` from the decoded gradient (GD / SGD step, or Adam with two tracks)."""
-    state = {"m": None, "v": None}
-
-    def update(theta, estimate, t):
-        lr = optimizer.step_size(t)
-        if optimizer.method != "adam":
-            return theta - lr * estimate
-        if state["m"] is None:
-            state["m"], state["v"] = np.zeros_like(theta), np.zeros_like(theta)
-        state["m"] = optimizer.beta1 * state["m"] + (1 - optimizer.beta1) * estimate
-        state["v"] = optimizer.beta2 * state["v"] + (1 - optimizer.beta2) * np.square(shrink * estimate)
-        m_hat = state["m"] / (1 - optimizer.beta1 ** (t + 1))
-        v_hat = state["v"] / (1 - optimizer.beta2 ** (t + 1))
-        return theta - lr * m_hat / (np.sqrt(v_hat) + optimizer.eps)
-
-    return update
+def _model_dim(problem_or_gradient_fn, x0) -> int:
+    """The model's dimension: the problem's, or the starting point's for a gradient function."""
+    if isinstance(problem_or_gradient_fn, Problem):
+        return problem_or_gradient_fn.dim
+    return int(np.asarray(x0).size)
 
 
 def train(
@@ -797,7 +786,7 @@ def train(
     problem, iterates, _, _, record = _run(
         problem_or_gradient_fn,
         scheme,
-        update=_optimizer_update(optimizer, shrink),
+        update=make_step(optimizer, _model_dim(problem_or_gradient_fn, x0), shrink),
         client=client,
         scheduler=scheduler,
         n_workers=n_workers,

@@ -365,8 +365,6 @@ def _lemma1_bound(scheme, big_g: float, dim: int, quantizer: str) -> float | Non
     return big_g**2 * error_bound(1.0 - arrival_probs(scheme), delta, row_sum)
 
 
-
-
 __all__ = [
     "DecoderMoments",
     "ErrorResult",

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._files import (
-    _atomic_write,
+    atomic_write,
     atomic_write_text,
     check_fields,
     check_readable,
@@ -33,7 +33,7 @@ from ._files import (
     parse_json,
     read_json,
 )
-from ._validate import InputError, _show, boolean, choice, int_array, positive_int, real, real_array
+from ._validate import InputError, boolean, choice, int_array, positive_int, real, real_array, show_value
 
 DESIGN_FORMAT = "gcdesign.design"
 DESIGN_VERSION = "2.0"  # 2.0: the quantization model and the bucket size (1.x files still load)
@@ -101,7 +101,7 @@ def _field(data: dict, name: str, what: str = "design"):
 
 def _object(value, name: str) -> dict:
     if not isinstance(value, dict):
-        raise InputError(f"design: `{name}` must be an object, got {_show(value)}.")
+        raise InputError(f"design: `{name}` must be an object, got {show_value(value)}.")
     return value
 
 
@@ -153,7 +153,7 @@ def design_from_dict(data) -> object:
         raise InputError("design: expected a JSON object at the top level.")
     fmt = _field(data, "format")
     if fmt != DESIGN_FORMAT:
-        raise InputError(f"design: `format` is {_show(fmt)}, expected {DESIGN_FORMAT!r}.")
+        raise InputError(f"design: `format` is {show_value(fmt)}, expected {DESIGN_FORMAT!r}.")
     version = _field(data, "version")
     major = check_version(version, DESIGN_VERSION, "design", oldest_major=1)
     newer = newer_minor(version, DESIGN_VERSION)
@@ -294,7 +294,7 @@ def save_design(design, path) -> Path:
     }
     data["encoding_shape"] = enc["shape"]
     arrays["metadata"] = np.array(json.dumps(data, allow_nan=False))
-    return _atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 NPZ_ARRAYS = (
@@ -323,12 +323,12 @@ def _read_npz(path) -> dict:
                 f"design file {str(path)!r} holds a Python object array, which would need pickle: refused."
             ) from None
         raise InputError(
-            f"design file {str(path)!r} is not a valid npz file ({_show(str(exc))[1:-1]})."
+            f"design file {str(path)!r} is not a valid npz file ({show_value(str(exc))[1:-1]})."
         ) from None
     except Exception as exc:  # np.load fails in many ways on a damaged archive; all mean the same
         raise InputError(
             f"design file {str(path)!r} is not a valid npz file "
-            f"({type(exc).__name__}: {_show(str(exc))[1:-1]})."
+            f"({type(exc).__name__}: {show_value(str(exc))[1:-1]})."
         ) from None
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, positive_int, real
+from ._validate import InputError, positive_int, real, real_array
 from .profile import ClusterProfile
 
 # Below this many terms the difference of harmonic numbers is summed directly.
@@ -294,14 +294,10 @@ class RoundTimes:
     shift: float = 0.0
 
     def __post_init__(self):
-        rates = np.asarray(self.rates, dtype=np.float64)
-        if rates.ndim != 1 or rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
-            raise InputError("`rates` must be a non-empty 1-D array of finite numbers > 0.")
+        rates = real_array("rates", self.rates, low=0, low_open=True, min_size=1)
         object.__setattr__(self, "rates", tuple(rates.tolist()))
-        if not (math.isfinite(self.deadline) and self.deadline > 0):
-            raise InputError(f"`deadline` must be a finite number > 0, got {self.deadline!r}.")
-        if not (math.isfinite(self.shift) and self.shift >= 0):
-            raise InputError(f"`shift` must be a finite number >= 0, got {self.shift!r}.")
+        object.__setattr__(self, "deadline", real("deadline", self.deadline, low=0, low_open=True))
+        object.__setattr__(self, "shift", real("shift", self.shift, low=0))
 
     @property
     def straggler_probs(self) -> np.ndarray:

@@ -54,8 +54,10 @@ def process_count(workers) -> int:
 
     Raises :class:`~gcdesign._validate.InputError` for 0, -2, 1.5, True, ...
     """
-    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or not (
-        workers == -1 or workers >= 1
+    if (
+        isinstance(workers, bool)
+        or not isinstance(workers, numbers.Integral)
+        or not (workers == -1 or workers >= 1)
     ):
         raise InputError(f"`workers` must be {WORKERS_ALLOWED}; got {workers!r}.")
     return cpu_count() if workers == -1 else int(workers)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ._files import atomic_write_text, check_fields, check_version, newer_minor, read_json, read_text
-from ._validate import InputError, _show, choice, positive_int, probabilities, real, real_array
+from ._validate import InputError, choice, positive_int, probabilities, real, real_array, show_value
 from ._validate import names as _names
 
 PROFILE_FORMAT = "gcdesign.profile"
@@ -218,10 +218,10 @@ class ClusterProfile:
         ``"partiton"`` would otherwise silently give K = N).
         """
         if not isinstance(data, dict):
-            raise InputError(f"profile: expected a JSON object, got {_show(data)}.")
+            raise InputError(f"profile: expected a JSON object, got {show_value(data)}.")
         fmt = data.get("format", PROFILE_FORMAT)
         if fmt != PROFILE_FORMAT:
-            raise InputError(f"profile: `format` is {_show(fmt)}, expected {PROFILE_FORMAT!r}.")
+            raise InputError(f"profile: `format` is {show_value(fmt)}, expected {PROFILE_FORMAT!r}.")
         version = data.get("version", PROFILE_VERSION)
         check_version(version, PROFILE_VERSION, "profile")
         newer = newer_minor(version, PROFILE_VERSION)
@@ -290,7 +290,7 @@ def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
         if cell == "" or cell.lower() == "nan":
             return math.nan
         if not _NUMBER.fullmatch(cell):
-            raise InputError(f"{where}, line {line}, column {column!r}: {_show(cell)} is not a number.")
+            raise InputError(f"{where}, line {line}, column {column!r}: {show_value(cell)} is not a number.")
         value = float(cell)
         if math.isinf(value) and "inf" not in cell.lower():
             raise InputError(f"{where}, line {line}, column {column!r}: {cell} is too large for a float.")
@@ -302,7 +302,7 @@ def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
 
     def round_label(cell: str, line: int) -> int:
         if not re.fullmatch(r"[+-]?\d{1,18}", cell):
-            raise InputError(f"{where}, line {line}: round {_show(cell)} is not an integer.")
+            raise InputError(f"{where}, line {line}: round {show_value(cell)} is not an integer.")
         return int(cell)
 
     def fields(line: int, row: list, expected: int) -> None:
@@ -323,7 +323,7 @@ def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
             rnd = round_label(row[col["round"]], line)
             if (worker, rnd) in seen:
                 raise InputError(
-                    f"{where}: worker {_show(worker)} round {rnd} appears twice, "
+                    f"{where}: worker {show_value(worker)} round {rnd} appears twice, "
                     f"on lines {seen[worker, rnd]} and {line}."
                 )
             seen[worker, rnd] = line
@@ -332,7 +332,7 @@ def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
         return names, [np.array([times[n][r] for r in sorted(times[n])]) for n in names]
     if any(h in ("worker", "time") for h in lowered):
         raise InputError(
-            f"{where}: the header {_show(','.join(header))} mixes the formats; the long format "
+            f"{where}: the header {show_value(','.join(header))} mixes the formats; the long format "
             "needs exactly the columns worker, round, time (any order)."
         )
     round_col = lowered.index("round") if "round" in lowered else None
@@ -347,7 +347,7 @@ def read_traces_csv(path) -> tuple[list[str], list[np.ndarray]]:
             raise InputError(f"{where}: column {i + 1} of the header has no worker name.")
         if header[i] in first:
             raise InputError(
-                f"{where}: worker {_show(header[i])} names columns {first[header[i]] + 1} and {i + 1}; "
+                f"{where}: worker {show_value(header[i])} names columns {first[header[i]] + 1} and {i + 1}; "
                 "wide format needs one unique name per worker column."
             )
         first[header[i]] = i

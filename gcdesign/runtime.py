@@ -238,8 +238,13 @@ class Message:
         """Add ``weight * Q(x_i)`` to `out` in place (float64, shape (d,)) and return it."""
         _check_out(out, self.dim)
         kernels.accumulate_message(
-            self.payload, self.bits, kernels.QUANTIZER_CODES[self.quantizer], _bucket(self), self.norms,
-            float(weight), out,
+            self.payload,
+            self.bits,
+            kernels.QUANTIZER_CODES[self.quantizer],
+            _bucket(self),
+            self.norms,
+            float(weight),
+            out,
         )
         return out
 
@@ -277,8 +282,10 @@ def _layout(worker, dim, bits, quantizer, bucket_size) -> tuple[int, int]:
             raise InputError(
                 f"message `bucket_size` = {bucket_size!r}: only stochastic messages have buckets."
             )
-        if isinstance(bucket_size, bool) or not isinstance(bucket_size, numbers.Integral) or not (
-            1 <= bucket_size < _UINT64
+        if (
+            isinstance(bucket_size, bool)
+            or not isinstance(bucket_size, numbers.Integral)
+            or not (1 <= bucket_size < _UINT64)
         ):
             raise InputError(f"message `bucket_size` must be None or an integer >= 1, got {bucket_size!r}.")
     if quantizer == "none":
@@ -434,7 +441,7 @@ def encode(scheme, worker: int, partial_gradients, *, rng=None) -> Message:
     >>> Message.from_bytes(msg.to_bytes()) == msg
     True
     >>> int(d.bits[0]), msg.payload_bits  # b d + one float32 norm
-    (7, 102)
+    (8, 112)
     """
     scheme = check_scheme(scheme)
     x = worker_message_vector(scheme, worker, partial_gradients, check_finite=False)

@@ -39,14 +39,26 @@ from gcdesign import runtime  # noqa: E402
 from gcdesign.schemes import Scheme  # noqa: E402
 
 DIM = 2_542_856
-CASES = [(2, "stochastic", None), (4, "stochastic", None), (9, "stochastic", None),
-         (4, "stochastic", 512), (1, "sign", None), (32, "none", None)]
+CASES = [
+    (2, "stochastic", None),
+    (4, "stochastic", None),
+    (9, "stochastic", None),
+    (4, "stochastic", 512),
+    (1, "sign", None),
+    (32, "none", None),
+]
 
 
 def one_worker(bits: int, quantizer: str, bucket_size) -> Scheme:
-    return Scheme(name="bench", encoding=sp.eye_array(1, format="csr"), bits=np.array([bits]),
-                  straggler_probs=np.zeros(1), decoding=np.ones(1), quantizer=quantizer,
-                  bucket_size=bucket_size)
+    return Scheme(
+        name="bench",
+        encoding=sp.eye_array(1, format="csr"),
+        bits=np.array([bits]),
+        straggler_probs=np.zeros(1),
+        decoding=np.ones(1),
+        quantizer=quantizer,
+        bucket_size=bucket_size,
+    )
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -77,14 +89,20 @@ def main(argv=None) -> None:
     estimate = np.zeros(dim)
     copy = timed(x.copy, repeats)
     load = os.getloadavg()
-    print(f"d = {dim:,}, {repeats} repeats (medians), NUMBA_NUM_THREADS = {os.environ['NUMBA_NUM_THREADS']}, "
-          f"wire version {getattr(runtime, 'WIRE_VERSION', 1)}; load average {load[0]:.1f} {load[1]:.1f} "
-          f"on {os.cpu_count()} cores")
-    print(f"copy of the float64 array ({8 * dim / 1e6:.1f} MB): wall {copy[0] * 1e3:.2f} ms, "
-          f"cpu {copy[1] * 1e3:.2f} ms")
-    head = (f"{'quantizer':<11}{'b':>3}{'beta':>6}{'wire MB':>9}{'vs f64':>8} | "
-            f"{'encode ms':>10}{'x copy':>7}{'cpu x':>7}{'kernel x':>9} | "
-            f"{'decode ms':>10}{'x copy':>7}{'cpu x':>7}{'kernel x':>9}")
+    print(
+        f"d = {dim:,}, {repeats} repeats (medians), NUMBA_NUM_THREADS = {os.environ['NUMBA_NUM_THREADS']}, "
+        f"wire version {getattr(runtime, 'WIRE_VERSION', 1)}; load average {load[0]:.1f} {load[1]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
+    print(
+        f"copy of the float64 array ({8 * dim / 1e6:.1f} MB): wall {copy[0] * 1e3:.2f} ms, "
+        f"cpu {copy[1] * 1e3:.2f} ms"
+    )
+    head = (
+        f"{'quantizer':<11}{'b':>3}{'beta':>6}{'wire MB':>9}{'vs f64':>8} | "
+        f"{'encode ms':>10}{'x copy':>7}{'cpu x':>7}{'kernel x':>9} | "
+        f"{'decode ms':>10}{'x copy':>7}{'cpu x':>7}{'kernel x':>9}"
+    )
     print(head)
     print("-" * len(head))
     for bits, quantizer, beta in CASES:

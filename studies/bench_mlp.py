@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from gcdesign import design
+from gcdesign.profile import paper_profile
 from gcdesign.quantization import quantize_rows
 from gcdesign.schemes import Scheme
-from gcdesign.studies._common import markdown_table, paper_profile, write_csv
+from gcdesign.studies._common import markdown_table, write_csv
 from gcdesign.training import digits_mlp_problem, sgd, train
 
 N_WORKERS = 50
@@ -51,12 +52,19 @@ def bench(dim: int, rounds: int, repeats: int) -> list[dict]:
     problem = digits_mlp_problem(dim=dim, partitions=N_WORKERS, rng=0)
     profile = paper_profile(N_WORKERS, dim=problem.dim)
     joint = design(profile, BITS_PER_WORKER * N_WORKERS)
-    floats = Scheme("joint-float", joint.encoding, np.where(joint.bits > 0, 32, 0), joint.straggler_probs,
-                    decoding=joint.decoding, quantizer="none")
+    floats = Scheme(
+        "joint-float",
+        joint.encoding,
+        np.where(joint.bits > 0, 32, 0),
+        joint.straggler_probs,
+        decoding=joint.decoding,
+        quantizer="none",
+    )
     opt = sgd(0.1, batch_size=BATCH)
     theta = problem.initial_point()
     grads = problem.partition_gradients(theta, batch_size=BATCH, rng=0)
     enc = joint.encoding.toarray()
+
     def gradients():
         return problem.partition_gradients(theta, batch_size=BATCH, rng=1)
 
@@ -112,8 +120,11 @@ def main() -> None:
     if args.blas_threads is not None:
         threadpool_limits(args.blas_threads, user_api="blas")
 
-    blas = [f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info()
-            if i["user_api"] == "blas"]
+    blas = [
+        f"{i['internal_api']} {i['num_threads']} threads"
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    ]
     print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}, BLAS: {', '.join(blas) or 'unknown'}")
     rows = []
     for dim in (int(d) for d in args.dims.split(",")):
@@ -125,17 +136,31 @@ def main() -> None:
             header,
             [
                 [r["dim"], r["hidden"], r["scheme"]]
-                + [f"{r[k]:.0f}" for k in ("ms_per_round", "ms_per_round_min", "ms_per_round_with_setup",
-                                           "gradients_ms", "encode_ms", "quantize_ms", "record_ms")]
+                + [
+                    f"{r[k]:.0f}"
+                    for k in (
+                        "ms_per_round",
+                        "ms_per_round_min",
+                        "ms_per_round_with_setup",
+                        "gradients_ms",
+                        "encode_ms",
+                        "quantize_ms",
+                        "record_ms",
+                    )
+                ]
                 for r in rows
             ],
         )
     )
     for dim in sorted({r["dim"] for r in rows}):
-        q, f = (next(r for r in rows if r["dim"] == dim and r["scheme"] == s)
-                for s in ("quantized", "unquantized"))
-        print(f"d = {dim}: quantization adds {q['ms_per_round'] - f['ms_per_round']:.0f} ms a round "
-              f"({q['ms_per_round'] / f['ms_per_round']:.2f}x)")
+        q, f = (
+            next(r for r in rows if r["dim"] == dim and r["scheme"] == s)
+            for s in ("quantized", "unquantized")
+        )
+        print(
+            f"d = {dim}: quantization adds {q['ms_per_round'] - f['ms_per_round']:.0f} ms a round "
+            f"({q['ms_per_round'] / f['ms_per_round']:.2f}x)"
+        )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         print("wrote", write_csv(args.out / "bench_mlp.csv", rows))

@@ -167,8 +167,10 @@ def main(argv=None) -> None:
     print(f"2 threads vs 1 thread, kernel          : {one['kernel_median_s'] / two['kernel_median_s']:.2f}x")
     same = one["digest"] == two["digest"]
     print(f"identical results for 1 and 2 threads  : {same} ({one['digest']})")
-    print(f"spawn pool (2 processes) vs 1 thread   : {one['median_s'] / pool_time:.2f}x, identical results: "
-          f"{digest(pooled) == one['digest']}")
+    print(
+        f"spawn pool (2 processes) vs 1 thread   : {one['median_s'] / pool_time:.2f}x, identical results: "
+        f"{digest(pooled) == one['digest']}"
+    )
     if ref_trials == args.trials:
         print(
             f"numba vs numpy relative error          : {one['relative_error']:.12f} "

@@ -558,16 +558,3 @@ def test_auto_runs_dp_where_cheap_and_the_heuristic_beyond():
     assert summary["options"]["allocator"] == "auto"
     with pytest.raises(InputError, match="Unknown option 'scan' for allocator 'auto'; allowed options: none"):
         allocate_bits(small, 350, options={"scan": "full"})
-
-
-def test_allocation_doctests_run():
-    import doctest
-    import importlib
-
-    attempted = 0
-    for name in ("", ".baselines", ".dp", ".heuristic", ".cpsat", ".common", ".instances"):
-        module = importlib.import_module(f"gcdesign.allocation{name}")
-        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.failed == 0
-        attempted += result.attempted
-    assert attempted >= 8

@@ -130,10 +130,10 @@ def test_cli_bad_input_names_the_field(argv, field, capsys):
 def test_each_dask_worker_holds_only_its_partitions_once(threads_client):
     prob = synthetic_problem("least-squares", partitions=6, n_samples=120, n_features=4, rng=2)
     code = make_scheme("sgc", ClusterProfile(np.full(5, 0.2), dim=prob.dim, partitions=6), 30, rng=0)
-    engine = gcluster._Engine(
+    engine = gcluster.Engine(
         threads_client,
         code,
-        gcluster._shard_maker(code, prob, None, None),
+        gcluster.shard_maker(code, prob, None, None),
         np.zeros(prob.dim),
         time_unit=0.01,
         deadline=2.0,
@@ -145,7 +145,7 @@ def test_each_dask_worker_holds_only_its_partitions_once(threads_client):
     addresses = sorted(threads_client.nthreads())
 
     def held_by_worker(dask_worker):
-        shards = [v for v in dask_worker.data.values() if isinstance(v, gcluster._Shard)]
+        shards = [v for v in dask_worker.data.values() if isinstance(v, gcluster.Shard)]
         return [sorted(s.parts) for s in shards]
 
     held = threads_client.run(held_by_worker)

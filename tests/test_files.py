@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from gcdesign import design, load_design, load_example, save_design
-from gcdesign._files import TEMP_SUFFIX, _atomic_write, atomic_write_text, remove_stale_temporaries
+from gcdesign._files import TEMP_SUFFIX, atomic_write, atomic_write_text, remove_stale_temporaries
 from gcdesign._validate import FileSystemError, InputError
 from gcdesign.profile import load_profile, save_profile
 
@@ -109,7 +109,7 @@ def test_sigterm_during_a_write_cleans_up_and_reaches_the_previous_handler(tmp_p
             os.kill(os.getpid(), signal.SIGTERM)
 
         with pytest.raises(FileSystemError, match="interrupted by SIGTERM; the old file is unchanged"):
-            _atomic_write(target, interrupted)
+            atomic_write(target, interrupted)
         assert seen == [signal.SIGTERM]  # the handler the program had installed ran
         assert signal.getsignal(signal.SIGTERM) is not None
         handler = signal.getsignal(signal.SIGTERM)
@@ -130,7 +130,7 @@ def test_keyboard_interrupt_cleans_up(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _atomic_write(target, interrupted)
+        atomic_write(target, interrupted)
     assert target.read_text() == "old" and _debris(tmp_path, {"t.json"}) == []
 
 
@@ -159,7 +159,7 @@ def test_stale_temporaries_removed_only_when_ours_and_dead(tmp_path):
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from gcdesign._files import _atomic_write
+    from gcdesign._files import atomic_write
 
     def slow(fh):
         fh.write(b"x" * 1_000_000)
@@ -167,7 +167,7 @@ WRITER = textwrap.dedent(
         print("writing", flush=True)
         time.sleep(60)
 
-    _atomic_write(sys.argv[1], slow)
+    atomic_write(sys.argv[1], slow)
     """
 )
 

@@ -1,4 +1,3 @@
-import doctest
 import json
 import math
 
@@ -6,7 +5,6 @@ import numpy as np
 import pytest
 from scipy.special import digamma
 
-import gcdesign.latency as latency_module
 from gcdesign import InputError
 from gcdesign.cli import main
 from gcdesign.latency import (
@@ -131,11 +129,6 @@ def test_latency_table():
 def test_bad_input(call, match):
     with pytest.raises(InputError, match=match):
         call()
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(latency_module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
 
 
 # ---------------------------------------------------------------------- CLI

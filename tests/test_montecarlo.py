@@ -108,9 +108,7 @@ def test_uniforms_numba_equals_numpy_and_look_uniform():
     assert chi2 < 30.0  # 9 degrees of freedom, p ~ 4e-4
 
 
-@pytest.mark.parametrize(
-    ("quantizer", "beta"), [(0, None), (0, 4), (0, 10), (0, 23), (1, None), (2, None)]
-)
+@pytest.mark.parametrize(("quantizer", "beta"), [(0, None), (0, 4), (0, 10), (0, 23), (1, None), (2, None)])
 def test_kernel_equals_numpy_twin_bit_for_bit(quantizer, beta):
     """Same draws, same arithmetic: estimates, chunk sums and per-round errors identical to the bit."""
     rng = np.random.default_rng(quantizer)

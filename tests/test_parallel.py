@@ -266,7 +266,11 @@ def test_cli_study_passes_workers_and_scheduler(monkeypatch, tmp_path, capsys):
     assert main(["study", "adam", "--out", out]) == 0
     assert main(["study", "adam", "--out", out, "--workers", "2"]) == 0
     assert main(["study", "adam", "--out", out, "--scheduler", "tcp://10.0.0.1:8786"]) == 0
-    assert [(k["workers"], k["scheduler"]) for k in seen] == [(-1, None), (2, None), (None, "tcp://10.0.0.1:8786")]
+    assert [(k["workers"], k["scheduler"]) for k in seen] == [
+        (-1, None),
+        (2, None),
+        (None, "tcp://10.0.0.1:8786"),
+    ]
     capsys.readouterr()
     for argv in (["--workers", "0"], ["--workers", "two"], ["--workers", "-2"]):
         assert main(["study", "adam", "--out", out, *argv]) == 2

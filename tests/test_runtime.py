@@ -42,9 +42,15 @@ def code():
 
 def single(bits, quantizer="stochastic", bucket_size=None):
     """A one-worker scheme that sends x = g unchanged (decoding weight 1)."""
-    return Scheme(name="one", encoding=sp.eye_array(1, format="csr"), bits=np.array([bits]),
-                  straggler_probs=np.zeros(1), decoding=np.ones(1), quantizer=quantizer,
-                  bucket_size=bucket_size)
+    return Scheme(
+        name="one",
+        encoding=sp.eye_array(1, format="csr"),
+        bits=np.array([bits]),
+        straggler_probs=np.zeros(1),
+        decoding=np.ones(1),
+        quantizer=quantizer,
+        bucket_size=bucket_size,
+    )
 
 
 def codec_cases(count, seed):
@@ -159,8 +165,8 @@ def test_same_seed_same_message_and_streams_differ_by_seed(code):
 
 # ---------------------------------------------------------------- statistics
 @pytest.mark.parametrize(
-    ("bits", "quantizer", "beta"), [(2, "stochastic", None), (5, "stochastic", 6), (3, "stochastic", 3),
-                                     (1, "sign", None)]
+    ("bits", "quantizer", "beta"),
+    [(2, "stochastic", None), (5, "stochastic", 6), (3, "stochastic", 3), (1, "sign", None)],
 )
 def test_encode_decode_is_unbiased_with_the_exact_variance(bits, quantizer, beta):
     """Monte Carlo over seeds: mean Q(x) = x (chi-square over coordinates) and
@@ -221,8 +227,13 @@ def test_bytes_on_the_wire_match_payload_bits():
     rng = np.random.default_rng(6)
     for d in (1, 9, 100, 1001):
         x = rng.standard_normal((1, d))
-        for bits, quantizer, beta in ((32, "none", None), (1, "sign", None), (4, "stochastic", None),
-                                      (7, "stochastic", 16), (3, "stochastic", 5000)):
+        for bits, quantizer, beta in (
+            (32, "none", None),
+            (1, "sign", None),
+            (4, "stochastic", None),
+            (7, "stochastic", 16),
+            (3, "stochastic", 5000),
+        ):
             raw = encode(single(bits, quantizer, beta), 0, x, rng=0).to_bytes()
             model = payload_bits(bits, d, quantizer, beta)
             assert Message.from_bytes(raw).payload_bits == model
@@ -245,7 +256,6 @@ def test_unquantized_messages_carry_float32_values():
             encode(single(4), 0, bad)
     with pytest.raises(InputError, match="`partial_gradients` must be finite"):
         worker_message_vector(single(4), 0, np.array([[1.0, np.nan]]))
-
 
 
 def test_sign_and_zero_messages():

@@ -23,20 +23,35 @@ NORMS_AT = 28  # version-2 header size: the first norm starts here
 
 
 def single(bits, quantizer="stochastic", bucket_size=None):
-    return Scheme(name="one", encoding=sp.eye_array(1, format="csr"), bits=np.array([bits]),
-                  straggler_probs=np.zeros(1), decoding=np.ones(1), quantizer=quantizer,
-                  bucket_size=bucket_size)
+    return Scheme(
+        name="one",
+        encoding=sp.eye_array(1, format="csr"),
+        bits=np.array([bits]),
+        straggler_probs=np.zeros(1),
+        decoding=np.ones(1),
+        quantizer=quantizer,
+        bucket_size=bucket_size,
+    )
 
 
 def four(quantizer, bits, bucket_size=None):
     """Four workers, one partition each, decoding weights 1, 2, 0.5, -1; worker 2 is idle."""
-    return Scheme(name=f"four-{quantizer}", encoding=sp.eye_array(4, format="csr"), bits=np.array(bits),
-                  straggler_probs=np.full(4, 0.2), decoding=np.array([1.0, 2.0, 0.5, -1.0]),
-                  quantizer=quantizer, bucket_size=bucket_size)
+    return Scheme(
+        name=f"four-{quantizer}",
+        encoding=sp.eye_array(4, format="csr"),
+        bits=np.array(bits),
+        straggler_probs=np.full(4, 0.2),
+        decoding=np.array([1.0, 2.0, 0.5, -1.0]),
+        quantizer=quantizer,
+        bucket_size=bucket_size,
+    )
 
 
-SCHEMES = (four("stochastic", [3, 9, 0, 2], bucket_size=5), four("sign", [1, 1, 0, 1]),
-           four("none", [32, 32, 0, 32]))
+SCHEMES = (
+    four("stochastic", [3, 9, 0, 2], bucket_size=5),
+    four("sign", [1, 1, 0, 1]),
+    four("none", [32, 32, 0, 32]),
+)
 
 
 def seed_messages():
@@ -61,7 +76,11 @@ def test_version_1_messages_decode_to_what_they_carried(entry):
     assert raw[4] == 1
     msg = Message.from_bytes(raw)
     assert (msg.worker, msg.dim, msg.bits, msg.quantizer) == (
-        entry["worker"], entry["dim"], entry["bits"], entry["quantizer"])
+        entry["worker"],
+        entry["dim"],
+        entry["bits"],
+        entry["quantizer"],
+    )
     want = np.array(entry["values"])
     if entry["quantizer"] == "none":  # float64 values: carried exactly
         assert msg.bits == 64 and msg.norms.size == 0
@@ -97,7 +116,7 @@ def test_bad_headers_are_refused_naming_the_field():
         (raw[:20] + struct.pack("<Q", 2**63) + raw[28:], "payload has"),
     ]
     for value in (np.nan, np.inf, -np.inf, -1.0, -1e-30):
-        bad = raw[:NORMS_AT + 4] + struct.pack("<f", value) + raw[NORMS_AT + 8:]
+        bad = raw[: NORMS_AT + 4] + struct.pack("<f", value) + raw[NORMS_AT + 8 :]
         cases.append((bad, "`norms\\[1\\]` = .*: a norm must be a finite number >= 0"))
     for data, pattern in cases:
         with pytest.raises(InputError, match=pattern):
@@ -109,7 +128,7 @@ def test_bad_headers_are_refused_naming_the_field():
         Message(0, 13, 1, "sign", sign.norms, sign.payload, bucket_size=4)
     none = SEEDS[6][1]
     with pytest.raises(InputError, match="value\\[2\\] = nan is not finite"):
-        Message.from_bytes(none[:NORMS_AT + 8] + struct.pack("<f", np.nan) + none[NORMS_AT + 12:])
+        Message.from_bytes(none[: NORMS_AT + 8] + struct.pack("<f", np.nan) + none[NORMS_AT + 12 :])
 
 
 def test_headers_must_fit_the_scheme():
@@ -167,8 +186,16 @@ def _reference_decode(scheme, msg: Message) -> np.ndarray:
     out = np.zeros(msg.dim)
     if weight != 0.0:
         bucket = msg.dim if msg.bucket_size is None else min(msg.bucket_size, msg.dim)
-        ck.accumulate_message(msg.payload, msg.bits, ck.QUANTIZER_CODES[msg.quantizer], bucket, msg.norms,
-                              weight, out, reference=True)
+        ck.accumulate_message(
+            msg.payload,
+            msg.bits,
+            ck.QUANTIZER_CODES[msg.quantizer],
+            bucket,
+            msg.norms,
+            weight,
+            out,
+            reference=True,
+        )
     return out
 
 
@@ -218,10 +245,17 @@ def mutate(data: bytes, edits) -> bytes:
     return bytes(data)
 
 
-EDITS = st.lists(st.tuples(st.integers(0, len(_KINDS) - 1), st.integers(0, 2**32), st.integers(0, 2**64 - 1)),
-                 min_size=1, max_size=3)
-FUZZ = settings(max_examples=700, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+EDITS = st.lists(
+    st.tuples(st.integers(0, len(_KINDS) - 1), st.integers(0, 2**32), st.integers(0, 2**64 - 1)),
+    min_size=1,
+    max_size=3,
+)
+FUZZ = settings(
+    max_examples=700,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @FUZZ

@@ -317,14 +317,18 @@ def test_centralized_takes_no_special_path_in_the_round_loop(problems):
     # SGD with the reference follows the sum of the mini-batch partition gradients
     est = gradient_estimates(prob, ref, np.full(prob.dim, 0.1), rounds=1, rng=3, batch_size=4)[0]
     rng = np.random.default_rng(3)
-    assert np.allclose(est, prob.partition_gradients(np.full(prob.dim, 0.1), batch_size=4, rng=rng).sum(0),
-                       rtol=1e-14, atol=1e-16)
+    assert np.allclose(
+        est,
+        prob.partition_gradients(np.full(prob.dim, 0.1), batch_size=4, rng=rng).sum(0),
+        rtol=1e-14,
+        atol=1e-16,
+    )
 
 
 @pytest.mark.parametrize("bits_per_worker", [2, 3, 5, 7])
 def test_general_shrinkage_equals_the_closed_form_for_a_design(bits_per_worker):
     pytest.importorskip("sklearn")
-    from gcdesign.studies._common import paper_profile
+    from gcdesign.profile import paper_profile
 
     code = design(paper_profile(50, dim=65), 50 * bits_per_worker)
     total_utility = code.partitions**2 / code.bound

@@ -38,7 +38,9 @@ def study_arguments(p) -> None:
         help="processes (spawn) running the study's independent runs; -1: every core (default), 1: serial",
     )
     where.add_argument(
-        "--scheduler", metavar="ADDRESS", help="run on the dask.distributed cluster at ADDRESS (tcp://host:8786)"
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the dask.distributed cluster at ADDRESS (tcp://host:8786)",
     )
 
 

@@ -218,7 +218,8 @@ def run_schemes(
     The runs (scheme x seed) are independent tasks, each with its own seed, mapped by
     `workers` (:func:`gcdesign.parallel.parallel_map`: None serial, an int a spawn
     process pool, a map-like callable, a Dask client), so the histories are the same
-    whatever runs them. Returns ``{name: [History, ...]}``.
+    whatever runs them. A name ``"<scheme>+ef"`` trains that scheme with
+    error feedback (docs/math.md, section 12). Returns ``{name: [History, ...]}``.
     """
     names = list(names)
     options = {"steps": steps, "optimizer": optimizer, "stragglers": stragglers}
@@ -238,12 +239,12 @@ def train_run(task):
     from ..training import scheme_variant, train, training_scheme
 
     problem, scheme, seed, options = task
-    options = dict(options)
+    feedback = False
     if isinstance(scheme, tuple):
         name, profile, budget = scheme
-        name, options["error_feedback"] = scheme_variant(name)
-        scheme = training_scheme(name, profile, budget, rng=seed)
-    return train(problem, scheme, rng=seed, **options)
+        base, feedback = scheme_variant(name)
+        scheme = training_scheme(base, profile, budget, rng=seed)
+    return train(problem, scheme, rng=seed, error_feedback=feedback, **options)
 
 
 def train_runs(tasks: list, *, workers=None, progress: Progress | None = None) -> list:

@@ -47,6 +47,11 @@ def _label(model: str, beta) -> str:
     return f"{model}/{'none' if beta is None else beta}"
 
 
+def _bucket_label(label: str, beta) -> str:
+    """``"raw/none"`` -> ``"raw/512"``: the same choice at another bucket size."""
+    return label.rsplit("/", 1)[0] + f"/{beta}"
+
+
 def default_label() -> str:
     return _label(DEFAULT_QUANTIZATION, DEFAULT_BUCKET_SIZE)
 
@@ -56,8 +61,11 @@ def evaluate_point(profile: ClusterProfile, bpw: int, grads: np.ndarray, held_ou
     budget = int(bpw * profile.n_workers)
     errors: dict[str, float] = {}
     for beta in BUCKETS:
-        if beta is not None and beta >= profile.dim:
-            continue  # one bucket: the same quantizer as beta = None
+        if beta is not None and beta >= profile.dim:  # one bucket: the same quantizer as beta = None
+            errors.update(
+                {_bucket_label(name, beta): errors[name] for name in list(errors) if name.endswith("/none")}
+            )
+            continue
         for model in MODELS:
             # calibration pools rows of any scale: 8 held-out vectors are plenty at large d
             sample = held_out if held_out.shape[1] < 10**5 else held_out[:8]
@@ -120,6 +128,15 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         for tasks, task_fn in ((synthetic, _synthetic_point), (real, _real_point)):
             for point_rows in parallel_map(task_fn, tasks, workers=workers, progress=bar.update):
                 rows += point_rows
+    return report(rows, out)
+
+
+def report(rows: list[dict], out: Path) -> StudyResult:
+    """CSV, verdicts, figure and summary from the study's rows (also re-reads a saved CSV's rows)."""
+    grid = {
+        "dims": sorted({r["dim"] for r in rows if r["gradients"].startswith("synthetic")}),
+        "corr": sorted({float(r["correlation"]) for r in rows if r["gradients"].startswith("synthetic")}),
+    }
     verdicts = _verdicts(rows)
     ranking = _ranking(rows)
     files = [
@@ -267,6 +284,8 @@ def _figure(rows, grid):
     for (row, c), (col, d) in itertools.product(enumerate(corr), enumerate(dims)):
         ax = axes[row][col]
         sel = [r for r in rows if r["gradients"] == f"synthetic c={c:g}" and r["dim"] == d]
+        if not sel:
+            continue
         bpw = sorted({r["bits_per_worker"] for r in sel})
         best = {b: min(r["relative_error"] for r in sel if r["bits_per_worker"] == b) for b in bpw}
         for name, (color, line) in styles.items():

@@ -207,8 +207,11 @@ class _Rounds:
         self.feedback = None
         if error_feedback:
             self.feedback = ErrorFeedback(
-                np.flatnonzero(self.active), self.bits, problem.dim,
-                quantizer=self.quantizer, bucket_size=self.bucket_size,
+                np.flatnonzero(self.active),
+                self.bits,
+                problem.dim,
+                quantizer=self.quantizer,
+                bucket_size=self.bucket_size,
             )
 
     def arrivals(self, rng) -> tuple[np.ndarray, float]:

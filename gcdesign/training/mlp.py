@@ -353,8 +353,15 @@ def digits_mlp_problem(
     pixels, digit = digits_data()
     widths = _hidden(dim, hidden, hidden_layers, pixels.shape[1], 10)
     return mlp_problem(
-        pixels, digit, partitions=partitions, hidden=widths, activation=activation, reg=reg,
-        test_fraction=test_fraction, rng=rng, name=f"digits-mlp-{activation}",
+        pixels,
+        digit,
+        partitions=partitions,
+        hidden=widths,
+        activation=activation,
+        reg=reg,
+        test_fraction=test_fraction,
+        rng=rng,
+        name=f"digits-mlp-{activation}",
     )
 
 
@@ -392,8 +399,15 @@ def synthetic_mlp_problem(
     y[:c] = np.arange(c)  # every class present
     widths = _hidden(dim, hidden, hidden_layers, p, c)
     return mlp_problem(
-        X, y, partitions=partitions, hidden=widths, activation=activation, reg=reg,
-        test_fraction=test_fraction, rng=gen, name=f"synthetic-mlp-{activation}",
+        X,
+        y,
+        partitions=partitions,
+        hidden=widths,
+        activation=activation,
+        reg=reg,
+        test_fraction=test_fraction,
+        rng=gen,
+        name=f"synthetic-mlp-{activation}",
     )
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import InputError, choice, positive_int
+from .._validate import InputError, choice, positive_int, real
+from ..design import DEFAULT_QUANTIZATION
 from ..quantization import error_factors, resolve_quantization
 
 OPTIMIZERS = ("gd", "sgd", "adam")
@@ -46,10 +47,8 @@ class Optimizer:
     def __post_init__(self):
         choice("optimizer", self.method, OPTIMIZERS)
         choice("schedule", self.schedule, SCHEDULES)
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise InputError(f"`lr` must be a finite number > 0, got {self.lr!r}.")
-        if not (math.isfinite(self.decay_scale) and self.decay_scale > 0):
-            raise InputError(f"`decay_scale` must be a finite number > 0, got {self.decay_scale!r}.")
+        real("lr", self.lr, low=0, low_open=True)
+        real("decay_scale", self.decay_scale, low=0, low_open=True)
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -134,31 +133,35 @@ def make_step(optimizer: Optimizer, dim: int, shrink: float = 1.0):
     return adam_step
 
 
-def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int) -> float:
+def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int | None) -> float:
     r"""The factor c of the two-track decoder :math:`a' = c\,a` (docs/math.md, section 7).
 
     For a scheme with a fixed decoder ``a`` and the stochastic quantizer, the
     objective of section 7 restricted to :math:`a' = c\,a`,
     :math:`\lambda (c E - K)^2 + c^2 V` with
     :math:`E = \sum_i (1 - p_i) a_i s_i`, :math:`V = \sum_i a_i^2 s_i^2 (1 - p_i)(p_i + \delta_i)`,
-    :math:`s_i = \sum_j b_{ij}` and :math:`\delta_i` from the balanced quantization
-    model at the scheme's own budget, dimension `dim` and bucket size, gives
+    :math:`s_i = \sum_j b_{ij}` and :math:`\delta_i` from the house's default quantization
+    model (:data:`gcdesign.design.DEFAULT_QUANTIZATION`) at the scheme's own budget,
+    dimension `dim` and bucket size, gives
     :math:`c = \lambda K E / (\lambda E^2 + V)`. For a :class:`~gcdesign.Design`
-    built with the balanced kappa policy and no idle worker, (U) gives :math:`E = K` and
+    built with that default model and no idle worker, (U) gives :math:`E = K` and
     :math:`V = K^2 / S`, so this is the paper's closed form
 
     .. math::  c = \frac{\lambda S}{1 + \lambda S}, \qquad S = \sum_i u_i = K^2 / \text{bound}.
 
     Arrival-dependent decoders, the sign quantizer and unquantized schemes get
-    ``c = 1`` (two-track off), as does :math:`\lambda = \infty`.
+    ``c = 1`` (two-track off), as do :math:`\lambda = \infty` and an unknown
+    dimension (``dim=None``: the quantization error cannot be modelled).
     """
     lam = float(lam)
     if not lam > 0:
         raise InputError(f"`lam` must be a number > 0 (or math.inf), got {lam!r}.")
-    dim = positive_int("dim", dim)
     from ..schemes import check_scheme
 
-    return shrinkage_factor(check_scheme(scheme), lam, dim)
+    check_scheme(scheme)
+    if dim is None:
+        return 1.0
+    return shrinkage_factor(scheme, lam, positive_int("dim", dim))
 
 
 def shrinkage_factor(scheme, lam: float, dim: int) -> float:
@@ -169,7 +172,9 @@ def shrinkage_factor(scheme, lam: float, dim: int) -> float:
     p = np.asarray(scheme.straggler_probs, dtype=np.float64)
     active = bits > 0
     beta = scheme.bucket_size
-    model = resolve_quantization("balanced", p[active], float(bits[active].sum()), dim, bucket_size=beta)
+    model = resolve_quantization(
+        DEFAULT_QUANTIZATION, p[active], float(bits[active].sum()), dim, bucket_size=beta
+    )
     delta = np.where(active, error_factors(bits, model, dim, beta), 0.0)  # idle: no message, no error
     row_sums = np.asarray(sp.csr_array(scheme.encoding).sum(axis=1)).ravel()
     a = np.asarray(scheme.decoding, dtype=np.float64)

@@ -23,8 +23,14 @@ assert WIRE_VERSION == 1, "run this with the version-1 runtime (commit f7676e4) 
 
 
 def scheme(bits, quantizer):
-    return Scheme(name="v1", encoding=sp.eye_array(1, format="csr"), bits=np.array([bits]),
-                  straggler_probs=np.zeros(1), decoding=np.ones(1), quantizer=quantizer)
+    return Scheme(
+        name="v1",
+        encoding=sp.eye_array(1, format="csr"),
+        bits=np.array([bits]),
+        straggler_probs=np.zeros(1),
+        decoding=np.ones(1),
+        quantizer=quantizer,
+    )
 
 
 def main(path):
@@ -41,14 +47,24 @@ def main(path):
     zero_sign = encode(scheme(1, "sign"), 0, np.zeros((1, 9)), rng=1)
     entries.append(_entry(zero_sign))
     with open(path, "w") as fh:
-        json.dump({"format": "gcdesign wire v1 test vectors", "commit": "f7676e4", "messages": entries},
-                  fh, indent=1)
+        json.dump(
+            {"format": "gcdesign wire v1 test vectors", "commit": "f7676e4", "messages": entries},
+            fh,
+            indent=1,
+        )
         fh.write("\n")
 
 
 def _entry(msg):
-    return {"bytes": msg.to_bytes().hex(), "worker": msg.worker, "dim": msg.dim, "bits": msg.bits,
-            "quantizer": msg.quantizer, "norm": msg.norm, "values": msg.values().tolist()}
+    return {
+        "bytes": msg.to_bytes().hex(),
+        "worker": msg.worker,
+        "dim": msg.dim,
+        "bits": msg.bits,
+        "quantizer": msg.quantizer,
+        "norm": msg.norm,
+        "values": msg.values().tolist(),
+    }
 
 
 if __name__ == "__main__":
