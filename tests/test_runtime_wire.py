@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_runtime import single  # the one-worker scheme of the runtime tests
 
 from gcdesign import _codec_kernels as ck
 from gcdesign._validate import InputError
@@ -20,18 +21,6 @@ from gcdesign.schemes import Scheme
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "wire_v1.json").read_text())["messages"]
 NORMS_AT = 28  # version-2 header size: the first norm starts here
-
-
-def single(bits, quantizer="stochastic", bucket_size=None):
-    return Scheme(
-        name="one",
-        encoding=sp.eye_array(1, format="csr"),
-        bits=np.array([bits]),
-        straggler_probs=np.zeros(1),
-        decoding=np.ones(1),
-        quantizer=quantizer,
-        bucket_size=bucket_size,
-    )
 
 
 def four(quantizer, bits, bucket_size=None):
