@@ -21,7 +21,8 @@ anything but the serial path (module-level functions, plain data).
 
 :func:`open_workers` turns ``workers`` / ``scheduler`` into something reusable
 for many :func:`parallel_map` calls (one process pool or one client for a
-whole study). :func:`numba_threads` scopes a change of numba's thread count.
+whole study). :func:`numba_threads` scopes a change of numba's thread count,
+:func:`single_blas_thread` pins BLAS to one thread.
 """
 
 from __future__ import annotations
@@ -186,10 +187,41 @@ def parallel_imap(fn: Callable[[Any], Any], tasks: Iterable, *, workers=None, sc
 
 
 def _process_pool(n: int):
+    """A spawn pool of `n` processes, each with ``cpu_count() // n`` BLAS, OpenMP and numba threads.
+
+    Without the cap every process starts a thread per core: n processes on n cores
+    then run n^2 spinning threads, which made a 2-process study 3x slower than the
+    serial one (``studies/README.md``). Thread counts change no result: training runs
+    on one BLAS thread (:func:`single_blas_thread`) and the numba Monte-Carlo kernels
+    seed every chunk, not every thread.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+    threads = max(1, cpu_count() // n)
+    return ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_limit_threads,
+        initargs=(threads,),
+    )
+
+
+def _limit_threads(threads: int) -> None:
+    """Pool initializer: cap this process's BLAS / OpenMP pools and numba's threads at `threads`."""
+    global _THREAD_LIMITS
+    from threadpoolctl import threadpool_limits
+
+    _THREAD_LIMITS = threadpool_limits(threads)  # kept alive for the process's lifetime
+    try:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        pass
+
+
+_THREAD_LIMITS = None
 
 
 @contextlib.contextmanager
@@ -240,6 +272,21 @@ def open_workers(workers=None, *, scheduler=None) -> Iterator:
         return
     with _process_pool(n) as pool:
         yield pool.map
+
+
+def single_blas_thread():
+    """Context manager: the block's BLAS calls (numpy's ``@``, SVDs) run on one thread.
+
+    Two uses. Results: threaded OpenBLAS splits long dot products and
+    matrix-vector reductions by thread, so a sum's rounding, hence a training
+    history, depends on the thread count; on one thread it is the same on any
+    machine and in any process (the harness trains this way). Speed: batched
+    SVDs of small matrices run far faster on one thread, and a busy machine
+    makes threaded OpenBLAS thrash (100x slower seen at N = 100).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ the initial record cancel), median over the repeats; ``T(2R)/2R`` keeps the set-
 initial record in (an upper bound, steadier on a busy machine); the components are medians
 of the public calls that make up a round ("quantize" quantizes all N rows; a round
 quantizes only the messages that arrived, about N (1 - mean p)).
-Timings on a shared machine are noisy: compare within one run.
+``train`` computes on one BLAS thread (the same history on any thread count), and so
+do the components here. Timings on a shared machine are noisy: compare within one run.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from gcdesign import design
+from gcdesign.parallel import single_blas_thread
 from gcdesign.profile import paper_profile
 from gcdesign.quantization import quantize_rows
 from gcdesign.schemes import Scheme
@@ -112,23 +114,13 @@ def main() -> None:
     parser.add_argument("--dims", default="100000,1000000")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--blas-threads", type=int, default=None, help="limit BLAS threads (default: as is)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    if args.blas_threads is not None:
-        threadpool_limits(args.blas_threads, user_api="blas")
-
-    blas = [
-        f"{i['internal_api']} {i['num_threads']} threads"
-        for i in threadpool_info()
-        if i["user_api"] == "blas"
-    ]
-    print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}, BLAS: {', '.join(blas) or 'unknown'}")
+    print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}, BLAS: one thread (as in train)")
     rows = []
-    for dim in (int(d) for d in args.dims.split(",")):
-        rows += bench(dim, args.rounds, args.repeats)
+    with single_blas_thread():  # train computes on one BLAS thread; time its parts the same way
+        for dim in (int(d) for d in args.dims.split(",")):
+            rows += bench(dim, args.rounds, args.repeats)
     header = ["d", "hidden", "scheme", "ms/round (median)", "min", "T(2R)/2R"]
     header += ["gradients", "encode", "quantize (all N rows)", "record"]
     print(

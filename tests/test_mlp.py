@@ -174,3 +174,19 @@ def test_mlp_training_learns_digits():
     assert hist.loss[-1] < 0.3 * hist.loss[0]
     assert hist.test_accuracy[0] < 0.3 and hist.test_accuracy[-1] > 0.85
     assert isinstance(prob, MLPProblem) and prob.test_accuracy(prob.init) == hist.test_accuracy[0]
+
+
+def test_history_is_the_same_on_any_blas_thread_count():
+    """Threaded OpenBLAS splits long dot products by thread (the loss differed in the 16th
+    digit at d = 1e5 with 1 vs 2 threads): train computes on one thread, whatever the caller set."""
+    pytest.importorskip("sklearn")
+    from threadpoolctl import threadpool_limits
+
+    prob = digits_mlp_problem(dim=100_000, partitions=10, rng=0)
+    code = design(ClusterProfile(np.linspace(0.1, 0.6, 10), dim=prob.dim), bits_per_worker=3)
+    runs = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            runs.append(train(prob, code, steps=3, optimizer=sgd(0.1, batch_size=8), rng=3))
+    for field in ("loss", "grad_norm", "test_accuracy"):
+        assert np.array_equal(getattr(runs[0], field), getattr(runs[1], field)), field

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validate import InputError, positive_int
+from ..parallel import single_blas_thread
 
 
 def check_code_size(n_workers, stragglers) -> tuple[int, int]:
@@ -29,14 +30,6 @@ def check_code_size(n_workers, stragglers) -> tuple[int, int]:
     if s >= n:
         raise InputError(f"`stragglers` must be an integer in [0, N - 1] = [0, {n - 1}], got {s}.")
     return n, s
-
-
-def single_blas_thread():
-    """Context manager: batched SVDs of small matrices run far faster on one BLAS thread (and a
-    busy machine makes threaded OpenBLAS thrash: 100x slower seen at N = 100)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
 
 
 def sampled_masks(n: int, s: int, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -181,6 +174,5 @@ __all__ = [
     "condition_report",
     "sampled_masks",
     "set_conditions",
-    "single_blas_thread",
     "straggler_masks",
 ]

@@ -55,8 +55,9 @@ import scipy.sparse as sp
 
 from .._validate import InputError, choice, positive_int
 from ..allocation.baselines import equal_bits
+from ..parallel import single_blas_thread
 from . import Scheme, register_scheme
-from .conditioning import check_code_size, single_blas_thread
+from .conditioning import check_code_size
 from .decoding import least_squares_weights, responders
 from .parity import best_random_code, code_from_parity, fourier_search, random_parity
 

@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-from .conditioning import set_conditions, single_blas_thread, straggler_masks
+from ..parallel import single_blas_thread
+from .conditioning import set_conditions, straggler_masks
 
 
 def windows(n: int, s: int) -> np.ndarray:
@@ -313,7 +314,7 @@ def fourier_search(n: int, s: int, max_candidates: int) -> np.ndarray:
     built; those that are not exact codes are skipped and the rest ranked by
     :func:`_rank_codes`. With no valid candidate, the best of a few random parity checks
     (fixed seed 0). ``s = n - 1`` gives the only exact code, all entries ``1 / sqrt(n)``.
-    Run it under :func:`~gcdesign.schemes.conditioning.single_blas_thread`.
+    Run it under :func:`~gcdesign.parallel.single_blas_thread`.
     """
     if s == n - 1:  # every single worker must decode: all rows are 1 / sqrt(N), the only such code
         return np.full((n, n), 1.0 / math.sqrt(n))

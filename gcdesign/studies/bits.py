@@ -95,8 +95,9 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                 for t in TARGETS
             ]
             + [
-                "-" if r["loss_at_common_bits"] is None else fmt(r["loss_at_common_bits"],
-                                                                  r["loss_at_common_bits_ci95"]),
+                "-"
+                if r["loss_at_common_bits"] is None
+                else fmt(r["loss_at_common_bits"], r["loss_at_common_bits_ci95"]),
                 fmt(r["minus_joint"], r["minus_joint_ci95"]),
                 r["verdict"],
             ]

@@ -221,8 +221,16 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         "better), Welch 95% interval; 'diverged' counts the runs whose loss overflowed.",
         "",
         markdown_table(
-            ["B/N", "scheme", "final loss", "test accuracy", "diverged", "loss minus joint",
-             "accuracy minus joint", "verdict"],
+            [
+                "B/N",
+                "scheme",
+                "final loss",
+                "test accuracy",
+                "diverged",
+                "loss minus joint",
+                "accuracy minus joint",
+                "verdict",
+            ],
             [
                 [
                     r["bits_per_worker"],

@@ -69,8 +69,12 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         acc = np.array([final_accuracy(h) for h in hists])
         base_loss = np.array([final_loss(h) for h in runs[(bpw, VARIANTS[0])]])
         base_acc = np.array([final_accuracy(h) for h in runs[(bpw, VARIANTS[0])]])
-        row = {"bits_per_worker": bpw, "variant": label, "seeds": len(hists),
-               "diverged": sum(diverged(h) for h in hists)}
+        row = {
+            "bits_per_worker": bpw,
+            "variant": label,
+            "seeds": len(hists),
+            "diverged": sum(diverged(h) for h in hists),
+        }
         row["loss_mean"], row["loss_ci95"] = mean_ci(loss)
         row["accuracy_mean"], row["accuracy_ci95"] = mean_ci(acc)
         row["loss_minus_default"] = row["loss_minus_default_ci95"] = None
@@ -85,8 +89,15 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         rows.append(row)
     files = [write_csv(out / "quantization_training.csv", rows)]
     table = markdown_table(
-        ["B/N", "variant", "final loss", "test accuracy", "loss minus default", "accuracy minus default",
-         "verdict (loss)"],
+        [
+            "B/N",
+            "variant",
+            "final loss",
+            "test accuracy",
+            "loss minus default",
+            "accuracy minus default",
+            "verdict (loss)",
+        ],
         [
             [
                 r["bits_per_worker"],

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from .._validate import InputError, positive_int
 from ..latency import RoundTimes
+from ..parallel import single_blas_thread
 from ..quantization import payload_bits, quantize_rows
 from .mlp import MLPProblem
 from .optimizers import Optimizer, make_step, shrinkage_factor
@@ -329,7 +330,8 @@ def train(
         From :func:`gd`, :func:`sgd` or :func:`adam`.
     rng : None, int or Generator
         The only source of randomness (arrivals, mini-batches, quantization):
-        the same seed gives the same history.
+        the same seed gives the same history, bit for bit, on any thread count
+        (the run computes on one BLAS thread) and in any process.
     stragglers : RoundTimes, optional
         Draw round times against a deadline instead of Bernoulli arrivals.
     x0 : array_like, optional
@@ -355,7 +357,14 @@ def train(
     ('joint+ef', True)
     """
     steps, w, error_feedback = _train_iv(problem, optimizer, steps, x0, error_feedback)
-    rng = np.random.default_rng(rng)
+    with single_blas_thread():  # the same sums, hence the same history, on any thread count
+        return _train(
+            problem, scheme, steps, optimizer, np.random.default_rng(rng), stragglers, w, error_feedback
+        )
+
+
+def _train(problem, scheme, steps, optimizer, rng, stragglers, w, error_feedback) -> History:
+    """:func:`train` after its input checks (run on one BLAS thread)."""
     rounds = _Rounds(problem, scheme, stragglers, error_feedback=error_feedback)
     shrink = 1.0
     if optimizer.method == "adam" and optimizer.two_track:
@@ -411,8 +420,9 @@ def gradient_estimates(
     engine = _Rounds(problem, scheme, stragglers)
     w = np.asarray(w, dtype=np.float64)
     out = np.empty((rounds, problem.dim))
-    for r in range(rounds):
-        out[r] = engine.estimate(w, batch_size, rng)[0]
+    with single_blas_thread():
+        for r in range(rounds):
+            out[r] = engine.estimate(w, batch_size, rng)[0]
     return out
 
 
