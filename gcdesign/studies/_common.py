@@ -167,9 +167,15 @@ def with_error_feedback(names) -> list[str]:
     return names + [n + EF_SUFFIX for n in names if n not in ("centralized", "joint")]
 
 
+BLOW_UP = 10.0  # a run whose final loss exceeds BLOW_UP x its initial loss diverged
+
+
 def diverged(history) -> bool:
-    """The run stopped on a non-finite loss (the harness fills the rest with inf)."""
-    return not bool(np.isfinite(history.loss[-1]))
+    """The run diverged: its loss overflowed (the harness stops and fills the rest with inf),
+    or its final loss (:func:`final_loss`) ended above ``BLOW_UP`` times its initial loss."""
+    if not bool(np.isfinite(history.loss[-1])):
+        return True
+    return final_loss(history) > BLOW_UP * float(history.loss[0])
 
 
 def final_accuracy(history, fraction: float = 0.1) -> float:
@@ -233,16 +239,19 @@ def train_run(task):
 
     `scheme` is a scheme, or ``(name, profile, budget)``: then
     :func:`~gcdesign.training.training_scheme` builds it with the run's seed, which also
-    draws its random code. `options` are the other keywords of
+    draws its random code; a name ``"<scheme>+ef"``, or ``error_feedback=True`` in
+    `options`, trains with error feedback. `options` are the other keywords of
     :func:`~gcdesign.training.train`; the run's seed is its ``rng``.
     """
     from ..training import scheme_variant, train, training_scheme
 
     problem, scheme, seed, options = task
-    feedback = False
+    options = dict(options)
+    feedback = bool(options.pop("error_feedback", False))
     if isinstance(scheme, tuple):
         name, profile, budget = scheme
-        base, feedback = scheme_variant(name)
+        base, named_feedback = scheme_variant(name)
+        feedback = feedback or named_feedback
         scheme = training_scheme(base, profile, budget, rng=seed)
     return train(problem, scheme, rng=seed, error_feedback=feedback, **options)
 

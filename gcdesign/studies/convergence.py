@@ -10,7 +10,8 @@ is the reference. Every run (budget x scheme x seed) is one task with its own
 seed (the seed draws the random codes too). The final table: mean training loss
 and held-out accuracy over the last 10% of rounds, 95% Student-t intervals over
 seeds, and for each competitor the Welch interval of (competitor - joint) with
-the verdict. A run whose loss overflows stops and counts as diverged.
+the verdict. A run whose loss overflows (it stops) or ends above 10x its initial
+loss counts as diverged, and a diverged run decides its verdict.
 """
 
 from __future__ import annotations
@@ -94,8 +95,12 @@ def _stats(values) -> tuple[float, float]:
     return mean_ci(finite) if finite.size else (float("inf"), float("nan"))
 
 
-def final_table(results: dict) -> list[dict]:
-    """Final loss and accuracy per scheme and budget, with CIs and the comparison to joint."""
+def final_table(results: dict, key: str = "bits_per_worker") -> list[dict]:
+    """Final loss and accuracy per scheme and setting, with CIs and the comparison to joint.
+
+    `results` is ``{setting: {name: [History, ...]}}`` (a budget, or another swept
+    value named by `key`, the rows' first column).
+    """
     rows = []
     for bpw, by_name in results.items():
         loss = {name: np.array([final_loss(h) for h in runs]) for name, runs in by_name.items()}
@@ -104,7 +109,7 @@ def final_table(results: dict) -> list[dict]:
             lm, lh = _stats(loss[name])
             am, ah = mean_ci(acc[name])
             row = {
-                "bits_per_worker": bpw,
+                key: bpw,
                 "scheme": name,
                 "seeds": len(runs),
                 "diverged": sum(diverged(h) for h in runs),
@@ -119,9 +124,10 @@ def final_table(results: dict) -> list[dict]:
                 "verdict": "",
             }
             if name != "joint" and "joint" in loss:
-                if np.all(np.isfinite(loss[name])) and np.all(np.isfinite(loss["joint"])):
+                joint_diverged = any(diverged(h) for h in by_name["joint"])
+                if not (row["diverged"] or joint_diverged):
                     d, h = diff_ci(loss[name], loss["joint"])
-                else:
+                else:  # a diverged run decides: its loss is no sample of a distribution worth a mean
                     d, h = (float("inf") if row["diverged"] else float("-inf")), float("nan")
                 row["loss_minus_joint"], row["loss_minus_joint_ci95"] = d, h
                 acc_diff = diff_ci(acc[name], acc["joint"])
@@ -174,10 +180,13 @@ def _title(problem, cfg) -> str:
 
 
 def fmt(mean, half, digits=4) -> str:
+    """``mean ± half`` for tables; ``"diverged"`` for an infinite mean, powers of ten from 1e4 on."""
     if mean is None:
         return ""
     if not np.isfinite(mean):
         return "diverged"
+    if abs(mean) >= 1e4:
+        return f"{mean:.2e} ± {half:.1e}"
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
@@ -218,7 +227,8 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         "",
         "Final training loss and held-out accuracy (mean of the last 10% of rounds), 95% CI over seeds; "
         "'minus joint' is the competitor's value minus the joint design's (loss: positive means joint "
-        "better), Welch 95% interval; 'diverged' counts the runs whose loss overflowed.",
+        "better), Welch 95% interval; 'diverged' counts the runs whose loss overflowed or ended above "
+        "10x its initial value (a diverged run decides the verdict: 'joint better (competitor diverged)').",
         "",
         markdown_table(
             [
