@@ -106,6 +106,57 @@ def test_verdict_reads_the_interval():
     assert verdict(float("inf"), float("nan")).startswith("joint better")
 
 
+def test_a_run_diverged_when_its_loss_overflowed_or_blew_up_tenfold():
+    from types import SimpleNamespace
+
+    from gcdesign.studies._common import diverged
+    from gcdesign.studies.convergence import fmt
+
+    def run(*loss):
+        return SimpleNamespace(loss=np.array(loss, dtype=float), steps=len(loss) - 1)
+
+    assert not diverged(run(2.3, 1.0, 0.5, 0.4))
+    assert not diverged(run(2.3, 5.0, 20.0, 22.9))  # unstable, but below 10x the start
+    assert diverged(run(2.3, 50.0, 4e5, 3e7))  # EF baselines at d = 1e5: finite, huge
+    assert diverged(run(2.3, 1e300, math.inf, math.inf))  # overflowed: the harness stopped
+    assert fmt(3.1e7, 2.5e7) == "3.10e+07 ± 2.5e+07" and fmt(0.41234, 0.05) == "0.4123 ± 0.0500"
+    assert fmt(math.inf, math.nan) == "diverged" and fmt(None, None) == ""
+
+
+def test_final_table_lets_a_diverged_run_decide_the_verdict():
+    from types import SimpleNamespace
+
+    def run(*loss):
+        return SimpleNamespace(loss=np.array(loss, dtype=float), steps=len(loss) - 1, test_accuracy=None)
+
+    results = {3: {"joint": [run(2.3, 0.5), run(2.3, 0.6)], "osgc+ef": [run(2.3, 1e20), run(2.3, 0.7)]}}
+    rows = {r["scheme"]: r for r in final_table(results)}
+    assert rows["osgc+ef"]["diverged"] == 1 and rows["osgc+ef"]["loss_minus_joint"] == math.inf
+    assert rows["osgc+ef"]["verdict"] == "joint better (competitor diverged)"
+
+
+def test_adam_study_pairs_two_track_with_one_track_by_seed():
+    """Two-track decoding changes only the second moment's decoder: the same seed draws the same
+    arrivals and bits, so the study's paired interval compares like with like."""
+    from gcdesign import design
+    from gcdesign.studies.adam import _paired, _two_track_verdict
+    from gcdesign.training import adam, train
+
+    prob = synthetic_problem("logistic", partitions=6, n_samples=120, n_features=4, rng=0)
+    code = design(ClusterProfile([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], dim=prob.dim), 18)
+    one, two = (
+        train(prob, code, steps=15, optimizer=adam(0.05, two_track=t, lam=0.1, batch_size=4), rng=3)
+        for t in (False, True)
+    )
+    assert np.array_equal(one.arrived, two.arrived) and np.array_equal(one.bits, two.bits)
+    assert not np.array_equal(one.loss, two.loss)
+    d, h = _paired([1.0, 1.2, 1.1], [1.5, 1.6, 1.55])  # per-seed differences -0.5, -0.4, -0.45
+    assert d == pytest.approx(-0.45) and h == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)
+    assert _two_track_verdict(d, h) == "two-track better"
+    assert _two_track_verdict(0.01, 0.1) == "tied" and _two_track_verdict(0.5, 0.1) == "two-track worse"
+    assert _paired([math.inf, 1.0], [1.0, 1.0])[0] == math.inf
+
+
 @pytest.mark.slow
 def test_quick_study_csv_is_bitwise_equal_with_one_and_two_workers(tmp_path):
     pytest.importorskip("sklearn")

@@ -24,10 +24,14 @@ from ._common import StudyResult
 
 STUDIES = {
     "allocators": "objective and solver time of every bit allocator vs the budget (N = 50, 100)",
-    "convergence": "loss vs round of every scheme at a low and a high budget (logistic regression, digits)",
-    "bits": "loss vs total transmitted bits",
-    "adam": "Adam with and without two-track decoding",
-    "heterogeneity": "final loss vs the upper bound of the straggling parameters",
+    "convergence": "loss and test accuracy vs round of every scheme, its EF variant and centralized SGD, "
+    "B/N = 2, 3, 5, 7 (digits MLP, d = 1e5), with a verdict per budget",
+    "bits": "loss vs total bits delivered (the convergence runs), with the loss at a common bit total "
+    "and a verdict",
+    "adam": "Adam with and without two-track decoding, B/N = 2, 3, 5, 7, baselines with and without EF, "
+    "paired verdicts",
+    "heterogeneity": "final loss and accuracy vs the upper bound of the straggling parameters, every "
+    "scheme and EF variant, with a verdict",
     "latency": "expected round time and speedup vs tolerated stragglers (order statistics)",
     "storage": "storage vs decoding error of random sparse approximate gradient codes (measured)",
     "deadline": "loss vs simulated wall-clock time for several round deadlines",
