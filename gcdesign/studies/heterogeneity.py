@@ -75,23 +75,8 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
             | {k: v for k, v in row.items() if k != "mu_max"}
             | {"gap_mean": gap[0], "gap_ci95": gap[1]}
         )
-    fig, axes = new_figure(1, 1, width=7.5, height=4.8)
-    ax = axes[0][0]
-    for name in ok:
-        sel = [r for r in rows if r["scheme"] == name]
-        x = [r["mu_max"] for r in sel]
-        y = [min(r["loss_mean"], 1e3) for r in sel]  # a diverged point sits at the top
-        # 95% CIs need a few seeds; with two (quick mode) they are too wide to draw usefully
-        err = [r["loss_ci95"] if np.isfinite(r["loss_mean"]) else 0.0 for r in sel] if n_seeds >= 3 else None
-        kw = style(name)
-        ax.errorbar(x, y, yerr=err, marker="o", markersize=4, capsize=2, **kw)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("upper bound mu_max of the straggling parameters  (mu_i ~ U(0.01, mu_max))")
-    ax.set_ylabel("final training loss f(w) (cross-entropy + L2)")
-    ax.set_title(f"MLP on digits (d = {problem.dim}), N = 50, B/N = {BITS_PER_WORKER}, {steps} rounds")
-    ax.grid(True, alpha=0.3)
-    fig.legend(loc="outside right center", fontsize=8)
+    title = f"MLP on digits (d = {problem.dim}), N = 50, B/N = {BITS_PER_WORKER}, {steps} rounds"
+    fig = _figure(rows, ok, title, n_seeds)
     files = [write_csv(out / "heterogeneity.csv", rows), save_figure(fig, out / "heterogeneity.png")]
     table = markdown_table(
         [
@@ -135,3 +120,30 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("heterogeneity", files=files, summary=summary, notes=notes)
+
+
+CLIP = 20.0  # losses above this (diverged runs) are drawn at the top of the axis
+
+
+def _figure(rows, names, title: str, n_seeds: int):
+    """Final loss vs ``mu_max`` per scheme; a diverged point sits at ``CLIP``, without error bar."""
+    fig, axes = new_figure(1, 1, width=7.5, height=4.8)
+    ax = axes[0][0]
+    for name in names:
+        sel = [r for r in rows if r["scheme"] == name]
+        x = [r["mu_max"] for r in sel]
+        y = [min(r["loss_mean"], CLIP) for r in sel]
+        # 95% CIs need a few seeds; with two (quick mode) they are too wide to draw usefully
+        ok = [int(r["diverged"]) == 0 and r["loss_mean"] < CLIP for r in sel]
+        err = [r["loss_ci95"] if good else 0.0 for r, good in zip(sel, ok, strict=True)]
+        err = err if n_seeds >= 3 else None
+        ax.errorbar(x, y, yerr=err, marker="o", markersize=4, capsize=2, **style(name))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(top=CLIP * 1.5)
+    ax.set_xlabel("upper bound mu_max of the straggling parameters  (mu_i ~ U(0.01, mu_max))")
+    ax.set_ylabel(f"final training loss f(w) (diverged: drawn at {CLIP:g})")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.legend(loc="outside right center", fontsize=8)
+    return fig
