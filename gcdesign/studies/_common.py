@@ -168,6 +168,7 @@ def with_error_feedback(names) -> list[str]:
 
 
 BLOW_UP = 10.0  # a run whose final loss exceeds BLOW_UP x its initial loss diverged
+LOSS_AXIS_TOP = 20.0  # loss axes of the training figures end here; diverged runs sit at the top
 
 
 def diverged(history) -> bool:

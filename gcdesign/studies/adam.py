@@ -23,6 +23,7 @@ from ..design import design
 from ..profile import paper_profile
 from ..training import EF_SUFFIX, Centralized, adam, available_schemes, seeds, training_scheme
 from ._common import (
+    LOSS_AXIS_TOP,
     Progress,
     StudyResult,
     band,
@@ -153,7 +154,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                     band(ax, np.arange(gap.shape[1]), gap, style_of[label])
                     ax.lines[-1].set_label(label)
             ax.set_yscale("log")
-            ax.set_ylim(top=20)
+            ax.set_ylim(top=LOSS_AXIS_TOP)
             ax.set_xlabel("round (optimizer step)")
             ax.set_ylabel("training loss f(w) (cross-entropy + L2)")
             ax.set_title(f"Adam lr = {lr:g}, B/N = {bpw}")

@@ -23,6 +23,7 @@ import numpy as np
 from ..profile import paper_profile
 from ..training import available_schemes, seeds, sgd
 from ._common import (
+    LOSS_AXIS_TOP,
     Progress,
     StudyResult,
     band,
@@ -157,7 +158,7 @@ def plot_curves(results: dict, path: Path, *, x: str = "round", title: str = "")
                 xs, loss = xs[keep], loss[:, keep]
             band(ax, xs, loss, name)
         ax.set_yscale("log")
-        ax.set_ylim(top=20)
+        ax.set_ylim(top=LOSS_AXIS_TOP)
         if x != "round":
             ax.set_xscale("log")
             ax.set_xlabel("total bits delivered to the master (bits)")

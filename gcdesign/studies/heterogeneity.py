@@ -20,6 +20,7 @@ import numpy as np
 from ..profile import paper_profile
 from ..training import available_schemes, seeds, sgd
 from ._common import (
+    LOSS_AXIS_TOP,
     Progress,
     StudyResult,
     final_loss,
@@ -122,27 +123,24 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     return StudyResult("heterogeneity", files=files, summary=summary, notes=notes)
 
 
-CLIP = 20.0  # losses above this (diverged runs) are drawn at the top of the axis
-
-
 def _figure(rows, names, title: str, n_seeds: int):
-    """Final loss vs ``mu_max`` per scheme; a diverged point sits at ``CLIP``, without error bar."""
+    """Final loss vs ``mu_max`` per scheme; a diverged point sits at ``LOSS_AXIS_TOP``, without error bar."""
     fig, axes = new_figure(1, 1, width=7.5, height=4.8)
     ax = axes[0][0]
     for name in names:
         sel = [r for r in rows if r["scheme"] == name]
         x = [r["mu_max"] for r in sel]
-        y = [min(r["loss_mean"], CLIP) for r in sel]
+        y = [min(r["loss_mean"], LOSS_AXIS_TOP) for r in sel]
         # 95% CIs need a few seeds; with two (quick mode) they are too wide to draw usefully
-        ok = [int(r["diverged"]) == 0 and r["loss_mean"] < CLIP for r in sel]
-        err = [r["loss_ci95"] if good else 0.0 for r, good in zip(sel, ok, strict=True)]
+        trained = [r["diverged"] == 0 and r["loss_mean"] < LOSS_AXIS_TOP for r in sel]
+        err = [r["loss_ci95"] if good else 0.0 for r, good in zip(sel, trained, strict=True)]
         err = err if n_seeds >= 3 else None
         ax.errorbar(x, y, yerr=err, marker="o", markersize=4, capsize=2, **style(name))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_ylim(top=CLIP * 1.5)
+    ax.set_ylim(top=LOSS_AXIS_TOP * 1.5)
     ax.set_xlabel("upper bound mu_max of the straggling parameters  (mu_i ~ U(0.01, mu_max))")
-    ax.set_ylabel(f"final training loss f(w) (diverged: drawn at {CLIP:g})")
+    ax.set_ylabel(f"final training loss f(w) (diverged: drawn at {LOSS_AXIS_TOP:g})")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     fig.legend(loc="outside right center", fontsize=8)
