@@ -20,11 +20,13 @@ reduced cost above G. The solver therefore
 1. finds :math:`\lambda^*` (a sample of the rows brackets it, one pass over every row collects
    the envelope segments inside the bracket, a sort of those pins it down);
 2. in one more pass, every worker's Lagrangian level and the reduced cost of its runner-up;
-3. for a threshold G (starting at the 16th smallest runner-up cost), fixes every worker whose
-   runner-up costs more than G at its Lagrangian level and solves the remaining *core* exactly
-   by a DP over the levels of reduced cost <= G (minimizing the total reduced cost);
-4. stops when the core's optimum costs at most G -- then it is the global optimum (proof above)
-   -- and otherwise raises G (to the core's optimum, or to a 4x larger core) and repeats.
+3. for a threshold G (starting at the 16th smallest runner-up cost) lists the moves of reduced
+   cost <= G off the Lagrangian levels, keeps of each shift (bits added or removed) only the m
+   cheapest, m the most workers an allocation of cost <= G can move (its smallest runner-ups
+   sum to G), and solves the deficit exactly by a DP over the workers those moves touch;
+4. stops when that optimum costs at most G -- then it is the global optimum (any cheaper
+   allocation would have been in the DP) -- and otherwise raises G (to the cost found, or
+   fourfold) and repeats.
 
 Every number is exact in float64 up to the rounding of the reduced costs themselves. If the
 core grows beyond ``max_core_work`` DP cells before the proof closes, the result is the best
