@@ -46,7 +46,8 @@ class ClusterHistory(History):
         Seconds from the decision point (the deadline, or the last arrival if
         all came earlier) to the start of the next round: decode, step, submit.
     placement : ndarray of object (rounds, N)
-        The Dask worker address of each logical worker in each round (None: lost).
+        Where each logical worker ran in each round, as the transport names it
+        (a Dask worker address, a rank; None: lost).
     names : tuple of str
         Worker names (the profile's, for the traces).
     """

@@ -8,6 +8,7 @@ rounds (:class:`~gcdesign.cluster.engine.Engine`) and returns the record as a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable
@@ -64,6 +65,17 @@ def _source(problem_or_gradient_fn, scheme, x0):
     return None, problem_or_gradient_fn, w
 
 
+@contextlib.contextmanager
+def _dask_transport(scheme, make_shard, w, workers, scheduler, replace_workers):
+    """The Dask transport of one run, on the cluster `workers` / `scheduler`; closed afterwards."""
+    with dask_client(workers, scheduler) as client:
+        transport = DaskTransport(client, scheme, make_shard, w, replace_workers=replace_workers)
+        try:
+            yield transport
+        finally:
+            transport.close()
+
+
 def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_unit, emulate, **run):
     """Check, open the cluster, run the engine: ``(problem, iterates, estimates, record fields)``."""
     scheme = check_scheme(scheme)
@@ -75,17 +87,25 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
     problem, gradient_fn, w = _source(source, scheme, run["x0"])
     seed = int(np.random.default_rng(run["rng"]).integers(2**63))
     make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
-    with dask_client(workers, scheduler) as client:
-        transport = DaskTransport(client, scheme, make_shard, w, replace_workers=run["replace_workers"])
-        try:
-            engine = Engine(
-                transport, scheme, time_unit=time_unit, deadline=deadline, rates=rates, shift=shift, seed=seed
-            )
-            iterates, estimates, rec = engine.run(w, rounds, update)
-        finally:
-            transport.close()
+    opened = _dask_transport(scheme, make_shard, w, workers, scheduler, run["replace_workers"])
+    with opened as transport:
+        engine = Engine(
+            transport, scheme, time_unit=time_unit, deadline=deadline, rates=rates, shift=shift, seed=seed
+        )
+        iterates, estimates, rec = engine.run(w, rounds, update)
     fields = record_fields(scheme, rec, time_unit=time_unit, deadline=deadline, shift=shift)
     return problem, np.array(iterates), np.array(estimates), fields
+
+
+def _optimizer_step(optimizer, source, scheme, x0) -> tuple[Callable, float]:
+    """``(update(w, estimate, r) -> w, shrinkage)`` of `optimizer` (:func:`make_step`)."""
+    if not isinstance(optimizer, Optimizer):
+        raise InputError("`optimizer` must be an Optimizer (use gd(...), sgd(...) or adam(...)).")
+    dim = source.dim if isinstance(source, Problem) else None
+    shrink = 1.0
+    if optimizer.method == "adam" and optimizer.two_track:
+        shrink = second_moment_shrinkage(scheme, optimizer.lam, dim=dim)
+    return make_step(optimizer, int(np.asarray(x0).size) if dim is None else dim, shrink), shrink
 
 
 def train(
@@ -160,20 +180,11 @@ def train(
     """
     workers = _renamed("workers", _renamed("workers", workers, "client", client), "n_workers", n_workers, 2)
     optimizer = gd(0.5) if optimizer is None else optimizer
-    if not isinstance(optimizer, Optimizer):
-        raise InputError("`optimizer` must be an Optimizer (use gd(...), sgd(...) or adam(...)).")
-    shrink = 1.0
-    if optimizer.method == "adam" and optimizer.two_track:
-        dim = problem_or_gradient_fn.dim if isinstance(problem_or_gradient_fn, Problem) else None
-        shrink = second_moment_shrinkage(scheme, optimizer.lam, dim=dim)
-    if isinstance(problem_or_gradient_fn, Problem):
-        dim = problem_or_gradient_fn.dim
-    else:
-        dim = int(np.asarray(x0).size)
+    update, shrink = _optimizer_step(optimizer, problem_or_gradient_fn, scheme, x0)
     problem, iterates, _, fields = _run(
         problem_or_gradient_fn,
         scheme,
-        update=make_step(optimizer, dim, shrink),
+        update=update,
         workers=workers,
         scheduler=scheduler,
         deadline=deadline,
