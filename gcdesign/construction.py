@@ -367,9 +367,11 @@ def _group_greedy(frac: np.ndarray, tol: float) -> list[np.ndarray]:
     """
     grid = np.rint(frac / tol).astype(np.int64)
     whole_key = int(round(1.0 / tol))
-    keys, inverse, counts = np.unique(grid, return_inverse=True, return_counts=True)
-    members = np.argsort(inverse, kind="stable")  # indices grouped by key
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    members = np.argsort(grid, kind="stable")  # indices grouped by key, in index order within a key
+    sorted_grid = grid[members]
+    first = np.concatenate([[True], sorted_grid[1:] != sorted_grid[:-1]])
+    keys = sorted_grid[first]
+    starts = np.concatenate([np.flatnonzero(first), [grid.size]])
     comp = whole_key - keys
     pos = np.minimum(np.searchsorted(keys, comp), keys.size - 1)
     paired = np.zeros(frac.size, dtype=bool)
