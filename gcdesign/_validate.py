@@ -141,6 +141,11 @@ def positive_int(name: str, value, *, minimum: int = 1, maximum: int = INT64_MAX
     return value
 
 
+def check_bucket_size(bucket_size, name: str = "bucket_size") -> int | None:
+    """`bucket_size` must be None (one bucket) or an integer >= 1 (the bucketed quantizer's beta)."""
+    return None if bucket_size is None else positive_int(name, bucket_size)
+
+
 def boolean(name: str, value) -> bool:
     """`value` must be True or False (not a string such as ``"false"``, not a number)."""
     value = _scalar(value)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._validate import InputError, positive_int, read_only
+from .._validate import InputError, check_bucket_size, positive_int, read_only
 from ..profile import ClusterProfile
 from ..quantization import QuantizationModel, error_factors, resolve_quantization
 from ..utility import utilities
@@ -137,11 +137,6 @@ def utility_table(straggler_probs, model, dim: int, levels, bucket_size: int | N
     p = np.asarray(straggler_probs, dtype=np.float64)
     delta = error_factors(np.asarray(levels), model, dim, bucket_size)  # inf at level 0
     return utilities(p[:, None], delta[None, :])
-
-
-def check_bucket_size(bucket_size) -> int | None:
-    """`bucket_size` must be None (one bucket) or an integer >= 1."""
-    return None if bucket_size is None else positive_int("bucket_size", bucket_size)
 
 
 def allowed_levels(b_min: int, b_max: int, *, allow_idle: bool = False) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validate import InputError, choice, read_only, read_only_sparse
-from ..quantization import MAX_BITS, QUANTIZERS
+from ..quantization import quantizer_spec
 
 SCHEME_FIELDS = (
     "name",
@@ -110,26 +110,21 @@ def check_scheme(scheme, *, name: str = "scheme"):
         i = int(np.flatnonzero(bad)[0])
         raise InputError(f"`{name}.straggler_probs[{i}]` = {float(p[i])!r} is not a probability in [0, 1].")
     quantizer = scheme.quantizer
-    if quantizer not in QUANTIZERS:
-        raise InputError(
-            f"Unknown quantizer {quantizer!r} in `{name}`; choose one of: {', '.join(QUANTIZERS)}."
-        )
+    spec = quantizer_spec(quantizer, where=f" in `{name}`")
     bits = np.asarray(scheme.bits)
     if bits.dtype.kind not in "iu":
         raise InputError(f"`{name}.bits` must be integers, got dtype {bits.dtype}.")
-    allowed = {"stochastic": (2, MAX_BITS), "sign": (1, 1), "none": (MAX_BITS, MAX_BITS)}[quantizer]
-    bad = (bits != 0) & ((bits < allowed[0]) | (bits > allowed[1]))
+    bad = (bits != 0) & ((bits < spec.bits[0]) | (bits > spec.bits[-1]))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        span = f"{allowed[0]}" if allowed[0] == allowed[1] else f"in [{allowed[0]}, {allowed[1]}]"
         raise InputError(
             f"`{name}.bits[{i}]` = {int(bits[i])} is not allowed with quantizer {quantizer!r}: "
-            f"each entry must be 0 (idle) or {span}."
+            f"each entry must be 0 (idle) or {spec.bits_text}."
         )
     beta = scheme.bucket_size
     if beta is not None and (isinstance(beta, bool) or not isinstance(beta, int | np.integer) or beta < 1):
         raise InputError(f"`{name}.bucket_size` must be None or an integer >= 1, got {beta!r}.")
-    if beta is not None and quantizer != "stochastic":
+    if beta is not None and not spec.buckets:
         raise InputError(f"`{name}.bucket_size` applies to the stochastic quantizer only, not {quantizer!r}.")
     if scheme.decoding is not None:
         a = np.asarray(scheme.decoding)
