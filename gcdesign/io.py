@@ -36,6 +36,7 @@ from ._files import (
 from ._validate import (
     InputError,
     boolean,
+    check_bit_range,
     check_bucket_size,
     choice,
     int_array,
@@ -134,7 +135,6 @@ def mass_tolerance(n_workers: int, partitions: int) -> float:
 
 def _options(value) -> dict:
     """The options the checks of :meth:`Design.validate` read, typed; the rest is informational."""
-    from .allocation import check_bit_range
     from .design import CONSTRUCTIONS
 
     options = dict(_object(value, "options"))
