@@ -14,11 +14,11 @@ A message of worker i is built in three steps (docs/runtime.md):
    (splitmix64 of the message key and the coordinate index), so the codes do not depend on
    the order in which coordinates are visited. Stochastic (``b >= 2``, ``s = 2^(b-1) - 1``):
    ``xi_k = min(floor(y_k) + [u_k < frac(y_k)], s)``, ``y_k = s |x_k| / norm_c`` (the package's
-   one rounding routine :func:`gcdesign.quantization.stochastic_level`, numpy twin
+   one rounding routine :func:`gcdesign._rounding.stochastic_level`, numpy twin
    :func:`gcdesign.quantization.stochastic_levels`), sent as one sign bit
    (1 = negative, only when ``xi_k > 0``) followed by ``b - 1`` level bits; a bucket of norm 0
    sends level 0. Sign (``b = 1``): bit ``[u_k < (1 + x_k / norm) / 2]``
-   (:func:`gcdesign.quantization.sign_draw`; 1 = +1; norm 0 sends 1). Codes are packed MSB
+   (:func:`gcdesign._rounding.sign_draw`; 1 = +1; norm 0 sends 1). Codes are packed MSB
    first with no padding between coordinates;
    :func:`encode_codes_reference` packs with ``numpy.packbits``.
 3. **Decode-accumulate.** :func:`accumulate_codes` unpacks the codes and adds
@@ -41,14 +41,8 @@ import numba
 import numpy as np
 
 from ._mc_kernels import NONE, SIGN, STOCHASTIC, uniform, uniforms  # noqa: F401 - SIGN: the codes by name
-from .quantization import (
-    QUANTIZER_SPECS,
-    quantizer_spec,
-    row_bucket_norms,
-    sign_draw,
-    stochastic_level,
-    stochastic_levels,
-)
+from ._rounding import sign_draw, stochastic_level
+from .quantization import QUANTIZER_SPECS, quantizer_spec, row_bucket_norms, stochastic_levels
 
 LANES = 8
 CHUNK = 1024  # coordinates per pass of the encode / decode loops (fits in L1)

@@ -17,8 +17,8 @@ fixed (trial, worker, coordinate), so
 Quantizer codes are the wire codes of :data:`gcdesign.quantization.QUANTIZER_SPECS`:
 stochastic (``b`` bits, ``s = 2^(b-1) - 1`` levels, one norm per bucket of ``beta``
 coordinates), sign (1 bit), none (exact messages). The kernel rounds with the package's one
-numba routine, :func:`gcdesign.quantization.stochastic_level` (sign:
-:func:`gcdesign.quantization.sign_draw`), which the codec kernels call too.
+numba routine, :func:`gcdesign._rounding.stochastic_level` (sign:
+:func:`gcdesign._rounding.sign_draw`), which the codec kernels call too.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .quantization import QUANTIZER, QUANTIZER_SPECS, quantize_rows, sign_draw, stochastic_level
+from ._rounding import sign_draw, stochastic_level
+from .quantization import QUANTIZER, QUANTIZER_SPECS, quantize_rows
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

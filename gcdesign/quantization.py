@@ -1,10 +1,13 @@
 r"""The quantizer: stochastic (optionally bucketed) and sign, with exact variances and payloads.
 
 This module is the one home of the quantizer (docs/math.md, sections 2, 2b, 2c):
-:func:`quantize_rows` is the numpy reference every consumer calls (the training
-harness, the runtime codec, the Monte-Carlo reference; the numba kernels are its
-twins), :func:`row_variances` the exact variance, :func:`payload_bits` the wire
-size, :data:`QUANTIZERS` the names.
+:data:`QUANTIZER_SPECS` is THE table (for each quantizer its name, wire code, allowed
+bits, levels, buckets and norms; :data:`QUANTIZERS` the names) that schemes, the runtime,
+payloads and the kernels read; :func:`quantize_rows` is the numpy reference (the numba
+kernels of the training harness, the runtime codec and Monte Carlo are its twins, and
+round with the one routine :func:`gcdesign._rounding.stochastic_level`, whose numpy twin
+is :func:`stochastic_levels`), :func:`row_variances` the exact variance,
+:func:`payload_bits` the wire size. Adding a quantizer: docs/extending.md, section 4.
 
 One sign bit plus ``b - 1`` magnitude bits give :math:`s(b) = 2^{b-1} - 1`
 levels. For :math:`x \ne 0`, coordinate :math:`k`:
@@ -27,7 +30,6 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from ._validate import InputError, check_bucket_size, real
@@ -105,27 +107,8 @@ def quantizer_spec(name, *, what: str = "quantizer", where: str = "") -> Quantiz
     return QUANTIZER[name]
 
 
-# ------------------------------------------------------------------ the one rounding routine
-@numba.njit(cache=True, inline="always")
-def stochastic_level(magnitude, s, norm, u):  # pragma: no cover - compiled; twin: stochastic_levels
-    r"""The level :math:`\min(\lfloor y \rfloor + [u < y - \lfloor y \rfloor], s)`, ``y = s |x| / norm``.
-
-    `magnitude` is ``|x_k| <= norm`` (``norm > 0``), `u` the coordinate's uniform draw. The
-    clip to `s` only acts when rounding puts ``y`` a hair above ``s`` (``|x_k|`` equal to or
-    within an ulp of the norm, and ``u`` below that hair: probability about 2^-51).
-    Every numba kernel (Monte Carlo, codec, training) rounds with this function; its numpy
-    twin is :func:`stochastic_levels`.
-    """
-    y = s * magnitude / norm
-    low = np.floor(y)
-    xi = low + 1.0 if u < y - low else low
-    return s if xi > s else xi  # NaN stays NaN, as in np.minimum
-
-
-@numba.njit(cache=True, inline="always")
-def sign_draw(x, norm, u):  # pragma: no cover - compiled; twin: the sign branch of quantize_rows
-    """The sign quantizer's draw: True (send ``+norm``) when ``u < (1 + x / norm) / 2``."""
-    return u < 0.5 * (1.0 + x / norm)
+# The one numba rounding routine (stochastic_level, sign_draw), the twin of stochastic_levels
+# below, lives in gcdesign._rounding: `import gcdesign` stays free of numba.
 
 
 def _bucket_dim(dim: int, bucket_size: int | None) -> int:
@@ -314,7 +297,8 @@ def stochastic_levels(x, s, norms, uniforms) -> np.ndarray:
     quantized against and `uniforms` the draws; all arguments broadcast. This is the
     rounding step shared by :func:`quantize_rows` and the runtime codec's numpy twin
     (which quantizes against the float32 norms that travel), and the numpy twin of
-    :func:`stochastic_level`, which every numba kernel calls (same clip to ``s``).
+    :func:`gcdesign._rounding.stochastic_level`, which every numba kernel calls (same
+    clip to ``s``).
 
     Examples
     --------

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from gcdesign import _codec_kernels as ck
 from gcdesign import _mc_kernels as mk
+from gcdesign._rounding import sign_draw, stochastic_level
 from gcdesign._validate import InputError
 from gcdesign.quantization import (
     QUANTIZER,
@@ -19,8 +20,6 @@ from gcdesign.quantization import (
     payload_bits,
     quantize_rows,
     quantizer_spec,
-    sign_draw,
-    stochastic_level,
     stochastic_levels,
 )
 from gcdesign.runtime import Message

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._codec_kernels import quantize_rows_numba
 from .._validate import InputError, positive_int
 from ..latency import RoundTimes
 from ..parallel import single_blas_thread
@@ -158,6 +157,8 @@ class ErrorFeedback:
         coded[used] = encoding[self.rows[used]] @ grads
         coded[~used] = encoding[self.rows[~used]] @ grads
         sent = coded + self.residuals
+        from .._codec_kernels import quantize_rows_numba  # numba: imported when training runs
+
         quantized = quantize_rows_numba(
             sent, self.bits, quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
         )
@@ -239,6 +240,8 @@ class _Rounds:
         use = senders & (weights != 0)
         idx = np.flatnonzero(use)
         if self.feedback is None:
+            from .._codec_kernels import quantize_rows_numba  # numba: imported when training runs
+
             coded = self.encoding[idx] @ grads
             quantized = quantize_rows_numba(
                 coded, self.bits[idx], quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
