@@ -73,7 +73,7 @@ class Number:
     >>> Number("rate", low=0, low_open=True)("0")
     Traceback (most recent call last):
     ...
-    gcdesign.cli.args.ArgumentValueError: `rate` must be a finite number > 0, got '0'.
+    gcdesign.cli.errors.ArgumentValueError: `rate` must be a finite number > 0, got '0'.
     """
 
     def __init__(
