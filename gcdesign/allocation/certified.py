@@ -153,6 +153,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         # of the moves that shift a worker by the same number of bits only the `most` cheapest
         # matter: a mover outside them can hand its shift to one of them that does not move
         keep = keep_cheapest(shift, np.argsort(cost, kind="stable"), most)
+        every_move = bool(keep.all()) and keep.size == n * (steps.size - 1) and most >= n
         worker, level, shift, cost = worker[keep], level[keep], shift[keep], cost[keep]
         core, row = np.unique(worker, return_inverse=True)
         width = 1 + np.bincount(row, minlength=core.size)
@@ -182,6 +183,8 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         if found_cost <= threshold:
             proven = True
             break
+        if not np.isfinite(found_cost) and every_move:  # the DP saw every allocation: none spends B
+            raise InputError(f"`budget` = {budget} cannot be written as a sum of N = {n} levels.")
         # no allocation within G: raise it (to the cost of one found, whose moves then all count)
         if np.isfinite(found_cost):
             threshold = found_cost
@@ -232,6 +235,8 @@ def _options(options: dict) -> int:
 
 
 def _result(index, proven, info):
+    if index is None:  # no allocation found and no fallback
+        raise InputError("the certified solver found no allocation that spends the budget.")
     gap = 0.0 if proven else info["gap"]
     return index, (True if proven else None), _message(info, proven), gap
 
