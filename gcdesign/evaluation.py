@@ -49,10 +49,9 @@ from scipy.sparse.csgraph import connected_components
 
 from ._validate import InputError, positive_int, real
 from .quantization import delta_raw, row_variances
-from .structure import error_bound
+from .structure import UNBIASED_TOL, error_bound
 
 MAX_ENUMERATION = 16  # random workers per component enumerated exactly (2^16 decoder calls)
-UNBIASED_TOL = 1e-9
 
 
 class EvaluationError(InputError):

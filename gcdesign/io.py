@@ -128,6 +128,8 @@ def _options(value) -> dict:
     from .design import CONSTRUCTIONS
 
     options = dict(_object(value, "options"))
+    if "kappa_policy" in options and "quantization" not in options:  # its name in files of 0.1
+        options["quantization"] = options.pop("kappa_policy")
     try:
         if "construction" in options:
             choice("options.construction", options["construction"], CONSTRUCTIONS)
@@ -237,7 +239,6 @@ def design_from_dict(data) -> object:
             decoding,
             bits,
             budget,
-            kappa,
             delta,
             structure.bound,
             options,

@@ -396,7 +396,7 @@ def _paper_n50() -> tuple[ClusterProfile, dict]:
 def classes_n48_probs(mean_p: float = 0.3, ratio=(3.0, 2.0, 1.0)) -> np.ndarray:
     """Three equal classes whose utilities are in ratio 3:2:1 at equal bits.
 
-    With equal bits and the balanced kappa policy (c = 1) every worker has
+    With equal bits and the balanced quantization model (c = 1) every worker has
     ``delta = mean(p)``; the utility ``(1 - p) / (p + mean(p))`` is then in ratio
     3:2:1 across the classes, so the optimal masses are 1.5, 1 and 0.5: single
     workers of the middle class and pairs across the outer classes carry whole
@@ -423,7 +423,7 @@ def _classes_n48() -> tuple[ClusterProfile, dict]:
     return (
         ClusterProfile(p, dim=1_000_000, names=names),
         # solved for the paper's balanced scaling with one bucket: record it with the example
-        {"bits_per_worker": 6, "allocator": "equal", "kappa": "balanced", "bucket_size": None},
+        {"bits_per_worker": 6, "allocator": "equal", "quantization": "balanced", "bucket_size": None},
     )
 
 

@@ -17,7 +17,9 @@ levels. For :math:`x \ne 0`, coordinate :math:`k`:
 
 The quantizer is unbiased and :math:`E\|Q(x)-x\|^2 \le \delta_{raw}(b) \|x\|^2`
 with :math:`\delta_{raw}(b) = d / (4 s(b)^2)`. The design uses
-:math:`\delta_i = \kappa \, \delta_{raw}(b_i)` with a kappa policy.
+:math:`\delta_i = \delta(b_i)` of a quantization model (:class:`QuantizationModel`),
+e.g. :math:`\kappa \, \delta_{raw}(b_i)` with the factor :math:`\kappa` of the paper's
+scaling (docs/math.md, section 2).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import numpy as np
 
 from ._validate import InputError, real
 
-KAPPA_POLICIES = ("raw", "balanced", "none")
 QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
 QUANTIZERS = ("stochastic", "sign", "none")
 NORM_BITS = 32  # the norm travels as one float32
@@ -431,14 +432,6 @@ def resolve_quantization(
         raise InputError(f"the balanced quantization model needs B / N > 1 bit, got {avg_bits!r}.")
     kappa = c * float(p.mean()) / float(delta_raw(avg_bits, dim, bucket_size))
     return QuantizationModel("balanced", kappa=kappa, c=c)
-
-
-def resolve_kappa(policy, straggler_probs, budget: float, dim: int, *, c: float = 1.0) -> float:
-    r"""The factor :math:`\kappa` of a raw-scaled policy (``raw``, ``balanced``, ``none`` or a number).
-
-    Kept for the paper's policies; new code uses :func:`resolve_quantization`.
-    """
-    return resolve_quantization(policy, straggler_probs, budget, dim, c=c).kappa
 
 
 def calibrate_quantization(

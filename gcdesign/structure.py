@@ -24,6 +24,9 @@ from ._validate import InputError, read_only
 from .profile import ClusterProfile
 from .utility import utilities
 
+UNBIASED_TOL = 1e-9
+"""How far a partition's total weight :math:`\\sum_i (1 - p_i) w_{ij}` may be from 1 for (U) to hold."""
+
 
 @dataclass(frozen=True, eq=False)
 class Structure:

@@ -223,7 +223,7 @@ def test_design_accepts_every_allocator(method):
 
 def test_allocate_bits_result_fields():
     prof = load_example("toy-n8")
-    result = allocate_bits(prof, 40, method="dp", kappa=0.5)
+    result = allocate_bits(prof, 40, method="dp", quantization=0.5)
     assert result.kappa == 0.5
     assert result.optimal is True and result.wall_time >= 0 and result.message
     levels = allowed_levels(2, 32)
@@ -266,15 +266,15 @@ def late_profile():
 @pytest.mark.parametrize("method", ["dp", "cpsat", "heuristic", "topk-equal"])
 def test_nearly_always_late_worker_goes_idle(method):
     prof = late_profile()
-    result = allocate_bits(prof, 30, method=method, kappa="raw", options={"allow_idle": True})
+    result = allocate_bits(prof, 30, method=method, quantization="raw", options={"allow_idle": True})
     assert result.bits[-1] == 0
-    without = allocate_bits(prof, 30, method="dp", kappa="raw")
+    without = allocate_bits(prof, 30, method="dp", quantization="raw")
     assert result.objective > without.objective
 
 
 def test_design_with_idle_workers():
     prof = late_profile()
-    d = design(prof, 30, allocator="heuristic", kappa="raw", allocator_options={"allow_idle": True})
+    d = design(prof, 30, allocator="heuristic", quantization="raw", allocator_options={"allow_idle": True})
     assert d.bits[-1] == 0
     assert d.row_mass[-1] == 0 and d.decoding[-1] == 0
     assert d.encoding[[9]].nnz == 0

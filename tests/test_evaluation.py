@@ -40,7 +40,7 @@ def random_design(seed: int):
     dim = int(rng.integers(5, 40))
     budget = int(rng.integers(2 * n, 6 * n + 1))
     kappa = ["balanced", "raw", 0.01][seed % 3]
-    return design(ClusterProfile(p, dim=dim, partitions=k), budget, kappa=kappa), dim
+    return design(ClusterProfile(p, dim=dim, partitions=k), budget, quantization=kappa), dim
 
 
 # ---------------------------------------------------------------- exact pieces

@@ -147,7 +147,7 @@ def run_allocate(args) -> int:
 
             tiny = ClusterProfile([0.1, 0.2], dim=profile.dim)
             allocate_bits(
-                tiny, 2 * args.b_min, method=method, **{**common, "kappa": 1.0, "bucket_size": None}
+                tiny, 2 * args.b_min, method=method, **{**common, "quantization": 1.0, "bucket_size": None}
             )
         return allocate_bits(profile, budget, method=method, options=options(method), **common)
 

@@ -2,7 +2,7 @@
 
 The joint design under the package's default quantization model
 (``design.DEFAULT_QUANTIZATION`` with buckets of ``DEFAULT_BUCKET_SIZE``), the
-joint design under the paper's "balanced" kappa scaling (one bucket, as in the
+joint design under the paper's "balanced" scaling of kappa (one bucket, as in the
 paper), and OSGC, which ignores quantization, trained on the convergence study's
 setting (the digits MLP at d = 1e5, quick: 2e3; N = K = 50, the paper's profile,
 mini-batch SGD) at B/N = 3 and 7. Final training loss and held-out accuracy
@@ -42,7 +42,7 @@ VARIANTS = ("joint, default model", "joint, balanced", "OSGC")
 def _schemes(profile, budget, seed):
     return {
         VARIANTS[0]: design(profile, budget),
-        VARIANTS[1]: design(profile, budget, kappa="balanced", bucket_size=None),
+        VARIANTS[1]: design(profile, budget, quantization="balanced", bucket_size=None),
         VARIANTS[2]: training_scheme("osgc", profile, budget, rng=seed),
     }
 

@@ -109,7 +109,7 @@ def training_scheme(
 
     ``"centralized"`` is :class:`Centralized`; ``"joint"`` is
     :func:`gcdesign.design` with its default, the paper's ``"heuristic"``
-    allocator, unless options say otherwise (``allocator``, ``kappa``, ... are
+    allocator, unless options say otherwise (``allocator``, ``quantization``, ... are
     passed on); every other name goes to :func:`gcdesign.schemes.make_scheme`.
     An error-feedback name (``"sgc+ef"``) is refused: build
     ``scheme_variant(name)[0]`` and train it with ``error_feedback=True``.
