@@ -89,7 +89,6 @@ DESIGN_FIELDS_V1 = (
     "options",
 )
 DESIGN_FIELDS = (*DESIGN_FIELDS_V1[:4], "quantization", "bucket_size", *DESIGN_FIELDS_V1[4:])
-PROFILE_FIELDS = ("straggler_probs", "dim", "partitions", "names")
 ENCODING_FIELDS = ("shape", "rows", "cols", "values")
 
 
@@ -147,7 +146,7 @@ def design_from_dict(data) -> object:
     """Rebuild and fully validate a design from its dict (see the module docstring)."""
     from .allocation import check_bucket_size
     from .design import DesignError, assemble_design
-    from .profile import ClusterProfile
+    from .profile import PROFILE_FIELDS, ClusterProfile
     from .quantization import QuantizationModel, error_factors
     from .structure import optimal_structure
 

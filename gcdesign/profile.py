@@ -26,7 +26,8 @@ from ._validate import names as _names
 PROFILE_FORMAT = "gcdesign.profile"
 PROFILE_VERSION = "1.0"
 
-PROFILE_FIELDS = ("format", "version", "straggler_probs", "dim", "partitions", "names")
+PROFILE_FIELDS = ("straggler_probs", "dim", "partitions", "names")
+"""A profile's fields: in a profile file after ``format`` and ``version``, in a design file's ``profile``."""
 
 LATENCY_MODELS = ("exponential", "shifted-exponential")
 
@@ -225,7 +226,7 @@ class ClusterProfile:
         version = data.get("version", PROFILE_VERSION)
         check_version(version, PROFILE_VERSION, "profile")
         newer = newer_minor(version, PROFILE_VERSION)
-        check_fields(data, PROFILE_FIELDS, "profile", newer=newer)
+        check_fields(data, ("format", "version", *PROFILE_FIELDS), "profile", newer=newer)
         missing = [k for k in ("straggler_probs", "dim") if k not in data]
         if missing:
             raise InputError(f"profile: missing field(s) {', '.join(f'`{k}`' for k in missing)}.")
