@@ -157,7 +157,7 @@ def test_same_seed_same_mlp_history_with_test_accuracy():
     assert not np.array_equal(prob.init, other.init)
     profile = ClusterProfile(np.linspace(0.05, 0.5, 8), dim=prob.dim, partitions=8)
     code = design(profile, bits_per_worker=4)
-    runs = [train(p, code, steps=25, optimizer=adam(0.01, batch_size=8), rng=7) for p in (prob, again)]
+    runs = [train(p, code, rounds=25, optimizer=adam(0.01, batch_size=8), rng=7) for p in (prob, again)]
     for field in ("loss", "grad_norm", "bits", "arrived", "test_accuracy"):
         assert np.array_equal(getattr(runs[0], field), getattr(runs[1], field)), field
     hist = runs[0]
@@ -170,7 +170,7 @@ def test_mlp_training_learns_digits():
     pytest.importorskip("sklearn")
     prob = digits_mlp_problem(hidden=16, partitions=10, rng=0)
     ref = Centralized(ClusterProfile(np.zeros(10), dim=prob.dim))
-    hist = train(prob, ref, steps=100, optimizer=sgd(0.5, batch_size=16), rng=1)
+    hist = train(prob, ref, rounds=100, optimizer=sgd(0.5, batch_size=16), rng=1)
     assert hist.loss[-1] < 0.3 * hist.loss[0]
     assert hist.test_accuracy[0] < 0.3 and hist.test_accuracy[-1] > 0.85
     assert isinstance(prob, MLPProblem) and prob.test_accuracy(prob.init) == hist.test_accuracy[0]
@@ -187,6 +187,6 @@ def test_history_is_the_same_on_any_blas_thread_count():
     runs = []
     for threads in (1, 2):
         with threadpool_limits(threads, user_api="blas"):
-            runs.append(train(prob, code, steps=3, optimizer=sgd(0.1, batch_size=8), rng=3))
+            runs.append(train(prob, code, rounds=3, optimizer=sgd(0.1, batch_size=8), rng=3))
     for field in ("loss", "grad_norm", "test_accuracy"):
         assert np.array_equal(getattr(runs[0], field), getattr(runs[1], field)), field

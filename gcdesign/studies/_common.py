@@ -183,7 +183,7 @@ def final_accuracy(history, fraction: float = 0.1) -> float:
     """Mean held-out accuracy over the last `fraction` of the rounds (0 after a divergence)."""
     if history.test_accuracy is None:
         return float("nan")
-    tail = max(1, int(round(fraction * history.steps)))
+    tail = max(1, int(round(fraction * history.rounds)))
     return float(np.nan_to_num(np.mean(history.test_accuracy[-tail:]), nan=0.0))
 
 
@@ -213,7 +213,7 @@ def run_schemes(
     names: Iterable[str],
     *,
     seeds: list[int],
-    steps: int,
+    rounds: int,
     optimizer,
     progress: Progress | None = None,
     stragglers=None,
@@ -229,7 +229,7 @@ def run_schemes(
     error feedback (docs/math.md, section 12). Returns ``{name: [History, ...]}``.
     """
     names = list(names)
-    options = {"steps": steps, "optimizer": optimizer, "stragglers": stragglers}
+    options = {"rounds": rounds, "optimizer": optimizer, "stragglers": stragglers}
     tasks = [(problem, (name, profile, budget), seed, options) for name in names for seed in seeds]
     histories = iter(train_runs(tasks, workers=workers, progress=progress))
     return {name: [next(histories) for _ in seeds] for name in names}
@@ -267,7 +267,7 @@ def train_runs(tasks: list, *, workers=None, progress: Progress | None = None) -
 
 def final_loss(history, fraction: float = 0.1) -> float:
     """Mean loss over the last `fraction` of the rounds (smooths the round-to-round noise)."""
-    tail = max(1, int(round(fraction * history.steps)))
+    tail = max(1, int(round(fraction * history.rounds)))
     return float(np.mean(history.loss[-tail:]))
 
 

@@ -52,7 +52,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     problem, n_workers = mlp_setting(quick)
     profile = paper_profile(n_workers, dim=problem.dim)
     run_seeds = seeds(rng, cfg["seeds"])
-    options = {"steps": cfg["steps"], "optimizer": sgd(LEARNING_RATE, batch_size=BATCH)}
+    options = {"rounds": cfg["rounds"], "optimizer": sgd(LEARNING_RATE, batch_size=BATCH)}
     keys, tasks = [], []
     for bpw in BUDGETS:
         for seed in run_seeds:
@@ -114,7 +114,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     summary = "\n".join(
         [
             f"MLP on digits (d = {problem.dim}), N = K = 50, the paper's profile, SGD (step "
-            f"{LEARNING_RATE}, {BATCH} samples per partition), {cfg['steps']} rounds, {cfg['seeds']} seeds. "
+            f"{LEARNING_RATE}, {BATCH} samples per partition), {cfg['rounds']} rounds, {cfg['seeds']} seeds. "
             f"Default model: {DEFAULT_QUANTIZATION!r} with buckets of {DEFAULT_BUCKET_SIZE}; balanced: the "
             "paper's kappa scaling, one bucket.",
             "",
