@@ -123,8 +123,10 @@ def monte_carlo_error(
     scheduler : str or dask.distributed.Client, optional
         A Dask scheduler address (connected for this call) instead of `workers`.
     threads : int, optional
-        numba threads per batch (scoped: the previous count is restored). Default:
-        numba's own count in this process, 1 per process in a process pool.
+        numba threads inside each batch, in whichever process runs it (scoped: the
+        previous count is restored). Default: numba's own count in this process, 1 per
+        process in a process pool. `workers` decides which processes run the batches,
+        `threads` how many threads each uses (the convention of :mod:`gcdesign.parallel`).
     reference : bool
         Use the numpy reference of the kernel instead of numba (slow; tests).
 

@@ -123,8 +123,13 @@ def test_cpsat_options_are_checked():
     table, levels, _ = small_table(np.random.default_rng(0), 4, b_max=6, allow_idle=False)
     with pytest.raises(InputError, match="`time_limit` must be a finite number > 0"):
         allocate_table(table, levels, 12, method="cpsat", options={"time_limit": -1})
-    with pytest.raises(InputError, match="`workers` must be an integer >= 1"):
-        allocate_table(table, levels, 12, method="cpsat", options={"workers": 0.5})
+    with pytest.raises(InputError, match="`threads` must be an integer >= 1"):
+        allocate_table(table, levels, 12, method="cpsat", options={"threads": 0.5})
+    # `workers`, the option's old name, still works for one release
+    new = allocate_table(table, levels, 12, method="cpsat", options={"threads": 1})
+    with pytest.warns(DeprecationWarning, match="`workers=` is deprecated.*use `threads=`"):
+        old = allocate_table(table, levels, 12, method="cpsat", options={"workers": 1})
+    np.testing.assert_array_equal(old.bits, new.bits)
 
 
 # ---------------------------------------------------------------- heuristic
