@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,14 +143,25 @@ class SimulatedTime:
     Attributes
     ----------
     mean : float
-    stderr : float
+    standard_error : float
         Standard error of `mean` (sample standard deviation / sqrt(trials)).
     trials : int
     """
 
     mean: float
-    stderr: float
+    standard_error: float
     trials: int
+
+    @property
+    def stderr(self) -> float:
+        """Deprecated name of :attr:`standard_error` (warns; removed in the next release)."""
+        warnings.warn(
+            "SimulatedTime.stderr is deprecated and will be removed in the next release; "
+            "use SimulatedTime.standard_error.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.standard_error
 
 
 def simulate_kth_time(
@@ -247,7 +259,7 @@ def latency_table(
     list of dict
         One row per ``s``: ``stragglers``, ``wait_for`` (N - s), ``load``,
         ``expected_time``, ``speedup`` and, with `trials`, ``simulated_time``,
-        ``simulated_stderr``.
+        ``simulated_standard_error``.
     """
     n = positive_int("n_workers", n_workers)
     values = [stragglers] if isinstance(stragglers, numbers.Integral) else list(stragglers)
@@ -273,7 +285,7 @@ def latency_table(
                 n, n - s, rate=rate, shift=shift, load=load, trials=max(2, trials), rng=gen
             )
             row["simulated_time"] = sim.mean
-            row["simulated_stderr"] = sim.stderr
+            row["simulated_standard_error"] = sim.standard_error
         rows.append(row)
     return rows
 

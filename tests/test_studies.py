@@ -49,7 +49,8 @@ def test_latency_study_writes_sane_files(tmp_path):
     assert all(a > b for a, b in zip(times, times[1:], strict=False))
     for r in rows:  # Monte Carlo agrees with the closed form
         if r["simulated_time"]:
-            z = abs(float(r["simulated_time"]) - float(r["expected_time"])) / float(r["simulated_stderr"])
+            se = float(r["simulated_standard_error"])
+            z = abs(float(r["simulated_time"]) - float(r["expected_time"])) / se
             assert z < 4.5
     md = (tmp_path / "latency.md").read_text()
     assert "![round time and speedup](latency.png)" in md and "run time" in md

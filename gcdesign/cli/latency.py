@@ -97,6 +97,6 @@ def run_latency(args) -> int:
             f"{r['speedup']:>7.2f}x"
         )
         if trials:
-            line += f" {r['simulated_time']:>10.4f} {r['simulated_stderr']:>8.4f}"
+            line += f" {r['simulated_time']:>10.4f} {r['simulated_standard_error']:>8.4f}"
         print(line)
     return 0
