@@ -70,6 +70,8 @@ class MonteCarloResult:
     grad_norm_sq : float
     errors : ndarray (trials,)
         ``||ghat_t - g||^2`` per trial.
+    message : str
+        One line: the trials and the verdict of the bias test.
     """
 
     scheme: str
@@ -84,6 +86,7 @@ class MonteCarloResult:
     chunk: int
     grad_norm_sq: float
     errors: np.ndarray
+    message: str
 
 
 # ---------------------------------------------------------------- the estimator
@@ -342,6 +345,12 @@ def _summarize(name, errors, group_sums, group_sizes, target) -> MonteCarloResul
         chunk=MC_CHUNK,
         grad_norm_sq=grad_norm_sq,
         errors=errors,
+        message=f"{trials} trials; bias {bias:.3g} "
+        + (
+            f"above the bound {bias_bound:.3g}: the data reject unbiasedness"
+            if bias > bias_bound
+            else f"within the bound {bias_bound:.3g}: no evidence of bias"
+        ),
     )
 
 

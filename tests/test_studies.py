@@ -274,4 +274,6 @@ def test_every_study_quick(tmp_path, name):
     if name == "convergence":
         rows = _rows(tmp_path / "convergence_final.csv")
         assert {r["scheme"] for r in rows} >= {"centralized", "joint"}
-    assert result.seconds > 0
+    assert result.wall_time > 0
+    with pytest.warns(DeprecationWarning, match="use StudyResult.wall_time"):
+        assert result.seconds == result.wall_time

@@ -6,6 +6,7 @@ import csv
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +23,24 @@ _LINE_DEFAULTS = {"color": None, "linestyle": "-", "linewidth": 1.4}
 
 @dataclass
 class StudyResult:
-    """What a study wrote: file paths, the summary text and the run time."""
+    """What a study wrote: file paths, the summary text and the run time (``wall_time``, s)."""
 
     name: str
     files: list[Path] = field(default_factory=list)
     summary: str = ""
-    seconds: float = 0.0
+    wall_time: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """Deprecated name of :attr:`wall_time` (warns; removed in the next release)."""
+        warnings.warn(
+            "StudyResult.seconds is deprecated and will be removed in the next release; "
+            "use StudyResult.wall_time.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.wall_time
 
 
 class Progress:
