@@ -298,3 +298,14 @@ def _group_exact(frac: np.ndarray, tol: float) -> list[np.ndarray]:
     if bad:
         good.append(np.concatenate(bad))
     return good
+
+
+__all__ = [
+    "SNAP_TOL",
+    "count_components",
+    "decompose",
+    "group_workers",
+    "hub_layout",
+    "is_forest",
+    "segment_layout",
+]

@@ -410,3 +410,17 @@ def assemble_design(
         quantization=quantization,
         bucket_size=bucket_size,
     ).validate()
+
+
+__all__ = [
+    "CONSTRUCTIONS",
+    "DEFAULT_ALLOCATOR",
+    "DEFAULT_BUCKET_SIZE",
+    "DEFAULT_QUANTIZATION",
+    "ORDERS",
+    "Design",
+    "DesignError",
+    "assemble_design",
+    "design",
+    "resolve_budget",
+]

@@ -365,3 +365,19 @@ def load_design(path):
     del data["encoding_shape"]
     data["profile"]["straggler_probs"] = arrays["straggler_probs"]
     return design_from_dict(data)
+
+
+__all__ = [
+    "DESIGN_FIELDS",
+    "DESIGN_FIELDS_V1",
+    "DESIGN_FORMAT",
+    "DESIGN_VERSION",
+    "ENCODING_FIELDS",
+    "NPZ_ARRAYS",
+    "SUFFIXES",
+    "design_from_dict",
+    "design_to_dict",
+    "load_design",
+    "mass_tolerance",
+    "save_design",
+]

@@ -498,3 +498,26 @@ def load_example(name: str, *, with_defaults: bool = False):
     choice("example", name, _EXAMPLES)
     profile, defaults = _EXAMPLES[name][0]()
     return (profile, dict(defaults)) if with_defaults else profile
+
+
+__all__ = [
+    "EXAMPLE_TRACES",
+    "EXAMPLE_TRACE_RATES",
+    "LATENCY_MODELS",
+    "LONG_HEADER",
+    "MOBILENET_V3_SMALL_PARAMS",
+    "PROFILE_FIELDS",
+    "PROFILE_FORMAT",
+    "PROFILE_VERSION",
+    "ClusterProfile",
+    "classes_n48_probs",
+    "example_traces_path",
+    "list_examples",
+    "load_example",
+    "load_profile",
+    "make_example_traces",
+    "paper_profile",
+    "paper_rates",
+    "read_traces_csv",
+    "save_profile",
+]

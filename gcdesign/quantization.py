@@ -489,3 +489,27 @@ def _check_bits(bits) -> int:
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits < 2:
         raise InputError(f"`bits` must be an integer >= 2, got {bits!r}.")
     return int(bits)
+
+
+__all__ = [
+    "MAX_BITS",
+    "NORM_BITS",
+    "QUANTIZATION_MODELS",
+    "QUANTIZERS",
+    "QuantizationModel",
+    "calibrate_quantization",
+    "coordinate_norms",
+    "delta_raw",
+    "delta_tight",
+    "error_factors",
+    "levels",
+    "payload_bits",
+    "quantization_variance",
+    "quantize",
+    "quantize_rows",
+    "quantize_sign",
+    "resolve_quantization",
+    "row_variances",
+    "sign_quantization_variance",
+    "stochastic_levels",
+]

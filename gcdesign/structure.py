@@ -129,3 +129,12 @@ def optimal_structure_cvxpy(profile: ClusterProfile, delta) -> tuple[np.ndarray,
     row_sum = np.full(p.size, np.nan)
     row_sum[active] = np.asarray(rows.value).ravel()
     return row_sum, float(problem.value)
+
+
+__all__ = [
+    "UNBIASED_TOL",
+    "Structure",
+    "error_bound",
+    "optimal_structure",
+    "optimal_structure_cvxpy",
+]

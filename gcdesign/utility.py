@@ -39,3 +39,8 @@ def utilities(straggler_probs, delta) -> np.ndarray:
     if idle.any():
         u[np.broadcast_to(idle, u.shape)] = 0.0
     return u
+
+
+__all__ = [
+    "utilities",
+]

@@ -101,3 +101,9 @@ def cpsat(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
 
 
 register_allocator("cpsat", cpsat, options=CPSAT_OPTIONS)
+
+
+__all__ = [
+    "CPSAT_OPTIONS",
+    "cpsat",
+]

@@ -84,3 +84,11 @@ def random_instance(
         "kappa": model.kappa,
     }
     return Instance(table, levels, budget, p, description)
+
+
+__all__ = [
+    "FAMILIES",
+    "Instance",
+    "random_instance",
+    "straggler_probs",
+]

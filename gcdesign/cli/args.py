@@ -327,3 +327,24 @@ def name_list(text: str, field: str, what: str, allowed, *, everything="all", sk
             valid = ", ".join(sorted(allowed))
             raise UsageError(f"Unknown {what} {n!r} in `{field}`; choose from: {valid}.")
     return names
+
+
+__all__ = [
+    "MAX_COUNT",
+    "SEED",
+    "ArgumentValueError",
+    "Number",
+    "NumberList",
+    "UsageError",
+    "WholeNumber",
+    "add_budget",
+    "add_json",
+    "add_profile_source",
+    "bucket_size",
+    "budget_args",
+    "count",
+    "load_profile_arg",
+    "name_list",
+    "quantization_args",
+    "quantization_model",
+]

@@ -226,3 +226,14 @@ def run_show(args) -> int:
     else:
         print(format_summary(summary))
     return 0
+
+
+__all__ = [
+    "allocate_arguments",
+    "design_arguments",
+    "format_summary",
+    "run_allocate",
+    "run_design",
+    "run_show",
+    "show_arguments",
+]

@@ -100,3 +100,10 @@ def run_latency(args) -> int:
             line += f" {r['simulated_time']:>10.4f} {r['simulated_standard_error']:>8.4f}"
         print(line)
     return 0
+
+
+__all__ = [
+    "STRAGGLERS_ALLOWED",
+    "latency_arguments",
+    "run_latency",
+]

@@ -68,3 +68,10 @@ def run_study(args) -> int:
     for path in result.files:
         print(f"  {path}")
     return 0
+
+
+__all__ = [
+    "WORKERS",
+    "run_study",
+    "study_arguments",
+]

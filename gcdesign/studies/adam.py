@@ -206,3 +206,15 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("adam", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "BASELINES",
+    "BUDGETS",
+    "COLORS",
+    "LAMBDAS",
+    "LEARNING_RATES",
+    "N_WORKERS",
+    "ONE_TRACK",
+    "run",
+]

@@ -127,3 +127,11 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("allocators", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "LABELS",
+    "MARKERS",
+    "SIZES",
+    "run",
+]

@@ -119,3 +119,10 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("bits", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "TARGETS",
+    "loss_at_bits",
+    "run",
+]

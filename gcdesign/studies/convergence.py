@@ -266,3 +266,16 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
             + ".",
         ]
     return StudyResult("convergence", files=files, summary="\n".join(summary), notes=notes)
+
+
+__all__ = [
+    "BATCH",
+    "BUDGETS",
+    "LEARNING_RATE",
+    "compare",
+    "final_table",
+    "fmt",
+    "plot_curves",
+    "run",
+    "settings",
+]

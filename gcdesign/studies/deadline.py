@@ -164,3 +164,11 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("deadline", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "BITS_PER_WORKER",
+    "COMPARE",
+    "N_WORKERS",
+    "run",
+]

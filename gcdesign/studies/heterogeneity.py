@@ -145,3 +145,10 @@ def _figure(rows, names, title: str, n_seeds: int):
     ax.grid(True, alpha=0.3)
     fig.legend(loc="outside right center", fontsize=8)
     return fig
+
+
+__all__ = [
+    "BITS_PER_WORKER",
+    "N_WORKERS",
+    "run",
+]

@@ -103,3 +103,8 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("latency", files=files, summary=summary)
+
+
+__all__ = [
+    "run",
+]

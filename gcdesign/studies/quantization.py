@@ -312,3 +312,17 @@ def _figure(rows, grid):
     fig.legend(handles, labels, loc="outside right center", fontsize=9)
     fig.suptitle(f"Exact error of the joint design per quantization model (bucket size {beta}), 1 = best")
     return fig
+
+
+__all__ = [
+    "BASELINES",
+    "BUCKETS",
+    "FULL",
+    "MODELS",
+    "QUICK",
+    "TOLERANCE",
+    "default_label",
+    "evaluate_point",
+    "report",
+    "run",
+]

@@ -122,3 +122,10 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("quantization_training", files=files, summary=summary)
+
+
+__all__ = [
+    "BUDGETS",
+    "VARIANTS",
+    "run",
+]

@@ -449,3 +449,13 @@ def seeds(rng, count: int) -> list[int]:
     count = positive_int("count", count)
     rng = np.random.default_rng(rng)  # a Generator is returned as is
     return [int(s) for s in rng.integers(0, 2**31 - 1, size=count)]
+
+
+__all__ = [
+    "PROBLEM_TYPES",
+    "ErrorFeedback",
+    "History",
+    "gradient_estimates",
+    "seeds",
+    "train",
+]

@@ -143,3 +143,13 @@ def available_schemes(names=TRAINING_SCHEMES) -> tuple[list[str], list[str]]:
         base = scheme_variant(name)[0]
         (ok if base in ("centralized", "joint") or base in _schemes.SCHEMES else missing).append(name)
     return ok, missing
+
+
+__all__ = [
+    "EF_SUFFIX",
+    "TRAINING_SCHEMES",
+    "Centralized",
+    "available_schemes",
+    "scheme_variant",
+    "training_scheme",
+]
