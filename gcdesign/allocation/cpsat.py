@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .._validate import UNSET, InputError, renamed_keyword
-from . import register_allocator
+from .registry import register_allocator
 
 CPSAT_OPTIONS = ("time_limit", "threads", "seed", "resolution", "workers")  # workers: old name
 
