@@ -97,6 +97,20 @@ def test_bad_input_names_the_field(problem, code, kwargs, field):
         gcluster.train(problem, code, workers=object(), **kwargs)
 
 
+def test_the_old_keywords_still_work_with_a_deprecation_warning(problem, code):
+    # checked before any cluster is opened: a bad deadline stops the call after the renaming
+    for old in ({"client": object()}, {"n_workers": 3}):
+        with (
+            pytest.warns(DeprecationWarning, match="workers="),
+            pytest.raises(InputError, match="`deadline`"),
+        ):
+            gcluster.train(problem, code, deadline=0.0, rounds=2, **old)
+    with pytest.warns(DeprecationWarning, match="`w=`"), pytest.raises(InputError, match="`deadline`"):
+        gcluster.gradient_estimates(problem, code, theta=np.zeros(problem.dim), deadline=0.0, rounds=2)
+    with pytest.warns(DeprecationWarning), pytest.raises(InputError, match="not both"):
+        gcluster.train(problem, code, workers=2, n_workers=2, deadline=2.0, rounds=2)
+
+
 def test_bad_scheme_and_source(problem, code):
     with pytest.raises(InputError, match="scheme"):
         gcluster.train(problem, object(), workers=object(), deadline=2.0, rounds=2)

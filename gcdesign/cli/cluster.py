@@ -158,8 +158,8 @@ def _summary(args, code, problem, coded, baseline) -> dict:
         "coded_seconds_to_target": time_to_loss(coded, target),
         "uncoded_seconds_to_target": None if baseline is None else time_to_loss(baseline, target),
         "uncoded_final_loss": None if baseline is None else float(baseline.loss[-1]),
-        "coded_seconds": float(coded.wall_clock[-1] * unit),
-        "uncoded_seconds": None if baseline is None else float(baseline.wall_clock[-1] * unit),
+        "coded_seconds": float(coded.wall_time[-1] * unit),
+        "uncoded_seconds": None if baseline is None else float(baseline.wall_time[-1] * unit),
     }
 
 

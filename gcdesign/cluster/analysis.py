@@ -26,7 +26,7 @@ def time_to_loss(history: History, target: float) -> float:
     """Seconds of measured wall clock until the loss first reaches `target` (inf if never)."""
     hit = np.flatnonzero(history.loss <= target)
     unit = getattr(history, "time_unit", 1.0)
-    return float(history.wall_clock[hit[0]] * unit) if hit.size else math.inf
+    return float(history.wall_time[hit[0]] * unit) if hit.size else math.inf
 
 
 def straggler_table(history: ClusterHistory, straggler_probs, *, groups: int | None = None) -> list[dict]:

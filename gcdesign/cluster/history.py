@@ -22,7 +22,7 @@ from ..training import History
 class ClusterHistory(History):
     """A :class:`~gcdesign.History` measured on a cluster, with the per-worker record.
 
-    ``wall_clock`` is measured, in time units (seconds / ``time_unit``).
+    ``wall_time`` is measured, in time units (seconds / ``time_unit``).
 
     Attributes
     ----------
@@ -109,7 +109,7 @@ def record_fields(scheme, record, *, time_unit: float, deadline: float, shift: f
         "overhead": record.overhead,
         "placement": record.placement,
         "names": names,
-        "wall_clock": record.wall_time / time_unit,
+        "wall_time": record.wall_time / time_unit,
         "bits": record.bits,
         "arrived": np.concatenate([[0], record.arrived.sum(axis=1)]),
     }
