@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -9,14 +10,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from gcdesign import ClusterProfile, design, runtime  # noqa: E402
 from gcdesign.cluster.emulation import delay_rates  # noqa: E402
 from gcdesign.cluster.engine import Engine  # noqa: E402
 from gcdesign.cluster.history import ClusterHistory, record_fields  # noqa: E402
-
-from gcdesign import ClusterProfile, design, runtime  # noqa: E402
 from gcdesign.torch import decode as torch_decode  # noqa: E402
 from gcdesign.torch.gather import TorchTransport, hosts_of  # noqa: E402
-from gcdesign.torch.launch import process_group  # noqa: E402
+from gcdesign.torch.launch import process_group, torch_shard  # noqa: E402
 from gcdesign.torch.task import TorchTask  # noqa: E402
 
 DEADLINE, SHIFT, UNIT, ROUNDS = 1.0, 0.5, 0.25, 6
@@ -57,9 +57,10 @@ def session():
     rates = delay_rates(code.straggler_probs, deadline=DEADLINE, shift=SHIFT)
     rates[0] = 0.0  # worker 0 never makes it: its delay is cut to the hold (2 tau), always late
     estimates = []
-    with process_group(task, code, workers=2) as rank:
+    w0 = task.initial_point()
+    with process_group(functools.partial(torch_shard, task, code, None), code, w0, workers=2) as rank:
         assert rank == 0
-        transport = Recording(code, task, task.initial_point(), seed=11)
+        transport = Recording(code, w0, seed=11)
         try:
             engine = Engine(
                 transport, code, time_unit=UNIT, deadline=DEADLINE, rates=rates, shift=SHIFT, seed=11
@@ -143,3 +144,39 @@ def test_on_time_means_within_the_deadline(session):
     assert np.array_equal(h.on_time[:, sends], h.round_times[:, sends] <= DEADLINE)
     assert np.all(decoded <= h.on_time)
     assert math.isfinite(float(np.median(h.overhead)))
+
+
+def test_cluster_train_with_the_torch_backend():
+    """The public entry point: a TorchTask and a torch optimizer through gcdesign.cluster.train."""
+    import gcdesign.cluster as gcluster
+
+    task = small_task(seed=1)
+    code = design(ClusterProfile([0.1, 0.2, 0.3], dim=task.dim, partitions=3), 12, allocator="equal")
+    h = gcluster.train(
+        task,
+        code,
+        backend="torch",
+        workers=2,
+        deadline=DEADLINE,
+        rounds=4,
+        time_unit=UNIT,
+        rng=0,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.5),
+    )
+    assert h.round_times.shape == (4, 3) and h.optimizer == "SGD"
+    assert h.loss.shape == (5,) and np.all(np.isfinite(h.loss))
+    assert np.array_equal(h.on_time, h.round_times <= DEADLINE)
+    w = task.initial_point()
+    assert task.evaluate(w)[0] == pytest.approx(h.loss[-1])  # the task's model holds the last iterate
+
+
+def test_torch_backend_refuses_a_scheduler():
+    import gcdesign.cluster as gcluster
+    from gcdesign._validate import InputError
+
+    task = small_task()
+    code = design(ClusterProfile([0.1, 0.2], dim=task.dim, partitions=2), 8, allocator="equal")
+    with pytest.raises(InputError, match="`scheduler` is a Dask address"):
+        gcluster.train(task, code, backend="torch", scheduler="tcp://x:1", deadline=1.0, rounds=1)
+    with pytest.raises(InputError, match="backend"):
+        gcluster.train(task, code, backend="mpi", deadline=1.0, rounds=1)

@@ -52,7 +52,6 @@ from .. import runtime
 from .._validate import InputError
 from ..cluster.engine import Arrival, RoundOrder
 from ..cluster.worker import Reply, warm_up, work_round
-from .task import TorchShard, TorchTask
 
 _TAG_SPACE = 1 << 30
 _REPLY_HEAD = 16  # bytes: start offset and compute seconds, two float64
@@ -76,12 +75,11 @@ def _reply_tag(round_index: int, worker: int, n: int) -> int:
     return (round_index * n + worker) % _TAG_SPACE
 
 
-def _check_vector(scheme, task: TorchTask, batch_size) -> np.ndarray:
+def _check_vector(scheme, dim: int, batch_size) -> np.ndarray:
     """[seed slot, batch size, N, K, d, bits]: what master and hosts must agree on."""
     n, k = scheme.encoding.shape
-    return np.array(
-        [0, 0 if batch_size is None else batch_size, n, k, task.dim, int(np.sum(scheme.bits))], dtype=np.int64
-    )
+    batch = 0 if batch_size is None else batch_size
+    return np.array([0, batch, n, k, dim, int(np.sum(scheme.bits))], dtype=np.int64)
 
 
 # ====================================================================== the master's transport
@@ -92,13 +90,13 @@ class TorchTransport:
     :func:`serve`; :meth:`close` stops the hosts and joins the receiver threads.
     """
 
-    def __init__(self, scheme, task: TorchTask, w0, *, seed: int, batch_size=None):
-        self.scheme, self.task = scheme, task
+    def __init__(self, scheme, w0, *, seed: int, batch_size=None):
+        self.scheme = scheme
         self.n = scheme.encoding.shape[0]
         self.world = dist.get_world_size()
         self.rank_of = hosts_of(self.n, self.world)
         self.hosted = {h: [i for i in range(self.n) if self.rank_of[i] == h] for h in range(1, self.world)}
-        check = torch.from_numpy(_check_vector(scheme, task, batch_size))
+        check = torch.from_numpy(_check_vector(scheme, np.size(w0), batch_size))
         check[0] = seed
         for h in range(1, self.world):
             dist.send(check, h, tag=_TAG_SPACE + 1)
@@ -113,7 +111,7 @@ class TorchTransport:
                     f"rank {h}: a logical worker failed before round 0 (see its error output)."
                 )
             self.sizes[logical] = sizes[1:].numpy()
-        _warm_decoder(scheme, task.dim)
+        _warm_decoder(scheme, np.size(w0))
         self.orders = 0  # orders sent to every host (tags 2k, 2k + 1)
         self.lock = threading.Condition()
         self.news: list[Arrival] = []
@@ -276,8 +274,13 @@ _FIELDS = ("batch size", "number of workers N", "number of partitions K", "model
 
 
 # ====================================================================== the hosts
-def serve(task: TorchTask, scheme) -> None:
+def serve(make_shard, scheme, w0, *, batch_size=None) -> None:
     """A host rank's side of a run (ranks >= 1): serve the master's orders until it says stop.
+
+    ``make_shard(logical)`` builds the shard of this rank's logical workers: anything
+    with ``message(worker, w, round, seed) -> bytes | None`` (a :class:`TorchShard`, a
+    numpy-harness :class:`gcdesign.cluster.Shard`); `w0` is the initial model (its size
+    is checked against the master's, and the warm-up encodes at it).
 
     One thread per hosted logical worker (warm-up, then :func:`~gcdesign.cluster.worker.work_round`
     per order), one sender thread; the main thread receives the orders. An error of a
@@ -289,16 +292,16 @@ def serve(task: TorchTask, scheme) -> None:
     logical = [i for i, h in enumerate(hosts_of(n, world)) if h == rank]
     check = torch.zeros(6, dtype=torch.int64)
     dist.recv(check, 0, tag=_TAG_SPACE + 1)
-    mine = _check_vector(scheme, task, None)
-    seed, batch = int(check[0]), int(check[1])
+    mine = _check_vector(scheme, np.size(w0), batch_size)
+    seed = int(check[0])
     sizes = torch.zeros(len(logical) + 1, dtype=torch.int64)
-    mismatch = [f for f in range(2, 6) if int(check[f]) != mine[f]]
+    mismatch = [f for f in range(1, 6) if int(check[f]) != mine[f]]
     if mismatch:
         sizes[0] = mismatch[0]
         dist.send(sizes, 0, tag=_TAG_SPACE + 2)
         raise InputError(f"rank {rank}: the {_FIELDS[mismatch[0] - 1]} differs from the master's.")
-    shard = TorchShard(task, scheme, batch_size=batch or None)
-    w0 = task.initial_point()
+    shard = make_shard(logical)
+    w0 = np.asarray(w0, dtype=np.float64)
     outbox: queue.SimpleQueue = queue.SimpleQueue()
     warm: queue.SimpleQueue = queue.SimpleQueue()
     inboxes = {i: queue.SimpleQueue() for i in logical}
@@ -341,7 +344,7 @@ def serve(task: TorchTask, scheme) -> None:
         sizes[0] = -1
     dist.send(sizes, 0, tag=_TAG_SPACE + 2)
     head = torch.zeros(_ORDER_HEAD + 2 * len(logical), dtype=torch.float64)
-    model = torch.zeros(task.dim, dtype=torch.float64)
+    model = torch.zeros(w0.size, dtype=torch.float64)
     k = 0
     try:
         if failed is not None:

@@ -12,8 +12,10 @@ workers (:func:`gcdesign.torch.gather.serve`) and return None. Elsewhere it spaw
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import multiprocessing
+import os
 import socket
 from collections.abc import Callable
 from contextlib import suppress
@@ -30,7 +32,7 @@ from ..cluster.history import ClusterHistory, record_fields
 from ..schemes import check_scheme
 from .codec import flat_params, set_flat_grad, set_flat_params
 from .gather import TorchTransport, serve
-from .task import TorchTask
+from .task import TorchShard, TorchTask
 
 _JOIN_SECONDS = 30.0
 
@@ -42,15 +44,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _host_process(rank: int, world: int, port: int, task, scheme, threads: int) -> None:
+def _host_process(rank: int, world: int, port: int, make_shard, scheme, w0, batch_size, threads: int) -> None:
     torch.set_num_threads(threads)
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=timedelta(hours=1)
     )
     try:
-        serve(task, scheme)
+        serve(make_shard, scheme, w0, batch_size=batch_size)
     finally:
         dist.destroy_process_group()
+
+
+def torch_shard(task: TorchTask, scheme, batch_size, logical) -> TorchShard:
+    """The shard of a host rank for a :class:`TorchTask` (picklable with ``functools.partial``)."""
+    return TorchShard(task, scheme, batch_size=batch_size)
+
+
+class NumpyShards:
+    """``make(logical) -> Shard`` for a numpy-harness problem or gradient function (picklable for spawn)."""
+
+    def __init__(self, scheme, problem, gradient_fn, batch_size):
+        self.args = (scheme, problem, gradient_fn, batch_size)
+
+    def __call__(self, logical):
+        from ..cluster.worker import shard_maker
+
+        return shard_maker(*self.args)(logical)
 
 
 def make_optimizer(optimizer, model):
@@ -125,7 +144,11 @@ def train(
     if batch_size is not None:
         batch_size = positive_int("batch_size", batch_size)
     seed = int(np.random.default_rng(rng).integers(2**63))
-    with process_group(task, scheme, workers=workers, threads=threads) as rank:
+    w0 = task.initial_point()
+    make_shard = functools.partial(torch_shard, task, scheme, batch_size)
+    with process_group(
+        make_shard, scheme, w0, batch_size=batch_size, workers=workers, threads=threads
+    ) as rank:
         if rank != 0:
             return None
         return _master(
@@ -134,13 +157,14 @@ def train(
 
 
 @contextlib.contextmanager
-def process_group(task: TorchTask, scheme, *, workers: int = 2, threads: int = 1):
+def process_group(make_shard, scheme, w0, *, batch_size=None, workers: int = 2, threads: int = 1):
     """The gloo process group of a run; yields this process's rank (the master is 0).
 
     Under torchrun: joins the group (if not up yet); a rank other than 0 serves its
-    logical workers (:func:`~gcdesign.torch.gather.serve`) before yielding. Elsewhere:
-    spawns `workers` host processes on 127.0.0.1 and yields 0; on exit destroys the
-    group and joins the hosts (killing any that do not end within 30 s).
+    logical workers (:func:`~gcdesign.torch.gather.serve` with ``make_shard``) before
+    yielding. Elsewhere: spawns `workers` host processes on 127.0.0.1 (`make_shard`,
+    `scheme` and `w0` are pickled to them) and yields 0; on exit destroys the group and
+    joins the hosts (killing any that do not end within 30 s).
     """
     procs, owned = [], False
     if dist.is_torchelastic_launched():
@@ -150,7 +174,7 @@ def process_group(task: TorchTask, scheme, *, workers: int = 2, threads: int = 1
         rank = dist.get_rank()
         try:
             if rank != 0:
-                serve(task, scheme)
+                serve(make_shard, scheme, w0, batch_size=batch_size)
             yield rank
         finally:
             if owned:
@@ -164,7 +188,7 @@ def process_group(task: TorchTask, scheme, *, workers: int = 2, threads: int = 1
     ctx = multiprocessing.get_context("spawn")
     try:
         for rank in range(1, world):
-            args = (rank, world, port, task, scheme, threads)
+            args = (rank, world, port, make_shard, scheme, w0, batch_size, threads)
             procs.append(ctx.Process(target=_host_process, args=args, daemon=True))
             procs[-1].start()
         dist.init_process_group(
@@ -183,6 +207,30 @@ def process_group(task: TorchTask, scheme, *, workers: int = 2, threads: int = 1
         stop_processes(procs)
 
 
+def is_host_rank() -> bool:
+    """Whether this process is a torchrun rank other than 0 (a host of logical workers)."""
+    return dist.is_torchelastic_launched() and int(os.environ.get("RANK", "0")) != 0
+
+
+@contextlib.contextmanager
+def torch_transport(scheme, make_shard, w0, *, workers=2, seed: int, batch_size=None):
+    """The torch transport of one run of the round engine (rank 0); the hosts serve meanwhile.
+
+    The seam of :func:`gcdesign.cluster.train` with ``backend="torch"``: a process group
+    (:func:`process_group`), then a :class:`~gcdesign.torch.gather.TorchTransport`,
+    closed at the end. On a torchrun rank other than 0 it serves and yields None.
+    """
+    with process_group(make_shard, scheme, w0, batch_size=batch_size, workers=workers) as rank:
+        if rank != 0:
+            yield None
+            return
+        transport = TorchTransport(scheme, w0, seed=seed, batch_size=batch_size)
+        try:
+            yield transport
+        finally:
+            transport.close()
+
+
 def _master(task, scheme, deadline, rounds, time_unit, rates, shift, optimizer, seed, batch_size, on_round):
     model = task.model
     w0 = task.initial_point()
@@ -196,7 +244,7 @@ def _master(task, scheme, deadline, rounds, time_unit, rates, shift, optimizer, 
             on_round(r, w)
         return w
 
-    transport = TorchTransport(scheme, task, w0, seed=seed, batch_size=batch_size)
+    transport = TorchTransport(scheme, w0, seed=seed, batch_size=batch_size)
     try:
         engine = Engine(
             transport, scheme, time_unit=time_unit, deadline=deadline, rates=rates, shift=shift, seed=seed
@@ -229,4 +277,14 @@ def stop_processes(procs) -> None:
             p.join(5)
 
 
-__all__ = ["free_port", "make_optimizer", "process_group", "stop_processes", "train"]
+__all__ = [
+    "NumpyShards",
+    "free_port",
+    "is_host_rank",
+    "make_optimizer",
+    "process_group",
+    "stop_processes",
+    "torch_shard",
+    "torch_transport",
+    "train",
+]
