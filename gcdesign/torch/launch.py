@@ -160,26 +160,20 @@ def train(
 def process_group(make_shard, scheme, w0, *, batch_size=None, workers: int = 2, threads: int = 1):
     """The gloo process group of a run; yields this process's rank (the master is 0).
 
-    Under torchrun: joins the group (if not up yet); a rank other than 0 serves its
-    logical workers (:func:`~gcdesign.torch.gather.serve` with ``make_shard``) before
-    yielding. Elsewhere: spawns `workers` host processes on 127.0.0.1 (`make_shard`,
+    Under torchrun: joins the group (if not up yet; it stays up for the next run of the
+    process); a rank other than 0 serves its logical workers
+    (:func:`~gcdesign.torch.gather.serve` with ``make_shard``) before yielding. Elsewhere: spawns `workers` host processes on 127.0.0.1 (`make_shard`,
     `scheme` and `w0` are pickled to them) and yields 0; on exit destroys the group and
     joins the hosts (killing any that do not end within 30 s).
     """
     procs, owned = [], False
     if dist.is_torchelastic_launched():
-        if not dist.is_initialized():
+        if not dist.is_initialized():  # it stays up for the process's next run (torchrun ends it)
             dist.init_process_group("gloo", timeout=timedelta(hours=1))
-            owned = True
         rank = dist.get_rank()
-        try:
-            if rank != 0:
-                serve(make_shard, scheme, w0, batch_size=batch_size)
-            yield rank
-        finally:
-            if owned:
-                with suppress(Exception):
-                    dist.destroy_process_group()
+        if rank != 0:
+            serve(make_shard, scheme, w0, batch_size=batch_size)
+        yield rank
         return
     if dist.is_initialized():
         raise InputError("a torch.distributed process group is already up: launch with torchrun instead.")
