@@ -131,7 +131,8 @@ def _train_both(args, code, problem, shift):
 
         note = (lambda text: None) if is_host_rank() else (lambda text: print(text, file=sys.stderr))
         note(
-            f"coded: {code.n_workers} logical workers on torch host ranks, deadline {deadline:g}, {args.rounds} rounds"
+            f"coded: {code.n_workers} logical workers on torch host ranks, deadline {deadline:g}, "
+            f"{args.rounds} rounds"
         )
         common["backend"] = "torch"
         coded = train(problem, code, deadline=deadline, workers=args.workers, **common)
