@@ -14,9 +14,14 @@ from gcdesign import ClusterProfile, design, runtime  # noqa: E402
 from gcdesign.cluster.emulation import delay_rates  # noqa: E402
 from gcdesign.cluster.engine import Engine  # noqa: E402
 from gcdesign.cluster.history import ClusterHistory, record_fields  # noqa: E402
+from gcdesign.cluster.torch import (  # noqa: E402
+    TorchTransport,
+    host_program,
+    hosts_of,
+    process_group,
+    torch_shard,
+)
 from gcdesign.torch import decode as torch_decode  # noqa: E402
-from gcdesign.torch.gather import TorchTransport, hosts_of  # noqa: E402
-from gcdesign.torch.launch import process_group, torch_shard  # noqa: E402
 from gcdesign.torch.task import TorchTask  # noqa: E402
 
 DEADLINE, SHIFT, UNIT, ROUNDS = 1.0, 0.5, 0.25, 6
@@ -58,7 +63,8 @@ def session():
     rates[0] = 0.0  # worker 0 never makes it: its delay is cut to the hold (2 tau), always late
     estimates = []
     w0 = task.initial_point()
-    with process_group(functools.partial(torch_shard, task, code, None), code, w0, workers=2) as rank:
+    make_shard = functools.partial(torch_shard, task, code, None)
+    with process_group([host_program(make_shard, code, w0)], workers=2) as rank:
         assert rank == 0
         transport = Recording(code, w0, seed=11)
         try:
@@ -180,3 +186,42 @@ def test_torch_backend_refuses_a_scheduler():
         gcluster.train(task, code, backend="torch", scheduler="tcp://x:1", deadline=1.0, rounds=1)
     with pytest.raises(InputError, match="backend"):
         gcluster.train(task, code, backend="mpi", deadline=1.0, rounds=1)
+
+
+def test_the_quantizer_stream_tag_is_the_clusters():
+    from gcdesign.cluster.emulation import QUANTIZE
+    from gcdesign.torch import task
+
+    assert task.QUANTIZE == QUANTIZE  # a TorchShard draws its quantizer key as the numpy shard does
+
+
+@pytest.mark.slow
+def test_cli_cluster_backend_torch_prints_what_dask_prints():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    args = [
+        "cluster",
+        "--example",
+        "toy-n8",
+        "--deadline",
+        "2",
+        "--rounds",
+        "3",
+        "--time-unit",
+        "0.1",
+        "--json",
+    ]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    torch_run = subprocess.run(
+        [sys.executable, "-m", "gcdesign", *args, "--backend", "torch"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert torch_run.returncode == 0, torch_run.stderr
+    result = json.loads(torch_run.stdout)
+    assert len(result["stragglers"]) == 8 and result["rounds"] == 3
+    assert {"overhead_ms", "coded_seconds_to_target", "uncoded_seconds_to_target"} <= set(result)

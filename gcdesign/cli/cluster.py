@@ -127,7 +127,7 @@ def _train_both(args, code, problem, shift):
             raise InputError(
                 "--scheduler is a Dask address; the torch backend takes --workers (or torchrun)."
             )
-        from ..torch.launch import is_host_rank
+        from ..cluster.torch import is_host_rank
 
         note = (lambda text: None) if is_host_rank() else (lambda text: print(text, file=sys.stderr))
         note(

@@ -89,7 +89,7 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
     seed = int(np.random.default_rng(run["rng"]).integers(2**63))
     make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
     if backend == "torch":  # torch.distributed (gcdesign.torch); a torchrun host rank yields None
-        from ..torch.launch import NumpyShards, torch_transport
+        from .torch import NumpyShards, torch_transport
 
         shards = NumpyShards(scheme, problem, gradient_fn, run["batch_size"])
         opened = torch_transport(scheme, shards, w, workers=workers, seed=seed, batch_size=run["batch_size"])
@@ -200,7 +200,7 @@ def train(
         joins later (else they straggle for the rest of the run).
     backend : {"dask", "torch"}
         The transport of the same round engine: dask.distributed, or torch.distributed
-        (gloo point-to-point, :mod:`gcdesign.torch.gather`; `workers` host processes
+        (gloo point-to-point, :mod:`gcdesign.cluster.torch`; `workers` host processes
         spawned here, or the ranks of a ``torchrun`` launch, where the ranks other than
         0 serve and return None).
     client, n_workers
@@ -213,7 +213,7 @@ def train(
     workers = _renamed("workers", _renamed("workers", workers, "client", client), "n_workers", n_workers, 2)
     _backend_iv(backend, scheduler)
     if backend == "torch" and _is_torch_task(problem_or_gradient_fn):
-        from ..torch.launch import train as torch_train
+        from .torch import train as torch_train
 
         return torch_train(
             problem_or_gradient_fn,
