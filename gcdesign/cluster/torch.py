@@ -513,7 +513,7 @@ def train(
     with process_group(programs, workers=workers, threads=threads) as rank:
         if rank != 0:
             return None
-        return _master(
+        return run_master(
             task, scheme, deadline, rounds, time_unit, rates, shift, optimizer, seed, batch_size, on_round
         )
 
@@ -598,7 +598,10 @@ def torch_transport(scheme, make_shard, w0, *, workers=2, seed: int, batch_size=
             transport.close()
 
 
-def _master(task, scheme, deadline, rounds, time_unit, rates, shift, optimizer, seed, batch_size, on_round):
+def run_master(
+    task, scheme, deadline, rounds, time_unit, rates, shift, optimizer, seed, batch_size, on_round
+):
+    """Rank 0's side of one coded run of `task` (a process group is up and the hosts serve it)."""
     model = task.model
     w0 = task.initial_point()
     opt = make_optimizer(optimizer, model)
@@ -653,6 +656,7 @@ __all__ = [
     "is_host_rank",
     "make_optimizer",
     "process_group",
+    "run_master",
     "serve",
     "stop_processes",
     "torch_shard",
