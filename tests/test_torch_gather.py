@@ -225,3 +225,12 @@ def test_cli_cluster_backend_torch_prints_what_dask_prints():
     result = json.loads(torch_run.stdout)
     assert len(result["stragglers"]) == 8 and result["rounds"] == 3
     assert {"overhead_ms", "coded_seconds_to_target", "uncoded_seconds_to_target"} <= set(result)
+
+
+def test_study_uncoded_baseline_is_unbiased():
+    from gcdesign.studies.torch import P, uncoded_rescaled
+
+    scheme = uncoded_rescaled(ClusterProfile(P, dim=10, partitions=8), 32)
+    B = scheme.encoding.toarray()
+    expected = ((1.0 - np.asarray(P)) * scheme.decoding) @ B  # E[sum_i a_i 1{i arrives} b_ij]
+    assert np.allclose(expected, 1.0)
