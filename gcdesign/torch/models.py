@@ -10,7 +10,7 @@ Examples
 --------
 >>> task = digits_task("cnn", partitions=10, rng=0)
 >>> task.name, task.dim, task.n_samples
-('digits-cnn', 9834, 1438)
+('digits-cnn', 9930, 1438)
 >>> digits_task("mlp", partitions=10, hidden=32).dim
 2410
 """
