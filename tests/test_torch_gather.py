@@ -234,3 +234,29 @@ def test_study_uncoded_baseline_is_unbiased():
     B = scheme.encoding.toarray()
     expected = ((1.0 - np.asarray(P)) * scheme.decoding) @ B  # E[sum_i a_i 1{i arrives} b_ij]
     assert np.allclose(expected, 1.0)
+
+
+@pytest.mark.slow
+def test_docs_torch_python_blocks_run_as_written(tmp_path):
+    """docs/torch.md: its python blocks, run in order in one process, print what the page says."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "torch.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    said = re.findall(r"prints `([^`]*)`", text)
+    script = tmp_path / "blocks.py"
+    script.write_text(
+        "if __name__ == '__main__':\n"
+        + "".join("    " + line + "\n" for block in blocks for line in block.splitlines())
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[: len(said)] == said
