@@ -461,3 +461,18 @@ def _group_exact(frac: np.ndarray, tol: float) -> list[np.ndarray]:
     if bad:
         good.append(np.concatenate(bad))
     return good
+
+
+__all__ = [
+    "SNAP_TOL",
+    "closest_segment_layout",
+    "count_components",
+    "decompose",
+    "group_workers",
+    "hub_layout",
+    "is_forest",
+    "layout_pairs",
+    "moved_partitions",
+    "segment_geometry",
+    "segment_layout",
+]

@@ -101,7 +101,9 @@ def test_from_utilities_gives_the_table_path_bit_for_bit(family):
     p = straggler_probs(rng, 3000, family)
     prof = ClusterProfile(p, dim=10**6)
     for quantization, bucket in [("raw", 512), ("balanced", None), ("tight", None)]:
-        fast = allocate_bits(prof, 5 * 3000, method="certified", kappa=quantization, bucket_size=bucket)
+        fast = allocate_bits(
+            prof, 5 * 3000, method="certified", quantization=quantization, bucket_size=bucket
+        )
         levels = allowed_levels(2, 32)
         table = utility_table(p, fast.quantization, 10**6, levels, bucket)
         slow = allocate_table(table, levels, 5 * 3000, method="certified")

@@ -257,3 +257,12 @@ def certified_from_utilities(p, delta, levels, budget: int, options: dict):
 register_allocator(
     "certified", certified, options=("max_core_work",), from_utilities=certified_from_utilities
 )
+
+
+__all__ = [
+    "MAX_CORE_WORK",
+    "SAMPLE_ROWS",
+    "certified",
+    "certified_from_utilities",
+    "certify",
+]

@@ -91,3 +91,10 @@ def dp(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
 
 
 register_allocator("dp", dp, options=("reference",))
+
+
+__all__ = [
+    "dp",
+    "dp_reference",
+    "dp_solve",
+]
