@@ -198,3 +198,12 @@ def with_bucket_size(scheme, bucket_size: int | None):
     if not quantizer_spec(scheme.quantizer).buckets or scheme.bucket_size == bucket_size:
         return scheme
     return dataclasses.replace(scheme, bucket_size=bucket_size)
+
+
+__all__ = [
+    "SCHEME_FIELDS",
+    "Scheme",
+    "SchemeLike",
+    "check_scheme",
+    "with_bucket_size",
+]
