@@ -436,6 +436,7 @@ class Adapter:
         )
         self.test = DriftTest(p0, window=options.window, false_alarm=options.false_alarm)
         self.records: list[AdaptRecord] = []
+        self.last: dict | None = None
 
     def observe(self, round_index: int, late) -> bool:
         """Add round `round_index`'s outcomes; True when :attr:`design` changed (re-weighted, redesigned)."""
@@ -459,11 +460,49 @@ class Adapter:
                 p_hat.copy(),
             )
         )
+        self.last = {
+            "round": round_index,
+            "action": decision.action,
+            "gain": decision.gain,
+            "required": decision.required,
+            "moved": decision.moved,
+            "moved_fresh": decision.moved_fresh,
+            "current_error": decision.current_error,
+            "fresh_error": decision.fresh_error,
+        }
         return True
 
     @property
     def redesigns(self) -> list[AdaptRecord]:
         return [r for r in self.records if r.action == "redesign"]
+
+
+class Schedule:
+    """Designs switched at given rounds, whatever the lateness (the drift study's oracle).
+
+    ``initial`` is the design the run starts with, ``designs`` maps a round to the
+    design that runs from that round on; :meth:`observe` after round ``r - 1``
+    switches to ``designs[r]``. ``last["moved"]`` counts the partition copies of
+    each switch, ``last["moved_fresh"]`` those of ``fresh[r]`` (the same design on a
+    fresh layout) when given.
+    """
+
+    def __init__(self, initial, designs: dict, *, fresh: dict | None = None):
+        self.designs = dict(designs)
+        self.fresh = dict(fresh or {})
+        self.design = initial
+        self.last: dict | None = None
+
+    def observe(self, round_index: int, late) -> bool:
+        nxt = self.designs.get(round_index + 1)
+        if nxt is None:
+            return False
+        moved = moved_partitions(self.design.encoding, nxt.encoding)
+        fresh = self.fresh.get(round_index + 1)
+        moved_fresh = None if fresh is None else moved_partitions(self.design.encoding, fresh.encoding)
+        self.design = nxt
+        self.last = {"round": round_index, "action": "redesign", "moved": moved, "moved_fresh": moved_fresh}
+        return True
 
 
 def false_alarm_rate(straggler_probs, *, rounds: int, options: AdaptOptions | None = None, rng=None) -> dict:
@@ -497,6 +536,7 @@ __all__ = [
     "AdaptRecord",
     "Adapter",
     "Decision",
+    "Schedule",
     "DriftTest",
     "StragglerEstimator",
     "adapt_options",

@@ -123,7 +123,7 @@ def delay_rates(straggler_probs, *, deadline: float, shift: float) -> np.ndarray
         return -np.log(p) / (deadline - shift)
 
 
-def _latency_iv(scheme, deadline, shift, rates, emulate) -> tuple[float, float, np.ndarray | None]:
+def _latency_iv(scheme, deadline, shift, rates, emulate, rounds=None) -> tuple[float, float, np.ndarray | None]:
     n = scheme.encoding.shape[0]
     try:
         deadline = float(deadline)
@@ -145,11 +145,24 @@ def _latency_iv(scheme, deadline, shift, rates, emulate) -> tuple[float, float, 
             raise InputError("`rates` is needed to emulate delays without a deadline (deadline = inf).")
         return deadline, shift, delay_rates(scheme.straggler_probs, deadline=deadline, shift=shift)
     rates = np.asarray(rates, dtype=np.float64)
-    if rates.shape != (n,) or np.any(np.isnan(rates)) or np.any(rates < 0):
+    shapes = [(n,)] + ([] if rounds is None else [(rounds, n)])
+    if rates.shape not in shapes or np.any(np.isnan(rates)) or np.any(rates < 0):
+        also = "" if rounds is None else f", or ({rounds}, {n}): one row per round"
         raise InputError(
-            f"`rates` must be {n} numbers >= 0 (one per worker, inf allowed), got shape {rates.shape}."
+            f"`rates` must be {n} numbers >= 0 (one per worker, inf allowed{also}), got shape {rates.shape}."
         )
     return deadline, shift, rates
+
+
+def _load_cost_iv(load_cost, n: int, emulate: bool) -> np.ndarray | None:
+    if load_cost is None:
+        return None
+    if not emulate:
+        raise InputError("`load_cost` needs emulated delays (emulate=True).")
+    from ._validate import real_array
+
+    cost = real_array("load_cost", np.broadcast_to(np.asarray(load_cost, dtype=np.float64), (n,)), low=0)
+    return cost
 
 
 # ====================================================================== shards (worker side)
@@ -239,6 +252,16 @@ def _worker_round(shard, worker, round_index, theta, round_start, time_unit, del
     return round_index, worker, started - round_start, compute, payload
 
 
+def _reshard(shard, scheme, new_parts, keep):
+    """The shard a Dask worker holds after a redesign: the new scheme, the partitions it keeps
+    and the ones just sent (runs on that worker: nothing it kept travels)."""
+    if shard.parts is None:
+        return replace(shard, scheme=scheme)
+    parts = {j: part for j, part in shard.parts.items() if j in keep}
+    parts.update(new_parts)
+    return replace(shard, scheme=scheme, parts=parts)
+
+
 def _warm_up(shard, worker, theta) -> int:
     """Encode one message of `worker` (discarded): the worker's first-call costs, before round 0."""
     if shard.scheme.bits[worker] > 0 and runtime.partitions_of(shard.scheme, worker).size:
@@ -279,6 +302,13 @@ class ClusterHistory(History):
         The Dask worker address of each logical worker in each round (None: lost).
     names : tuple of str
         Worker names (the profile's, for the traces).
+    adaptation : tuple of dict
+        With ``adapt``: one entry per design change (alarm), with its round, ``action``
+        (``"redesign"`` or ``"reweight"``), the relative ``gain`` and the ``required`` one,
+        ``moved`` (partition copies of the layout chosen), ``moved_fresh`` (of a fresh
+        layout), ``moved_transport`` (partitions sent to Dask workers) and ``move_seconds``.
+    final_design : Design or None
+        With ``adapt``: the design in use at the end.
     """
 
     time_unit: float = 1.0
@@ -292,6 +322,8 @@ class ClusterHistory(History):
     overhead: np.ndarray = field(default_factory=lambda: np.zeros(0))
     placement: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=object))
     names: tuple = ()
+    adaptation: tuple = ()
+    final_design: object = None
 
     @property
     def straggler_frequency(self) -> np.ndarray:
@@ -336,13 +368,26 @@ class Engine:
     """Places the shards, runs the rounds, keeps the record (one per training run)."""
 
     def __init__(
-        self, client, scheme, make_shard, theta, *, time_unit, deadline, rates, shift, seed, replace_workers
+        self,
+        client,
+        scheme,
+        make_shard,
+        theta,
+        *,
+        time_unit,
+        deadline,
+        rates,
+        shift,
+        seed,
+        replace_workers,
+        load_cost=None,
     ):
         from distributed import as_completed
 
         self.client = client
         self.scheme = scheme
         self.make_shard = make_shard
+        self.load_cost = load_cost
         self.theta = theta
         self.n = scheme.encoding.shape[0]
         self.time_unit = time_unit
@@ -393,6 +438,37 @@ class Engine:
             pure=False,
         )
         warm.result()
+
+    def reshard(self, scheme) -> int:
+        """Run `scheme` from the next round: each Dask worker receives only the partitions its
+        logical workers hold now and did not before, and rebuilds its shard in place.
+
+        Returns the partitions sent (per Dask worker, each partition once). Waits for the
+        transfers, so their time falls between rounds, never inside one.
+        """
+        import scipy.sparse as sp
+
+        old, new = sp.csr_array(self.scheme.encoding), sp.csr_array(scheme.encoding)
+        self.scheme = scheme
+        self.make_shard = self.make_shard.for_scheme(scheme)
+        sent = 0
+        futures = []
+        for address, shard in list(self.shards.items()):
+            logical = [i for i in range(self.n) if self.where[i] == address]
+            had = _held(old, logical)
+            keep = _held(new, logical)
+            missing = sorted(keep - had)
+            new_parts = self.make_shard.parts(missing)
+            sent += len(missing) if new_parts is not None else 0
+            payload = {}
+            if new_parts:
+                [payload] = self.client.scatter([new_parts], workers=[address], broadcast=False, hash=False)
+            self.shards[address] = self.client.submit(
+                _reshard, shard, scheme, payload, keep, workers=[address], allow_other_workers=False, pure=False
+            )
+            futures.append(self.shards[address])
+        self.client.gather(futures)  # the new shards are built before the next round starts
+        return sent
 
     def _alive(self) -> set:
         return set(
@@ -488,7 +564,10 @@ class Engine:
         """One round: (messages in time {worker: bytes or None}, delays, placement, decision time)."""
         delays = None
         if self.rates is not None:
-            delays = emulated_delays(self.seed, round_index, self.rates, self.shift)
+            rates = self.rates[round_index] if self.rates.ndim == 2 else self.rates
+            delays = emulated_delays(self.seed, round_index, rates, self.shift)
+            if self.load_cost is not None:  # compute time follows the partitions held (MATH 16)
+                delays = delays + self.load_cost * np.diff(sp_csr(self.scheme.encoding).indptr)
         start_wall, start = time.time(), time.perf_counter()
         self.starts.append(start)
         self.times.append(np.full(self.n, math.inf))
@@ -555,19 +634,56 @@ def _source_iv(problem_or_gradient_fn, scheme, x0):
     return None, problem_or_gradient_fn, theta
 
 
-def shard_maker(scheme, problem, gradient_fn, batch_size):
+def sp_csr(matrix):
     import scipy.sparse as sp
 
-    encoding = sp.csr_array(scheme.encoding)
+    return sp.csr_array(matrix)
 
-    def make(logical: list[int]) -> Shard:
-        if problem is None:
-            return Shard(scheme, None, gradient_fn, 0, 0.0, None)
-        held = np.unique(np.concatenate([encoding[[i]].indices for i in logical] + [np.zeros(0, int)]))
-        parts = {int(j): partition_problem(problem, int(j)) for j in held}
-        return Shard(scheme, parts, None, problem.n_samples, problem.reg / problem.partitions, batch_size)
 
-    return make
+def _held(encoding, logical) -> set:
+    """The partitions the logical workers `logical` hold together (nonzero entries)."""
+    held = set()
+    for i in logical:
+        row = slice(encoding.indptr[i], encoding.indptr[i + 1])
+        held.update(int(j) for j, v in zip(encoding.indices[row], encoding.data[row], strict=True) if v != 0)
+    return held
+
+
+def shard_maker(scheme, problem, gradient_fn, batch_size) -> ShardMaker:
+    """The :class:`ShardMaker` of a run."""
+    return ShardMaker(scheme, problem, gradient_fn, batch_size)
+
+
+@dataclass(frozen=True, eq=False)
+class ShardMaker:
+    """Makes the shard of a Dask worker from the logical workers it hosts (and the partitions to send)."""
+
+    scheme: object
+    problem: Problem | None
+    gradient_fn: Callable | None
+    batch_size: int | None
+
+    def __call__(self, logical: list[int]) -> Shard:
+        if self.problem is None:
+            return Shard(self.scheme, None, self.gradient_fn, 0, 0.0, None)
+        held = sorted(_held(sp_csr(self.scheme.encoding), logical))
+        return Shard(
+            self.scheme,
+            self.parts(held),
+            None,
+            self.problem.n_samples,
+            self.problem.reg / self.problem.partitions,
+            self.batch_size,
+        )
+
+    def parts(self, held) -> dict | None:
+        """The data of the partitions `held` (None with a gradient function: nothing to move)."""
+        if self.problem is None:
+            return None
+        return {int(j): partition_problem(self.problem, int(j)) for j in held}
+
+    def for_scheme(self, scheme) -> ShardMaker:
+        return replace(self, scheme=scheme)
 
 
 class _Session:
@@ -614,13 +730,20 @@ def _run(
     x0,
     batch_size,
     replace_workers,
+    adapt=None,
+    load_cost=None,
+    accuracy=None,
 ):
     scheme = check_scheme(scheme)
     rounds = positive_int("rounds", rounds)
     time_unit = float(time_unit)
     if not (math.isfinite(time_unit) and time_unit > 0):
         raise InputError(f"`time_unit` must be a finite number of seconds > 0, got {time_unit!r}.")
-    deadline, shift, rates = _latency_iv(scheme, deadline, shift, rates, emulate)
+    deadline, shift, rates = _latency_iv(scheme, deadline, shift, rates, emulate, rounds)
+    load_cost = _load_cost_iv(load_cost, scheme.encoding.shape[0], emulate)
+    adapter = make_adapter(scheme, adapt)
+    if adapter is not None and not math.isfinite(deadline):
+        raise InputError("`adapt` needs a finite `deadline` (lateness is what it follows).")
     problem, gradient_fn, theta = _source_iv(problem_or_gradient_fn, scheme, x0)
     seed = int(np.random.default_rng(rng).integers(2**63))
     n = scheme.encoding.shape[0]
@@ -633,6 +756,7 @@ def _run(
     delays = np.full((rounds, n), math.nan) if rates is not None else None
     placement = np.empty((rounds, n), dtype=object)
     bits = np.zeros(rounds + 1, dtype=np.int64)
+    adaptation: list[dict] = []
     try:
         engine = Engine(
             session.client,
@@ -645,6 +769,7 @@ def _run(
             shift=shift,
             seed=seed,
             replace_workers=replace_workers,
+            load_cost=load_cost,
         )
         try:
             decided = None
@@ -664,6 +789,10 @@ def _run(
                 estimates.append(estimate)
                 theta = update(theta, estimate, r)
                 iterates.append(theta)
+                if adapter is not None and r + 1 < rounds:
+                    late = ~(engine.times[r] <= deadline)  # at the decision: not in time
+                    if adapter.observe(r, late):
+                        scheme = _follow(engine, adapter, scheme, adaptation)
             finished = time.perf_counter()
             overhead[-1] = finished - decided
             round_wall[-1] = finished - engine.starts[-1]
@@ -690,8 +819,39 @@ def _run(
         "wall_clock": np.concatenate([[0.0], np.cumsum(round_wall)]) / time_unit,
         "bits": bits,
         "arrived": np.concatenate([[0], arrived.sum(axis=1)]),
+        "adaptation": tuple(adaptation),
+        "final_design": scheme if adapter is not None else None,
     }
     return problem, np.array(iterates), np.array(estimates), arrived, record
+
+
+def make_adapter(scheme, adapt):
+    """The run's adapter: None, or an object with ``observe(round, late) -> bool`` and ``design``
+    (``adapt`` = True / a dict / :class:`~gcdesign.adaptive.AdaptOptions`: an
+    :class:`~gcdesign.adaptive.Adapter`; such an object itself, e.g. a
+    :class:`~gcdesign.adaptive.Schedule`, is used as is)."""
+    from .adaptive import Adapter, adapt_options
+
+    if hasattr(adapt, "observe") and hasattr(adapt, "design"):
+        return adapt
+    options = adapt_options(adapt)
+    return None if options is None else Adapter(scheme, options)
+
+
+def _follow(engine, adapter, scheme, adaptation: list) -> object:
+    """Switch the run to the adapter's design; move the data when the layout or bits changed."""
+    import scipy.sparse as sp
+
+    new = adapter.design
+    record = dict(adapter.last) if getattr(adapter, "last", None) else {"action": "redesign"}
+    changed = (sp.csr_array(new.encoding) != sp.csr_array(scheme.encoding)).nnz > 0 or not np.array_equal(
+        new.bits, scheme.bits
+    )
+    started = time.perf_counter()
+    record["moved_transport"] = engine.reshard(new) if changed else 0
+    record["move_seconds"] = time.perf_counter() - started
+    adaptation.append(record)
+    return new
 
 
 def _metrics(problem, iterates, loss):
@@ -729,6 +889,9 @@ def train(
     x0=None,
     loss: Callable | None = None,
     replace_workers: bool = True,
+    adapt=None,
+    load_cost=None,
+    accuracy: Callable | None = None,
 ) -> ClusterHistory:
     r"""Train with `scheme` on a dask.distributed cluster, a real deadline every round.
 
@@ -770,6 +933,20 @@ def train(
     replace_workers : bool
         Re-place the logical workers of a dead Dask worker on a worker that
         joins later (else they straggle for the rest of the run).
+    adapt : None, True, dict, AdaptOptions or an adapter
+        Follow the cluster (docs/math.md, section 16; :mod:`gcdesign.adaptive`):
+        after every round the lateness updates each worker's estimate and a drift
+        test; on an alarm the decoder is re-weighted or, when the gain is worth
+        it, the design is re-optimized on the layout closest to the current one
+        and only the partitions a Dask worker lacks are sent to it. Needs a
+        :class:`~gcdesign.Design`. The record is ``history.adaptation``.
+    load_cost : float or array_like (N,), optional
+        Emulated compute time per held partition :math:`c_i` (time units): the
+        delay becomes :math:`t_0 + c_i \ell_i + \mathrm{Exp}(\mu_i)` with
+        :math:`\ell_i` the partitions worker i holds in the current design.
+    accuracy : callable, optional
+        ``accuracy(theta)`` recorded each round (``test_accuracy``); default the
+        problem's ``test_accuracy`` when it has one.
 
     Returns
     -------
@@ -800,9 +977,16 @@ def train(
         x0=x0,
         batch_size=batch,
         replace_workers=replace_workers,
+        adapt=adapt,
+        load_cost=load_cost,
     )
     losses, norms, distance, optimal_loss, name = _metrics(problem, iterates, loss)
+    if accuracy is None and problem is not None:
+        accuracy = problem.test_accuracy
+    scores = None if accuracy is None else [accuracy(w) for w in iterates]
+    test_accuracy = None if scores is None or scores[0] is None else np.array(scores, dtype=np.float64)
     return ClusterHistory(
+        test_accuracy=test_accuracy,
         scheme=str(scheme.name),
         optimizer=optimizer.label,
         problem=name,
