@@ -1,4 +1,5 @@
-"""First use as written: every shell command and Python block of README.md and docs/guide.md runs.
+"""First use as written: every shell command and Python block of README.md, docs/guide.md and
+docs/cluster.md runs.
 
 Shell blocks run line by line in a temporary directory per document: in the
 default suite in this process (``gcdesign ...`` through ``gcdesign.cli.main``,
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "docs/guide.md"]
-SLOW = ("gcdesign study", "--compare all", "training import", "monte_carlo_error")
+DOCS = ["README.md", "docs/guide.md", "docs/cluster.md"]
+SLOW = ("gcdesign study", "--compare all", "training import", "monte_carlo_error", "cluster.train", "hist.")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 

@@ -146,9 +146,8 @@ def run_allocate(args) -> int:
             from ..profile import ClusterProfile
 
             tiny = ClusterProfile([0.1, 0.2], dim=profile.dim)
-            allocate_bits(
-                tiny, 2 * args.b_min, method=method, **{**common, "kappa": 1.0, "bucket_size": None}
-            )
+            spare = min(2 * args.b_min + 1, 2 * args.b_max)  # one bit to place: the kernels run
+            allocate_bits(tiny, spare, method=method, **{**common, "kappa": 1.0, "bucket_size": None})
         return allocate_bits(profile, budget, method=method, options=options(method), **common)
 
     if not args.compare:

@@ -10,7 +10,9 @@ Each round of :func:`train`:
 2. every arrived worker i computes :math:`x_i = \sum_j b_{ij} g_j` and sends
    :math:`Q_{b_i}(x_i)` (stochastic b-bit quantizer, the sign quantizer for
    1 bit, no quantization for ``quantizer == "none"``); all arrived workers are
-   quantized at once in numpy (:func:`gcdesign.quantization.quantize_rows`);
+   quantized at once by the codec's numba kernel
+   (:func:`gcdesign._codec_kernels.quantize_rows_numba`, bit for bit the numpy reference
+   :func:`gcdesign.quantization.quantize_rows` with the same draws);
 3. the master decodes :math:`\hat g = \sum_i a_i Q(x_i)` with
    ``a = scheme.decode_weights(arrived)`` and takes an optimizer step
    (:mod:`gcdesign.training.optimizers`).
@@ -24,6 +26,7 @@ the variant ``"<scheme>+ef"`` (:func:`gcdesign.training.schemes.scheme_variant`)
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +35,7 @@ import scipy.sparse as sp
 from .._validate import InputError, positive_int
 from ..latency import RoundTimes
 from ..parallel import single_blas_thread
-from ..quantization import payload_bits, quantize_rows
+from ..quantization import payload_bits
 from .mlp import MLPProblem
 from .optimizers import Optimizer, make_step, shrinkage_factor
 from .problems import Problem
@@ -57,8 +60,9 @@ class History:
         :math:`\\|w_t - w^*\\|_2` when the problem knows its optimum.
     bits : ndarray of int (steps + 1,)
         Bits delivered to the master in round t (the messages that arrived; 0 at t = 0).
-    wall_clock : ndarray (steps + 1,)
-        Cumulative simulated time (see :class:`gcdesign.latency.RoundTimes`).
+    wall_time : ndarray (steps + 1,)
+        Cumulative simulated time (see :class:`gcdesign.latency.RoundTimes`), in time
+        units (``wall_clock`` is its deprecated name).
     arrived : ndarray of int (steps + 1,)
         Workers that arrived in round t.
     optimal_loss : float or None
@@ -78,13 +82,23 @@ class History:
     grad_norm: np.ndarray
     distance: np.ndarray | None
     bits: np.ndarray
-    wall_clock: np.ndarray
+    wall_time: np.ndarray
     arrived: np.ndarray
     optimal_loss: float | None = None
     shrinkage: float = 1.0
     test_accuracy: np.ndarray | None = None
     error_feedback: bool = False
     residual_norm: np.ndarray | None = None
+
+    @property
+    def wall_clock(self) -> np.ndarray:
+        """Deprecated name of :attr:`wall_time` (removed in the next release)."""
+        warnings.warn(
+            "`History.wall_clock` is deprecated and will be removed in the next release; use `wall_time`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.wall_time
 
     @property
     def steps(self) -> int:
@@ -115,7 +129,7 @@ class History:
                 "distance": at(self.distance, t),
                 "bits": int(self.bits[t]),
                 "total_bits": int(total[t]),
-                "wall_clock": float(self.wall_clock[t]),
+                "wall_time": float(self.wall_time[t]),
                 "arrived": int(self.arrived[t]),
                 "test_accuracy": at(self.test_accuracy, t),
                 "residual_norm": at(self.residual_norm, t),
@@ -155,7 +169,9 @@ class ErrorFeedback:
         coded[used] = encoding[self.rows[used]] @ grads
         coded[~used] = encoding[self.rows[~used]] @ grads
         sent = coded + self.residuals
-        quantized = quantize_rows(
+        from .._codec_kernels import quantize_rows_numba  # numba: imported when training runs
+
+        quantized = quantize_rows_numba(
             sent, self.bits, quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
         )
         self.residuals = sent - quantized
@@ -236,8 +252,10 @@ class _Rounds:
         use = senders & (weights != 0)
         idx = np.flatnonzero(use)
         if self.feedback is None:
+            from .._codec_kernels import quantize_rows_numba  # numba: imported when training runs
+
             coded = self.encoding[idx] @ grads
-            quantized = quantize_rows(
+            quantized = quantize_rows_numba(
                 coded, self.bits[idx], quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
             )
         else:
@@ -390,7 +408,7 @@ def _train(problem, scheme, steps, optimizer, rng, stragglers, w, error_feedback
         grad_norm=record.grad_norm,
         distance=record.distance,
         bits=record.bits,
-        wall_clock=record.clock,
+        wall_time=record.clock,
         arrived=record.arrived,
         optimal_loss=problem.optimal_loss,
         shrinkage=shrink,

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import InputError, positive_int, real
-from .construction import closest_segment_layout, moved_partitions, segment_geometry
-from .profile import ClusterProfile
+from .._validate import InputError, positive_int, real
+from ..construction import closest_segment_layout, moved_partitions, segment_geometry
+from ..profile import ClusterProfile
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def _profile_like(design, straggler_probs) -> ClusterProfile:
 
 def reweight(design, straggler_probs):
     """`design` with its decoder re-weighted for `straggler_probs` (same layout, same bits; no data moves)."""
-    from .design import assemble_design
+    from ..design import assemble_design
 
     p_hat = np.asarray(straggler_probs, dtype=np.float64)
     return assemble_design(
@@ -285,8 +285,8 @@ def reweight(design, straggler_probs):
 
 def fresh_design(design, straggler_probs):
     """The design the pipeline makes for `straggler_probs` with `design`'s budget and options."""
-    from .design import design as make_design
-    from .quantization import QUANTIZATION_MODELS
+    from ..design import design as make_design
+    from ..quantization import QUANTIZATION_MODELS
 
     opts = design.options
     policy = opts.get("kappa_policy")
@@ -316,7 +316,7 @@ def closest_redesign(design, fresh):
     Returns ``(Design, moved, moved_fresh)``: the partition copies of the closest
     layout and of `fresh`'s own layout, both counted against `design`'s layout.
     """
-    from .design import assemble_design
+    from ..design import assemble_design
 
     moved_fresh = moved_partitions(design.encoding, fresh.encoding)
     if fresh.options.get("construction", "segment") != "segment":
@@ -422,7 +422,7 @@ class Adapter:
     """
 
     def __init__(self, design, options: AdaptOptions):
-        from .design import Design
+        from ..design import Design
 
         if not isinstance(design, Design):
             raise InputError(
