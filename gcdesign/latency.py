@@ -554,7 +554,7 @@ def load_aware_design(
         p = (1 - theta) * p + theta * implied
     error, code, implied = best
     if math.isfinite(error):  # deployed with its decoder re-weighted for what its loads imply
-        from .cluster.adaptive import reweight
+        from .design import reweight
 
         code = reweight(code, implied)
     return LoadAwareResult(code, False, steps, "best-visited")
@@ -563,7 +563,7 @@ def load_aware_design(
 def _true_error(code, implied) -> float:
     r"""The error of `code`'s layout under the probabilities its loads imply (decoder re-weighted);
     inf when a worker that holds data would always be late (its partitions are lost: biased)."""
-    from .cluster.adaptive import layout_error
+    from .design import layout_error
 
     late = implied >= 1
     if np.any(late & (np.asarray(code.decoding) != 0)):

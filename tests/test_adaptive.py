@@ -18,10 +18,9 @@ from gcdesign.cluster.adaptive import (
     decide,
     false_alarm_rate,
     fresh_design,
-    layout_error,
-    reweight,
 )
 from gcdesign.construction import closest_segment_layout, moved_partitions, segment_layout
+from gcdesign.design import layout_error, reweight
 from gcdesign.structure import error_bound
 
 

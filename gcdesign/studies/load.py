@@ -68,7 +68,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     n, rounds = cfg["workers"], cfg["rounds"]
     problem = digits_problem("logistic", partitions=n, rng=0)
     run_seeds = seeds(rng, cfg["seeds"])
-    from ..cluster.adaptive import layout_error
+    from ..design import layout_error
 
     cases, iteration_rows = [], []
     for level in cfg["levels"]:
