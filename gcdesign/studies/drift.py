@@ -14,7 +14,7 @@ rates change during the run (docs/math.md, sections 14 and 16):
 Three designs for each: ``static`` (the design for the initial profile, never
 changed), ``adaptive`` (``train(..., adapt=True)``: online estimate, drift test,
 redesign on the closest layout) and ``oracle`` (the design for the true profile at
-every change, every 4 rounds under ``wander``, on the closest layout). A digits MLP
+every change, every 10 rounds under ``wander``, on the closest layout). A digits MLP
 (held-out accuracy), gradient descent; the same seed gives the three arms the
 same delays. Time to target: seconds of measured wall clock until the loss first
 reaches the loss the oracle reaches (median over seeds) at 60 % of the rounds.
@@ -45,7 +45,7 @@ ARMS = ("static", "adaptive", "oracle")
 DEADLINE, SHIFT = 1.5, 1.0
 SLOW = 5.0
 WANDER_SD = 0.8
-ORACLE_EVERY = 4
+ORACLE_EVERY = 10
 TARGET_AT = 0.6
 COLORS = {"static": "tab:red", "adaptive": "tab:blue", "oracle": "black"}
 
@@ -311,8 +311,8 @@ def _figure(runs, scenarios, path):
                 axes[1][col].plot(clock, h.test_accuracy, color=COLORS[arm], lw=1.2, alpha=0.8)
         axes[0][col].set_title(scenario)
         axes[0][col].set_yscale("log")
+        axes[0][col].legend(fontsize=8)
         axes[1][col].set_xlabel("wall clock (s)")
     axes[0][0].set_ylabel("training loss")
     axes[1][0].set_ylabel("held-out accuracy")
-    axes[0][0].legend(fontsize=8)
     return save_figure(fig, path)
