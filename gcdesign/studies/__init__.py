@@ -84,13 +84,13 @@ def run_study(
     start = time.perf_counter()
     with open_workers(workers, scheduler=scheduler) as pool:
         result: StudyResult = module.run(out, quick=quick, rng=rng, progress=progress, workers=pool)
-    result.seconds = time.perf_counter() - start
+    result.wall_time = time.perf_counter() - start
     mode = "quick (`--quick`)" if quick else "full"
     text = [f"# Study `{name}`", "", STUDIES[name] + ".", "", result.summary.strip(), ""]
     if result.notes:
         text += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     ran_on = describe_workers(workers, scheduler)
-    text += [f"Mode: {mode}; run time {result.seconds:.1f} s ({ran_on}).", ""]
+    text += [f"Mode: {mode}; run time {result.wall_time:.1f} s ({ran_on}).", ""]
     text += ["Files: " + ", ".join(f"`{Path(f).name}`" for f in result.files), ""]
     summary_path = out / f"{name}.md"
     summary_path.write_text("\n".join(text))

@@ -316,3 +316,15 @@ def _figure(runs, scenarios, path):
     axes[0][0].set_ylabel("training loss")
     axes[1][0].set_ylabel("held-out accuracy")
     return save_figure(fig, path)
+
+
+__all__ = [
+    "ARMS",
+    "SCENARIOS",
+    "initial_probs",
+    "oracle_schedule",
+    "probs_of",
+    "rate_schedule",
+    "run",
+    "setting",
+]

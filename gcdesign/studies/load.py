@@ -223,3 +223,6 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
 
 def _ci(mean: float, half: float) -> str:
     return "never" if not math.isfinite(mean) else f"{mean:.2f} ± {half:.2f}"
+
+
+__all__ = ["HETEROGENEITY", "latency_model", "run", "setting"]
