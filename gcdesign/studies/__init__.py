@@ -39,6 +39,9 @@ STUDIES = {
     "torch": "wall clock to a target test accuracy over torch.distributed: the joint design, uncoded, OSGC "
     "and SGC through the deadline gather vs DDP all-reduce (digits MLP in PyTorch, emulated delays)",
     "quantization": "exact error of the design under every quantization model and bucket size vs baselines",
+    "drift": "static vs adaptive vs oracle designs on a drifting Dask cluster: time to target, data moved, "
+    "false redesigns",
+    "load": "load-blind vs load-aware designs on a Dask cluster whose compute time follows the load",
 }
 
 
