@@ -56,7 +56,10 @@ def _schemes(code):
 
 
 def test_import_gcdesign_does_not_import_torch():
-    script = "import sys, gcdesign, gcdesign.cli, gcdesign.runtime; print('torch' in sys.modules)"
+    script = (
+        "import sys, gcdesign, gcdesign.cli, gcdesign.runtime, gcdesign.cluster, gcdesign.studies.torch; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
