@@ -307,6 +307,13 @@ def design(
     kappa
         Deprecated name of `quantization` (warns; removed in the next release).
 
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: Theorem 1 (structure), Proposition 1 (the bit
+       allocation loses no optimality), section III-A (the sparse construction); docs/math.md,
+       sections 3 to 6.
+
     Examples
     --------
     >>> from gcdesign import load_example

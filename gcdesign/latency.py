@@ -115,6 +115,12 @@ def expected_kth_time(n_workers: int, k: int, *, rate: float, shift: float = 0.0
     load : float
         ``l > 0``, the computation load scaling each worker's time.
 
+    References
+    ----------
+    .. [1] the textbook's chapter "Distributed SGD as a Coded-Computing Problem", Theorem "Uncoded
+       Distributed SGD: Per-Round Tail Latency" (order statistics of exponential round times);
+       docs/math.md, section 9.
+
     Examples
     --------
     >>> round(expected_kth_time(100, 80, rate=1.0), 4)  # the textbook's 1.589
@@ -212,6 +218,12 @@ def speedup(
     Uncoded waits for all N workers at load 1; the code waits for ``N - s`` at
     load ``s + 1`` when `load_aware` (exact gradient codes), else at load 1.
 
+    References
+    ----------
+    .. [1] the textbook's chapter "Distributed SGD as a Coded-Computing Problem", Theorem "Uncoded
+       Distributed SGD: Per-Round Tail Latency" and its worked example (N = 100); docs/math.md,
+       section 9.
+
     Examples
     --------
     >>> round(speedup(100, 50, rate=1.0), 2)
@@ -260,6 +272,11 @@ def latency_table(
         One row per ``s``: ``stragglers``, ``wait_for`` (N - s), ``load``,
         ``expected_time``, ``speedup`` and, with `trials`, ``simulated_time``,
         ``simulated_standard_error``.
+
+    References
+    ----------
+    .. [1] the textbook's chapter "Distributed SGD as a Coded-Computing Problem", Theorem "Uncoded
+       Distributed SGD: Per-Round Tail Latency"; docs/math.md, section 9.
     """
     n = positive_int("n_workers", n_workers)
     values = [stragglers] if isinstance(stragglers, numbers.Integral) else list(stragglers)
