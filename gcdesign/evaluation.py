@@ -367,8 +367,10 @@ def _lemma1_bound(scheme, big_g: float, dim: int, quantizer: str) -> float | Non
         delta = np.where(bits >= 2, delta_raw(bits, dim, scheme.bucket_size), 0.0)
     elif quantizer == "sign":
         delta = np.full(bits.size, dim - 1.0)
-    else:
+    elif quantizer == "none":
         delta = np.zeros(bits.size)
+    else:  # a quantizer without a stated worst-case bound: none to report
+        return None
     # an idle worker (0 bits) counts as always late: its term vanishes
     return big_g**2 * error_bound(1.0 - arrival_probs(scheme), delta, row_sum)
 

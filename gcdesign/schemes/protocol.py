@@ -195,7 +195,7 @@ def with_bucket_size(scheme, bucket_size: int | None):
     import dataclasses
 
     check_scheme(scheme)
-    if scheme.quantizer != "stochastic" or scheme.bucket_size == bucket_size:
+    if not quantizer_spec(scheme.quantizer).buckets or scheme.bucket_size == bucket_size:
         return scheme
     return dataclasses.replace(scheme, bucket_size=bucket_size)
 
