@@ -205,7 +205,8 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ratios = [ddp_times[seed] / t for seed, t in zip(run_seeds, times, strict=True)]
         finite = [t for t in times if math.isfinite(t)]
         mean, half = mean_ci(finite) if len(finite) == len(times) else (math.inf, math.nan)
-        r_mean, r_half = mean_ci(ratios) if all(map(math.isfinite, ratios)) else (math.nan, math.nan)
+        reached = all(map(math.isfinite, times)) and all(map(math.isfinite, ddp_times.values()))
+        r_mean, r_half = mean_ci(ratios) if reached else (math.nan, math.nan)
         final = [float(results[(name, seed)][1][-1]) for seed in run_seeds]
         rows += [
             {"competitor": name, "seed": seed, "seconds_to_target": t, "final_accuracy": f}
