@@ -220,17 +220,18 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
 def _message(info, proven: bool) -> str:
     if info["lam"] is None:
         return "certified: the budget admits a single allocation"
-    head = (
-        f"Lagrangian bound {info['bound']:.17g} at multiplier {info['lam']:.6g}; "
-        f"core of {info['core']} workers (reduced-cost threshold {info['G']:.3g}) "
-        f"solved by DP in {info['rounds']} round(s), {info['cells']} cells"
-    )
+    bound = f"Lagrangian bound {info['bound']:.17g} at multiplier {info['lam']:.6g}"
     if proven:
         return (
-            f"certified optimal: {head}; the optimum is {info['gap']:.3g} below the bound and every "
-            "other allocation that reaches it changes only core workers"
+            f"certified optimal: {bound}; the optimum is {info['gap']:.3g} below it, and a DP over a "
+            f"core of {info['core']} workers covered every allocation within {info['G']:.3g} of it "
+            f"({info['rounds']} round(s), {info['cells']} cells)"
         )
-    return f"not proven: {head}; remaining gap to the bound {info['gap']:.3g}"
+    return (
+        f"not proven: {bound}; the last core tried ({info['core']} workers, reduced-cost threshold "
+        f"{info['G']:.3g}) was past the DP's cell budget after {info['rounds']} round(s), "
+        f"{info['cells']} cells; remaining gap to the bound {info['gap']:.3g}"
+    )
 
 
 FALLBACK_DP_WORK = 50_000_000
