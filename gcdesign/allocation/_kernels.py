@@ -136,15 +136,16 @@ def _slope_key(active, vert, w, r, buf, bits_of):
 def sorted_segment_ids(active, vert, count, rbits, ids):
     """Write the segment ids ``w << rbits | r`` into `ids` by decreasing slope, ties by id.
 
-    A bucket sort on the exact 64-bit slope keys (no truncated key, so nothing
-    collides). The key range is cut into at most 2^16 cells (each a slope ratio
-    of about 1.016 or less); a histogram of the cells splits each cell linearly
-    into about one bucket per 16 of its segments, so the buckets stay small
-    however the slopes spread. The (key, id) pairs are scattered into their
-    buckets in id order, and each bucket is sorted by key, stably (insertion
-    sort; a large bucket, e.g. a run of equal slopes, is left as it is when in order, else
-    sorted by a stable merge sort).
-    Slopes are recomputed in each pass from rows read in order: the table is
+    A two-level bucket sort on the exact 64-bit slope keys (no truncated key,
+    so nothing collides). The key range is cut into at most 2^16 cells (each a
+    slope ratio of about 1.016 or less) and the (key, id) pairs are scattered
+    into their cells in id order (few cells hold segments, so their write
+    positions stay in cache). Each cell is then copied to a scratch buffer and
+    scattered back into about one bucket per 16 of its segments (a linear cut
+    of the cell), so the buckets stay small however the slopes spread; each
+    bucket is sorted by key, stably (insertion sort; a large bucket, e.g. a run
+    of equal slopes, is left as it is when in order, else sorted by a stable
+    merge sort). Slopes are computed from rows read in order: the table is
     never read out of order.
     """
     n = count.size
@@ -167,64 +168,81 @@ def sorted_segment_ids(active, vert, count, rbits, ids):
     ucshift = np.uint64(cshift)
     cmask = (np.uint64(1) << ucshift) - np.uint64(1)
     ncells = np.int64(span >> ucshift) + 1
-    cells = np.zeros(ncells, dtype=np.int64)
+    cstart = np.zeros(ncells + 1, dtype=np.int64)
     for w in range(n):
         for r in range(count[w]):
-            cells[np.int64((_slope_key(active, vert, w, r, buf, bits_of) - lo) >> ucshift)] += 1
-    base = np.zeros(ncells + 1, dtype=np.int64)
-    sub = np.zeros(ncells, dtype=np.uint64)
+            cstart[np.int64((_slope_key(active, vert, w, r, buf, bits_of) - lo) >> ucshift) + 1] += 1
+    largest = 0
     for c in range(ncells):
-        parts = 0  # log2 of the cell's buckets: about one per 16 segments, at most 2^cshift
-        while parts < cshift and (16 << parts) < cells[c]:
-            parts += 1
-        sub[c] = np.uint64(cshift - parts)
-        base[c + 1] = base[c] + (1 << parts)
-    nb = base[ncells]
-    start = np.zeros(nb + 1, dtype=np.int64)
-    for w in range(n):
-        for r in range(count[w]):
-            rel = _slope_key(active, vert, w, r, buf, bits_of) - lo
-            c = np.int64(rel >> ucshift)
-            start[base[c] + np.int64((rel & cmask) >> sub[c]) + 1] += 1
-    for b in range(nb):
-        start[b + 1] += start[b]
+        largest = max(largest, cstart[c + 1])
+        cstart[c + 1] += cstart[c]
     keys = np.empty(total, dtype=np.uint64)
-    fill = start[:nb].copy()
+    fill = cstart[:ncells].copy()
     for w in range(n):
         for r in range(count[w]):
             key = _slope_key(active, vert, w, r, buf, bits_of)
-            rel = key - lo
-            c = np.int64(rel >> ucshift)
-            b = base[c] + np.int64((rel & cmask) >> sub[c])
-            keys[fill[b]] = key
-            ids[fill[b]] = (w << rbits) | r
-            fill[b] += 1
-    for b in range(nb):
-        q = start[b]
-        e = start[b + 1]
-        if e - q <= 64:  # insertion sort; the bucket is in id order, kept on ties
-            for j in range(q + 1, e):
-                key = keys[j]
-                x = ids[j]
-                i = j
-                while i > q and keys[i - 1] > key:
-                    keys[i] = keys[i - 1]
-                    ids[i] = ids[i - 1]
-                    i -= 1
-                keys[i] = key
-                ids[i] = x
-        else:
-            ordered = True  # e.g. a run of equal slopes: already in id order
-            for j in range(q + 1, e):
-                if keys[j - 1] > keys[j]:
-                    ordered = False
-                    break
-            if ordered:
-                continue
-            perm = np.argsort(keys[q:e], kind="mergesort")
-            run = ids[q:e].copy()
-            for j in range(e - q):
-                ids[q + j] = run[perm[j]]
+            c = np.int64((key - lo) >> ucshift)
+            keys[fill[c]] = key
+            ids[fill[c]] = (w << rbits) | r
+            fill[c] += 1
+    scratch_keys = np.empty(largest, dtype=np.uint64)
+    scratch_ids = np.empty(largest, dtype=ids.dtype)
+    start = np.zeros((1 << 16) + 2, dtype=np.int64)
+    for c in range(ncells):
+        q0 = cstart[c]
+        size = cstart[c + 1] - q0
+        if size <= 1:
+            continue
+        parts = 0  # log2 of the cell's buckets: about one per 16 segments, at most 2^cshift
+        while parts < cshift and parts < 16 and (16 << parts) < size:
+            parts += 1
+        nb = 1 << parts
+        sub = np.uint64(cshift - parts)
+        start[: nb + 1] = 0
+        for j in range(size):
+            key = keys[q0 + j]
+            scratch_keys[j] = key
+            scratch_ids[j] = ids[q0 + j]
+            start[np.int64(((key - lo) & cmask) >> sub) + 1] += 1
+        for b in range(nb):
+            start[b + 1] += start[b]
+        for j in range(size):  # back into the cell's buckets, in id order
+            key = scratch_keys[j]
+            b = np.int64(((key - lo) & cmask) >> sub)
+            keys[q0 + start[b]] = key
+            ids[q0 + start[b]] = scratch_ids[j]
+            start[b] += 1
+        q = q0  # start[b] is now the end of bucket b
+        for b in range(nb):
+            e = q0 + start[b]
+            _sort_bucket(keys, ids, q, e)
+            q = e
+
+
+@njit(cache=True)
+def _sort_bucket(keys, ids, q, e):
+    """Sort ``keys[q:e]`` ascending, stably, with `ids` alongside."""
+    if e - q <= 64:  # insertion sort; the bucket is in id order, kept on ties
+        for j in range(q + 1, e):
+            key = keys[j]
+            x = ids[j]
+            i = j
+            while i > q and keys[i - 1] > key:
+                keys[i] = keys[i - 1]
+                ids[i] = ids[i - 1]
+                i -= 1
+            keys[i] = key
+            ids[i] = x
+        return
+    for j in range(q + 1, e):
+        if keys[j - 1] > keys[j]:
+            break
+    else:
+        return  # e.g. a run of equal slopes: already in id order
+    perm = np.argsort(keys[q:e], kind="mergesort")
+    run = ids[q:e].copy()
+    for j in range(e - q):
+        ids[q + j] = run[perm[j]]
 
 
 # -------------------------------------------------------------- local search
