@@ -26,7 +26,8 @@ A message of worker i is built in three steps (docs/runtime.md):
    :func:`encode_values` and added by :func:`accumulate_values` (twins: ``astype`` and
    ``out += a * values``).
 
-Every kernel is a module-level ``numba.njit(cache=True)`` function (lazily typed) that
+Every kernel is a module-level :func:`gcdesign._jit.njit` function (lazily typed, cached in
+the user's cache folder) that
 serializes to Dask workers; the entry points release the GIL (``nogil=True``), so logical
 workers running as threads of one process encode at the same time. No ``fastmath``: the
 twins agree bit for bit. The kernels are serial: a message is the same whatever the
@@ -35,9 +36,9 @@ thread count.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ._jit import njit
 from ._mc_kernels import uniform, uniforms
 from .quantization import stochastic_levels
 
@@ -52,7 +53,7 @@ _BYTE = np.uint64(0xFF)
 
 
 # ------------------------------------------------------------------ bucket norms
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def bucket_sums(x, bucket, out):
     """``out[c] = sum_{k in bucket c} x_k^2`` in the fixed eight-lane order (module docstring)."""
     d = x.size
@@ -119,7 +120,7 @@ def bucket_norms(x: np.ndarray, bucket: int, *, reference: bool = False) -> np.n
 
 
 # ------------------------------------------------------------------ encode
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def encode_codes(x, bucket, norms, bits, s, quantizer, key, out):
     """Quantize `x` against the bucket `norms` (float64 values of float32) and pack into `out`.
 
@@ -149,7 +150,7 @@ def encode_codes(x, bucket, norms, bits, s, quantizer, key, out):
         out[pos] = np.uint8((acc << np.uint64(8 - pending)) & _BYTE)
 
 
-@numba.njit(cache=True)
+@njit()
 def _stochastic_codes(xs, offset, nrm, s, sign_bit, key, codes):
     if nrm == 0.0:
         codes[: xs.size] = 0
@@ -168,7 +169,7 @@ def _stochastic_codes(xs, offset, nrm, s, sign_bit, key, codes):
         codes[j] = code
 
 
-@numba.njit(cache=True)
+@njit()
 def _sign_codes(xs, offset, nrm, key, codes):
     if nrm == 0.0:
         codes[: xs.size] = 1
@@ -178,7 +179,7 @@ def _sign_codes(xs, offset, nrm, key, codes):
         codes[j] = _U1 if u < 0.5 * (1.0 + xs[j] / nrm) else np.uint64(0)
 
 
-@numba.njit(cache=True)
+@njit()
 def _pack(codes, n, bits, acc, pending, pos, out):
     """Append `n` codes of `bits` bits to the bit stream; whole 32-bit words are written as they
     fill, and whole bytes at the end of the chunk (so ``pending < 8`` between chunks)."""
@@ -201,7 +202,7 @@ def _pack(codes, n, bits, acc, pending, pos, out):
     return acc, pending, pos
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def encode_values(x, out):
     """Unquantized message: ``out[k] = float32(x[k])`` (round to nearest); True if all are finite."""
     finite = True
@@ -251,7 +252,7 @@ def unpack_reference(payload, bits: int, dim: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ decode-accumulate
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def accumulate_codes(payload, bits, s, bucket, norms, quantizer, weight, out):
     """``out[k] += weight * Q(x)_k`` from the packed codes (see the module docstring).
 
@@ -279,7 +280,7 @@ def accumulate_codes(payload, bits, s, bucket, norms, quantizer, weight, out):
                 _add_signs(codes, f, out[lo:hi])
 
 
-@numba.njit(cache=True)
+@njit()
 def _unpack(payload, n, bits, acc, available, pos, codes):
     width = np.uint64(bits)
     mask = (_U1 << width) - _U1
@@ -293,7 +294,7 @@ def _unpack(payload, n, bits, acc, available, pos, codes):
     return acc, available, pos
 
 
-@numba.njit(cache=True)
+@njit()
 def _add_levels(codes, f, sign_bit, level_mask, out):
     for j in range(out.size):
         code = codes[j]
@@ -301,7 +302,7 @@ def _add_levels(codes, f, sign_bit, level_mask, out):
         out[j] += -v if code & sign_bit else v
 
 
-@numba.njit(cache=True)
+@njit()
 def _add_signs(codes, f, out):
     for j in range(out.size):
         out[j] += f if codes[j] else -f
@@ -323,7 +324,7 @@ def accumulate_codes_reference(payload, bits, s, bucket, norms, quantizer, weigh
     out += v
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def accumulate_values(values, weight, out):
     """``out[k] += weight * values[k]`` (unquantized messages; `values` float32 or float64)."""
     for k in range(out.size):

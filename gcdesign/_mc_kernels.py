@@ -23,6 +23,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._jit import njit
+
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -35,7 +37,7 @@ QUANTIZER_CODES = {"stochastic": STOCHASTIC, "sign": SIGN, "none": EXACT}
 
 
 # ------------------------------------------------------------------ random numbers
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def uniform(key, counter):
     """The `counter`-th uniform in [0, 1) of the stream `key` (uint64 arguments)."""
     z = key + (counter + _ONE) * GOLDEN
@@ -56,7 +58,7 @@ def uniforms(key, counters) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ the kernel
-@numba.njit(cache=True, parallel=True)
+@njit(parallel=True)
 def simulate_rounds(
     x, bits, bucket, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum
 ):  # pragma: no cover - compiled; its twin simulate_rounds_reference is the readable version

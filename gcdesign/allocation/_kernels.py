@@ -1,4 +1,4 @@
-"""numba kernels of the allocators (module-level functions, ``cache=True``, no fastmath).
+"""numba kernels of the allocators (module-level functions cached by :func:`gcdesign._jit.njit`, no fastmath).
 
 Every kernel here has a readable numpy reference (``*_reference`` in the solver
 modules) that the tests run on the same input. Inputs are trusted: the public
@@ -13,11 +13,12 @@ levels ``base .. base + T`` with rows in reliability order.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._jit import njit
 
 
 # --------------------------------------------------------------------- exact DP
-@njit(cache=True)
+@njit()
 def dp_forward(table, steps, residual, choice):
     """Fill ``choice[i, r]`` (the level index of worker i when workers 0..i use r
     residual bits) and return the optimal value ``F_N(R)``.
@@ -50,7 +51,7 @@ def dp_forward(table, steps, residual, choice):
     return prev[residual]
 
 
-@njit(cache=True)
+@njit()
 def dp_backtrack(choice, steps, residual):
     """Level index per worker along the optimal path stored in `choice`."""
     n = choice.shape[0]
@@ -64,7 +65,7 @@ def dp_backtrack(choice, steps, residual):
 
 
 # ------------------------------------------------------------- concave envelope
-@njit(cache=True)
+@njit()
 def envelope_vertices(active):
     """Vertices of the upper concave envelope of each row of `active` over t = 0..T.
 
@@ -100,7 +101,7 @@ def envelope_vertices(active):
     return vert, count
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def segment_slope(active, vert, w, r):
     """Slope of segment r of worker w's envelope (the one formula every kernel uses)."""
     a = vert[w, r]
@@ -108,7 +109,7 @@ def segment_slope(active, vert, w, r):
     return (active[w, b] - active[w, a]) / (b - a)
 
 
-@njit(cache=True)
+@njit()
 def segment_keys(active, vert, count, rbits, ibits):
     """One uint64 sort key per segment: the slope's order bits above, the segment id below.
 
@@ -139,7 +140,7 @@ def segment_keys(active, vert, count, rbits, ibits):
     return keys
 
 
-@njit(cache=True)
+@njit()
 def finish_segment_order(keys, ids, active, vert, rbits, ibits):
     """Segment ids in exact order from the sorted `keys` (decreasing slope, then id).
 
@@ -184,7 +185,7 @@ def finish_segment_order(keys, ids, active, vert, rbits, ibits):
 
 
 # -------------------------------------------------------------- local search
-@njit(cache=True)
+@njit()
 def _better(values, a, b):
     """The index with the larger value (ties: the smaller index); -1 means none."""
     if a < 0:
@@ -196,7 +197,7 @@ def _better(values, a, b):
     return a
 
 
-@njit(cache=True)
+@njit()
 def _tree_update(tree, values, size, pos):
     node = (pos + size) // 2
     while node >= 1:
@@ -204,7 +205,7 @@ def _tree_update(tree, values, size, pos):
         node //= 2
 
 
-@njit(cache=True)
+@njit()
 def _tree_build(tree, values, size, count):
     for leaf in range(size):
         tree[size + leaf] = leaf if leaf < count else -1
@@ -212,7 +213,7 @@ def _tree_build(tree, values, size, count):
         tree[node] = _better(values, tree[2 * node], tree[2 * node + 1])
 
 
-@njit(cache=True)
+@njit()
 def _runner_up(tree, values, size, first):
     """Best index other than `first` (temporarily removes it from the tree)."""
     saved = values[first]
@@ -227,13 +228,13 @@ def _runner_up(tree, values, size, first):
     return second
 
 
-@njit(cache=True)
+@njit()
 def _gains(active, t, w, top, up, down):
     up[w] = active[w, t[w] + 1] - active[w, t[w]] if t[w] < top else -np.inf
     down[w] = active[w, t[w] - 1] - active[w, t[w]] if t[w] > 0 else -np.inf
 
 
-@njit(cache=True)
+@njit()
 def local_search(active, t, lo, hi, max_moves):
     """1-bit moves between workers ``lo .. hi - 1`` while the best move gains.
 
@@ -302,7 +303,7 @@ def local_search(active, t, lo, hi, max_moves):
     return moves
 
 
-@njit(cache=True)
+@njit()
 def greedy_top_up(active, t, k, bits):
     """Give `bits` single bits, each to the worker among the first k with the largest marginal gain.
 
@@ -322,7 +323,7 @@ def greedy_top_up(active, t, k, bits):
         t[arg] += 1
 
 
-@njit(cache=True)
+@njit()
 def _objective(active, t, lo, hi):
     total = 0.0
     for w in range(lo, hi):
@@ -331,7 +332,7 @@ def _objective(active, t, lo, hi):
 
 
 # ----------------------------------------------------------------- heuristic
-@njit(cache=True)
+@njit()
 def dual_bounds(active, lambdas, ks, residuals, rest_value):
     """Upper bound on the value of every top-k candidate, by weak Lagrangian duality.
 
@@ -357,7 +358,7 @@ def dual_bounds(active, lambdas, ks, residuals, rest_value):
     return bound
 
 
-@njit(cache=True)
+@njit()
 def heuristic_kernel(
     active,
     rest_value,
@@ -465,7 +466,7 @@ def heuristic_kernel(
     return best_t, best_k, total_moves, tried
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _before(active, vert, w, r, e, rbits):
     """Whether segment (w, r) precedes segment id `e` in the order of `ids`."""
     we = e >> rbits
@@ -475,7 +476,7 @@ def _before(active, vert, w, r, e, rbits):
     return s1 > s2 or (s1 == s2 and (w < we or (w == we and r < re)))
 
 
-@njit(cache=True)
+@njit()
 def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
     """The water-filling relaxation of every top-k candidate, in one pass over k.
 
@@ -549,7 +550,7 @@ def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
 
 
 # -------------------------------------------------------------------- greedy
-@njit(cache=True)
+@njit()
 def greedy_kernel(active, m, budget):
     """Start the first m workers at offset 0, then give each of `budget` bits to
     the largest marginal gain (a binary max-heap keyed by the next gain)."""
