@@ -259,6 +259,7 @@ def add_budget(parser) -> None:
         type=Number("bits-per-worker", low=0, low_open=True),
         help="average bits per worker (B = X N)",
     )
+    from ..design import DEFAULT_BUCKET_SIZE, DEFAULT_QUANTIZATION
     from .paths import input_file
 
     parser.add_argument(
@@ -270,13 +271,13 @@ def add_budget(parser) -> None:
         type=kappa_policy,
         help="quantization model the design is optimal for: tight, raw, balanced (the paper's scaling), "
         "none, calibrated (with --samples), or a number kappa >= 0 on the raw bound "
-        "(default: the package's, chosen by measured exact error; --kappa is the old name)",
+        f"(default {DEFAULT_QUANTIZATION}, chosen by measured exact error; --kappa is the old name)",
     )
     parser.add_argument(
         "--kappa-c",
         type=Number("kappa-c", low=0, low_open=True),
         default=1.0,
-        help="c of the balanced model",
+        help="c of the balanced model (default 1)",
     )
     parser.add_argument(
         "--bucket-size",
@@ -284,7 +285,7 @@ def add_budget(parser) -> None:
         type=bucket_size,
         default=None,
         help="bucket length of the stochastic quantizer (one float32 norm per bucket), or 'none' for one "
-        "bucket (default: the package's)",
+        f"bucket (default {DEFAULT_BUCKET_SIZE})",
     )
     parser.add_argument(
         "--samples",
