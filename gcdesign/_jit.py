@@ -45,16 +45,16 @@ class _UserFunctionCache(caching.FunctionCache):
     _impl_class = _UserCacheImpl
 
 
-def njit(**options):
+def njit(*, cache: bool = True, **options):
     """``numba.njit(**options)`` with the compiled code cached in the user's cache folder.
 
-    Use it as ``@njit(nogil=True)``; ``cache`` is not an option here: every kernel is cached.
+    Use it as ``@njit(nogil=True)``; ``cache=False`` compiles in memory each run.
     """
-    if "cache" in options:
-        raise TypeError("gcdesign._jit.njit always caches; drop the cache option")
 
     def decorate(func):
         dispatcher = numba.njit(**options)(func)
+        if not cache:
+            return dispatcher
         try:
             dispatcher._cache = _UserFunctionCache(dispatcher.py_func)
         except RuntimeError:  # no writable cache folder: compile in memory, as without cache

@@ -14,6 +14,10 @@ Given worker masses :math:`Y_i` (summing to K), build nonnegative weights
 * :func:`group_workers` orders the workers so that as many prefix sums of the
   masses as possible are whole numbers (exact MILP for small N, greedy for
   large N); the segment layout in that order splits into that many components.
+* :func:`closest_segment_layout` picks the worker order and the start of the axis
+  (the segment layout's free choices) that keep the most (worker, partition) pairs
+  of a previous layout: the layout of a redesign that moves the least data
+  (docs/math.md, section 16).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from ._validate import InputError
 SNAP_TOL = 1e-9  # prefix sums this close to an integer are treated as integers
 
 
-def segment_layout(row_mass, partitions: int, *, order=None, snap_tol: float = SNAP_TOL):
+def segment_layout(row_mass, partitions: int, *, order=None, offset: float = 0.0, snap_tol: float = SNAP_TOL):
     """Segment-overlap construction: CSR matrix (N x K) with row sums `row_mass`.
 
     Parameters
@@ -37,6 +41,10 @@ def segment_layout(row_mass, partitions: int, *, order=None, snap_tol: float = S
         K.
     order : array_like of int, optional
         Order of the workers on the axis (a permutation of 0..N-1).
+    offset : float
+        Where the first worker's segment starts, in [0, K): the axis is a circle
+        of length K and the segment that crosses K continues at 0 (at most one
+        more nonzero than ``offset = 0``). Column sums stay 1.
     snap_tol : float
         Interior boundaries within this distance of an integer are moved onto
         it, saving one nonzero each (and splitting the graph).
@@ -45,7 +53,11 @@ def segment_layout(row_mass, partitions: int, *, order=None, snap_tol: float = S
     --------
     >>> segment_layout([1.5, 1.0, 0.5], 3).toarray().tolist()
     [[1.0, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 0.5]]
+    >>> segment_layout([1.5, 1.0, 0.5], 3, offset=1.0).toarray().tolist()
+    [[0.0, 1.0, 0.5], [0.5, 0.0, 0.5], [0.5, 0.0, 0.0]]
     """
+    if offset:
+        return _wrapped_segment_layout(row_mass, partitions, order, float(offset), snap_tol)
     y = np.asarray(row_mass, dtype=np.float64)
     n = y.size
     order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
@@ -69,6 +81,157 @@ def segment_layout(row_mass, partitions: int, *, order=None, snap_tol: float = S
     keep = vals > 0
     rows = order[pos[keep]]
     return sp.csr_array((vals[keep], (rows, cols[keep])), shape=(n, partitions))
+
+
+def _wrapped_segment_layout(row_mass, partitions, order, offset, snap_tol) -> sp.csr_array:
+    """The segment layout started at `offset` on a circle of length K: a layout on [0, 2K)
+    with two placeholder segments (``offset`` before, ``K - offset`` after), folded mod K."""
+    y = np.asarray(row_mass, dtype=np.float64)
+    n = y.size
+    order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
+    offset = offset % partitions
+    masses = np.concatenate([[offset], y[order], [partitions - offset]])
+    wide = sp.coo_array(segment_layout(masses, 2 * partitions, snap_tol=snap_tol))
+    real = (wide.row >= 1) & (wide.row <= n)
+    rows = order[wide.row[real] - 1]
+    cols = wide.col[real] % partitions
+    out = sp.csr_array((wide.data[real], (rows, cols)), shape=(n, partitions))  # duplicates summed
+    out.sum_duplicates()
+    return out
+
+
+def layout_pairs(encoding) -> set:
+    """The (worker, partition) pairs that hold data: the layout of docs/math.md, section 16."""
+    enc = sp.coo_array(encoding)
+    keep = enc.data != 0
+    return set(zip(enc.row[keep].tolist(), enc.col[keep].tolist(), strict=True))
+
+
+def moved_partitions(previous, encoding) -> int:
+    r"""Partition copies a move from `previous` to `encoding` needs: :math:`|L_{new} \setminus L_{old}|`."""
+    return len(layout_pairs(encoding) - layout_pairs(previous))
+
+
+def _moved_count(previous_mask: sp.csr_array, encoding: sp.csr_array) -> int:
+    """:func:`moved_partitions` with sparse arithmetic (the search evaluates hundreds of layouts)."""
+    new = (encoding != 0).astype(np.int8)
+    return int(new.nnz - new.multiply(previous_mask).nnz)
+
+
+def segment_geometry(encoding) -> tuple[np.ndarray, float]:
+    """The worker order and the offset of a segment layout (what :func:`segment_layout` was given).
+
+    Workers are sorted by their first partition (a segment that wraps past K
+    starts at its partition after the gap), then by their last; workers without
+    data come last. The offset is read off a segment that crosses a partition
+    boundary: it ends at ``last + weight in the last partition``. Workers inside
+    one partition may be listed in another order than the original, which gives
+    the same layout.
+
+    Examples
+    --------
+    >>> order, offset = segment_geometry(segment_layout([1.5, 1.0, 0.5], 3, order=[2, 0, 1], offset=0.25))
+    >>> order.tolist(), round(offset, 12)
+    ([2, 0, 1], 0.25)
+    """
+    enc = sp.csr_array(encoding)
+    n, k = enc.shape
+    first = np.full(n, np.inf)
+    last = np.full(n, np.inf)
+    last_weight = np.zeros(n)
+    for i in range(n):
+        cols = enc.indices[enc.indptr[i] : enc.indptr[i + 1]]
+        vals = enc.data[enc.indptr[i] : enc.indptr[i + 1]]
+        keep = vals != 0
+        cols, vals = cols[keep], np.abs(vals[keep])
+        if not cols.size:
+            continue
+        sort = np.argsort(cols)
+        cols, vals = cols[sort], vals[sort]
+        gaps = np.flatnonzero(np.diff(cols) > 1)
+        if gaps.size:  # wrapped: [cols after the gap ..., K - 1, 0, ...]
+            cut = gaps[-1] + 1
+            cols = np.concatenate([cols[cut:], cols[:cut] + k])
+            vals = np.concatenate([vals[cut:], vals[:cut]])
+        first[i], last[i], last_weight[i] = cols[0], cols[-1], vals[-1]
+    order = np.lexsort((np.arange(n), last, first))
+    mass = np.abs(enc).sum(axis=1)
+    ends = np.cumsum(mass[order])
+    spanning = np.flatnonzero(last[order] > first[order])
+    if spanning.size:
+        pos = spanning[0]
+        worker = order[pos]
+        offset = (last[worker] + last_weight[worker] - ends[pos]) % k
+    else:  # every boundary is a whole number: the first segment starts on one
+        offset = float(first[order[0]] % k) if np.isfinite(first[order[0]]) else 0.0
+    if abs(offset - round(offset)) <= SNAP_TOL:
+        offset = float(round(offset)) % k
+    return order, float(offset)
+
+
+def closest_segment_layout(
+    row_mass, partitions: int, previous, *, orders=(), max_offsets: int = 256, snap_tol: float = SNAP_TOL
+):
+    r"""The segment layout with masses `row_mass` that keeps the most pairs of `previous`.
+
+    The segment construction is free in the worker order and in where the
+    first segment starts on the circle of length K (:func:`segment_layout`'s
+    `offset`). This searches both: the orders are the previous axis order
+    (workers sorted by where their old segment starts) and every order in
+    `orders` (e.g. the fresh layout's); the offsets are those that put one
+    worker's new segment where its old segment started (and 0), at most
+    `max_offsets` of them, evenly spread. Each candidate's movement
+    :math:`|L_{new} \setminus L_{old}|` is counted and the least wins (ties: fewer
+    nonzeros). Since the fresh layout (offset 0 in its order) is a candidate when
+    its order is given, the result never moves more than the fresh layout.
+    Cost: O(candidates x (N + K)).
+
+    Parameters
+    ----------
+    row_mass : array_like (N,)
+        The new masses (summing to K).
+    partitions : int
+    previous : sparse or dense (N, K)
+        The layout in place (its nonzero pattern is what is kept).
+    orders : sequence of int arrays
+        More worker orders to try.
+    max_offsets : int
+        Offsets tried per order.
+
+    Returns
+    -------
+    (scipy.sparse.csr_array, dict)
+        The layout and ``{"order", "offset", "moved"}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> old = segment_layout([1.5, 1.0, 0.5], 3)
+    >>> new, info = closest_segment_layout([1.4, 1.1, 0.5], 3, old)
+    >>> info["moved"]
+    0
+    """
+    y = np.asarray(row_mass, dtype=np.float64)
+    previous = sp.csr_array(previous)
+    mask = (previous != 0).astype(np.int8)
+    old_order, old_offset = segment_geometry(previous)
+    old_mass = np.abs(previous).sum(axis=1)
+    old_starts = np.empty(y.size)
+    old_starts[old_order] = old_offset + np.concatenate([[0.0], np.cumsum(old_mass[old_order])[:-1]])
+    candidates = [old_order] + [np.asarray(o, dtype=np.int64) for o in orders]
+    best = None
+    for order in candidates:
+        starts = np.concatenate([[0.0], np.cumsum(y[order])[:-1]])
+        offsets = np.unique(np.round((old_starts[order] - starts) % partitions, 12))
+        if offsets.size > max_offsets:
+            offsets = offsets[np.linspace(0, offsets.size - 1, max_offsets).astype(np.int64)]
+        for offset in np.concatenate([[0.0], offsets]):
+            layout = segment_layout(y, partitions, order=order, offset=float(offset), snap_tol=snap_tol)
+            key = (_moved_count(mask, layout), layout.nnz)
+            if best is None or key < best[0]:
+                best = (key, layout, order, float(offset))
+    (moved, _), layout, order, offset = best
+    return layout, {"order": order, "offset": offset, "moved": int(moved)}
 
 
 def hub_layout(row_mass, partitions: int, *, order=None):

@@ -313,13 +313,274 @@ class RoundTimes:
         )
 
 
+# ====================================================================== load-aware design
+@dataclass(frozen=True)
+class LoadLatency:
+    r"""Round times that grow with the load: :math:`T_i = t_0 + c_i \ell_i + \mathrm{Exp}(\mu_i)`.
+
+    Worker i holding :math:`\ell_i` partitions misses the deadline :math:`\tau` with
+
+    .. math:: p_i(\ell_i) = P(T_i > \tau) = e^{-\mu_i (\tau - t_0 - c_i \ell_i)}
+
+    (1 when :math:`c_i \ell_i \ge \tau - t_0`), docs/math.md, section 16.
+
+    Attributes
+    ----------
+    rates : tuple of float
+        :math:`\mu_i > 0`.
+    per_partition : tuple of float
+        :math:`c_i \ge 0`, time units per held partition.
+    shift : float
+        :math:`t_0 \ge 0`.
+
+    Examples
+    --------
+    >>> model = LoadLatency(rates=(2.0, 2.0), per_partition=(0.1, 0.1), shift=1.0)
+    >>> model.straggler_probs([1, 3], deadline=1.5).round(4).tolist()
+    [0.4493, 0.6703]
+    """
+
+    rates: tuple
+    per_partition: tuple
+    shift: float = 0.0
+
+    def __post_init__(self):
+        rates = real_array("rates", self.rates, low=0, low_open=True, min_size=1)
+        cost = real_array("per_partition", self.per_partition, low=0)
+        if cost.shape != rates.shape:
+            raise InputError(
+                f"`per_partition` must have {rates.size} entries (one per worker), got {cost.size}."
+            )
+        object.__setattr__(self, "rates", tuple(rates.tolist()))
+        object.__setattr__(self, "per_partition", tuple(cost.tolist()))
+        object.__setattr__(self, "shift", real("shift", self.shift, low=0))
+
+    @property
+    def n_workers(self) -> int:
+        return len(self.rates)
+
+    def straggler_probs(self, loads, deadline: float) -> np.ndarray:
+        r""":math:`p_i(\ell_i)` for the loads `loads` (N,) against `deadline`."""
+        loads = np.asarray(loads, dtype=np.float64)
+        slack = deadline - self.shift - np.asarray(self.per_partition) * loads
+        return np.where(slack > 0, np.exp(-np.asarray(self.rates) * np.maximum(slack, 0.0)), 1.0)
+
+    def sample(self, loads, *, rounds: int, rng=None) -> np.ndarray:
+        r"""Round times (rounds, N) at the given loads (a scalar or (N,) or (rounds, N))."""
+        gen = np.random.default_rng(rng)
+        loads = np.broadcast_to(np.asarray(loads, dtype=np.float64), (rounds, self.n_workers))
+        tail = gen.standard_exponential((rounds, self.n_workers)) / np.asarray(self.rates)
+        return self.shift + np.asarray(self.per_partition) * loads + tail
+
+
+def fit_load_latency(round_times, loads, *, censor: float = math.inf) -> LoadLatency:
+    r"""Fit :class:`LoadLatency` to traces: round times against the load each worker held.
+
+    Parameters
+    ----------
+    round_times : array_like (rounds, N)
+        Observed round times (time units); ``inf`` or values above `censor` are
+        censored (the worker was still running when the record stopped).
+    loads : array_like (rounds, N)
+        Partitions each worker held in each round (at least two distinct loads overall).
+    censor : float
+        Times above this are censored at it (e.g. the engine's hold, ``2 tau``).
+
+    Notes
+    -----
+    The location :math:`t_0 + c_i \ell` of a shifted exponential is estimated by
+    the least observed time at each (worker, load) (the maximum-likelihood
+    location), minus the expected excess :math:`1 / (n \mu)` of a minimum of n;
+    :math:`t_0` (shared) and the slopes :math:`c_i` solve the least-squares
+    line through those minima (a worker seen at one load only gets the common
+    slope). The rates are the censored-exponential maximum likelihood,
+    :math:`\mu_i = d_i / \sum_r (\min(T_{ir}, C) - t_0 - c_i \ell_{ir})`, with
+    :math:`d_i` the uncensored rounds. Two passes (rates, then the bias-corrected
+    minima).
+    """
+    times = real_array("round_times", round_times, ndim=2, low=0, finite=False)
+    held = real_array("loads", loads, ndim=2, low=0)
+    if held.shape != times.shape:
+        raise InputError(f"`loads` must have the shape of `round_times` {times.shape}, got {held.shape}.")
+    censor = float(censor)
+    observed = np.isfinite(times) & (times <= censor)
+    n = times.shape[1]
+    if np.unique(held[observed]).size < 2:
+        raise InputError("`loads`: the traces need rounds at two different loads at least (uncensored).")
+    excess = np.zeros(n)
+    for _ in range(2):
+        rows, cols, values, counts = [], [], [], []
+        for i in range(n):
+            for level in np.unique(held[observed[:, i], i]):
+                sel = observed[:, i] & (held[:, i] == level)
+                rows.append(i)
+                cols.append(level)
+                values.append(times[sel, i].min())
+                counts.append(sel.sum())
+        rows, cols, values, counts = map(np.asarray, (rows, cols, values, counts))
+        target = values - excess[rows] / counts
+        # unknowns: t0, c_0..c_{N-1}; a worker seen at one load shares a common slope
+        multi = np.array([np.unique(cols[rows == i]).size >= 2 for i in range(n)])
+        design_matrix = np.zeros((rows.size, 2 + n))
+        design_matrix[:, 0] = 1.0
+        design_matrix[np.arange(rows.size), np.where(multi[rows], 2 + rows, 1)] = cols
+        used = np.concatenate([[True, not multi.all()], multi])
+        solution = np.zeros(2 + n)
+        solution[used] = np.linalg.lstsq(design_matrix[:, used], target, rcond=None)[0]
+        shift = max(float(solution[0]), 0.0)
+        slope = np.where(multi, solution[2:], solution[1]).clip(min=0.0)
+        location = shift + slope * held
+        exposure = np.where(observed, times, censor) - location
+        exposure = np.where(np.isfinite(exposure), np.maximum(exposure, 0.0), 0.0)
+        uncensored = observed.sum(axis=0)
+        rates = uncensored / np.maximum(exposure.sum(axis=0), 1e-300)
+        excess = 1.0 / np.maximum(rates, 1e-300)
+    return LoadLatency(rates=tuple(rates), per_partition=tuple(slope), shift=shift)
+
+
+def design_loads(design) -> np.ndarray:
+    r"""Partitions each worker holds: :math:`\ell_i = |\{j : b_{ij} \ne 0\}|` (N,)."""
+    enc = design.encoding
+    return np.diff(enc.indptr) if hasattr(enc, "indptr") else np.count_nonzero(enc, axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadAwareResult:
+    r"""The design at the fixed point :math:`p = p(\ell(D(p)))`, and how the iteration got there.
+
+    Attributes
+    ----------
+    design : Design
+        The fixed point's design (or, without one, the best design visited, judged
+        by its error under the probabilities its own loads imply).
+    converged : bool
+        A fixed point was reached: the design's loads give back its probabilities.
+    iterations : list of dict
+        One per step: ``loads``, ``straggler_probs``, ``bound`` (the design's own),
+        ``true_error`` (its layout's error under :math:`p(\ell(D))`, decoder re-weighted),
+        ``change`` (max |p - p(loads)|), ``damping``.
+    method : str
+        ``"fixed-point"`` or ``"best-visited"``.
+    """
+
+    design: object
+    converged: bool
+    iterations: list
+    method: str
+
+
+def load_aware_design(
+    model: LoadLatency,
+    *,
+    deadline: float,
+    dim: int,
+    partitions: int,
+    budget: int | None = None,
+    bits_per_worker: float | None = None,
+    initial_loads=None,
+    max_iter: int = 50,
+    tol: float = 1e-9,
+    names=None,
+    **design_options,
+) -> LoadAwareResult:
+    r"""Solve the design at its fixed point :math:`p = p(\ell(D(p)))` (docs/math.md, section 16).
+
+    Start from `initial_loads` (default one partition each: the load-blind
+    profile), then iterate :math:`p_{k+1} = (1 - \theta) p_k + \theta\,p(\ell(D(p_k)))`
+    with :math:`\theta = 1`; when the loads revisit an earlier state (a cycle of
+    the discrete map) the damping halves (down to 1/16). Converged when the
+    design's loads give back its probabilities to `tol`. Without convergence in
+    `max_iter` steps the best design visited wins, each judged by its error under
+    the probabilities its own loads imply (its decoder re-weighted).
+    """
+    from .adaptive import layout_error
+    from .design import design as make_design
+
+    deadline = real("deadline", deadline, low=0, low_open=True)
+    max_iter = positive_int("max_iter", max_iter)
+    n = model.n_workers
+    loads = np.ones(n) if initial_loads is None else real_array("initial_loads", initial_loads, low=0)
+    p = model.straggler_probs(loads, deadline)
+    theta = 1.0
+    seen = set()
+    steps = []
+    best = None
+    for _ in range(max_iter):
+        profile = ClusterProfile(p, dim=dim, partitions=partitions, names=names)
+        code = make_design(profile, budget, bits_per_worker=bits_per_worker, **design_options)
+        loads = design_loads(code)
+        implied = model.straggler_probs(loads, deadline)
+        change = float(np.max(np.abs(implied - p)))
+        true_error = (
+            layout_error(code, implied) if np.all(implied < 1) or change == 0 else _idle_error(code, implied)
+        )
+        steps.append(
+            {
+                "loads": loads.tolist(),
+                "straggler_probs": p.tolist(),
+                "bound": code.bound,
+                "true_error": true_error,
+                "change": change,
+                "damping": theta,
+            }
+        )
+        if best is None or true_error < best[0]:
+            best = (true_error, code)
+        if change <= tol:
+            return LoadAwareResult(code, True, steps, "fixed-point")
+        key = tuple(loads.tolist())
+        if key in seen and theta > 1 / 16:
+            theta /= 2
+            seen.clear()
+        seen.add(key)
+        p = (1 - theta) * p + theta * implied
+    return LoadAwareResult(best[1], False, steps, "best-visited")
+
+
+def _idle_error(code, implied) -> float:
+    r"""Error of a layout whose worker became always late: its share is lost (inf: biased)."""
+    from .adaptive import layout_error
+
+    late = implied >= 1
+    if np.any(late & (np.asarray(code.decoding) != 0)):
+        return math.inf
+    return layout_error(code, np.where(late, 0.5, implied))
+
+
+def load_fixed_points(
+    model: LoadLatency, *, deadline: float, dim: int, partitions: int, max_load: int, **kwargs
+):
+    r"""Every fixed point by brute force: each load vector in ``{0..max_load}^N`` whose design
+    has those loads (small N only; the check of :func:`load_aware_design`)."""
+    import itertools
+
+    from .design import design as make_design
+
+    found = []
+    budget_kwargs = {k: kwargs.pop(k) for k in ("budget", "bits_per_worker") if k in kwargs}
+    for loads in itertools.product(range(max_load + 1), repeat=model.n_workers):
+        p = model.straggler_probs(loads, deadline)
+        if np.all(p >= 1):
+            continue
+        code = make_design(ClusterProfile(p, dim=dim, partitions=partitions), **budget_kwargs, **kwargs)
+        if np.array_equal(design_loads(code), loads):
+            found.append(code)
+    return found
+
+
 __all__ = [
+    "LoadAwareResult",
+    "LoadLatency",
     "RoundTimes",
     "SimulatedTime",
+    "design_loads",
     "expected_kth_time",
+    "fit_load_latency",
     "harmonic_difference",
     "kth_time_variance",
     "latency_table",
+    "load_aware_design",
+    "load_fixed_points",
     "simulate_kth_time",
     "speedup",
 ]

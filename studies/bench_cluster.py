@@ -54,7 +54,7 @@ def main() -> None:
             hist = gcluster.train(
                 problem,
                 code,
-                client=client,
+                workers=client,
                 deadline=tau,
                 shift=t0,
                 rounds=args.rounds,
@@ -80,7 +80,7 @@ def main() -> None:
             base = gcluster.train(
                 problem,
                 gcluster.uncoded_scheme(code),
-                client=client,
+                workers=client,
                 deadline=math.inf,
                 shift=t0,
                 rates=gcluster.delay_rates(code.straggler_probs, deadline=tau, shift=t0),

@@ -300,7 +300,7 @@ def test_error_messages():
         (dict(budget=20.5), "`budget` must be an integer number of bits, got 20.5"),
         (dict(budget=40, b_min=6, b_max=4), "`b_min` = 6 must not exceed `b_max` = 4"),
         (dict(budget=40, b_min=1), "`b_min` must be an integer >= 2, got 1"),
-        (dict(budget=40, method="simplex"), "Unknown allocator 'simplex'; choose one of: auto, cpsat, dp"),
+        (dict(budget=40, method="simplex"), "Unknown allocator 'simplex'; choose one of: auto, certified"),
         (dict(budget=40, method="heuristic", options={"bogus": 1}), "Unknown option 'bogus' for allocator"),
         (dict(budget=40, options={"allow_idle": "yes"}), "option `allow_idle` must be True or False"),
         (dict(budget=1, options={"allow_idle": True}), "at least one worker needs b_min = 2 bits"),
@@ -530,7 +530,7 @@ def test_local_search_stops_when_only_one_worker_can_move():
     np.testing.assert_array_equal(t_ref, [2, 10])
 
 
-def test_auto_runs_dp_where_cheap_and_the_heuristic_beyond():
+def test_auto_runs_dp_where_cheap_and_the_certified_solver_beyond():
     from gcdesign.allocation import DP_WORK_LIMIT, resolve_method
 
     levels = allowed_levels(2, 32)
@@ -544,14 +544,16 @@ def test_auto_runs_dp_where_cheap_and_the_heuristic_beyond():
     n = 100
     at_limit = DP_WORK_LIMIT // (n * levels.size) + 2 * n  # R = B - 2N
     assert resolve_method("auto", n, at_limit, levels) == "dp"
-    assert resolve_method("auto", n, at_limit + 1, levels) == "heuristic"
+    assert resolve_method("auto", n, at_limit + 1, levels) == "certified"
     rng = np.random.default_rng(3)
     big = ClusterProfile(rng.uniform(0.05, 0.9, 2000), dim=10**6)
     result = allocate_bits(big, 8000)
-    assert result.method == "heuristic" and result.optimal is None
-    heuristic = allocate_bits(big, 8000, method="heuristic")
-    np.testing.assert_array_equal(result.bits, heuristic.bits)
-    assert result.objective == heuristic.objective
+    assert result.method == "certified" and result.optimal is True
+    certified = allocate_bits(big, 8000, method="certified")
+    np.testing.assert_array_equal(result.bits, certified.bits)
+    assert result.objective == certified.objective
+    heuristic = allocate_bits(big, 8000, method="heuristic")  # no better than the proven optimum
+    assert heuristic.objective <= result.objective * (1 + 1e-12)
     # design() reports which allocator ran and whether it is proven optimal
     summary = design(small, bits_per_worker=7).summary()
     assert summary["allocation"] == {"method": "dp", "optimal": True}

@@ -40,16 +40,26 @@ def test_allocate_compare_table(capsys):
     )
     assert code == 0
     rows = {r["method"]: r for r in json.loads(out)["rows"]}
-    assert set(rows) == {"dp", "cpsat", "heuristic", "greedy", "relaxation", "equal", "topk-equal"}
+    assert set(rows) == {
+        "dp",
+        "cpsat",
+        "certified",
+        "heuristic",
+        "greedy",
+        "relaxation",
+        "equal",
+        "topk-equal",
+    }
     assert rows["dp"]["gap"] == 0.0
     assert all(r["gap"] >= -1e-12 for r in rows.values())
     assert rows["heuristic"]["gap"] <= 1e-9
+    assert rows["certified"]["gap"] <= 1e-12 and rows["certified"]["optimal"] is True
     assert rows["equal"]["gap"] > 0.1  # equal bits are far from optimal in the paper's setting
     code, out, _ = run(capsys, "allocate", "--example", "toy-n8", "--budget", "30", "--compare")
     assert code == 0
     lines = out.strip().splitlines()
     assert lines[1].split() == ["method", "objective", "rel.", "gap", "time", "ms", "optimal"]
-    assert len(lines) == 2 + 7
+    assert len(lines) == 2 + 8
 
 
 @pytest.mark.parametrize(

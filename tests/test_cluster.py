@@ -14,6 +14,7 @@ from scipy import stats
 
 from gcdesign import ClusterProfile, InputError, design, expected_error
 from gcdesign import cluster as gcluster
+from gcdesign.cluster.dask import DaskTransport
 from gcdesign.runtime import encode, partitions_of
 from gcdesign.schemes import make_scheme
 from gcdesign.training import gd, synthetic_problem
@@ -93,17 +94,31 @@ def test_delay_rates_reproduce_the_profile():
 def test_bad_input_names_the_field(problem, code, kwargs, field):
     kwargs = {"rounds": 3, **kwargs}
     with pytest.raises(InputError, match=field):
-        gcluster.train(problem, code, client=object(), **kwargs)
+        gcluster.train(problem, code, workers=object(), **kwargs)
+
+
+def test_the_old_keywords_still_work_with_a_deprecation_warning(problem, code):
+    # checked before any cluster is opened: a bad deadline stops the call after the renaming
+    for old in ({"client": object()}, {"n_workers": 3}):
+        with (
+            pytest.warns(DeprecationWarning, match="workers="),
+            pytest.raises(InputError, match="`deadline`"),
+        ):
+            gcluster.train(problem, code, deadline=0.0, rounds=2, **old)
+    with pytest.warns(DeprecationWarning, match="`w=`"), pytest.raises(InputError, match="`deadline`"):
+        gcluster.gradient_estimates(problem, code, theta=np.zeros(problem.dim), deadline=0.0, rounds=2)
+    with pytest.warns(DeprecationWarning), pytest.raises(InputError, match="not both"):
+        gcluster.train(problem, code, workers=2, n_workers=2, deadline=2.0, rounds=2)
 
 
 def test_bad_scheme_and_source(problem, code):
     with pytest.raises(InputError, match="scheme"):
-        gcluster.train(problem, object(), client=object(), deadline=2.0, rounds=2)
+        gcluster.train(problem, object(), workers=object(), deadline=2.0, rounds=2)
     with pytest.raises(InputError, match="`x0`"):
-        gcluster.train(lambda theta, parts: None, code, client=object(), deadline=2.0, rounds=2)
+        gcluster.train(lambda w, parts: None, code, workers=object(), deadline=2.0, rounds=2)
     other = synthetic_problem("logistic", partitions=5, n_samples=100, n_features=6, rng=0)
     with pytest.raises(InputError, match="partitions"):
-        gcluster.train(other, code, client=object(), deadline=2.0, rounds=2)
+        gcluster.train(other, code, workers=object(), deadline=2.0, rounds=2)
 
 
 @pytest.mark.parametrize(
@@ -130,17 +145,8 @@ def test_cli_bad_input_names_the_field(argv, field, capsys):
 def test_each_dask_worker_holds_only_its_partitions_once(threads_client):
     prob = synthetic_problem("least-squares", partitions=6, n_samples=120, n_features=4, rng=2)
     code = make_scheme("sgc", ClusterProfile(np.full(5, 0.2), dim=prob.dim, partitions=6), 30, rng=0)
-    engine = gcluster.Engine(
-        threads_client,
-        code,
-        gcluster.shard_maker(code, prob, None, None),
-        np.zeros(prob.dim),
-        time_unit=0.01,
-        deadline=2.0,
-        rates=None,
-        shift=0.0,
-        seed=0,
-        replace_workers=True,
+    transport = DaskTransport(
+        threads_client, code, gcluster.shard_maker(code, prob, None, None), np.zeros(prob.dim)
     )
     addresses = sorted(threads_client.nthreads())
 
@@ -153,15 +159,15 @@ def test_each_dask_worker_holds_only_its_partitions_once(threads_client):
         logical = range(w, code.n_workers, len(addresses))  # i -> i mod W
         expect = sorted({int(j) for i in logical for j in partitions_of(code, i)})
         assert held[address] == [expect]  # one shard, only these partitions
-        assert all(engine.where[i] == address for i in logical)
-    engine.close()
+        assert all(transport.placement()[i] == address for i in logical)
+    transport.close()
 
 
 def test_arrivals_follow_the_emulated_delays_and_traces_redesign(threads_client, problem, code, tmp_path):
     # rates far from the deadline: every worker's arrival is decided by its draw, not by timing noise
     rates = np.array([50.0, 0.05, 50.0, 0.05])
     run = {
-        "client": threads_client,
+        "workers": threads_client,
         "deadline": 4.0,
         "shift": 1.0,
         "rates": rates,
@@ -199,8 +205,8 @@ def test_arrivals_follow_the_emulated_delays_and_traces_redesign(threads_client,
 
 
 def test_gradient_function_and_wait_for_all(threads_client, problem):
-    def fn(theta, parts):
-        return problem.partition_gradients(theta)[parts]
+    def fn(w, parts):
+        return problem.partition_gradients(w)[parts]
 
     profile = ClusterProfile(P4, dim=problem.dim)
     uncoded = make_scheme("is-sgd", profile, 4 * 32)
@@ -210,7 +216,7 @@ def test_gradient_function_and_wait_for_all(threads_client, problem):
         fn,
         uncoded,
         theta,
-        client=threads_client,
+        workers=threads_client,
         deadline=math.inf,
         rates=[20.0] * 4,
         shift=0.5,
@@ -226,15 +232,15 @@ def test_gradient_function_and_wait_for_all(threads_client, problem):
 
 
 def test_a_failing_task_is_an_error_not_a_straggler(threads_client, code):
-    def broken(theta, parts):
+    def broken(w, parts):
         raise ZeroDivisionError("user bug")
 
-    def fails_later(theta, parts):  # fine at x0 = 0 (the warm-up and round 0), broken after a step
-        if np.any(theta):
+    def fails_later(w, parts):  # fine at x0 = 0 (the warm-up and round 0), broken after a step
+        if np.any(w):
             raise ZeroDivisionError("user bug")
         return np.ones((len(parts), 3))
 
-    run = {"client": threads_client, "deadline": 2.0, "rounds": 3, "x0": np.zeros(3), "time_unit": 0.05}
+    run = {"workers": threads_client, "deadline": 2.0, "rounds": 3, "x0": np.zeros(3), "time_unit": 0.05}
     with pytest.raises(ZeroDivisionError, match="user bug"):  # the warm-up before round 0
         gcluster.train(broken, code, **run)
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
@@ -254,7 +260,7 @@ def fixed_theta_run(problem, code):
         # u (tau - t0) = 1 s: the return trip (10-50 ms on a loaded 2-core machine) moves p_i by a
         # few percent only; the 100 ms shift leaves the compute time out of it
         est, rec = gcluster.gradient_estimates(
-            problem, code, theta, client=client, deadline=4.4, shift=0.4, rounds=100, time_unit=0.25, rng=7
+            problem, code, theta, workers=client, deadline=4.4, shift=0.4, rounds=100, time_unit=0.25, rng=7
         )
     return theta, est, rec
 
@@ -324,7 +330,7 @@ def test_a_killed_worker_process_straggles_then_is_replaced(problem, code):
         hist = gcluster.train(
             problem,
             code,
-            client=client,
+            workers=client,
             deadline=2.0,
             shift=1.0,
             rounds=40,

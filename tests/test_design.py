@@ -138,7 +138,7 @@ def test_summary_reports_the_allocator_that_ran(tmp_path):
     assert small.options["allocator"] == "auto"
     rng = np.random.default_rng(5)
     large = design(ClusterProfile(rng.uniform(0.05, 0.9, 500), dim=10**6), bits_per_worker=7)
-    assert large.summary()["allocation"] == {"method": "heuristic", "optimal": None}
+    assert large.summary()["allocation"] == {"method": "certified", "optimal": True}
     named = design(load_example("paper-n50"), bits_per_worker=7, allocator="heuristic")
     np.testing.assert_array_equal(named.bits, small.bits)  # the heuristic finds the DP's optimum here
     assert named.summary()["allocation"]["method"] == "heuristic"

@@ -19,7 +19,7 @@ from gcdesign.training import (
 )
 
 P8 = np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6])
-FIELDS = ("loss", "grad_norm", "distance", "bits", "wall_clock", "arrived")
+FIELDS = ("loss", "grad_norm", "distance", "bits", "wall_time", "arrived")
 
 
 @pytest.fixture(scope="module")

@@ -101,3 +101,19 @@ def test_numba_caches_the_kernels_outside_the_installed_package(tmp_path):
     assert list((tmp_path / "cache" / "numba").rglob("_kernels.dp_forward-*.nbi"))
     hits, misses = map(int, runs[1].stdout.split())
     assert hits >= 1 and misses == 0  # the second process loaded the compiled kernel
+
+
+def test_every_kernel_is_compiled_through_the_one_cache_home():
+    """numba.njit used directly would cache into the installed package again (issue 20)."""
+    import re
+    from pathlib import Path
+
+    root = Path(gcdesign.__file__).parent
+    direct = [
+        f"{path.relative_to(root)}:{i}"
+        for path in root.rglob("*.py")
+        if path.name != "_jit.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"numba\.(njit|jit)\b|from numba import .*\b(njit|jit)\b|cache=True", line)
+    ]
+    assert direct == []  # use gcdesign._jit.njit

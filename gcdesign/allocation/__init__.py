@@ -47,6 +47,12 @@ class Allocation:
     wall_time : float
         Seconds spent in the solver.
     message : str
+    bound : float or None
+        A proven upper bound on the optimal objective (the objective itself when ``optimal``
+        is True; the Lagrangian bound when a certifying solver could not close the gap; None
+        when the solver proves nothing).
+    gap : float or None
+        ``bound - objective``: 0 when proven optimal, the remaining gap otherwise, None if unknown.
     """
 
     bits: np.ndarray
@@ -57,21 +63,30 @@ class Allocation:
     wall_time: float
     message: str
     quantization: QuantizationModel | None = None
+    bound: float | None = None
+    gap: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "bits", read_only(self.bits))
 
 
-# A solver: (table, levels, budget, options) -> (level indices per worker, optimal, message)
-Solver = Callable[[np.ndarray, np.ndarray, int, dict], tuple[np.ndarray, "bool | None", str]]
+# A solver: (table, levels, budget, options) -> (level indices per worker, optimal, message),
+# optionally followed by a fourth item: the proven gap to the optimum (0.0 when optimal)
+Solver = Callable[[np.ndarray, np.ndarray, int, dict], tuple]
 
 ALLOCATORS: dict[str, Solver] = {}
 ALLOCATOR_OPTIONS: dict[str, tuple[str, ...]] = {}
 SORTS_BY_RELIABILITY: set[str] = set()
+FROM_UTILITIES: dict[str, Callable] = {}
 
 
 def register_allocator(
-    name: str, solver: Solver, *, options: tuple[str, ...] = (), sorts_by_reliability: bool = False
+    name: str,
+    solver: Solver,
+    *,
+    options: tuple[str, ...] = (),
+    sorts_by_reliability: bool = False,
+    from_utilities: Callable | None = None,
 ) -> None:
     """Make `solver` available as ``method=name`` (and ``design(allocator=name)``).
 
@@ -80,8 +95,10 @@ def register_allocator(
     `sorts_by_reliability` declares that the solver orders the rows by
     reliability itself (ties by row); :func:`allocate_bits` then hands it the
     table already in the order of increasing p, which saves the solver a copy
-    of the table (250 MB at N = 10^6) and changes nothing else. A name already
-    registered is refused (InputError).
+    of the table (250 MB at N = 10^6) and changes nothing else. `from_utilities`, if
+    given, is the same solver on ``(p, delta, levels, budget, options)`` (utilities
+    ``(1 - p_i) / (p_i + delta_l)``): :func:`allocate_bits` then never builds the table.
+    A name already registered is refused (InputError).
     """
     if name in ALLOCATORS:
         raise InputError(
@@ -91,35 +108,38 @@ def register_allocator(
     ALLOCATOR_OPTIONS[name] = tuple(options)
     if sorts_by_reliability:
         SORTS_BY_RELIABILITY.add(name)
+    if from_utilities is not None:
+        FROM_UTILITIES[name] = from_utilities
 
 
 AUTO = "auto"
-"""The default method name: the exact DP where it is cheap, the heuristic beyond (:func:`resolve_method`)."""
+"""The default method name: the exact DP where cheap, the certified solver beyond (:func:`resolve_method`)."""
 
 DP_WORK_LIMIT = 2_000_000
 """``auto`` runs the exact DP up to this many work units ``N R L`` (workers x residual bits
-``R = B - N levels[0]`` x levels), the heuristic above. The DP's cost is linear in them: 0.4-0.75 ns
-a unit measured from N = 10 to 1600 (B = 4N to 16N, b in [2, 32]), so the limit is about 1-1.5 ms of
-DP, where the heuristic's full scan takes 0.5-2 ms (N <= 200; N = 50, B = 7N: DP 0.26 ms, heuristic
-0.46 ms; N = 200, B = 7N: DP 4.1 ms, heuristic 1.5-8.8 ms) and the windowed scan above N = 200 is
-faster still. The DP's choice table is then at most N R <= 65 kB."""
+``R = B - N levels[0]`` x levels), the certified solver (:mod:`.certified`) above. The DP's
+cost is linear in them: 0.4-0.75 ns a unit measured from N = 10 to 1600 (B = 4N to 16N, b in
+[2, 32]), so the limit is about 1-1.5 ms of DP; its choice table is then at most N R <= 65 kB.
+Beyond it the certified solver is exact too and near-linear (a Lagrangian bound plus a small
+exact core; studies/bench_certified.py)."""
 
 
 def resolve_method(method, n: int, budget: int, levels) -> str:
-    """The registered method that `method` names: itself, or for ``"auto"`` ``"dp"`` or ``"heuristic"``.
+    """The registered method that `method` names: itself, or for ``"auto"`` ``"dp"`` or ``"certified"``.
 
-    ``auto`` picks the exact DP when ``N R L <= DP_WORK_LIMIT`` and the heuristic otherwise.
+    ``auto`` picks the exact DP when ``N R L <= DP_WORK_LIMIT`` and otherwise the certified
+    solver (a Lagrangian bound and an exact core: proven optimal, or the remaining gap stated).
 
     Examples
     --------
     >>> levels = allowed_levels(2, 32)
     >>> resolve_method("auto", 50, 350, levels), resolve_method("auto", 10_000, 70_000, levels)
-    ('dp', 'heuristic')
+    ('dp', 'certified')
     """
     if method == AUTO:
         levels = np.asarray(levels)
         work = n * (int(budget) - n * int(levels[0])) * levels.size
-        return "dp" if work <= DP_WORK_LIMIT else "heuristic"
+        return "dp" if work <= DP_WORK_LIMIT else "certified"
     if not isinstance(method, str) or method not in ALLOCATORS:
         names = ", ".join(sorted([*ALLOCATORS, AUTO]))
         raise InputError(f"Unknown allocator {method!r}; choose one of: {names}.")
@@ -200,7 +220,7 @@ def allocate_table(
         ``sum_i levels[t_i]`` must equal it.
     method : str
         A name in :data:`ALLOCATORS`, or ``"auto"`` (default): the exact DP where
-        it is cheap, the heuristic beyond (:func:`resolve_method`).
+        it is cheap, the certified allocator beyond (:func:`resolve_method`).
     options : dict, optional
         Solver options (see each solver; unknown names are rejected; none for ``"auto"``).
 
@@ -233,8 +253,19 @@ def allocate_table(
             f"`budget` = {budget} is infeasible for N = {n} workers with levels in "
             f"[{levels[0]}, {levels[-1]}]: need {n * levels[0]} <= B <= {n * levels[-1]}."
         )
-    requested = method
-    method = resolve_method(method, n, budget, levels)
+    method, options = _method_and_options(method, n, budget, levels, options)
+    return _run(
+        method,
+        lambda: ALLOCATORS[method[1]](table, levels, int(budget), options),
+        levels,
+        budget,
+        lambda index: table[np.arange(n), index],
+    )
+
+
+def _method_and_options(requested, n, budget, levels, options):
+    """``((requested, method), options)``: the solver `requested` names and its checked options."""
+    method = resolve_method(requested, n, budget, levels)
     if options is not None and not isinstance(options, dict):
         raise InputError(f"`options` must be a dict, got {type(options).__name__}.")
     options = dict(options or {})
@@ -245,18 +276,27 @@ def allocate_table(
         raise InputError(
             f"Unknown option {unknown[0]!r} for allocator {requested!r}; allowed options: {allowed}."
         )
+    return (requested, method), options
+
+
+def _run(method, solve, levels, budget, values) -> Allocation:
+    """Run `solve` (a solver call), check its bits and build the :class:`Allocation`;
+    ``values(index)`` gives each worker's utility at its chosen level."""
+    requested, method = method
     start = time.perf_counter()
-    index, optimal, message = ALLOCATORS[method](table, levels, int(budget), options)
+    index, optimal, message, *rest = solve()
     wall = time.perf_counter() - start
     index = np.asarray(index, dtype=np.int64)
     bits = levels[index]
     if int(bits.sum()) != budget:  # a solver bug, not bad input
         raise RuntimeError(f"allocator {method!r} spent {bits.sum()} bits of {budget}")
-    objective = float(table[np.arange(n), index].sum())
+    objective = float(values(index).sum())
     if requested == AUTO:
         side = "<=" if method == "dp" else ">"
         message = f"auto chose {method} (N R L {side} {DP_WORK_LIMIT:g}): {message}"
-    return Allocation(bits, objective, method, optimal, None, wall, message)
+    gap = 0.0 if optimal is True else (float(rest[0]) if rest and rest[0] is not None else None)
+    bound = None if gap is None else objective + gap
+    return Allocation(bits, objective, method, optimal, None, wall, message, bound=bound, gap=gap)
 
 
 def allocate_bits(
@@ -318,8 +358,21 @@ def allocate_bits(
     )
     levels = allowed_levels(b_min, b_max, allow_idle=allow_idle)
     p = profile.straggler_probs
-    # rows in the order of increasing p (for a solver that sorts them so anyway)
     ran = resolve_method(method, n, budget, levels)
+    if ran in FROM_UTILITIES:
+        # the solver reads (1 - p_i) / (p_i + delta_l) itself: no N x L table
+        delta = error_factors(levels, model, profile.dim, bucket_size)
+        utilities(p, delta.min())  # the InputError of the table's path for p = 0 with delta = 0
+        named, options = _method_and_options(method, n, budget, levels, options)
+        result = _run(
+            named,
+            lambda: FROM_UTILITIES[ran](p, delta, levels, budget, options),
+            levels,
+            budget,
+            lambda index: utilities(p, delta[index]),
+        )
+        return replace(result, kappa=model.kappa, quantization=model)
+    # rows in the order of increasing p (for a solver that sorts them so anyway)
     rows = np.argsort(p, kind="stable") if ran in SORTS_BY_RELIABILITY else None
     table = utility_table(p if rows is None else p[rows], model, profile.dim, levels, bucket_size)
     if not np.all(np.isfinite(table)):
@@ -337,11 +390,12 @@ def allocate_bits(
 
 # registers the built-in solvers
 from . import baselines as _baselines  # noqa: E402
+from . import certified as _certified  # noqa: E402
 from . import cpsat as _cpsat  # noqa: E402
 from . import dp as _dp  # noqa: E402
 from . import heuristic as _heuristic  # noqa: E402
 
-del _baselines, _cpsat, _dp, _heuristic
+del _baselines, _certified, _cpsat, _dp, _heuristic
 
 __all__ = [
     "ALLOCATORS",

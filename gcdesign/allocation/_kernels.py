@@ -605,3 +605,200 @@ def greedy_kernel(active, m, budget):
             else:
                 break
     return t
+
+
+# ------------------------------------------------------- certified (Lagrangian)
+# The certified solver reads utilities either from a table (``table`` of shape (N, L)) or,
+# when ``table`` is empty (shape (0, 0)), straight from the straggler probabilities and error
+# factors: ``u_i(levels[l]) = (1 - p_i) / (p_i + delta_l)`` -- the same float64 operations as
+# :func:`gcdesign.utility.utilities`, so both give the same numbers bit for bit, and the
+# 250 MB table of N = 10^6 workers is never built.
+@njit(inline="always")
+def utility_at(table, p, delta, i, l):
+    """``u_i(levels[l])`` from `table`, or from ``p`` and ``delta`` when `table` is empty."""
+    if table.shape[0] > 0:
+        return table[i, l]
+    return (1.0 - p[i]) / (p[i] + delta[l])
+
+
+@njit(inline="always")
+def _row_hull(table, p, delta, i, steps, hull, vals):
+    """Upper concave envelope of worker i's points ``(steps[l], u_i(l))``: its size; level
+    indices in ``hull[:size]``, utilities in ``vals[:size]`` (collinear points dropped)."""
+    size = 0
+    for l in range(steps.size):
+        u = utility_at(table, p, delta, i, l)
+        while size >= 2:
+            a = hull[size - 2]
+            b = hull[size - 1]
+            cross = (vals[size - 1] - vals[size - 2]) * (steps[l] - steps[a]) - (u - vals[size - 2]) * (
+                steps[b] - steps[a]
+            )
+            if cross <= 0.0:
+                size -= 1
+            else:
+                break
+        hull[size] = l
+        vals[size] = u
+        size += 1
+    return size
+
+
+@njit()
+def envelope_segments(table, p, delta, steps, rows):
+    """Slopes and lengths (in bits) of the envelope segments of the workers `rows`."""
+    n_levels = steps.size
+    slopes = np.empty(rows.size * (n_levels - 1) + 1)
+    lengths = np.empty(rows.size * (n_levels - 1) + 1, dtype=np.int64)
+    hull = np.empty(n_levels, dtype=np.int64)
+    vals = np.empty(n_levels)
+    q = 0
+    for i in rows:
+        size = _row_hull(table, p, delta, i, steps, hull, vals)
+        for r in range(size - 1):
+            length = steps[hull[r + 1]] - steps[hull[r]]
+            slopes[q] = (vals[r + 1] - vals[r]) / length
+            lengths[q] = length
+            q += 1
+    return slopes[:q], lengths[:q]
+
+
+@njit()
+def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
+    """One pass over every worker's envelope for a bracket ``lam_lo < lam_hi`` of multipliers.
+
+    Returns ``(above, slopes, lengths, overflow)``: ``above`` is the number of bits on
+    envelope segments of slope > ``lam_hi`` (what the Lagrangian relaxation spends at
+    ``lam_hi``); ``slopes``, ``lengths`` are the segments with ``lam_lo < slope <= lam_hi``
+    (at most `cap` of them; ``overflow`` says some were left out).
+    """
+    n = p.size
+    n_levels = steps.size
+    hull = np.empty(n_levels, dtype=np.int64)
+    vals = np.empty(n_levels)
+    slopes = np.empty(cap)
+    lengths = np.empty(cap, dtype=np.int64)
+    above = 0
+    q = 0
+    overflow = False
+    for i in range(n):
+        size = _row_hull(table, p, delta, i, steps, hull, vals)
+        for r in range(size - 1):
+            length = steps[hull[r + 1]] - steps[hull[r]]
+            slope = (vals[r + 1] - vals[r]) / length
+            if slope > lam_hi:
+                above += length
+            elif slope > lam_lo:
+                if q < cap:
+                    slopes[q] = slope
+                    lengths[q] = length
+                    q += 1
+                else:
+                    overflow = True
+            else:
+                break  # slopes decrease along the envelope
+    return above, slopes[:q], lengths[:q], overflow
+
+
+@njit()
+def lagrangian_pass(table, p, delta, steps, lam):
+    """For the multiplier `lam`: every worker's best level ``argmax_l u_i(l) - lam steps[l]``
+    (the smallest of equal ones), the reduced cost of its runner-up (how much worse the
+    second-best level is, 0 on a tie) and ``sum_i max_l (u_i(l) - lam steps[l])`` (Neumaier-
+    compensated). ``lam R`` plus that sum is the Lagrangian upper bound ``L(lam)``."""
+    n = p.size
+    n_levels = steps.size
+    best = np.empty(n, dtype=np.int32)
+    runner_up = np.empty(n)
+    total = 0.0
+    comp = 0.0
+    for i in range(n):
+        b1 = -np.inf
+        b2 = -np.inf
+        arg = 0
+        for l in range(n_levels):
+            v = utility_at(table, p, delta, i, l) - lam * steps[l]
+            if v > b1:
+                b2 = b1
+                b1 = v
+                arg = l
+            elif v > b2:
+                b2 = v
+        best[i] = arg
+        runner_up[i] = b1 - b2
+        t = total + b1
+        comp += (total - t) + b1 if abs(total) >= abs(b1) else (b1 - t) + total
+        total = t
+    return best, runner_up, total + comp
+
+
+@njit()
+def reduced_costs(table, p, delta, steps, lam, rows):
+    """Reduced costs ``max_m (u_i(m) - lam steps[m]) - (u_i(l) - lam steps[l])`` (>= 0) of every
+    level l of the workers `rows`: array (len(rows), L)."""
+    n_levels = steps.size
+    out = np.empty((rows.size, n_levels))
+    for j in range(rows.size):
+        i = rows[j]
+        b1 = -np.inf
+        for l in range(n_levels):
+            v = utility_at(table, p, delta, i, l) - lam * steps[l]
+            out[j, l] = v
+            b1 = max(b1, v)
+        for l in range(n_levels):
+            out[j, l] = b1 - out[j, l]
+    return out
+
+
+@njit()
+def core_dp(cost, offsets, width, residual):
+    """Exact DP over a small core: row j picks one of its ``width[j]`` options, option k spends
+    ``offsets[j, k]`` bits (increasing, ``offsets[j, 0] = 0``) at cost ``cost[j, k]``; the
+    bits must total `residual`. Minimizes the total cost; returns ``(option per row, cost)``
+    (cost inf when infeasible). Ties go to the smaller option of the last row first."""
+    m = cost.shape[0]
+    reach = np.zeros(m + 1, dtype=np.int64)  # most bits rows j.. can still spend
+    for j in range(m - 1, -1, -1):
+        reach[j] = reach[j + 1] + offsets[j, width[j] - 1]
+    prev = np.full(residual + 1, np.inf)
+    prev[0] = 0.0
+    cur = np.empty(residual + 1)
+    choice = np.zeros((m, residual + 1), dtype=np.int16)
+    spent = 0  # most bits rows 0..j can spend
+    for j in range(m):
+        spent = min(residual, spent + offsets[j, width[j] - 1])
+        lo = max(0, residual - reach[j + 1])
+        cur[:] = np.inf
+        row = choice[j]
+        for k in range(width[j]):
+            s = offsets[j, k]
+            c = cost[j, k]
+            for r in range(max(lo, s), spent + 1):
+                v = prev[r - s] + c
+                if v < cur[r]:
+                    cur[r] = v
+                    row[r] = k
+        prev, cur = cur, prev
+    pick = np.zeros(m, dtype=np.int64)
+    total = prev[residual]
+    if total == np.inf:
+        return pick, total
+    r = residual
+    for j in range(m - 1, -1, -1):
+        k = np.int64(choice[j, r])
+        pick[j] = k
+        r -= offsets[j, k]
+    return pick, total
+
+
+@njit()
+def solution_reduced_cost(table, p, delta, steps, lam, index):
+    """``sum_i`` of the reduced cost of level ``index[i]`` under `lam` (0 for a Lagrangian choice)."""
+    total = 0.0
+    for i in range(p.size):
+        b1 = -np.inf
+        for l in range(steps.size):
+            b1 = max(b1, utility_at(table, p, delta, i, l) - lam * steps[l])
+        l = index[i]
+        total += b1 - (utility_at(table, p, delta, i, l) - lam * steps[l])
+    return total

@@ -34,7 +34,7 @@ class Command:
 
     `arguments` and `run` are ``"module:function"`` references, the module
     relative to this package (``".design"``) or absolute
-    (``"gcdesign.cluster"``). ``arguments(parser)`` adds the command's options
+    (``"gcdesign.cli.design"``). ``arguments(parser)`` adds the command's options
     to its parser; ``run(args)`` does the work and returns the exit code (0).
     """
 
@@ -99,8 +99,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "cluster",
         "coded training on digits on a Dask cluster with real deadlines, against wait-for-all",
-        "gcdesign.cluster:add_cli_arguments",
-        "gcdesign.cluster:run_cli",
+        ".cluster:cluster_arguments",
+        ".cluster:run_cluster",
     ),
 )
 

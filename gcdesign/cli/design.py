@@ -27,7 +27,7 @@ def design_arguments(p) -> None:
         "--allocator",
         default=None,
         help=f"bit allocator (default: the example's, else {DEFAULT_ALLOCATOR}: the exact dp where it is "
-        "cheap, heuristic beyond)",
+        "cheap, certified beyond)",
     )
     p.add_argument("--construction", default="segment", help="segment (default) or hub")
     p.add_argument("--order", default="grouped", help="grouped (default) or index")
@@ -116,7 +116,7 @@ def allocate_arguments(p) -> None:
     p.add_argument(
         "--method",
         default=None,
-        help=f"allocator (default {DEFAULT_ALLOCATOR}: the exact dp where it is cheap, heuristic beyond)",
+        help=f"allocator (default {DEFAULT_ALLOCATOR}: the exact dp where it is cheap, certified beyond)",
     )
     p.add_argument(
         "--compare", action="store_true", help="run every allocator: objective, gap to the DP optimum, time"
@@ -156,9 +156,8 @@ def run_allocate(args) -> int:
             from ..profile import ClusterProfile
 
             tiny = ClusterProfile([0.1, 0.2], dim=profile.dim)
-            allocate_bits(
-                tiny, 2 * args.b_min, method=method, **{**common, "kappa": 1.0, "bucket_size": None}
-            )
+            spare = min(2 * args.b_min + 1, 2 * args.b_max)  # one bit to place: the kernels run
+            allocate_bits(tiny, spare, method=method, **{**common, "kappa": 1.0, "bucket_size": None})
         return allocate_bits(profile, budget, method=method, options=options(method), **common)
 
     if not args.compare:

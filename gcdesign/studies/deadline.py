@@ -81,7 +81,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
             runs.setdefault(key, []).append(hist)
 
     def loss_at(hist, t: float) -> float:
-        i = int(np.searchsorted(hist.wall_clock, t, side="right")) - 1
+        i = int(np.searchsorted(hist.wall_time, t, side="right")) - 1
         return float(hist.loss[max(i, 0)])
 
     checkpoints = (horizon / 10, horizon / 3, horizon)
@@ -93,7 +93,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                     "scheme": name,
                     "deadline": tau,
                     "mean_p": mean_p[tau],
-                    "rounds_per_time_unit": float(hists[0].steps / hists[0].wall_clock[-1]),
+                    "rounds_per_time_unit": float(hists[0].steps / hists[0].wall_time[-1]),
                     "time": t,
                     "gap_mean": mean,
                     "gap_ci95": half,
@@ -107,7 +107,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         for i, tau in enumerate(deadlines):
             hists = runs[(name, tau)]
             # a coded round lasts min(tau, slowest time): tau in practice, as mu_i goes down to 0.01
-            clock = hists[0].wall_clock
+            clock = hists[0].wall_time
             gap = np.mean([np.maximum(h.loss - problem.optimal_loss, 1e-8) for h in hists], axis=0)
             ax.plot(
                 clock,
@@ -117,7 +117,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
             )
         c = runs[("centralized", None)]
         cg = np.mean([np.maximum(h.loss - problem.optimal_loss, 1e-8) for h in c], axis=0)
-        cc = np.mean([h.wall_clock for h in c], axis=0)
+        cc = np.mean([h.wall_time for h in c], axis=0)
         keep = cc <= horizon
         ax.plot(cc[keep], cg[keep], color="black", lw=1.5, label="centralized (waits for all)")
         ax.set_yscale("log")

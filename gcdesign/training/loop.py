@@ -24,6 +24,7 @@ the variant ``"<scheme>+ef"`` (:func:`gcdesign.training.schemes.scheme_variant`)
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,8 +58,9 @@ class History:
         :math:`\\|w_t - w^*\\|_2` when the problem knows its optimum.
     bits : ndarray of int (steps + 1,)
         Bits delivered to the master in round t (the messages that arrived; 0 at t = 0).
-    wall_clock : ndarray (steps + 1,)
-        Cumulative simulated time (see :class:`gcdesign.latency.RoundTimes`).
+    wall_time : ndarray (steps + 1,)
+        Cumulative simulated time (see :class:`gcdesign.latency.RoundTimes`), in time
+        units (``wall_clock`` is its deprecated name).
     arrived : ndarray of int (steps + 1,)
         Workers that arrived in round t.
     optimal_loss : float or None
@@ -78,13 +80,23 @@ class History:
     grad_norm: np.ndarray
     distance: np.ndarray | None
     bits: np.ndarray
-    wall_clock: np.ndarray
+    wall_time: np.ndarray
     arrived: np.ndarray
     optimal_loss: float | None = None
     shrinkage: float = 1.0
     test_accuracy: np.ndarray | None = None
     error_feedback: bool = False
     residual_norm: np.ndarray | None = None
+
+    @property
+    def wall_clock(self) -> np.ndarray:
+        """Deprecated name of :attr:`wall_time` (removed in the next release)."""
+        warnings.warn(
+            "`History.wall_clock` is deprecated and will be removed in the next release; use `wall_time`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.wall_time
 
     @property
     def steps(self) -> int:
@@ -115,7 +127,7 @@ class History:
                 "distance": at(self.distance, t),
                 "bits": int(self.bits[t]),
                 "total_bits": int(total[t]),
-                "wall_clock": float(self.wall_clock[t]),
+                "wall_time": float(self.wall_time[t]),
                 "arrived": int(self.arrived[t]),
                 "test_accuracy": at(self.test_accuracy, t),
                 "residual_norm": at(self.residual_norm, t),
@@ -390,7 +402,7 @@ def _train(problem, scheme, steps, optimizer, rng, stragglers, w, error_feedback
         grad_norm=record.grad_norm,
         distance=record.distance,
         bits=record.bits,
-        wall_clock=record.clock,
+        wall_time=record.clock,
         arrived=record.arrived,
         optimal_loss=problem.optimal_loss,
         shrinkage=shrink,

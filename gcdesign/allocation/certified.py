@@ -1,0 +1,259 @@
+r"""Certified exact allocation at scale: a Lagrangian bound and an exact core (docs/allocation.md,
+"Certified").
+
+The allocation ``max sum_i u_i(b_i)`` s.t. ``sum_i b_i = B`` is a separable knapsack. For a
+multiplier :math:`\lambda`,
+
+.. math::
+
+    L(\lambda) = \lambda R + \sum_i \max_l \big(u_i(l) - \lambda s_l\big),
+    \qquad s_l = levels_l - levels_0,\; R = B - N\,levels_0,
+
+bounds the optimum from above (weak duality); its minimum is attained at the slope
+:math:`\lambda^*` where the upper concave envelopes of the rows, taken segment by segment in
+order of slope, spend exactly R bits. With the reduced cost
+:math:`c_i(l) = \max_m (u_i(m) - \lambda^* s_m) - (u_i(l) - \lambda^* s_l) \ge 0`, every
+allocation satisfies :math:`F(b) = L(\lambda^*) - \sum_i c_i(b_i)`. So an allocation whose
+reduced costs total at most G beats every allocation in which some worker takes a level of
+reduced cost above G. The solver therefore
+
+1. finds :math:`\lambda^*` (a sample of the rows brackets it, one pass over every row collects
+   the envelope segments inside the bracket, a sort of those pins it down);
+2. in one more pass, every worker's Lagrangian level and the reduced cost of its runner-up;
+3. for a threshold G (starting at the 16th smallest runner-up cost), fixes every worker whose
+   runner-up costs more than G at its Lagrangian level and solves the remaining *core* exactly
+   by a DP over the levels of reduced cost <= G (minimizing the total reduced cost);
+4. stops when the core's optimum costs at most G -- then it is the global optimum (proof above)
+   -- and otherwise raises G (to the core's optimum, or to a 4x larger core) and repeats.
+
+Every number is exact in float64 up to the rounding of the reduced costs themselves. If the
+core grows beyond ``max_core_work`` DP cells before the proof closes, the result is the best
+allocation found (the paper's heuristic when the core never became feasible) with the
+remaining gap to the Lagrangian bound, and ``optimal`` is None.
+
+Utilities come from a table or, through :func:`certified_from_utilities` (what
+:func:`~gcdesign.allocation.allocate_bits` calls), straight from the straggler probabilities
+and error factors: the N x L table (250 MB at N = 10^6) is never built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import InputError
+from . import register_allocator
+
+SAMPLE_ROWS = 20_000
+"""Rows whose envelopes bracket the multiplier (every row up to 2.5x this many)."""
+
+MAX_CORE_WORK = 200_000_000
+"""Default cap on the core DP's cells (core workers x residual bits x options): about 0.2-0.4 s."""
+
+
+def _empty_table():
+    return np.zeros((0, 0))
+
+
+def _multiplier(table, p, delta, steps, residual, sample_rows=SAMPLE_ROWS):
+    """The minimizer of the Lagrangian bound: the slope of the envelope segment that spends bit R."""
+    from ._kernels import bracket_segments, envelope_segments
+
+    n = p.size
+    if n <= 2.5 * sample_rows:
+        slopes, lengths = envelope_segments(table, p, delta, steps, np.arange(n))
+        return _crossing(slopes, lengths, 0, residual, np.inf)
+    rows = np.unique(np.linspace(0, n - 1, sample_rows).round().astype(np.int64))
+    slopes, lengths = envelope_segments(table, p, delta, steps, rows)
+    order = np.argsort(-slopes, kind="stable")
+    slopes, lengths = slopes[order], lengths[order]
+    cum = np.cumsum(lengths) * (n / rows.size)  # estimated bits spent down to each slope
+    margin = 0.02 * residual + 4 * steps[-1] * np.sqrt(n)
+    for _ in range(40):
+        hi_pos, lo_pos = residual - margin, residual + margin
+        j_hi = int(np.searchsorted(cum, hi_pos, side="left"))
+        j_lo = int(np.searchsorted(cum, lo_pos, side="left"))
+        lam_hi = np.inf if hi_pos <= 0 or j_hi == 0 else float(slopes[j_hi - 1])
+        lam_lo = -np.inf if j_lo >= slopes.size else float(slopes[j_lo])
+        expected = (j_lo - j_hi + 1) * (n / rows.size)
+        cap = int(min(max(4 * expected, 1 << 16), n * (steps.size - 1) + 1))
+        above, seg_s, seg_l, overflow = bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap)
+        inside = int(seg_l.sum())
+        if above > residual:  # the bracket lies too high: widen it
+            margin *= 4
+            continue
+        if above + inside < residual and not overflow:
+            margin *= 4
+            continue
+        if overflow:
+            margin /= 4
+            continue
+        return _crossing(seg_s, seg_l, above, residual, lam_hi)
+    raise RuntimeError("no bracket of the Lagrange multiplier found")  # not reached in practice
+
+
+def _crossing(slopes, lengths, above, residual, lam_hi):
+    """The slope at which segments taken by decreasing slope (after `above` bits) reach `residual`."""
+    if slopes.size == 0:
+        return 0.0 if not np.isfinite(lam_hi) else float(lam_hi)
+    order = np.argsort(-slopes, kind="stable")
+    cum = above + np.cumsum(lengths[order])
+    j = int(np.searchsorted(cum, residual, side="left"))
+    return float(slopes[order[min(j, slopes.size - 1)]])
+
+
+def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, incumbent=None):
+    """Solve ``max sum_i u_i(levels[index_i])`` s.t. ``sum_i levels[index_i] = budget`` with a proof.
+
+    Utilities come from `table` (N, L) or, when `table` is None, from ``(1 - p_i) / (p_i + delta_l)``.
+
+    Returns ``(index, proven, info)``: the level index per worker, whether it is proven optimal,
+    and a dict with the multiplier ``lam``, the Lagrangian bound ``bound`` (objective units), the
+    solution's total reduced cost ``gap`` (``bound - objective``), the final threshold ``G``,
+    the ``core`` size, the DP ``rounds`` and ``cells``. `incumbent` (a function returning level
+    indices) is called when the proof does not close within `max_core_work`; the better of its
+    allocation and the best one found is returned.
+    """
+    from ._kernels import core_dp, lagrangian_pass, reduced_costs, solution_reduced_cost
+
+    if table is None:
+        table = _empty_table()
+        p = np.ascontiguousarray(p, dtype=np.float64)
+        delta = np.ascontiguousarray(delta, dtype=np.float64)
+    else:
+        table = np.ascontiguousarray(table, dtype=np.float64)
+        p = np.zeros(table.shape[0])  # only its length is read
+        delta = np.zeros(table.shape[1])
+    levels = np.asarray(levels, dtype=np.int64)
+    steps = levels - levels[0]
+    n = p.size
+    residual = int(budget) - n * int(levels[0])
+    info = {"lam": None, "bound": None, "gap": 0.0, "G": 0.0, "core": 0, "rounds": 0, "cells": 0}
+    if residual == 0 or residual == n * int(steps[-1]):  # a single feasible allocation
+        index = np.full(n, 0 if residual == 0 else steps.size - 1, dtype=np.int64)
+        return index, True, info
+    lam = _multiplier(table, p, delta, steps, residual)
+    best, runner_up, total = lagrangian_pass(table, p, delta, steps, lam)
+    bound = lam * residual + total
+    info.update(lam=lam, bound=bound)
+    best = best.astype(np.int64)
+    spent = int(steps[best].sum())
+    k = min(n, 16)
+    threshold = float(np.partition(runner_up, k - 1)[k - 1])
+    found, found_cost = None, np.inf
+    proven = False
+    while True:
+        info["rounds"] += 1
+        core = np.flatnonzero(runner_up <= threshold)
+        rc = reduced_costs(table, p, delta, steps, lam, core)
+        allowed = rc <= threshold
+        first = np.argmax(allowed, axis=1)
+        last = steps.size - 1 - np.argmax(allowed[:, ::-1], axis=1)
+        width = last - first + 1
+        w = int(width.max()) if core.size else 1
+        cols = np.minimum(first[:, None] + np.arange(w), last[:, None])
+        offsets = steps[cols] - steps[first][:, None]
+        cost = np.take_along_axis(rc, cols, axis=1)
+        need = residual - (spent - int(steps[best[core]].sum())) - int(steps[first].sum())
+        span = int(offsets[:, -1].sum())
+        info.update(G=threshold, core=int(core.size))
+        cells = core.size * (need + 1) * w
+        if 0 <= need <= span:
+            if info["cells"] + cells > max_core_work:
+                break
+            info["cells"] += cells
+            pick, cost_total = core_dp(cost, offsets, width, need)
+            if cost_total < found_cost:
+                found = best.copy()
+                found[core] = first + pick
+                found_cost = float(cost_total)
+            if found_cost <= threshold:
+                proven = True
+                break
+        # raise G: to the cost of the best allocation found (the domains then hold the optimum),
+        # or to a core 4x as large, whichever is smaller; found_cost > G here (else proven)
+        grown = np.inf
+        while k < n:
+            k = min(n, 4 * k)
+            grown = float(np.partition(runner_up, k - 1)[k - 1])
+            if grown > threshold:
+                break
+        nxt = min(found_cost, grown) if grown > threshold else found_cost
+        if not nxt > threshold:
+            break
+        threshold = nxt
+    if not proven and incumbent is not None:
+        other = np.asarray(incumbent(), dtype=np.int64)
+        other_cost = float(solution_reduced_cost(table, p, delta, steps, lam, other))
+        if other_cost < found_cost:
+            found, found_cost = other, other_cost
+    info["gap"] = found_cost
+    return found, proven, info
+
+
+def _message(info, proven: bool) -> str:
+    if info["lam"] is None:
+        return "certified: the budget admits a single allocation"
+    head = (
+        f"Lagrangian bound {info['bound']:.17g} at multiplier {info['lam']:.6g}; "
+        f"core of {info['core']} workers (reduced-cost threshold {info['G']:.3g}) "
+        f"solved by DP in {info['rounds']} round(s), {info['cells']} cells"
+    )
+    if proven:
+        return (
+            f"certified optimal: {head}; the optimum is {info['gap']:.3g} below the bound and every "
+            "other allocation that reaches it changes only core workers"
+        )
+    return f"not proven: {head}; remaining gap to the bound {info['gap']:.3g}"
+
+
+def _fallback(table, levels, budget):
+    """The paper's heuristic, for a core too large to solve (level indices)."""
+    from .heuristic import heuristic
+
+    index, _, _ = heuristic(table, levels, budget, {})
+    return index
+
+
+def _options(options: dict) -> int:
+    work = options.pop("max_core_work", MAX_CORE_WORK)
+    if isinstance(work, bool) or not isinstance(work, (int, np.integer)) or work < 0:
+        raise InputError(f"certified option `max_core_work` must be an integer >= 0, got {work!r}.")
+    return int(work)
+
+
+def _result(index, proven, info):
+    gap = 0.0 if proven else info["gap"]
+    return index, (True if proven else None), _message(info, proven), gap
+
+
+def certified(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
+    """Registered solver ``"certified"`` on a table. Option ``max_core_work`` (DP cells, default
+    :data:`MAX_CORE_WORK`)."""
+    work = _options(options)
+    index, proven, info = certify(
+        table,
+        None,
+        None,
+        levels,
+        budget,
+        max_core_work=work,
+        incumbent=lambda: _fallback(table, levels, budget),
+    )
+    return _result(index, proven, info)
+
+
+def certified_from_utilities(p, delta, levels, budget: int, options: dict):
+    """The same solver on utilities ``(1 - p_i) / (p_i + delta_l)`` without building the table."""
+    from ..utility import utilities
+
+    def fallback():
+        return _fallback(utilities(np.asarray(p)[:, None], np.asarray(delta)[None, :]), levels, budget)
+
+    work = _options(options)
+    index, proven, info = certify(None, p, delta, levels, budget, max_core_work=work, incumbent=fallback)
+    return _result(index, proven, info)
+
+
+register_allocator(
+    "certified", certified, options=("max_core_work",), from_utilities=certified_from_utilities
+)

@@ -1,0 +1,260 @@
+r"""The entry points: :func:`train` and :func:`gradient_estimates` on a cluster.
+
+Each call checks its inputs, opens the cluster (:func:`~gcdesign.cluster.dask.dask_client`),
+places the shards (:class:`~gcdesign.cluster.dask.DaskTransport`), runs the
+rounds (:class:`~gcdesign.cluster.engine.Engine`) and returns the record as a
+:class:`~gcdesign.cluster.ClusterHistory`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from .._validate import InputError, positive_int
+from ..schemes import check_scheme
+from ..training import Optimizer, Problem, gd, second_moment_shrinkage
+from ..training.optimizers import make_step
+from .dask import DaskTransport, dask_client
+from .emulation import latency_settings
+from .engine import Engine
+from .history import ClusterHistory, iterate_metrics, record_fields
+from .worker import shard_maker
+
+
+def _renamed(new_name: str, new, old_name: str, old, default=None):
+    """`new`, or the deprecated keyword `old` (with a DeprecationWarning) when only it is given."""
+    if old is None:
+        return default if new is None else new
+    warnings.warn(
+        f"`{old_name}=` is deprecated and will be removed in the next release; use `{new_name}=`.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if new is not None:
+        raise InputError(f"give `{new_name}=` or its old name `{old_name}=`, not both.")
+    return old
+
+
+def _source(problem_or_gradient_fn, scheme, x0):
+    """``(problem or None, gradient_fn or None, initial w)``, checked against the scheme."""
+    if isinstance(problem_or_gradient_fn, Problem):
+        problem = problem_or_gradient_fn
+        if scheme.encoding.shape[1] != problem.partitions:
+            raise InputError(
+                f"the scheme encodes K = {scheme.encoding.shape[1]} partitions but the problem has "
+                f"{problem.partitions}; build the profile with partitions={problem.partitions}."
+            )
+        w = problem.initial_point() if x0 is None else np.array(x0, dtype=np.float64)
+        if w.shape != (problem.dim,):
+            raise InputError(f"`x0` must have shape ({problem.dim},), got {w.shape}.")
+        return problem, None, w
+    if not callable(problem_or_gradient_fn):
+        raise InputError(
+            "`problem_or_gradient_fn` must be a Problem or a callable fn(w, partitions) -> (len, d)."
+        )
+    if x0 is None:
+        raise InputError("`x0` (the initial model) is needed with a gradient function.")
+    w = np.array(x0, dtype=np.float64)
+    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)):
+        raise InputError(f"`x0` must be a finite 1-D array, got shape {w.shape}.")
+    return None, problem_or_gradient_fn, w
+
+
+@contextlib.contextmanager
+def _dask_transport(scheme, make_shard, w, workers, scheduler, replace_workers):
+    """The Dask transport of one run, on the cluster `workers` / `scheduler`; closed afterwards."""
+    with dask_client(workers, scheduler) as client:
+        transport = DaskTransport(client, scheme, make_shard, w, replace_workers=replace_workers)
+        try:
+            yield transport
+        finally:
+            transport.close()
+
+
+def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_unit, emulate, **run):
+    """Check, open the cluster, run the engine: ``(problem, iterates, estimates, record fields)``."""
+    scheme = check_scheme(scheme)
+    rounds = positive_int("rounds", rounds)
+    time_unit = float(time_unit)
+    if not (math.isfinite(time_unit) and time_unit > 0):
+        raise InputError(f"`time_unit` must be a finite number of seconds > 0, got {time_unit!r}.")
+    deadline, shift, rates = latency_settings(scheme, deadline, run["shift"], run["rates"], emulate)
+    problem, gradient_fn, w = _source(source, scheme, run["x0"])
+    seed = int(np.random.default_rng(run["rng"]).integers(2**63))
+    make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
+    opened = _dask_transport(scheme, make_shard, w, workers, scheduler, run["replace_workers"])
+    with opened as transport:
+        engine = Engine(
+            transport, scheme, time_unit=time_unit, deadline=deadline, rates=rates, shift=shift, seed=seed
+        )
+        iterates, estimates, rec = engine.run(w, rounds, update)
+    fields = record_fields(scheme, rec, time_unit=time_unit, deadline=deadline, shift=shift)
+    return problem, np.array(iterates), np.array(estimates), fields
+
+
+def _optimizer_step(optimizer, source, scheme, x0) -> tuple[Callable, float]:
+    """``(update(w, estimate, r) -> w, shrinkage)`` of `optimizer` (:func:`make_step`)."""
+    if not isinstance(optimizer, Optimizer):
+        raise InputError("`optimizer` must be an Optimizer (use gd(...), sgd(...) or adam(...)).")
+    dim = source.dim if isinstance(source, Problem) else None
+    shrink = 1.0
+    if optimizer.method == "adam" and optimizer.two_track:
+        shrink = second_moment_shrinkage(scheme, optimizer.lam, dim=dim)
+    return make_step(optimizer, int(np.asarray(x0).size) if dim is None else dim, shrink), shrink
+
+
+def train(
+    problem_or_gradient_fn,
+    scheme,
+    *,
+    deadline: float,
+    rounds: int,
+    workers=None,
+    scheduler=None,
+    time_unit: float = 0.25,
+    emulate: bool = True,
+    shift: float | None = None,
+    rates=None,
+    optimizer: Optimizer | None = None,
+    rng=None,
+    x0=None,
+    loss: Callable | None = None,
+    replace_workers: bool = True,
+    client=None,
+    n_workers=None,
+) -> ClusterHistory:
+    r"""Train with `scheme` on a dask.distributed cluster, a real deadline every round.
+
+    Parameters
+    ----------
+    problem_or_gradient_fn : Problem or callable
+        A harness problem (:func:`gcdesign.training.digits_problem`, ...), or
+        ``fn(w, partitions) -> array (len(partitions), d)``, the partition
+        gradients :math:`g_j(w)` of the given partitions (then `x0` is
+        required; the function is shipped once to every Dask worker).
+    scheme : Design or Scheme
+        Checked with :func:`gcdesign.schemes.check_scheme`.
+    deadline : float
+        :math:`\tau` in time units; ``math.inf`` waits for every message.
+    rounds : int
+    workers : int or distributed.Client
+        As in :mod:`gcdesign.parallel`: a Client runs the rounds on its cluster;
+        an int ``W`` (default 2; -1: one per core) starts a LocalCluster of ``W``
+        processes with one thread each, closed at the end.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler address (``"tcp://host:8786"``) to connect to, in place of `workers`.
+    time_unit : float
+        Seconds per time unit ``u`` (default 0.25: on a loaded 2-core machine the
+        start and return latencies of a task reach 50-150 ms, and ``u t0`` and
+        ``u (tau - t0)`` must stay well above them for the emulation to be the profile).
+    emulate : bool
+        Sleep the emulated delay :math:`D_i = t_0 + \mathrm{Exp}(\mu_i)` in each
+        task; False: only real slowness counts.
+    shift : float, optional
+        :math:`t_0` (default ``deadline / 2``).
+    rates : array_like (N,), optional
+        :math:`\mu_i`; default :func:`delay_rates` of the scheme's ``p_i``, so
+        that the emulated cluster is the profiled one.
+    optimizer : Optimizer
+        :func:`~gcdesign.training.gd` (default ``gd(0.5)``), ``sgd`` or ``adam``.
+    rng : None, int or Generator
+        Draws the run's seed (delays, quantization, mini-batches: counter-based).
+    x0 : array_like, optional
+        Initial model.
+    loss : callable, optional
+        ``loss(w)`` recorded each round with a gradient function.
+    replace_workers : bool
+        Re-place the logical workers of a dead Dask worker on a worker that
+        joins later (else they straggle for the rest of the run).
+    client, n_workers
+        Deprecated names of `workers` (a Client, a number of processes); removed in the next release.
+
+    Returns
+    -------
+    ClusterHistory
+    """
+    workers = _renamed("workers", _renamed("workers", workers, "client", client), "n_workers", n_workers, 2)
+    optimizer = gd(0.5) if optimizer is None else optimizer
+    update, shrink = _optimizer_step(optimizer, problem_or_gradient_fn, scheme, x0)
+    problem, iterates, _, fields = _run(
+        problem_or_gradient_fn,
+        scheme,
+        update=update,
+        workers=workers,
+        scheduler=scheduler,
+        deadline=deadline,
+        rounds=rounds,
+        time_unit=time_unit,
+        emulate=emulate,
+        shift=shift,
+        rates=rates,
+        rng=rng,
+        x0=x0,
+        batch_size=optimizer.batch_size if optimizer.method != "gd" else None,
+        replace_workers=replace_workers,
+    )
+    return ClusterHistory(
+        optimizer=optimizer.label, shrinkage=shrink, **iterate_metrics(problem, iterates, loss), **fields
+    )
+
+
+def gradient_estimates(
+    problem_or_gradient_fn,
+    scheme,
+    w=None,
+    *,
+    deadline: float,
+    rounds: int,
+    workers=None,
+    scheduler=None,
+    time_unit: float = 0.25,
+    emulate: bool = True,
+    shift: float | None = None,
+    rates=None,
+    rng=None,
+    replace_workers: bool = True,
+    client=None,
+    n_workers=None,
+    theta=None,
+) -> tuple[np.ndarray, ClusterHistory]:
+    """`rounds` decoded gradients at the fixed model `w` on the cluster: (array (rounds, d), record).
+
+    The cluster twin of :func:`gcdesign.training.gradient_estimates` (same
+    arguments as :func:`train`; `theta` is the deprecated name of `w`); their
+    mean squared error against the true gradient estimates
+    :func:`gcdesign.expected_error`.
+    """
+    workers = _renamed("workers", _renamed("workers", workers, "client", client), "n_workers", n_workers, 2)
+    w = _renamed("w", w, "theta", theta)
+    if w is None:
+        raise InputError("`w` (the model at which to estimate the gradient) is required.")
+    problem, iterates, estimates, fields = _run(
+        problem_or_gradient_fn,
+        scheme,
+        update=lambda current, estimate, r: current,
+        workers=workers,
+        scheduler=scheduler,
+        deadline=deadline,
+        rounds=rounds,
+        time_unit=time_unit,
+        emulate=emulate,
+        shift=shift,
+        rates=rates,
+        rng=rng,
+        x0=w,
+        batch_size=None,
+        replace_workers=replace_workers,
+    )
+    metrics = iterate_metrics(problem, iterates[:1], None)
+    for key in ("loss", "grad_norm", "distance"):
+        if metrics[key] is not None:
+            metrics[key] = np.repeat(metrics[key], len(iterates))
+    return estimates, ClusterHistory(optimizer="fixed", **metrics, **fields)
+
+
+__all__ = ["gradient_estimates", "train"]

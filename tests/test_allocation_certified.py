@@ -1,0 +1,160 @@
+"""The certified solver: Lagrangian bound + exact core (gcdesign/allocation/certified.py).
+
+Cross-checked against the exact DP (random instances of every family, with and
+without the idle level), brute force (tiny instances) and weak duality.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gcdesign import ClusterProfile, InputError, allocate_bits, allocate_table
+from gcdesign.allocation import allowed_levels, resolve_method, utility_table
+from gcdesign.allocation.certified import certify
+from gcdesign.allocation.instances import random_instance, straggler_probs
+from gcdesign.quantization import error_factors
+
+
+def brute_force(table, levels, budget):
+    n, n_levels = table.shape
+    grids = np.array(list(itertools.product(range(n_levels), repeat=n)))
+    ok = levels[grids].sum(axis=1) == budget
+    return float(table[np.arange(n), grids[ok]].sum(axis=1).max())
+
+
+def close(a, b):
+    return abs(a - b) <= 1e-12 * max(1.0, abs(b))
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_certified_equals_the_dp_and_is_proven(seed):
+    inst = random_instance(seed, n_range=(2, 80))
+    cert = allocate_table(inst.table, inst.levels, inst.budget, method="certified")
+    exact = allocate_table(inst.table, inst.levels, inst.budget, method="dp")
+    assert cert.optimal is True and cert.gap == 0.0 and cert.bound == cert.objective
+    assert close(cert.objective, exact.objective), (inst.description, cert.message)
+    assert int(cert.bits.sum()) == inst.budget
+    assert cert.message.startswith("certified optimal: Lagrangian bound")
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    n=st.integers(1, 4),
+    b_max=st.integers(2, 6),
+    allow_idle=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    fill=st.floats(0.0, 1.0),
+)
+def test_certified_equals_brute_force_on_tiny_instances(n, b_max, allow_idle, seed, fill):
+    rng = np.random.default_rng(seed)
+    levels = allowed_levels(2, b_max, allow_idle=allow_idle)
+    p = rng.uniform(0.01, 0.99, n)
+    if rng.random() < 0.3:
+        p[:] = p[0]  # identical workers: ties everywhere
+    table = utility_table(p, float(10 ** rng.uniform(-3, 1)), int(10 ** rng.uniform(1, 5)), levels)
+    low = 2 if allow_idle else 2 * n
+    budget = int(round(low + fill * (b_max * n - low)))
+    grids = np.array(list(itertools.product(range(levels.size), repeat=n)))
+    if not (levels[grids].sum(axis=1) == budget).any():
+        return  # e.g. 1 or 3 bits with levels {0, 2}
+    cert = allocate_table(table, levels, budget, method="certified")
+    assert cert.optimal is True
+    assert close(cert.objective, brute_force(table, levels, budget))
+
+
+def test_weak_duality_and_the_reduced_cost_identity():
+    """L(lambda) bounds every allocation; F(b) = L(lambda) - sum_i c_i(b_i) for every b."""
+    from gcdesign.allocation._kernels import lagrangian_pass, reduced_costs, solution_reduced_cost
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        inst = random_instance(rng, n_range=(3, 40))
+        steps = inst.levels - inst.levels[0]
+        residual = inst.budget - inst.table.shape[0] * int(inst.levels[0])
+        optimum = allocate_table(inst.table, inst.levels, inst.budget, method="dp").objective
+        index = np.searchsorted(
+            inst.levels, allocate_table(inst.table, inst.levels, inst.budget, method="equal").bits
+        )
+        value = float(inst.table[np.arange(index.size), index].sum())
+        for lam in rng.uniform(-0.5, 2.0, 5):
+            dummy_p, dummy_d = np.zeros(index.size), np.zeros(steps.size)
+            best, runner_up, total = lagrangian_pass(inst.table, dummy_p, dummy_d, steps, lam)
+            bound = lam * residual + total
+            assert bound >= optimum - 1e-9 * max(1.0, abs(optimum))
+            rc = reduced_costs(inst.table, dummy_p, dummy_d, steps, lam, np.arange(index.size))
+            assert np.all(rc >= 0) and np.all(rc[np.arange(index.size), best] == 0)
+            sorted_rc = np.sort(rc, axis=1)
+            np.testing.assert_array_equal(runner_up, sorted_rc[:, 1])
+            gap = solution_reduced_cost(inst.table, dummy_p, dummy_d, steps, lam, index)
+            assert abs(bound - gap - value) <= 1e-9 * max(1.0, abs(value))
+
+
+@pytest.mark.parametrize("family", ["paper", "uniform", "late"])
+def test_from_utilities_gives_the_table_path_bit_for_bit(family):
+    """allocate_bits never builds the table for `certified`; the result is the table path's."""
+    rng = np.random.default_rng(11)
+    p = straggler_probs(rng, 3000, family)
+    prof = ClusterProfile(p, dim=10**6)
+    for quantization, bucket in [("raw", 512), ("balanced", None), ("tight", None)]:
+        fast = allocate_bits(prof, 5 * 3000, method="certified", kappa=quantization, bucket_size=bucket)
+        levels = allowed_levels(2, 32)
+        table = utility_table(p, fast.quantization, 10**6, levels, bucket)
+        slow = allocate_table(table, levels, 5 * 3000, method="certified")
+        np.testing.assert_array_equal(fast.bits, slow.bits)
+        assert fast.objective == float(table[np.arange(p.size), np.searchsorted(levels, fast.bits)].sum())
+        assert fast.optimal is True and fast.gap == 0.0
+
+
+def test_unclosed_proof_states_the_gap():
+    """With no DP budget for the core the result is the heuristic's, with its gap to the bound."""
+    inst = random_instance(3, n=60, family="uniform", bits_per_worker=5.0)
+    exact = allocate_table(inst.table, inst.levels, inst.budget, method="dp")
+    capped = allocate_table(
+        inst.table, inst.levels, inst.budget, method="certified", options={"max_core_work": 0}
+    )
+    heur = allocate_table(inst.table, inst.levels, inst.budget, method="heuristic")
+    assert capped.optimal is None and capped.gap >= 0.0
+    assert capped.objective <= exact.objective + 1e-12 * abs(exact.objective)
+    assert capped.objective >= heur.objective - 1e-12 * abs(heur.objective)
+    assert capped.bound >= exact.objective - 1e-9  # a true upper bound on the optimum
+    assert capped.message.startswith("not proven") and "remaining gap" in capped.message
+    with pytest.raises(InputError, match="`max_core_work` must be an integer >= 0"):
+        allocate_table(
+            inst.table, inst.levels, inst.budget, method="certified", options={"max_core_work": -1}
+        )
+
+
+def test_single_feasible_allocations():
+    table = np.array([[0.0, 1.0, 2.0], [0.0, 0.5, 3.0]])
+    for budget, expected in [(4, [2, 2]), (8, [4, 4])]:
+        result = allocate_table(table, [2, 3, 4], budget, method="certified")
+        assert result.optimal is True and result.bits.tolist() == expected
+
+
+def test_certify_handles_large_instances_with_a_small_core():
+    """At N = 2 x 10^4 the proof closes on a core of a few dozen workers."""
+    rng = np.random.default_rng(2)
+    p = straggler_probs(rng, 20_000, "paper")
+    levels = allowed_levels(2, 32)
+    delta = error_factors(levels, 1.0, 10**6)
+    index, proven, info = certify(None, p, delta, levels, 7 * 20_000)
+    assert proven and info["core"] < 1000
+    assert int(levels[index].sum()) == 7 * 20_000
+    assert info["bound"] >= info["bound"] - info["gap"]
+
+
+def test_auto_runs_the_certified_solver_beyond_the_dp():
+    levels = allowed_levels(2, 32)
+    assert resolve_method("auto", 10_000, 70_000, levels) == "certified"
+    rng = np.random.default_rng(3)
+    big = ClusterProfile(rng.uniform(0.05, 0.9, 2000), dim=10**6)
+    result = allocate_bits(big, 8000)
+    assert result.method == "certified" and result.optimal is True
+    assert result.message.startswith("auto chose certified (N R L > 2e+06): certified optimal")
+    named = allocate_bits(big, 8000, method="certified")
+    np.testing.assert_array_equal(result.bits, named.bits)
