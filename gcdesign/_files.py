@@ -108,6 +108,47 @@ def check_readable(path, *, what: str) -> None:
         raise _read_error(path, what, exc) from None
 
 
+def read_npy(path, *, what: str):
+    """The one array of a ``.npy`` file, read without pickle; anything else is named for what it is.
+
+    An empty file, an ``.npz`` archive (a zip), a text file or any other bytes that do not start
+    with the ``.npy`` magic are refused in one line naming the path; an object array (it would
+    need pickle) too. The array's values are the caller's to check.
+    """
+    import io
+
+    import numpy as np
+
+    data = read_bytes(path, what=what)
+    name = f"{what} file {str(path)!r}"
+    if not data:
+        raise InputError(f"{name} is empty; expected a .npy array (numpy.save).")
+    if data.startswith(b"PK\x03\x04"):
+        raise InputError(
+            f"{name} is an .npz archive (a zip), not a .npy array; save one array with numpy.save."
+        )
+    if not data.startswith(b"\x93NUMPY"):
+        kind = "text" if _looks_like_text(data) else "binary data"
+        raise InputError(f"{name} is {kind}, not a .npy array (it does not start with the .npy magic).")
+    try:
+        return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise InputError(f"{name} holds an object array, which needs pickle; never loaded.") from None
+        raise InputError(f"{name} is not a valid .npy array: {' '.join(str(exc).split())}.") from None
+    except (EOFError, OSError) as exc:
+        reason = " ".join(str(exc).split()) or "no data"
+        raise InputError(f"{name} is a truncated .npy array ({reason}).") from None
+
+
+def _looks_like_text(data: bytes) -> bool:
+    try:
+        data[:4096].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > 4090  # a character cut at the end of the window
+    return b"\x00" not in data[:4096]
+
+
 def read_text(path, *, what: str) -> str:
     """The UTF-8 text of `path` (a binary file, e.g. a PNG, is refused in one line)."""
     data = read_bytes(path, what=what)

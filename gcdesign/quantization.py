@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, real
+from ._validate import InputError, real, real_array, show_value
 
 KAPPA_POLICIES = ("raw", "balanced", "none")
 QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
@@ -256,6 +256,20 @@ def row_variances(x, bits, quantizer: str = "stochastic", bucket_size: int | Non
     return out
 
 
+#: The fields of each kind of model in a design file beyond ``kind`` and ``kappa``: (required,
+#: optional). docs/schema/design.schema.json says the same.
+MODEL_FIELDS = {
+    "tight": ((), ()),
+    "raw": ((), ()),
+    "balanced": (("c",), ()),
+    "calibrated": (("table", "dim", "samples"), ("bucket_size",)),
+    "none": ((), ()),
+    "scaled": ((), ()),
+}
+#: The kinds whose ``kappa`` is fixed.
+FIXED_KAPPA = {"tight": 1.0, "raw": 1.0, "calibrated": 1.0, "none": 0.0}
+
+
 @dataclass(frozen=True)
 class QuantizationModel:
     r"""A quantization model: maps (bits, dim, bucket size) to the design factor :math:`\delta(b)`.
@@ -335,17 +349,31 @@ class QuantizationModel:
 
     @classmethod
     def from_dict(cls, data) -> QuantizationModel:
+        """The model a design file's ``quantization`` object describes, every field checked.
+
+        Each kind has exactly its fields (:data:`MODEL_FIELDS`): a field of another kind, a
+        missing one or a ``kappa`` that the kind fixes (1 for tight, raw and calibrated, 0
+        for none) is refused with one line naming ``quantization.FIELD``.
+        """
         if not isinstance(data, dict):
             raise InputError(f"`quantization` must be an object, got {type(data).__name__}.")
-        unknown = set(data) - {"kind", "kappa", "c", "table", "dim", "bucket_size", "samples"}
-        if unknown:
-            raise InputError(f"`quantization` has unknown field {sorted(unknown)[0]!r}.")
         kind = data.get("kind")
-        if kind not in (*QUANTIZATION_MODELS, "scaled"):
+        if not isinstance(kind, str) or kind not in MODEL_FIELDS:
             raise InputError(
-                f"`quantization.kind` = {kind!r}; choose one of: {', '.join(QUANTIZATION_MODELS)}, scaled."
+                f"`quantization.kind` = {show_value(kind)}; choose one of: {', '.join(MODEL_FIELDS)}."
             )
-        kappa = real("quantization.kappa", data.get("kappa", 1.0), low=0)
+        required, optional = MODEL_FIELDS[kind]
+        for key in data:
+            if key not in ("kind", "kappa", *required, *optional):
+                raise InputError(f"`quantization.{key}` is not a field of the {kind} model.")
+        for key in ("kappa", *required):
+            if key not in data:
+                raise InputError(f"`quantization.{key}` is missing: the {kind} model needs it.")
+        kappa = real("quantization.kappa", data["kappa"], low=0)
+        if kind in FIXED_KAPPA and kappa != FIXED_KAPPA[kind]:
+            raise InputError(
+                f"`quantization.kappa` = {kappa!r}; the {kind} model has kappa = {FIXED_KAPPA[kind]!r}."
+            )
         table = data.get("table")
         if kind == "calibrated":
             if not isinstance(table, list) or len(table) != MAX_BITS + 1:
@@ -364,7 +392,7 @@ class QuantizationModel:
             ints[key] = value
         c = data.get("c")
         if c is not None:
-            c = real("quantization.c", c, low=0)
+            c = real("quantization.c", c, low=0, low_open=True)
         return cls(kind, kappa=kappa, c=c, table=table, **ints)
 
 
@@ -460,16 +488,11 @@ def calibrate_quantization(
     >>> model.kind, model.dim, round(float(model.delta([4], 4096)[0]), 1)
     ('calibrated', 4096, 6.3)
     """
-    try:
-        x = np.asarray(samples, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError("`samples` must be a two-dimensional array of finite numbers (m x d).") from None
+    x = real_array("samples", samples, ndim=None)  # bool, complex, text, NaN, inf: refused by position
     if x.ndim == 1:
         x = x.reshape(1, -1)
     if x.ndim != 2 or x.size == 0:
         raise InputError(f"`samples` must be a two-dimensional array (m x d), got shape {x.shape}.")
-    if not np.all(np.isfinite(x)):
-        raise InputError("`samples` must be finite.")
     b_min, b_max = _check_bits(b_min), _check_bits(b_max)
     if b_max > MAX_BITS or b_min > b_max:
         raise InputError(f"need 2 <= `b_min` <= `b_max` <= {MAX_BITS}, got {b_min} and {b_max}.")
@@ -477,9 +500,13 @@ def calibrate_quantization(
         isinstance(bucket_size, bool) or not isinstance(bucket_size, numbers.Integral) or bucket_size < 1
     ):
         raise InputError(f"`bucket_size` must be None or an integer >= 1, got {bucket_size!r}.")
-    total = float(np.einsum("ij,ij->", x, x))
-    if total == 0.0:
+    # delta is a ratio of sums of squares: one common scale changes nothing, and dividing by the
+    # largest |x| keeps samples near 1e200 from overflowing and subnormal ones from underflowing
+    scale = float(np.max(np.abs(x)))
+    if scale == 0.0:
         raise InputError("`samples` are all zero: nothing to calibrate on.")
+    x = x / scale
+    total = float(np.einsum("ij,ij->", x, x))
     table = np.full(MAX_BITS + 1, np.nan)
     for b in range(b_min, b_max + 1):
         table[b] = float(row_variances(x, np.full(x.shape[0], b), "stochastic", bucket_size).sum()) / total

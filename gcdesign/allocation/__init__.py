@@ -24,7 +24,7 @@ import numpy as np
 
 from .._validate import InputError, positive_int, read_only
 from ..profile import ClusterProfile
-from ..quantization import QuantizationModel, error_factors, resolve_quantization
+from ..quantization import MAX_BITS, QuantizationModel, error_factors, resolve_quantization
 from ..utility import utilities
 
 
@@ -195,8 +195,11 @@ def check_bit_range(b_min, b_max) -> tuple[int, int]:
     b_max = positive_int("b_max", b_max, minimum=2)
     if b_min > b_max:
         raise InputError(f"`b_min` = {b_min} must not exceed `b_max` = {b_max}.")
-    if b_max > 62:
-        raise InputError(f"`b_max` = {b_max} is too large: at most 62 bits per coordinate.")
+    if b_max > MAX_BITS:
+        raise InputError(
+            f"`b_max` = {b_max} is too large: at most {MAX_BITS} bits per coordinate (a message "
+            "codes a coordinate in at most 32 bits; 32 bits send it as a float32)."
+        )
     return b_min, b_max
 
 

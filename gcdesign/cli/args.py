@@ -174,7 +174,7 @@ def bucket_size(text: str):
     """``--bucket-size``: an integer >= 1, or ``none`` (one bucket; kept as the string)."""
     if text.strip().lower() == "none":
         return "none"
-    return count("bucket-size", 1, allowed="an integer >= 1 or 'none'")(text)
+    return count("bucket-size", 1, allowed=f"an integer in [1, {_show_bound(MAX_COUNT)}] or 'none'")(text)
 
 
 def quantization_args(args, profile, defaults=None) -> dict:
@@ -182,8 +182,7 @@ def quantization_args(args, profile, defaults=None) -> dict:
 
     Unset options take the example's recorded defaults (`defaults`), then the package's.
     """
-    import numpy as np
-
+    from .._files import read_npy
     from ..design import DEFAULT_BUCKET_SIZE, DEFAULT_QUANTIZATION
     from ..quantization import calibrate_quantization
 
@@ -195,12 +194,7 @@ def quantization_args(args, profile, defaults=None) -> dict:
     if (model == "calibrated") != (args.samples is not None):
         raise UsageError("--quantization calibrated needs --samples FILE.npy, and --samples needs it.")
     if model == "calibrated":
-        try:
-            samples = np.load(str(args.samples), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UsageError(
-                f"`samples` {str(args.samples)!r} is not a readable .npy array ({exc})."
-            ) from None
+        samples = read_npy(args.samples, what="samples")  # the values: calibrate_quantization's
         if samples.ndim != 2 or samples.shape[1] != profile.dim:
             raise UsageError(
                 f"`samples` must be an (m, d) array with d = {profile.dim} (the profile's), "
