@@ -13,11 +13,13 @@ A message of worker i is built in three steps (docs/runtime.md):
    ``u_k = uniform(key, k)`` of the counter-based stream of :mod:`gcdesign._mc_kernels`
    (splitmix64 of the message key and the coordinate index), so the codes do not depend on
    the order in which coordinates are visited. Stochastic (``b >= 2``, ``s = 2^(b-1) - 1``):
-   ``xi_k = floor(y_k) + [u_k < frac(y_k)]``, ``y_k = s |x_k| / norm_c`` (the numpy twin is
-   :func:`gcdesign.quantization.stochastic_levels`), clipped to ``s`` and sent as one sign bit
+   ``xi_k = min(floor(y_k) + [u_k < frac(y_k)], s)``, ``y_k = s |x_k| / norm_c`` (the package's
+   one rounding routine :func:`gcdesign._rounding.stochastic_level`, numpy twin
+   :func:`gcdesign.quantization.stochastic_levels`), sent as one sign bit
    (1 = negative, only when ``xi_k > 0``) followed by ``b - 1`` level bits; a bucket of norm 0
-   sends level 0. Sign (``b = 1``): bit ``[u_k < (1 + x_k / norm) / 2]`` (1 = +1; norm 0
-   sends 1). Codes are packed MSB first with no padding between coordinates;
+   sends level 0. Sign (``b = 1``): bit ``[u_k < (1 + x_k / norm) / 2]``
+   (:func:`gcdesign._rounding.sign_draw`; 1 = +1; norm 0 sends 1). Codes are packed MSB
+   first with no padding between coordinates;
    :func:`encode_codes_reference` packs with ``numpy.packbits``.
 3. **Decode-accumulate.** :func:`accumulate_codes` unpacks the codes and adds
    ``a_i Q(x_i)_k = f_c * (+-xi_k)`` to ``out[k]`` in place, with ``f_c = (a_i norm_c) / s``
@@ -39,11 +41,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import njit
-from ._mc_kernels import uniform, uniforms
-from .quantization import stochastic_levels
+from ._mc_kernels import NONE, SIGN, STOCHASTIC, uniform, uniforms  # noqa: F401 - SIGN: the codes by name
+from ._rounding import sign_draw, stochastic_level
+from .quantization import QUANTIZER_SPECS, quantizer_spec, row_bucket_norms, stochastic_levels
 
-STOCHASTIC, SIGN, NONE = 0, 1, 2
-QUANTIZER_CODES = {"stochastic": STOCHASTIC, "sign": SIGN, "none": NONE}
 LANES = 8
 CHUNK = 1024  # coordinates per pass of the encode / decode loops (fits in L1)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -124,9 +125,9 @@ def bucket_norms(x: np.ndarray, bucket: int, *, reference: bool = False) -> np.n
 def encode_codes(x, bucket, norms, bits, s, quantizer, key, out):
     """Quantize `x` against the bucket `norms` (float64 values of float32) and pack into `out`.
 
-    `out` is a zeroed uint8 array of ``ceil(bits * d / 8)`` bytes; `quantizer` is 0
-    (stochastic, ``2 <= bits <= 32``, ``s = 2^(bits-1) - 1`` levels) or 1 (sign,
-    ``bits = 1``, one bucket); `key` is the message's uint64 stream key. Works in chunks
+    `out` is a zeroed uint8 array of ``ceil(bits * d / 8)`` bytes; `quantizer` is
+    :data:`STOCHASTIC` (``2 <= bits <= 32``, ``s = 2^(bits-1) - 1`` levels) or :data:`SIGN`
+    (``bits = 1``, one bucket); `key` is the message's uint64 stream key. Works in chunks
     of :data:`CHUNK` coordinates: the codes of a chunk first (a loop numba vectorizes),
     then their bits.
     """
@@ -141,7 +142,7 @@ def encode_codes(x, bucket, norms, bits, s, quantizer, key, out):
         stop = min(start + bucket, d)
         for lo in range(start, stop, CHUNK):
             hi = min(lo + CHUNK, stop)
-            if quantizer == 0:
+            if quantizer == STOCHASTIC:
                 _stochastic_codes(x[lo:hi], lo, norms[c], s, sign_bit, key, codes)
             else:
                 _sign_codes(x[lo:hi], lo, norms[c], key, codes)
@@ -157,12 +158,7 @@ def _stochastic_codes(xs, offset, nrm, s, sign_bit, key, codes):
         return
     for j in range(xs.size):
         xk = xs[j]
-        u = uniform(key, np.uint64(offset + j))
-        y = s * abs(xk) / nrm
-        low = np.floor(y)
-        xi = low + 1.0 if u < y - low else low
-        if xi > s:  # |x_k| <= norm, so only rounding can push y past s
-            xi = s
+        xi = stochastic_level(abs(xk), s, nrm, uniform(key, np.uint64(offset + j)))
         code = np.uint64(xi)
         if xk < 0.0 and xi > 0.0:
             code |= sign_bit
@@ -175,8 +171,7 @@ def _sign_codes(xs, offset, nrm, key, codes):
         codes[: xs.size] = 1
         return
     for j in range(xs.size):
-        u = uniform(key, np.uint64(offset + j))
-        codes[j] = _U1 if u < 0.5 * (1.0 + xs[j] / nrm) else np.uint64(0)
+        codes[j] = _U1 if sign_draw(xs[j], nrm, uniform(key, np.uint64(offset + j))) else np.uint64(0)
 
 
 @njit()
@@ -228,8 +223,7 @@ def encode_codes_reference(x, bucket, norms, bits, s, quantizer, key) -> np.ndar
     positive = per_coordinate > 0.0
     safe = np.where(positive, per_coordinate, 1.0)
     if quantizer == STOCHASTIC:
-        xi = np.minimum(stochastic_levels(x, s, safe, u), s)
-        xi = np.where(positive, xi, 0.0)
+        xi = np.where(positive, stochastic_levels(x, s, safe, u), 0.0)
         negative = (x < 0.0) & (xi > 0.0)
         codes = xi.astype(np.uint64) | (negative.astype(np.uint64) << np.uint64(bits - 1))
     else:
@@ -270,11 +264,11 @@ def accumulate_codes(payload, bits, s, bucket, norms, quantizer, weight, out):
     for c in range(norms.size):
         start = c * bucket
         stop = min(start + bucket, d)
-        f = weight * norms[c] / s if quantizer == 0 else weight * norms[c]
+        f = weight * norms[c] / s if quantizer == STOCHASTIC else weight * norms[c]
         for lo in range(start, stop, CHUNK):
             hi = min(lo + CHUNK, stop)
             acc, available, pos = _unpack(payload, hi - lo, bits, acc, available, pos, codes)
-            if quantizer == 0:
+            if quantizer == STOCHASTIC:
                 _add_levels(codes, f, sign_bit, level_mask, out[lo:hi])
             else:
                 _add_signs(codes, f, out[lo:hi])
@@ -382,5 +376,60 @@ def accumulate_message(
 
 
 def _levels(bits: int, quantizer: int) -> float:
-    """``s = 2^(b-1) - 1`` for the stochastic quantizer (exact), 1 for sign."""
-    return float(2 ** (bits - 1) - 1) if quantizer == STOCHASTIC else 1.0
+    """The number of levels ``s`` of the quantizer with wire code `quantizer` at `bits` (the table's)."""
+    return float(QUANTIZER_SPECS[quantizer].levels(bits))
+
+
+# ------------------------------------------------------------------ dequantized rows (training)
+@njit(nogil=True)
+def quantize_values(x, bucket, norms, levels, quantizer, uniforms, out):
+    """``out[i] = Q(x[i])``, dequantized (float64), for every row: the numba twin of quantize_rows.
+
+    `norms` (n, ceil(d / bucket)) are the float64 bucket norms of the rows
+    (:func:`gcdesign.quantization.row_bucket_norms`), `levels` (n,) the levels ``s_i``,
+    `quantizer` :data:`STOCHASTIC` or :data:`SIGN` (one bucket), `uniforms` (n, d) the
+    draws. The arithmetic is :func:`gcdesign.quantization.quantize_rows`' operation for
+    operation (``sign(x_k) * xi_k * (norm / s)``; sign ``+-norm``; 0 where the norm is 0),
+    rounding with the package's one routine, so the two agree bit for bit.
+    """
+    n, d = x.shape
+    for i in range(n):
+        s = levels[i]
+        for c in range(norms.shape[1]):
+            nrm = norms[i, c]
+            lo = c * bucket
+            hi = min(lo + bucket, d)
+            if nrm == 0.0:
+                out[i, lo:hi] = 0.0
+            elif quantizer == STOCHASTIC:
+                scale = nrm / s
+                for k in range(lo, hi):
+                    xk = x[i, k]
+                    sign = np.sign(xk) if xk != 0.0 else 0.0  # numpy's sign(-0.0) is +0.0, numba's -0.0
+                    out[i, k] = sign * stochastic_level(abs(xk), s, nrm, uniforms[i, k]) * scale
+            else:
+                for k in range(lo, hi):
+                    out[i, k] = nrm if sign_draw(x[i, k], nrm, uniforms[i, k]) else -nrm
+
+
+def quantize_rows_numba(x, bits, *, quantizer: str, bucket_size: int | None = None, rng=None) -> np.ndarray:
+    """:func:`gcdesign.quantization.quantize_rows` through the numba kernel: the same draws, the same bits.
+
+    For the sending rows of one scheme (what the training harness quantizes): every row
+    uses `quantizer` (a stochastic scheme's rows have ``bits >= 2``, a sign scheme's
+    ``bits = 1``; ``"none"`` returns a copy and draws nothing), with the uniforms of one
+    ``rng.random(x.shape)``, as the reference draws them.
+    """
+    x = np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=np.float64)))
+    spec = quantizer_spec(quantizer)
+    if spec.code == NONE or x.shape[0] == 0:
+        return x.copy()
+    u = np.random.default_rng(rng).random(x.shape)
+    bits = np.asarray(bits)
+    d = x.shape[1]
+    bucket = d if bucket_size is None or not spec.buckets else min(int(bucket_size), d)
+    norms = row_bucket_norms(x, bucket)
+    s = np.asarray(spec.levels(np.where(bits > 0, bits, spec.bits[0])), dtype=np.float64).reshape(-1)
+    out = np.empty_like(x)
+    quantize_values(x, bucket, norms, s, spec.code, u, out)
+    return out

@@ -14,8 +14,11 @@ fixed (trial, worker, coordinate), so
   arithmetic the kernel repeats operation for operation, and both accumulate
   in the same order).
 
-Quantizer codes: 0 stochastic (``b`` bits, ``s = 2^(b-1) - 1`` levels, one norm
-per bucket of ``beta`` coordinates), 1 sign (1 bit), 2 none (exact messages).
+Quantizer codes are the wire codes of :data:`gcdesign.quantization.QUANTIZER_SPECS`:
+stochastic (``b`` bits, ``s = 2^(b-1) - 1`` levels, one norm per bucket of ``beta``
+coordinates), sign (1 bit), none (exact messages). The kernel rounds with the package's one
+numba routine, :func:`gcdesign._rounding.stochastic_level` (sign:
+:func:`gcdesign._rounding.sign_draw`), which the codec kernels call too.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import numba
 import numpy as np
 
 from ._jit import njit
+from ._rounding import sign_draw, stochastic_level
+from .quantization import QUANTIZER, QUANTIZER_SPECS, quantize_rows
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -32,8 +37,7 @@ _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 _ONE = np.uint64(1)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 
-STOCHASTIC, SIGN, EXACT = 0, 1, 2
-QUANTIZER_CODES = {"stochastic": STOCHASTIC, "sign": SIGN, "none": EXACT}
+STOCHASTIC, SIGN, NONE = (QUANTIZER[name].code for name in ("stochastic", "sign", "none"))
 
 
 # ------------------------------------------------------------------ random numbers
@@ -78,7 +82,7 @@ def simulate_rounds(
     levels : float64 (N,)
         The number of levels ``s_i`` (stochastic quantizer).
     quantizer : int
-        0 stochastic, 1 sign, 2 none.
+        The wire code (:data:`STOCHASTIC`, :data:`SIGN`, :data:`NONE`).
     weights : float64 (T, N)
         Decoder weight of worker i in round t, zero when it did not arrive.
     keys : uint64 (C,)
@@ -112,11 +116,11 @@ def simulate_rounds(
                 if w == 0.0:
                     continue
                 base = np.uint64((local * n + i) * d)
-                if quantizer == 2:
+                if quantizer == NONE:
                     for k in range(d):
                         ghat[k] += w * x[i, k]
                     continue
-                s = levels[i] if quantizer == 0 else 1.0
+                s = levels[i] if quantizer == STOCHASTIC else 1.0
                 for b in range(n_buckets):
                     nrm = norms[i, b]
                     if nrm == 0.0:
@@ -125,13 +129,10 @@ def simulate_rounds(
                     for k in range(b * bucket, min((b + 1) * bucket, d)):
                         xk = x[i, k]
                         u = uniform(key, base + np.uint64(k))
-                        if quantizer == 0:
-                            y = s * abs(xk) / nrm
-                            low = np.floor(y)
-                            xi = low + 1.0 if u < y - low else low
-                            q = np.sign(xk) * xi * scale
+                        if quantizer == STOCHASTIC:
+                            q = np.sign(xk) * stochastic_level(abs(xk), s, nrm, u) * scale
                         else:
-                            q = nrm * (1.0 if u < 0.5 * (1.0 + xk / nrm) else -1.0)
+                            q = nrm * (1.0 if sign_draw(xk, nrm, u) else -1.0)
                         ghat[k] += w * q
             err = 0.0
             for k in range(d):
@@ -139,9 +140,6 @@ def simulate_rounds(
                 err += dev * dev
                 dev_sum[c, k] += dev
             errors[t] = err
-
-
-QUANTIZER_NAMES = {code: name for name, code in QUANTIZER_CODES.items()}
 
 
 def simulate_rounds_reference(
@@ -154,11 +152,9 @@ def simulate_rounds_reference(
     `norms` and `levels` are recomputed there, not read). The squared error is
     summed in coordinate order (``cumsum``), as the kernel does.
     """
-    from .quantization import quantize_rows
-
     n_rounds, n = weights.shape
     d = x.shape[1]
-    name = QUANTIZER_NAMES[quantizer]
+    name = QUANTIZER_SPECS[quantizer].name
     bucket_size = None if bucket >= d else int(bucket)
     for c, key in enumerate(keys):
         start = c * chunk

@@ -53,6 +53,8 @@ def read_only_sparse(matrix):
 
 
 INT64_MAX = 2**63 - 1
+#: The most bits per coordinate a message carries (gcdesign.quantization.MAX_BITS).
+MAX_BITS = 32
 
 
 def show_value(value, limit: int = 60) -> str:
@@ -139,6 +141,49 @@ def positive_int(name: str, value, *, minimum: int = 1, maximum: int = INT64_MAX
     if not minimum <= value <= maximum:
         raise InputError(f"`{name}` must be {allowed}, got {show_value(value)}.")
     return value
+
+
+def check_bucket_size(bucket_size, name: str = "bucket_size") -> int | None:
+    """`bucket_size` must be None (one bucket) or an integer >= 1 (the bucketed quantizer's beta)."""
+    return None if bucket_size is None else positive_int(name, bucket_size)
+
+
+def check_budget(budget, n: int, b_min: int, b_max: int, *, allow_idle: bool = False) -> int:
+    """`budget` must be an integer with N b_min <= B <= N b_max (0 lower end if idle allowed)."""
+    if isinstance(budget, bool) or not (
+        isinstance(budget, (int, np.integer)) or (isinstance(budget, float) and budget.is_integer())
+    ):
+        raise InputError(f"`budget` must be an integer number of bits, got {budget!r}.")
+    budget = int(budget)
+    low = (b_min if not allow_idle else 0) * n
+    if allow_idle and budget < b_min:
+        raise InputError(
+            f"`budget` = {budget} is infeasible: at least one worker needs b_min = {b_min} bits."
+        )
+    if not low <= budget <= n * b_max:
+        raise InputError(
+            f"`budget` = {budget} is infeasible for N = {n} workers with bits in "
+            f"[{b_min}, {b_max}]: need {low} <= B <= {n * b_max}."
+        )
+    return budget
+
+
+def check_bit_range(b_min, b_max) -> tuple[int, int]:
+    """`b_min` and `b_max` must be integers with 2 <= b_min <= b_max <= 32 (bits per coordinate).
+
+    32 is the widest code a message carries (at 32 bits a coordinate travels as a float32):
+    a design with more bits could not be sent, and a calibrated model has no value there.
+    """
+    b_min = positive_int("b_min", b_min, minimum=2)
+    b_max = positive_int("b_max", b_max, minimum=2)
+    if b_min > b_max:
+        raise InputError(f"`b_min` = {b_min} must not exceed `b_max` = {b_max}.")
+    if b_max > MAX_BITS:
+        raise InputError(
+            f"`b_max` = {b_max} is too large: at most {MAX_BITS} bits per coordinate, the widest "
+            "code a message carries."
+        )
+    return b_min, b_max
 
 
 def boolean(name: str, value) -> bool:

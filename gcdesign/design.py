@@ -22,8 +22,16 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import scipy.sparse as sp
 
-from ._validate import InputError, choice, read_only, read_only_sparse
-from .allocation import AUTO, Allocation, allocate_bits, check_bit_range, check_bucket_size, check_budget
+from ._validate import (
+    InputError,
+    check_bit_range,
+    check_bucket_size,
+    check_budget,
+    choice,
+    read_only,
+    read_only_sparse,
+)
+from .allocation import AUTO, Allocation, allocate_bits
 from .construction import count_components, group_workers, hub_layout, segment_layout
 from .profile import ClusterProfile
 from .quantization import QuantizationModel, error_factors

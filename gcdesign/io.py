@@ -33,7 +33,18 @@ from ._files import (
     parse_json,
     read_json,
 )
-from ._validate import InputError, boolean, choice, int_array, positive_int, real, real_array, show_value
+from ._validate import (
+    InputError,
+    boolean,
+    check_bit_range,
+    check_bucket_size,
+    choice,
+    int_array,
+    positive_int,
+    real,
+    real_array,
+    show_value,
+)
 
 DESIGN_FORMAT = "gcdesign.design"
 DESIGN_VERSION = "2.0"  # 2.0: the quantization model and the bucket size (1.x files still load)
@@ -124,7 +135,6 @@ def mass_tolerance(n_workers: int, partitions: int) -> float:
 
 def _options(value) -> dict:
     """The options the checks of :meth:`Design.validate` read, typed; the rest is informational."""
-    from .allocation import check_bit_range
     from .design import CONSTRUCTIONS
 
     options = dict(_object(value, "options"))
@@ -143,7 +153,6 @@ def _options(value) -> dict:
 
 def design_from_dict(data) -> object:
     """Rebuild and fully validate a design from its dict (see the module docstring)."""
-    from .allocation import check_bucket_size
     from .design import DesignError, assemble_design
     from .profile import ClusterProfile
     from .quantization import QuantizationModel, error_factors

@@ -27,7 +27,7 @@ import numpy as np
 from ._validate import positive_int
 from .evaluation import arrival_probs, evaluation_inputs, fixed_decoding, worker_messages
 from .parallel import numba_threads, parallel_imap, process_count
-from .quantization import coordinate_norms, levels
+from .quantization import quantizer_spec, row_bucket_norms
 
 MC_CHUNK = 16  # trials per random stream: fixed, so results do not depend on the thread count
 BIAS_GROUPS = 32  # batch means for the bias test (chunk c goes to group c mod BIAS_GROUPS)
@@ -219,11 +219,10 @@ class MonteCarloProblem:
 
 def monte_carlo_problem(scheme, grads: np.ndarray, *, reference: bool = False) -> MonteCarloProblem:
     """The :class:`MonteCarloProblem` of a checked `scheme` and validated `grads` (K x d)."""
-    from ._mc_kernels import QUANTIZER_CODES
-
     messages = worker_messages(scheme, grads)
     d = messages.shape[1]
     bits = np.asarray(scheme.bits, dtype=np.int64)
+    spec = quantizer_spec(scheme.quantizer)
     bucket = d if scheme.bucket_size is None else min(int(scheme.bucket_size), d)
     fixed = fixed_decoding(scheme)
     return MonteCarloProblem(
@@ -231,9 +230,10 @@ def monte_carlo_problem(scheme, grads: np.ndarray, *, reference: bool = False) -
         bits=bits,
         bucket=bucket,
         # the bucket norms exactly as quantize_rows computes them (one column per bucket)
-        norms=np.ascontiguousarray(coordinate_norms(messages, None if bucket >= d else bucket)[:, ::bucket]),
-        levels=np.where(bits >= 2, levels(np.maximum(bits, 2)), 1.0).astype(np.float64),
-        quantizer=QUANTIZER_CODES[scheme.quantizer],
+        norms=np.ascontiguousarray(row_bucket_norms(messages, bucket)),
+        # idle workers (0 bits) at the smallest width, as quantize_rows does
+        levels=np.asarray(spec.levels(np.where(bits > 0, bits, spec.bits[0])), dtype=np.float64),
+        quantizer=spec.code,
         target=grads.sum(axis=0),
         arrival=arrival_probs(scheme),
         fixed=fixed,

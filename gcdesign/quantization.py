@@ -1,10 +1,13 @@
 r"""The quantizer: stochastic (optionally bucketed) and sign, with exact variances and payloads.
 
 This module is the one home of the quantizer (docs/math.md, sections 2, 2b, 2c):
-:func:`quantize_rows` is the numpy reference every consumer calls (the training
-harness, the runtime codec, the Monte-Carlo reference; the numba kernels are its
-twins), :func:`row_variances` the exact variance, :func:`payload_bits` the wire
-size, :data:`QUANTIZERS` the names.
+:data:`QUANTIZER_SPECS` is THE table (for each quantizer its name, wire code, allowed
+bits, levels, buckets and norms; :data:`QUANTIZERS` the names) that schemes, the runtime,
+payloads and the kernels read; :func:`quantize_rows` is the numpy reference (the numba
+kernels of the training harness, the runtime codec and Monte Carlo are its twins, and
+round with the one routine :func:`gcdesign._rounding.stochastic_level`, whose numpy twin
+is :func:`stochastic_levels`), :func:`row_variances` the exact variance,
+:func:`payload_bits` the wire size. Adding a quantizer: docs/extending.md, section 4.
 
 One sign bit plus ``b - 1`` magnitude bits give :math:`s(b) = 2^{b-1} - 1`
 levels. For :math:`x \ne 0`, coordinate :math:`k`:
@@ -24,22 +27,88 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, real, real_array, show_value
+from ._validate import MAX_BITS, InputError, check_bucket_size, real, real_array, show_value
 
 KAPPA_POLICIES = ("raw", "balanced", "none")
 QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
-QUANTIZERS = ("stochastic", "sign", "none")
 NORM_BITS = 32  # the norm travels as one float32
-MAX_BITS = 32  # a float32 coordinate: the most a message spends per coordinate
+# MAX_BITS (from _validate): a float32 coordinate, the most a message spends per coordinate
 
 
 def levels(bits) -> np.ndarray | float:
     """Number of magnitude levels :math:`s(b) = 2^{b-1} - 1` (float; b may be fractional)."""
     return np.exp2(np.asarray(bits, dtype=np.float64) - 1.0) - 1.0
+
+
+def _one_level(bits) -> np.ndarray | float:
+    r"""One level, whatever the bits: the sign quantizer's :math:`\pm\|x\|` (and an exact message)."""
+    return np.ones_like(np.asarray(bits, dtype=np.float64))
+
+
+# ------------------------------------------------------------------ the quantizer spec
+@dataclass(frozen=True)
+class Quantizer:
+    """One row of :data:`QUANTIZER_SPECS`: what the rest of the package knows about a quantizer.
+
+    Attributes
+    ----------
+    name : str
+        The value of ``scheme.quantizer``.
+    code : int
+        The wire code: byte 5 of a runtime message header, and the switch of the numba
+        kernels (Monte Carlo, codec, training).
+    bits : range
+        The bits per coordinate a sending worker may use (0, an idle worker, is always allowed).
+    levels : callable
+        ``levels(bits) -> s``: the number of magnitude levels at ``bits`` (float, vectorized).
+    buckets : bool
+        Whether it takes a bucket size (one norm per bucket of ``beta`` coordinates).
+    norms : bool
+        Whether a message carries float32 norms (:data:`NORM_BITS` each) besides its codes.
+    """
+
+    name: str
+    code: int
+    bits: range
+    levels: Callable
+    buckets: bool
+    norms: bool
+
+    @property
+    def bits_text(self) -> str:
+        """The allowed bits in words: ``"in [2, 32]"`` or ``"1"``."""
+        lo, hi = self.bits[0], self.bits[-1]
+        return f"{lo}" if lo == hi else f"in [{lo}, {hi}]"
+
+
+#: THE quantizer table, in wire-code order (docs/extending.md shows how to add a row).
+#: A new quantizer is one row here plus its kernels: the numpy reference (:func:`quantize_rows`,
+#: :func:`row_variances`) and the numba twins (``_mc_kernels.simulate_rounds``,
+#: ``_codec_kernels.encode_codes`` / ``accumulate_codes`` / ``quantize_values``).
+QUANTIZER_SPECS = (
+    Quantizer("stochastic", 0, range(2, MAX_BITS + 1), levels, buckets=True, norms=True),
+    Quantizer("sign", 1, range(1, 2), _one_level, buckets=False, norms=True),
+    Quantizer("none", 2, range(MAX_BITS, MAX_BITS + 1), _one_level, buckets=False, norms=False),
+)
+QUANTIZER = {q.name: q for q in QUANTIZER_SPECS}  # name -> Quantizer
+QUANTIZERS = tuple(QUANTIZER)  # the names, in wire-code order
+assert all(q.code == i for i, q in enumerate(QUANTIZER_SPECS)), "codes are the row numbers"
+
+
+def quantizer_spec(name, *, what: str = "quantizer", where: str = "") -> Quantizer:
+    """The :class:`Quantizer` called `name`; InputError ``Unknown {what} {name!r}{where}`` if none."""
+    if not isinstance(name, str) or name not in QUANTIZER:
+        raise InputError(f"Unknown {what} {name!r}{where}; choose one of: {', '.join(QUANTIZERS)}.")
+    return QUANTIZER[name]
+
+
+# The one numba rounding routine (stochastic_level, sign_draw), the twin of stochastic_levels
+# below, lives in gcdesign._rounding: `import gcdesign` stays free of numba.
 
 
 def _bucket_dim(dim: int, bucket_size: int | None) -> int:
@@ -145,11 +214,12 @@ def payload_bits(bits, dim: int, quantizer: str = "stochastic", bucket_size: int
     [0, 320]
     """
     b = np.asarray(bits, dtype=np.int64)
-    if quantizer == "none":
-        out = np.where(b > 0, MAX_BITS * dim, 0)
-    else:
-        buckets = 1 if bucket_size is None or quantizer == "sign" else -(-dim // bucket_size)
+    spec = quantizer_spec(quantizer)
+    buckets = 1 if bucket_size is None or not spec.buckets else -(-dim // bucket_size)
+    if spec.norms:
         out = np.where(b > 0, NORM_BITS * buckets + b * dim, 0)
+    else:  # the values themselves, one float32 each
+        out = np.where(b > 0, MAX_BITS * dim, 0)
     return int(out) if out.ndim == 0 else out
 
 
@@ -159,6 +229,19 @@ def coordinate_norms(x: np.ndarray, bucket_size: int | None = None) -> np.ndarra
     `x` is (n, d). Returns (n, 1) for one bucket (``bucket_size`` None or >= d), else
     (n, d) with ``||x_c||`` repeated over the coordinates of bucket ``c``.
     """
+    norms = row_bucket_norms(x, bucket_size)
+    if norms.shape[1] == 1:
+        return norms
+    return np.repeat(norms, bucket_size, axis=1)[:, : x.shape[1]]
+
+
+def row_bucket_norms(x: np.ndarray, bucket_size: int | None = None) -> np.ndarray:
+    """The norm of every bucket of every row of `x` (n, d): (n, ceil(d / bucket_size)) float64.
+
+    One column when ``bucket_size`` is None or >= d. These are the norms
+    :func:`quantize_rows` quantizes against (:func:`coordinate_norms` spreads them over
+    the coordinates), the same floats wherever they are computed.
+    """
     n, d = x.shape
     if bucket_size is None or bucket_size >= d:
         return np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
@@ -166,8 +249,7 @@ def coordinate_norms(x: np.ndarray, bucket_size: int | None = None) -> np.ndarra
     padded = np.zeros((n, buckets * bucket_size))
     padded[:, :d] = x
     blocks = padded.reshape(n, buckets, bucket_size)
-    norms = np.sqrt(np.einsum("ijk,ijk->ij", blocks, blocks))
-    return np.repeat(norms, bucket_size, axis=1)[:, :d]
+    return np.sqrt(np.einsum("ijk,ijk->ij", blocks, blocks))
 
 
 def quantize_rows(
@@ -209,12 +291,14 @@ def quantize_rows(
 
 
 def stochastic_levels(x, s, norms, uniforms) -> np.ndarray:
-    r"""The integer levels :math:`\xi_k = \lfloor y_k \rfloor + [u_k < y_k - \lfloor y_k \rfloor]` (float64).
+    r"""The integer levels :math:`\xi_k = \min(\lfloor y_k \rfloor + [u_k < \{y_k\}], s)` (float64).
 
     ``y_k = s |x_k| / norm_k`` with `norms` the (positive) norm each coordinate is
     quantized against and `uniforms` the draws; all arguments broadcast. This is the
     rounding step shared by :func:`quantize_rows` and the runtime codec's numpy twin
-    (which quantizes against the float32 norms that travel).
+    (which quantizes against the float32 norms that travel), and the numpy twin of
+    :func:`gcdesign._rounding.stochastic_level`, which every numba kernel calls (same
+    clip to ``s``).
 
     Examples
     --------
@@ -223,7 +307,7 @@ def stochastic_levels(x, s, norms, uniforms) -> np.ndarray:
     """
     y = s * np.abs(x) / norms
     low = np.floor(y)
-    return low + (uniforms < y - low)
+    return np.minimum(low + (uniforms < y - low), s)
 
 
 def row_variances(x, bits, quantizer: str = "stochastic", bucket_size: int | None = None) -> np.ndarray:
@@ -496,10 +580,7 @@ def calibrate_quantization(
     b_min, b_max = _check_bits(b_min), _check_bits(b_max)
     if b_max > MAX_BITS or b_min > b_max:
         raise InputError(f"need 2 <= `b_min` <= `b_max` <= {MAX_BITS}, got {b_min} and {b_max}.")
-    if bucket_size is not None and (
-        isinstance(bucket_size, bool) or not isinstance(bucket_size, numbers.Integral) or bucket_size < 1
-    ):
-        raise InputError(f"`bucket_size` must be None or an integer >= 1, got {bucket_size!r}.")
+    bucket_size = check_bucket_size(bucket_size)
     # delta is a ratio of sums of squares: one common scale changes nothing, and dividing by the
     # largest |x| keeps samples near 1e200 from overflowing and subnormal ones from underflowing
     scale = float(np.max(np.abs(x)))
@@ -520,6 +601,8 @@ def calibrate_quantization(
 
 
 def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits < 2:
-        raise InputError(f"`bits` must be an integer >= 2, got {bits!r}.")
+    """Bits of the stochastic quantizer: an integer >= its smallest allowed width (2)."""
+    low = QUANTIZER["stochastic"].bits[0]
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits < low:
+        raise InputError(f"`bits` must be an integer >= {low}, got {bits!r}.")
     return int(bits)

@@ -64,7 +64,7 @@ import scipy.sparse as sp
 
 from . import _codec_kernels as kernels
 from ._validate import InputError
-from .quantization import NORM_BITS, QUANTIZERS
+from .quantization import NORM_BITS, QUANTIZER_SPECS, quantizer_spec
 from .schemes import check_scheme
 
 MAGIC = b"GCQM"
@@ -72,7 +72,7 @@ WIRE_VERSION = 2
 READ_VERSIONS = (1, 2)
 _HEADER = struct.Struct("<4sBBBBIQQ")  # version 2: magic, version, quantizer, bits, reserved, worker, d, beta
 _HEADER_V1 = struct.Struct("<4sBBBxIQf")  # version 1: magic, version, quantizer, bits, pad, worker, d, norm
-_BITS = {"stochastic": range(2, 33), "sign": (1,), "none": (32, 64)}  # 64: version-1 float64 values
+_V1_BITS = {"none": (64,)}  # besides the table's bits: version-1 unquantized messages carried float64 values
 _UINT32, _UINT64 = 2**32, 2**64
 _MESSAGE_TYPES = (bytes, bytearray, memoryview)
 
@@ -147,7 +147,7 @@ class Message:
         header = _HEADER.pack(
             MAGIC,
             WIRE_VERSION,
-            QUANTIZERS.index(self.quantizer),
+            quantizer_spec(self.quantizer).code,
             self.bits,
             0,
             self.worker,
@@ -188,11 +188,12 @@ class Message:
             reserved, beta = 0, 0
         else:
             _, _, qcode, bits, reserved, worker, dim, beta = header.unpack_from(data)
-        if qcode >= len(QUANTIZERS):
-            raise InputError(f"message: unknown quantizer code {qcode} (0 stochastic, 1 sign, 2 none).")
+        if qcode >= len(QUANTIZER_SPECS):
+            known = ", ".join(f"{q.code} {q.name}" for q in QUANTIZER_SPECS)
+            raise InputError(f"message: unknown quantizer code {qcode} ({known}).")
         if reserved:
             raise InputError(f"message: reserved byte is {reserved}, expected 0.")
-        quantizer = QUANTIZERS[qcode]
+        quantizer = QUANTIZER_SPECS[qcode].name
         bucket_size = beta or None
         n_norms, n_payload = _layout(worker, dim, bits, quantizer, bucket_size)
         body = header.size + (4 * n_norms if version == 2 else 0)
@@ -240,7 +241,7 @@ class Message:
         kernels.accumulate_message(
             self.payload,
             self.bits,
-            kernels.QUANTIZER_CODES[self.quantizer],
+            quantizer_spec(self.quantizer).code,
             _bucket(self),
             self.norms,
             float(weight),
@@ -262,23 +263,19 @@ class Message:
 
 def _layout(worker, dim, bits, quantizer, bucket_size) -> tuple[int, int]:
     """Check the header fields of a message; return (number of norms, payload bytes)."""
-    if quantizer not in QUANTIZERS:
-        raise InputError(f"Unknown message quantizer {quantizer!r}; choose one of: {', '.join(QUANTIZERS)}.")
+    spec = quantizer_spec(quantizer, what="message quantizer")
     for name, value, top in (("worker", worker, _UINT32), ("dim", dim, _UINT64)):
         low = 0 if name == "worker" else 1
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value < top:
             raise InputError(f"message `{name}` must be an integer in [{low}, {top - 1}], got {value!r}.")
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits not in _BITS[quantizer]:
-        allowed = _BITS[quantizer]
-        if isinstance(allowed, range):
-            span = f"in [{allowed[0]}, {allowed[-1]}]"
-        else:
-            span = " or ".join(map(str, allowed))
+    legacy = _V1_BITS.get(quantizer, ())
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits not in (*spec.bits, *legacy):
+        span = " or ".join((spec.bits_text, *map(str, legacy)))
         raise InputError(
             f"message `bits` = {bits!r} does not fit the {quantizer!r} quantizer: it must be {span}."
         )
     if bucket_size is not None:
-        if quantizer != "stochastic":
+        if not spec.buckets:
             raise InputError(
                 f"message `bucket_size` = {bucket_size!r}: only stochastic messages have buckets."
             )
@@ -288,7 +285,7 @@ def _layout(worker, dim, bits, quantizer, bucket_size) -> tuple[int, int]:
             or not (1 <= bucket_size < _UINT64)
         ):
             raise InputError(f"message `bucket_size` must be None or an integer >= 1, got {bucket_size!r}.")
-    if quantizer == "none":
+    if not spec.norms:
         return 0, bits // 8 * dim
     n_norms = 1 if bucket_size is None else -(-dim // bucket_size)
     return n_norms, -(-bits * dim // 8)
@@ -460,7 +457,7 @@ def encode(scheme, worker: int, partial_gradients, *, rng=None) -> Message:
         return Message(worker, x.size, 32, "none", np.empty(0, np.float32), _frozen_bytes(values))
     beta = scheme.bucket_size
     bucket = x.size if beta is None else min(int(beta), x.size)
-    code = kernels.QUANTIZER_CODES[quantizer]
+    code = quantizer_spec(quantizer).code
     norms, payload = kernels.encode_message(x, bits, code, bucket, stream_key(rng))
     if not np.all(np.isfinite(norms)):
         raise InputError(

@@ -122,7 +122,7 @@ def main(argv=None) -> None:
         enc_k = dec_k = (float("nan"), float("nan"))
         if v2 and quantizer != "none":
             msg = runtime.Message.from_bytes(wire)
-            args = (bits, kernels.QUANTIZER_CODES[quantizer], dim if beta is None else min(beta, dim))
+            args = (bits, kernels.quantizer_spec(quantizer).code, dim if beta is None else min(beta, dim))
 
             def encode_kernel(args=args):
                 return kernels.encode_message(x, *args, 7)

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from gcdesign import InputError, delta_raw, quantization_variance, quantize, resolve_kappa
-from gcdesign.quantization import levels, payload_bits, quantize_sign, sign_quantization_variance
+from gcdesign.quantization import (
+    levels,
+    payload_bits,
+    quantize_rows,
+    quantize_sign,
+    sign_quantization_variance,
+)
 
 
 def test_levels_and_delta():
@@ -18,7 +24,8 @@ def test_quantizer_values_on_grid_and_unbiased(bits):
     rng = np.random.default_rng(bits)
     x = rng.normal(size=7)
     s = 2 ** (bits - 1) - 1
-    samples = np.array([quantize(x, bits, rng=rng) for _ in range(40_000)])
+    # one call: quantize_rows draws the uniforms of 40,000 successive quantize(x, bits, rng=rng)
+    samples = quantize_rows(np.tile(x, (40_000, 1)), np.full(40_000, bits), rng=rng)
     grid = samples * s / np.linalg.norm(x)
     np.testing.assert_allclose(grid, np.rint(grid), atol=1e-9)
     mean = samples.mean(axis=0)
@@ -43,7 +50,7 @@ def test_quantizer_edge_cases():
 def test_sign_quantizer():
     rng = np.random.default_rng(3)
     x = rng.normal(size=5)
-    samples = np.array([quantize_sign(x, rng=rng) for _ in range(40_000)])
+    samples = quantize_rows(np.tile(x, (40_000, 1)), np.ones(40_000, dtype=int), rng=rng)  # one call
     err = np.sum((samples - x) ** 2, axis=1)
     assert abs(err.mean() - sign_quantization_variance(x)) < 4 * err.std() / np.sqrt(len(err))
     assert np.all(np.abs(samples.mean(axis=0) - x) < 4 * samples.std(axis=0) / np.sqrt(len(samples)))
@@ -81,3 +88,13 @@ def test_error_factors():
 
     np.testing.assert_array_equal(error_factors(np.array([0, 2, 3]), 0.5, 36), [np.inf, 4.5, 0.5])
     np.testing.assert_array_equal(error_factors(np.array([0, 4]), 0.0, 36), [np.inf, 0.0])
+
+
+def test_one_call_equals_successive_calls():
+    """The vectorized tests above stand for loops of quantize / quantize_sign: same draws, same values."""
+    x = np.random.default_rng(5).normal(size=7)
+    for bits, one in ((3, lambda rng: quantize(x, 3, rng=rng)), (1, lambda rng: quantize_sign(x, rng=rng))):
+        rng = np.random.default_rng(9)
+        loop = np.array([one(rng) for _ in range(50)])
+        batch = quantize_rows(np.tile(x, (50, 1)), np.full(50, bits), rng=np.random.default_rng(9))
+        assert np.array_equal(loop, batch)

@@ -16,6 +16,7 @@ from test_runtime import single  # the one-worker scheme of the runtime tests
 
 from gcdesign import _codec_kernels as ck
 from gcdesign._validate import InputError
+from gcdesign.quantization import QUANTIZER
 from gcdesign.runtime import MAGIC, WIRE_VERSION, Message, decode, encode
 from gcdesign.schemes import Scheme
 
@@ -178,7 +179,7 @@ def _reference_decode(scheme, msg: Message) -> np.ndarray:
         ck.accumulate_message(
             msg.payload,
             msg.bits,
-            ck.QUANTIZER_CODES[msg.quantizer],
+            QUANTIZER[msg.quantizer].code,
             bucket,
             msg.norms,
             weight,

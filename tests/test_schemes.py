@@ -45,7 +45,8 @@ def test_every_scheme_monte_carlo_within_three_standard_errors(name):
     grads = synthetic_gradients(k, 25, rng=2)
     exact = expected_error(scheme, grads)
     mc = monte_carlo_error(scheme, grads, trials=3000, rng=3)
-    assert abs(mc.mean - exact.error) <= 3 * mc.standard_error
+    # round-off slack for an exact scheme (centralized: error 1e-31 in closed form, 0 in Monte Carlo)
+    assert abs(mc.mean - exact.error) <= 3 * mc.standard_error + 1e-12 * mc.grad_norm_sq
     if exact.unbiased:
         assert mc.bias <= mc.bias_bound
 

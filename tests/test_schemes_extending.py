@@ -1,4 +1,4 @@
-"""docs/extending.md: its worked examples (an allocator, a scheme, a study) run as written."""
+"""docs/extending.md: its worked examples (an allocator, a scheme, a study, a quantizer) run as written."""
 
 from __future__ import annotations
 
@@ -32,11 +32,12 @@ def registries():
         ALLOCATOR_OPTIONS.pop(name, None)
 
 
-def test_the_page_has_the_three_examples():
-    allocator, scheme, study = _blocks()
+def test_the_page_has_the_four_examples():
+    allocator, scheme, study, quantizer = _blocks()
     assert 'register_allocator("reliable-first"' in allocator
     assert 'register_scheme(\n    "reweighted"' in scheme
     assert "def run(out: Path" in study
+    assert "TERNARY = Quantizer(" in quantizer
 
 
 def test_allocator_example(registries, capsys):
@@ -56,7 +57,7 @@ def test_allocator_example(registries, capsys):
 
 
 def test_scheme_example(registries):
-    from gcdesign.schemes import register_scheme
+    from gcdesign.schemes import register_scheme, training_schemes
     from gcdesign.studies._common import scheme_label, style
 
     namespace: dict = {}
@@ -69,6 +70,7 @@ def test_scheme_example(registries):
     assert scheme_label("reweighted") == "uncoded, reweighted"
     assert style("reweighted")["color"] == "tab:orange"
     assert SCHEMES["reweighted"].description.startswith("Uncoded, every arrived message")
+    assert training_schemes()[-1] == "reweighted"  # the registration is all the training studies need
     with pytest.raises(InputError, match="`name` = 'reweighted': a scheme of that name"):
         register_scheme("reweighted", namespace["reweighted"], label="again")
     with pytest.raises(InputError, match="takes no option 'colour'"):
@@ -87,3 +89,17 @@ def test_study_example(tmp_path):
     for budget in ("3", "7"):  # the property docs/extending.md suggests testing
         errors = {r["scheme"]: float(r["relative_error"]) for r in rows if r["bits_per_worker"] == budget}
         assert errors["joint"] == min(errors.values()) and all(np.isfinite(list(errors.values())))
+
+
+def test_quantizer_example(capsys):
+    from gcdesign.quantization import QUANTIZER, QUANTIZERS
+
+    namespace: dict = {}
+    exec(compile(_blocks()[3], f"{DOC}:quantizer", "exec"), namespace)
+    assert capsys.readouterr().out == "3 2 0.98\n"  # what the page says it prints
+    ternary = namespace["TERNARY"]
+    assert ternary.code == len(QUANTIZERS) and ternary.name not in QUANTIZER  # a new row, not yet shipped
+    out, x = namespace["out"], namespace["x"]
+    top = np.abs(x).max(axis=1, keepdims=True)
+    assert np.all((out == 0) | (np.abs(out) == top))  # ternary: 0 or +-max |x_k|
+    assert not out[2].any()

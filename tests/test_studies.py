@@ -168,8 +168,7 @@ def test_quick_study_csv_is_bitwise_equal_with_one_and_two_workers(tmp_path):
 
 
 def test_labels_and_styles_come_from_the_registration():
-    from gcdesign.schemes import SCHEMES
-    from gcdesign.training import TRAINING_SCHEMES
+    from gcdesign.schemes import SCHEMES, training_schemes
 
     assert scheme_label("exact-frc") == SCHEMES["exact-frc"].label == "exact GC (FRC)"
     joint = {"color": "tab:red", "linestyle": "-", "linewidth": 2.2, "label": "joint design (ours)"}
@@ -179,7 +178,7 @@ def test_labels_and_styles_come_from_the_registration():
     plain = {"color": None, "linestyle": "-", "linewidth": 1.4, "label": "unregistered"}
     assert style("unregistered") == plain
     # every scheme the training studies plot has its own label and a colour
-    for name in TRAINING_SCHEMES:
+    for name in training_schemes():
         assert scheme_label(name) != name and style(name)["color"] is not None, name
 
 

@@ -11,21 +11,31 @@ With the optimal structure the joint design reduces to
 Every solver works on a generic *utility table* ``table[i, t]`` (the utility of
 worker i at the allowed bit level ``levels[t]``), so it serves any separable
 integer allocation; :func:`utility_table` produces the gradient-coding table.
-Solvers are registered by name in :data:`ALLOCATORS`.
+Solvers are registered by name in :data:`ALLOCATORS` (:mod:`~gcdesign.allocation.registry`);
+importing this package registers the built-in ones.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._validate import InputError, positive_int, read_only
+from .._validate import InputError, check_bit_range, check_bucket_size, check_budget, read_only
 from ..profile import ClusterProfile
-from ..quantization import MAX_BITS, QuantizationModel, error_factors, resolve_quantization
+from ..quantization import QuantizationModel, error_factors, resolve_quantization
 from ..utility import utilities
+
+# importing the solvers registers them (the baselines, certified, cpsat, dp, heuristic)
+from . import baselines, certified, cpsat, dp, heuristic  # noqa: F401
+from .registry import (
+    ALLOCATOR_OPTIONS,
+    ALLOCATORS,
+    FROM_UTILITIES,
+    SORTS_BY_RELIABILITY,
+    register_allocator,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,48 +78,6 @@ class Allocation:
 
     def __post_init__(self):
         object.__setattr__(self, "bits", read_only(self.bits))
-
-
-# A solver: (table, levels, budget, options) -> (level indices per worker, optimal, message),
-# optionally followed by a fourth item: the proven gap to the optimum (0.0 when optimal)
-Solver = Callable[[np.ndarray, np.ndarray, int, dict], tuple]
-
-ALLOCATORS: dict[str, Solver] = {}
-ALLOCATOR_OPTIONS: dict[str, tuple[str, ...]] = {}
-SORTS_BY_RELIABILITY: set[str] = set()
-FROM_UTILITIES: dict[str, Callable] = {}
-
-
-def register_allocator(
-    name: str,
-    solver: Solver,
-    *,
-    options: tuple[str, ...] = (),
-    sorts_by_reliability: bool = False,
-    from_utilities: Callable | None = None,
-) -> None:
-    """Make `solver` available as ``method=name`` (and ``design(allocator=name)``).
-
-    `options` names the keys the solver accepts in its ``options`` dict; any
-    other key is rejected with an :class:`InputError` before the solver runs.
-    `sorts_by_reliability` declares that the solver orders the rows by
-    reliability itself (ties by row); :func:`allocate_bits` then hands it the
-    table already in the order of increasing p, which saves the solver a copy
-    of the table (250 MB at N = 10^6) and changes nothing else. `from_utilities`, if
-    given, is the same solver on ``(p, delta, levels, budget, options)`` (utilities
-    ``(1 - p_i) / (p_i + delta_l)``): :func:`allocate_bits` then never builds the table.
-    A name already registered is refused (InputError).
-    """
-    if name in ALLOCATORS:
-        raise InputError(
-            f"`name` = {name!r}: an allocator of that name is already registered; choose another."
-        )
-    ALLOCATORS[name] = solver
-    ALLOCATOR_OPTIONS[name] = tuple(options)
-    if sorts_by_reliability:
-        SORTS_BY_RELIABILITY.add(name)
-    if from_utilities is not None:
-        FROM_UTILITIES[name] = from_utilities
 
 
 AUTO = "auto"
@@ -159,48 +127,10 @@ def utility_table(straggler_probs, model, dim: int, levels, bucket_size: int | N
     return utilities(p[:, None], delta[None, :])
 
 
-def check_bucket_size(bucket_size) -> int | None:
-    """`bucket_size` must be None (one bucket) or an integer >= 1."""
-    return None if bucket_size is None else positive_int("bucket_size", bucket_size)
-
-
 def allowed_levels(b_min: int, b_max: int, *, allow_idle: bool = False) -> np.ndarray:
     """The bit levels ``b_min .. b_max``, preceded by 0 (an idle worker) if `allow_idle`."""
     levels = np.arange(b_min, b_max + 1, dtype=np.int64)
     return np.concatenate([[0], levels]) if allow_idle else levels
-
-
-def check_budget(budget, n: int, b_min: int, b_max: int, *, allow_idle: bool = False) -> int:
-    """`budget` must be an integer with N b_min <= B <= N b_max (0 lower end if idle allowed)."""
-    if isinstance(budget, bool) or not (
-        isinstance(budget, (int, np.integer)) or (isinstance(budget, float) and budget.is_integer())
-    ):
-        raise InputError(f"`budget` must be an integer number of bits, got {budget!r}.")
-    budget = int(budget)
-    low = (b_min if not allow_idle else 0) * n
-    if allow_idle and budget < b_min:
-        raise InputError(
-            f"`budget` = {budget} is infeasible: at least one worker needs b_min = {b_min} bits."
-        )
-    if not low <= budget <= n * b_max:
-        raise InputError(
-            f"`budget` = {budget} is infeasible for N = {n} workers with bits in "
-            f"[{b_min}, {b_max}]: need {low} <= B <= {n * b_max}."
-        )
-    return budget
-
-
-def check_bit_range(b_min, b_max) -> tuple[int, int]:
-    b_min = positive_int("b_min", b_min, minimum=2)
-    b_max = positive_int("b_max", b_max, minimum=2)
-    if b_min > b_max:
-        raise InputError(f"`b_min` = {b_min} must not exceed `b_max` = {b_max}.")
-    if b_max > MAX_BITS:
-        raise InputError(
-            f"`b_max` = {b_max} is too large: at most {MAX_BITS} bits per coordinate (a message "
-            "codes a coordinate in at most 32 bits; 32 bits send it as a float32)."
-        )
-    return b_min, b_max
 
 
 def allocate_table(
@@ -390,15 +320,6 @@ def allocate_bits(
         result = replace(result, bits=bits, objective=float(value.sum()))
     return replace(result, kappa=model.kappa, quantization=model)
 
-
-# registers the built-in solvers
-from . import baselines as _baselines  # noqa: E402
-from . import certified as _certified  # noqa: E402
-from . import cpsat as _cpsat  # noqa: E402
-from . import dp as _dp  # noqa: E402
-from . import heuristic as _heuristic  # noqa: E402
-
-del _baselines, _certified, _cpsat, _dp, _heuristic
 
 __all__ = [
     "ALLOCATORS",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import check_bit_range, check_budget, register_allocator
+from .._validate import check_bit_range, check_budget
 from .common import (
     LevelLayout,
     level_layout,
@@ -20,6 +20,7 @@ from .common import (
     to_level_index,
     top_k_setup,
 )
+from .registry import register_allocator
 
 __all__ = ["equal", "equal_bits", "equal_offsets", "greedy", "relaxation", "reliability_order", "topk_equal"]
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import InputError
-from . import register_allocator
+from .registry import register_allocator
 
 SAMPLE_ROWS = 20_000
 """Rows whose envelopes bracket the multiplier (every row up to 2.5x this many)."""

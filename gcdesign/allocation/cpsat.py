@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .._validate import InputError
-from . import register_allocator
+from .registry import register_allocator
 
 CPSAT_OPTIONS = ("time_limit", "workers", "seed", "resolution")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import InputError
-from . import register_allocator
+from .registry import register_allocator
 
 
 def _choice_dtype(n_levels: int):

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import InputError
-from . import register_allocator
 from .common import to_level_index, top_k_setup
+from .registry import register_allocator
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from .._validate import InputError
-
-
-class UsageError(InputError):
-    """Bad command-line usage (exit code 2)."""
-
-
-class ArgumentValueError(argparse.ArgumentTypeError, UsageError):
-    """A refused option value: the message names the option (argparse ``type=`` or later)."""
+from .errors import ArgumentValueError, UsageError
+from .paths import input_file
 
 
 def _show_bound(value) -> str:
@@ -80,7 +73,7 @@ class Number:
     >>> Number("rate", low=0, low_open=True)("0")
     Traceback (most recent call last):
     ...
-    gcdesign.cli.args.ArgumentValueError: `rate` must be a finite number > 0, got '0'.
+    gcdesign.cli.errors.ArgumentValueError: `rate` must be a finite number > 0, got '0'.
     """
 
     def __init__(
@@ -221,8 +214,6 @@ def add_json(parser, help: str | None = None) -> None:
 
 
 def add_profile_source(parser) -> None:
-    from .paths import input_file
-
     src = parser.add_argument_group("cluster profile (one of)")
     src.add_argument("--example", metavar="NAME", help="a bundled example (see `gcdesign examples`)")
     src.add_argument("--profile", metavar="FILE", type=input_file, help="a profile JSON file")
@@ -254,7 +245,6 @@ def add_budget(parser) -> None:
         help="average bits per worker (B = X N)",
     )
     from ..design import DEFAULT_BUCKET_SIZE, DEFAULT_QUANTIZATION
-    from .paths import input_file
 
     parser.add_argument(
         "--quantization",

@@ -24,7 +24,7 @@ import os
 import re
 import stat
 
-from .args import ArgumentValueError, UsageError
+from .errors import ArgumentValueError, UsageError
 
 #: File systems that hold kernel objects, not files a command could write.
 PSEUDO_FILE_SYSTEMS = frozenset(

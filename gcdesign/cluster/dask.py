@@ -97,7 +97,8 @@ class DaskTransport:
         self.queue = as_completed(loop=client.loop)
         self.tags: dict[str, tuple[int, int]] = {}
         self.pending: dict[str, object] = {}
-        self.finished: dict[tuple[int, int], object] = {}  # (round, worker) -> future, until collected
+        self.current = -1  # the round started last
+        self.finished: dict[int, object] = {}  # worker -> future of the current round, until collected
         addresses = sorted(client.nthreads())
         if not addresses:
             raise InputError("the Dask cluster has no workers.")
@@ -178,6 +179,8 @@ class DaskTransport:
     def start(self, order: RoundOrder) -> list[int]:
         """One ``client.map`` per Dask worker (one graph update each), one task per logical worker."""
         self._check_workers()  # who left, who joined: from the poll started a round ago
+        self.current = order.index
+        self.finished.clear()  # the last round's results that were not collected (late) are released
         groups: dict[str, list[int]] = {}
         for i, address in enumerate(self.where):
             if address is not None:
@@ -231,7 +234,8 @@ class DaskTransport:
                 continue
             if future.status != "finished":
                 continue
-            self.finished[round_index, worker] = future
+            if round_index == self.current:  # an older round's result is released unread
+                self.finished[worker] = future
             arrivals.append(Arrival(round_index, worker, now))
         return arrivals
 
@@ -245,7 +249,7 @@ class DaskTransport:
 
     def collect(self, arrivals) -> list[Reply]:
         """The replies of `arrivals` in one ``client.gather``; every other finished result is released."""
-        futures = [self.finished[a.round, a.worker] for a in arrivals]
+        futures = [self.finished[a.worker] for a in arrivals if a.round == self.current]
         self.finished.clear()
         return [Reply(*reply) for reply in self.client.gather(futures, errors="skip")]
 

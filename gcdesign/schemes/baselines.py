@@ -7,6 +7,7 @@ replication=2, **options) -> Scheme`` and is registered in
 ==================  ==========================================================  =======================
 name                encoding                                                    decoder
 ==================  ==========================================================  =======================
+``centralized``     uncoded, no stragglers, no quantization (the ideal)         ``a = 1``
 ``is-sgd``          identity (partition j on worker j mod N)                    ``a = 1`` (biased)
 ``bgc``             ``b_ij ~ Bernoulli(d_rep / N)`` i.i.d.                      ``a = 1`` (biased)
 ``ehd``             fractional repetition: groups of ``d_rep`` workers share    one message per group
@@ -28,16 +29,18 @@ to the most reliable workers (smallest ``p``). ``d_rep`` is the
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import InputError, choice, positive_int
+from .._validate import InputError, choice, positive_int, read_only, read_only_sparse
 from ..allocation.baselines import equal_bits
 from ..profile import ClusterProfile
-from . import Scheme, register_scheme
+from ..quantization import MAX_BITS
 from .decoding import LeastSquaresDecoder
+from .protocol import Scheme, check_scheme
+from .registry import register_scheme
 
 # ------------------------------------------------------------------ helpers
 
@@ -58,6 +61,67 @@ def _replication(replication, n: int) -> int:
 def _no_options(name: str, options: dict) -> None:
     if options:
         raise InputError(f"scheme {name!r} takes no option {sorted(options)[0]!r}.")
+
+
+@dataclass(frozen=True, eq=False)
+class Centralized:
+    """The ideal reference: the exact gradient every round, no stragglers, no quantization.
+
+    A scheme like any other (it satisfies :class:`gcdesign.schemes.SchemeLike`): the
+    uncoded layout of the profile's N workers and K partitions (partition j is held by
+    worker ``j N // K`` alone), ``straggler_probs`` 0, ``quantizer`` ``"none"`` with 32
+    bits per coordinate (0 for a worker that holds no partition), one bucket, and the
+    fixed decoding 1 on every worker that holds data, so ``sum_i a_i x_i = sum_j g_j``.
+    Every worker has ``p_i = 0``, so the round loop waits for all of them: with
+    :class:`gcdesign.latency.RoundTimes` a round lasts ``max_i T_i``.
+
+    Examples
+    --------
+    >>> from gcdesign import ClusterProfile
+    >>> from gcdesign.schemes import check_scheme
+    >>> ref = check_scheme(Centralized(ClusterProfile([0.1, 0.5, 0.2], dim=4, partitions=6)))
+    >>> ref.encoding.toarray().astype(int).tolist()
+    [[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]
+    >>> ref.bits.tolist(), ref.straggler_probs.tolist(), ref.quantizer
+    ([32, 32, 32], [0.0, 0.0, 0.0], 'none')
+    """
+
+    profile: ClusterProfile
+    name: str = "centralized"
+    encoding: sp.csr_array = field(init=False)
+    bits: np.ndarray = field(init=False)
+    straggler_probs: np.ndarray = field(init=False)
+    quantizer: str = field(init=False)
+    bucket_size: int | None = field(init=False)
+    decoding: np.ndarray = field(init=False)
+    local_decoder: bool = field(init=False)
+
+    def __post_init__(self):
+        n, k = self.profile.n_workers, self.profile.partitions
+        owner = np.arange(k) * n // k
+        encoding = sp.csr_array((np.ones(k), (owner, np.arange(k))), shape=(n, k))
+        holds = np.bincount(owner, minlength=n) > 0
+        object.__setattr__(self, "encoding", read_only_sparse(encoding))
+        object.__setattr__(self, "bits", read_only(np.where(holds, MAX_BITS, 0)))
+        object.__setattr__(self, "straggler_probs", read_only(np.zeros(n)))
+        object.__setattr__(self, "decoding", read_only(holds.astype(np.float64)))
+        object.__setattr__(self, "quantizer", "none")
+        object.__setattr__(self, "bucket_size", None)
+        object.__setattr__(self, "local_decoder", True)  # a fixed decoder is local
+        check_scheme(self, name="centralized")
+
+    def decode_weights(self, arrived) -> np.ndarray:
+        """The fixed decoding on the workers flagged in `arrived` (0 elsewhere)."""
+        return np.where(np.asarray(arrived, dtype=bool), self.decoding, 0.0)
+
+
+def centralized(profile, budget=None, *, rng=None, replication=2, **options) -> Centralized:
+    """The ideal reference: the exact gradient every round, no stragglers, no quantization.
+
+    :class:`Centralized` (the `budget` does not apply: it sends float32 values).
+    """
+    _no_options("centralized", options)
+    return Centralized(_check_profile(profile))
 
 
 def regular_assignment(n: int, k: int, replication: int, *, rng=None, max_tries: int = 200) -> sp.csr_array:
@@ -448,24 +512,28 @@ def expander_ls(profile, budget, *, rng=None, replication=2, **options) -> Schem
     return replace(scheme, name="expander-ls")
 
 
-# name, factory, label and plot style in the studies (description: the factory's first docstring line)
-for _name, _factory, _label, _style in (
-    ("is-sgd", is_sgd, "IS-SGD", {"color": "tab:gray", "linestyle": "--"}),
-    ("bgc", bgc, "BGC", {"color": "tab:purple", "linestyle": "-."}),
-    ("ehd", ehd, "EHD", {"color": "tab:brown", "linestyle": "-."}),
-    ("od", od, "OD", {"color": "tab:pink", "linestyle": ":"}),
-    ("sgc", sgc, "SGC", {"color": "tab:green", "linestyle": "--"}),
-    ("sgc-1bit", sgc_1bit, "SGC, 1-bit signs", {"color": "tab:olive", "linestyle": ":"}),
-    ("osgc", osgc, "OSGC, equal bits", {"color": "tab:blue", "linestyle": "--"}),
-    ("random-sparse", random_sparse, "random sparse code (LS)", None),
-    ("expander", expander, "expander code", None),
-    ("expander-ls", expander_ls, "expander code (LS)", None),
-    ("joint", joint, "joint design (ours)", {"color": "tab:red", "linestyle": "-", "linewidth": 2.2}),
+# name, factory, label, plot style in the studies, and whether the training studies train it
+# (description: the factory's first docstring line). The training studies keep this order.
+for _name, _factory, _label, _style, _training in (
+    ("centralized", centralized, "centralized SGD", {"color": "black", "linestyle": "-"}, True),
+    ("joint", joint, "joint design (ours)", {"color": "tab:red", "linestyle": "-", "linewidth": 2.2}, True),
+    ("osgc", osgc, "OSGC, equal bits", {"color": "tab:blue", "linestyle": "--"}, True),
+    ("sgc", sgc, "SGC", {"color": "tab:green", "linestyle": "--"}, True),
+    ("sgc-1bit", sgc_1bit, "SGC, 1-bit signs", {"color": "tab:olive", "linestyle": ":"}, True),
+    ("bgc", bgc, "BGC", {"color": "tab:purple", "linestyle": "-."}, True),
+    ("ehd", ehd, "EHD", {"color": "tab:brown", "linestyle": "-."}, True),
+    ("od", od, "OD", {"color": "tab:pink", "linestyle": ":"}, True),
+    ("is-sgd", is_sgd, "IS-SGD", {"color": "tab:gray", "linestyle": "--"}, True),
+    ("random-sparse", random_sparse, "random sparse code (LS)", None, False),
+    ("expander", expander, "expander code", None, False),
+    ("expander-ls", expander_ls, "expander code (LS)", None, False),
 ):
-    register_scheme(_name, _factory, label=_label, style=_style)
+    register_scheme(_name, _factory, label=_label, style=_style, training=_training)
 
 __all__ = [
+    "Centralized",
     "bgc",
+    "centralized",
     "ehd",
     "expander",
     "expander_ls",

@@ -56,10 +56,11 @@ import scipy.sparse as sp
 from .._validate import InputError, choice, positive_int
 from ..allocation.baselines import equal_bits
 from ..parallel import single_blas_thread
-from . import Scheme, register_scheme
 from .conditioning import check_code_size
 from .decoding import least_squares_weights, responders
 from .parity import best_random_code, code_from_parity, fourier_search, random_parity
+from .protocol import Scheme
+from .registry import register_scheme
 
 CONSTRUCTIONS = ("fourier", "best-random", "random")
 
@@ -372,7 +373,11 @@ register_scheme(
     "exact-frc", exact_frc, label="exact GC (FRC)", style={"color": "tab:cyan", "linestyle": "-."}
 )
 register_scheme(
-    "exact-cyclic", exact_cyclic, label="exact GC (cyclic)", style={"color": "tab:cyan", "linestyle": ":"}
+    "exact-cyclic",
+    exact_cyclic,
+    label="exact GC (cyclic)",
+    style={"color": "tab:cyan", "linestyle": ":"},
+    training=True,
 )
 
 __all__ = [

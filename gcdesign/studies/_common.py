@@ -16,8 +16,6 @@ import numpy as np
 from ..profile import ClusterProfile
 from ..schemes import SCHEMES
 
-#: The centralized reference (waits for every worker) is no registered scheme: its label and style.
-CENTRALIZED = ("centralized SGD", {"color": "black", "linestyle": "-"})
 _LINE_DEFAULTS = {"color": None, "linestyle": "-", "linewidth": 1.4}
 
 
@@ -126,8 +124,6 @@ def scheme_label(name: str) -> str:
     """
     from ..training import scheme_variant
 
-    if name == "centralized":
-        return CENTRALIZED[0]
     base, feedback = scheme_variant(name)
     entry = SCHEMES.get(base)
     label = entry.label if entry is not None else base
@@ -139,11 +135,8 @@ def style(name: str) -> dict:
     from ..training import scheme_variant
 
     base, feedback = scheme_variant(name)
-    if base == "centralized":
-        line = CENTRALIZED[1]
-    else:
-        entry = SCHEMES.get(base)
-        line = dict(entry.style) if entry is not None else {}
+    entry = SCHEMES.get(base)
+    line = dict(entry.style) if entry is not None else {}
     if feedback:
         line = {**line, "linestyle": ":"}
     return {**_LINE_DEFAULTS, **line, "label": scheme_label(name)}

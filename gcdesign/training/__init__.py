@@ -3,8 +3,9 @@
 * :mod:`~gcdesign.training.problems`: the convex problems (least squares, logistic, softmax);
 * :mod:`~gcdesign.training.mlp`: the nonconvex one, a softmax MLP (docs/math.md, section 13);
 * :mod:`~gcdesign.training.optimizers`: GD, SGD, Adam and its two-track decoder;
-* :mod:`~gcdesign.training.schemes`: the schemes the harness knows by name (the centralized
-  reference, the joint design, the baselines, their ``"+ef"`` variants);
+* :mod:`~gcdesign.training.schemes`: the schemes the harness trains by name (the scheme
+  registry's: the centralized reference, the joint design, the baselines; their ``"+ef"``
+  variants);
 * :mod:`~gcdesign.training.loop`: the round loop, error feedback, :func:`train` and its
   :class:`History`.
 
@@ -23,14 +24,7 @@ from .mlp import (
 )
 from .optimizers import OPTIMIZERS, SCHEDULES, Optimizer, adam, gd, second_moment_shrinkage, sgd
 from .problems import PROBLEM_KINDS, Problem, digits_problem, make_problem, synthetic_problem
-from .schemes import (
-    EF_SUFFIX,
-    TRAINING_SCHEMES,
-    Centralized,
-    available_schemes,
-    scheme_variant,
-    training_scheme,
-)
+from .schemes import EF_SUFFIX, Centralized, available_schemes, scheme_variant, training_scheme
 
 __all__ = [
     "ACTIVATIONS",
@@ -45,7 +39,6 @@ __all__ = [
     "PROBLEM_TYPES",
     "Problem",
     "SCHEDULES",
-    "TRAINING_SCHEMES",
     "adam",
     "available_schemes",
     "digits_mlp_problem",

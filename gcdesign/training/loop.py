@@ -10,7 +10,9 @@ Each round of :func:`train`:
 2. every arrived worker i computes :math:`x_i = \sum_j b_{ij} g_j` and sends
    :math:`Q_{b_i}(x_i)` (stochastic b-bit quantizer, the sign quantizer for
    1 bit, no quantization for ``quantizer == "none"``); all arrived workers are
-   quantized at once in numpy (:func:`gcdesign.quantization.quantize_rows`);
+   quantized at once by the codec's numba kernel
+   (:func:`gcdesign._codec_kernels.quantize_rows_numba`, bit for bit the numpy reference
+   :func:`gcdesign.quantization.quantize_rows` with the same draws);
 3. the master decodes :math:`\hat g = \sum_i a_i Q(x_i)` with
    ``a = scheme.decode_weights(arrived)`` and takes an optimizer step
    (:mod:`gcdesign.training.optimizers`).
@@ -33,7 +35,7 @@ import scipy.sparse as sp
 from .._validate import InputError, positive_int
 from ..latency import RoundTimes
 from ..parallel import single_blas_thread
-from ..quantization import payload_bits, quantize_rows
+from ..quantization import payload_bits
 from .mlp import MLPProblem
 from .optimizers import Optimizer, make_step, shrinkage_factor
 from .problems import Problem
@@ -167,7 +169,9 @@ class ErrorFeedback:
         coded[used] = encoding[self.rows[used]] @ grads
         coded[~used] = encoding[self.rows[~used]] @ grads
         sent = coded + self.residuals
-        quantized = quantize_rows(
+        from .._codec_kernels import quantize_rows_numba  # numba: imported when training runs
+
+        quantized = quantize_rows_numba(
             sent, self.bits, quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
         )
         self.residuals = sent - quantized
@@ -248,8 +252,10 @@ class _Rounds:
         use = senders & (weights != 0)
         idx = np.flatnonzero(use)
         if self.feedback is None:
+            from .._codec_kernels import quantize_rows_numba  # numba: imported when training runs
+
             coded = self.encoding[idx] @ grads
-            quantized = quantize_rows(
+            quantized = quantize_rows_numba(
                 coded, self.bits[idx], quantizer=self.quantizer, bucket_size=self.bucket_size, rng=rng
             )
         else:
