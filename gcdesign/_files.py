@@ -120,7 +120,7 @@ def read_npy(path, *, what: str):
     import numpy as np
 
     data = read_bytes(path, what=what)
-    name = f"{what} file {str(path)!r}"
+    name = f"`{what}` file {str(path)!r}"
     if not data:
         raise InputError(f"{name} is empty; expected a .npy array (numpy.save).")
     if data.startswith(b"PK\x03\x04"):
@@ -132,13 +132,11 @@ def read_npy(path, *, what: str):
         raise InputError(f"{name} is {kind}, not a .npy array (it does not start with the .npy magic).")
     try:
         return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc):
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, ValueError) and "pickle" in reason:
             raise InputError(f"{name} holds an object array, which needs pickle; never loaded.") from None
-        raise InputError(f"{name} is not a valid .npy array: {' '.join(str(exc).split())}.") from None
-    except (EOFError, OSError) as exc:
-        reason = " ".join(str(exc).split()) or "no data"
-        raise InputError(f"{name} is a truncated .npy array ({reason}).") from None
+        raise InputError(f"{name} is not a valid .npy array ({reason[:200]}).") from None
 
 
 def _looks_like_text(data: bytes) -> bool:

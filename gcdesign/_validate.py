@@ -53,6 +53,9 @@ def read_only_sparse(matrix):
 
 
 INT64_MAX = 2**63 - 1
+#: The longest a round of a cluster run may wait, deadline x time unit, in seconds (about 11.6
+#: days): beyond it an emulated delay overflows the clock (``deadline = 1e308``).
+MAX_WAIT_SECONDS = 10**6
 #: The most bits per coordinate a message carries (gcdesign.quantization.MAX_BITS).
 MAX_BITS = 32
 

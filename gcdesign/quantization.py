@@ -451,8 +451,11 @@ class QuantizationModel:
             if key not in ("kind", "kappa", *required, *optional):
                 raise InputError(f"`quantization.{key}` is not a field of the {kind} model.")
         for key in ("kappa", *required):
-            if key not in data:
+            if data.get(key) is None:
                 raise InputError(f"`quantization.{key}` is missing: the {kind} model needs it.")
+        for key in optional:
+            if key in data and data[key] is None:  # absent means none; the package never writes null
+                raise InputError(f"`quantization.{key}` is null; leave the field out instead.")
         kappa = real("quantization.kappa", data["kappa"], low=0)
         if kind in FIXED_KAPPA and kappa != FIXED_KAPPA[kind]:
             raise InputError(

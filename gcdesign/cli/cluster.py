@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from .._validate import InputError
-from .args import SEED, Number, add_json
+from .args import SEED, Number, add_json, check_scheduler, check_wait, process_count, scheduler_address
 from .output import print_json
 from .paths import input_file, output_file
 
@@ -22,7 +22,7 @@ def cluster_arguments(parser) -> None:
     add = parser.add_argument
     add(
         "--workers",
-        type=Number("workers", integer=True, low=1),
+        type=process_count("workers"),
         default=2,
         metavar="W",
         help="Dask worker processes of the LocalCluster (default 2)",
@@ -35,7 +35,12 @@ def cluster_arguments(parser) -> None:
         help="round deadline in time units",
     )
     add("--rounds", type=Number("rounds", integer=True, low=1), required=True, metavar="R")
-    add("--scheduler", metavar="ADDRESS", help="run on an existing Dask scheduler")
+    add(
+        "--scheduler",
+        type=scheduler_address,
+        metavar="ADDRESS",
+        help="run on the Dask scheduler at tcp://HOST:PORT instead of a LocalCluster",
+    )
     add(
         "--time-unit",
         type=Number("time-unit", **positive),
@@ -187,6 +192,11 @@ def run_cluster(args) -> int:
     """``gcdesign cluster``: coded training on digits on a Dask cluster, against uncoded wait-for-all."""
     if (args.example is None) == (args.design is None):
         raise InputError("give exactly one of --example NAME and --design FILE.")
+    if args.design is not None and args.bits_per_worker is not None:
+        raise InputError("--bits-per-worker goes with --example; a --design file has its bits already.")
+    check_wait(args.deadline, args.time_unit)
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)  # one line within seconds, before any work
     shift = 0.5 * args.deadline if args.shift is None else args.shift
     if shift >= args.deadline:
         raise InputError(f"`shift` must be below the deadline {args.deadline:g}, got {shift:g}.")
