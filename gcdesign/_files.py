@@ -26,7 +26,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._validate import FileSystemError, InputError
+from ._validate import FileSystemError, InputError, path_arg
 
 TEMP_SUFFIX = ".gctmp"
 _NAME_MAX_FALLBACK = 255
@@ -93,6 +93,7 @@ def _read_error(path, what: str, exc: OSError) -> InputError:
 
 def read_bytes(path, *, what: str) -> bytes:
     """The bytes of `path`; an OS refusal becomes FileSystemError naming the path and the reason."""
+    path = path_arg(f"{what} path", path)
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -308,7 +309,7 @@ def _sigterm_cleans_up():
 
 def atomic_write(path, write) -> Path:
     """Write through a temporary file and a rename; ``write(fh)`` gets a binary file object."""
-    path = Path(path)
+    path = path_arg("path", path)
     directory = path.parent
     if not directory.is_dir():
         raise FileSystemError(f"output directory {str(directory)!r} does not exist.")

@@ -290,9 +290,9 @@ def real_array(
     if not ok.all():
         i = int(np.flatnonzero(~ok.reshape(-1))[0])
         kind = "a finite number" if finite else "a number"
+        where = "" if low is None and high is None else f" {_range_text(low, high, low_open, high_open)}"
         raise InputError(
-            f"`{_position(name, arr.shape, i)}` = {float(arr.reshape(-1)[i])!r} must be {kind} "
-            f"{_range_text(low, high, low_open, high_open)}."
+            f"`{_position(name, arr.shape, i)}` = {float(arr.reshape(-1)[i])!r} must be {kind}{where}."
         )
     return arr
 
@@ -372,3 +372,55 @@ def choice(name: str, value, allowed) -> str:
             f"Unknown {name} {show_value(value)}; choose one of: {', '.join(sorted(map(str, allowed)))}."
         )
     return value
+
+
+def generator(rng, name: str = "rng") -> np.random.Generator:
+    """`rng` (None, an integer seed >= 0 or a numpy Generator) as a Generator.
+
+    Booleans, strings, negative or non-integral seeds are refused in one line (numpy would take
+    ``True`` as the seed 1, and fail on ``"abc"`` or ``-1`` with its own messages).
+
+    Examples
+    --------
+    >>> generator(True)
+    Traceback (most recent call last):
+    ...
+    gcdesign._validate.InputError: `rng` must be None, an integer seed >= 0 or a numpy Generator, got True.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral) or rng < 0:
+        raise InputError(
+            f"`{name}` must be None, an integer seed >= 0 or a numpy Generator, got {show_value(rng)}."
+        )
+    return np.random.default_rng(int(rng))
+
+
+def path_arg(name: str, value):
+    """`value` (a str or an os.PathLike of str) as a Path: bytes and NUL characters are refused."""
+    import os
+    from pathlib import Path
+
+    text = value
+    if isinstance(value, os.PathLike):
+        text = os.fspath(value)
+    if not isinstance(text, str):
+        raise InputError(f"`{name}` must be a path (a str or a pathlib.Path), got {show_value(value)}.")
+    if "\x00" in text:
+        raise InputError(f"`{name}` {show_value(text)} holds a NUL character, which no path can.")
+    if not text:
+        raise InputError(f"`{name}` must be a path, got an empty string.")
+    return Path(text)
+
+
+def options_dict(name: str, value) -> dict:
+    """`value` (None or a mapping with string keys) as a new dict."""
+    from collections.abc import Mapping
+
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InputError(f"`{name}` must be a dict of named options, got {show_value(value)}.")
+    return dict(value)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import MAX_BITS, InputError, check_bucket_size, real, real_array, show_value
+from ._validate import MAX_BITS, InputError, check_bucket_size, generator, real, real_array, show_value
 
 KAPPA_POLICIES = ("raw", "balanced", "none")
 QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
@@ -124,7 +124,9 @@ def delta_raw(bits, dim: int, bucket_size: int | None = None) -> np.ndarray | fl
     Zero bits (an idle worker, which sends nothing) gives ``inf``.
     """
     b = np.asarray(bits, dtype=np.float64)
-    eff = _bucket_dim(dim, bucket_size)
+    if b.size and not np.all(b <= MAX_BITS):  # NaN too
+        raise InputError(f"`bits` must be at most {MAX_BITS} bits per coordinate, got {show_value(bits)}.")
+    eff = _bucket_dim(dim, check_bucket_size(bucket_size))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(b > 1.0, eff / (4.0 * np.square(levels(b))), np.inf)
     return float(out) if out.ndim == 0 else out
@@ -167,15 +169,17 @@ def quantize(x, bits: int, *, bucket_size: int | None = None, rng=None) -> np.nd
     ``bits = 1`` is the sign quantizer of :func:`quantize_sign`.
     """
     bits = _check_bits(bits)
-    x = np.asarray(x, dtype=np.float64)
-    return quantize_rows(x.reshape(1, -1), [bits], bucket_size=bucket_size, rng=rng).reshape(x.shape)
+    x = real_array("x", x, ndim=None)
+    bucket_size = check_bucket_size(bucket_size)
+    rows = quantize_rows(x.reshape(1, -1), [bits], bucket_size=bucket_size, rng=generator(rng))
+    return rows.reshape(x.shape)
 
 
 def quantization_variance(x, bits: int, *, bucket_size: int | None = None) -> float:
     r"""Exact :math:`E\|Q_b(x) - x\|^2 = (\|x\|^2 / s^2) \sum_k f_k (1 - f_k)` (per bucket with buckets)."""
     bits = _check_bits(bits)
-    x = np.asarray(x, dtype=np.float64).reshape(1, -1)
-    return float(row_variances(x, [bits], "stochastic", bucket_size)[0])
+    x = real_array("x", x, ndim=None).reshape(1, -1)
+    return float(row_variances(x, [bits], "stochastic", check_bucket_size(bucket_size))[0])
 
 
 def quantize_sign(x, *, rng=None) -> np.ndarray:
@@ -604,8 +608,10 @@ def calibrate_quantization(
 
 
 def _check_bits(bits) -> int:
-    """Bits of the stochastic quantizer: an integer >= its smallest allowed width (2)."""
-    low = QUANTIZER["stochastic"].bits[0]
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits < low:
-        raise InputError(f"`bits` must be an integer >= {low}, got {bits!r}.")
+    """Bits of the stochastic quantizer: an integer in its allowed widths ([2, 32])."""
+    allowed = QUANTIZER["stochastic"].bits
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, numbers.Integral) or bits not in allowed:
+        raise InputError(
+            f"`bits` must be an integer {QUANTIZER['stochastic'].bits_text}, got {show_value(bits)}."
+        )
     return int(bits)
