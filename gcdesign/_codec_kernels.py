@@ -28,6 +28,12 @@ A message of worker i is built in three steps (docs/runtime.md):
    :func:`encode_values` and added by :func:`accumulate_values` (twins: ``astype`` and
    ``out += a * values``).
 
+The training harness quantizes whole rows with the same rounding, dequantized, without
+the wire: :func:`quantize_rows_numba` (kernel :func:`quantize_values`) is bit for bit
+:func:`gcdesign.quantization.quantize_rows` with the same draws (float64 norms and
+``rng.random`` uniforms, not the float32 norms and counter-based stream of a message), so a
+training run's numbers do not depend on which of the two computed them.
+
 Every kernel is a module-level :func:`gcdesign._jit.njit` function (lazily typed, cached in
 the user's cache folder) that
 serializes to Dask workers; the entry points release the GIL (``nogil=True``), so logical

@@ -62,6 +62,36 @@ def uniforms(key, counters) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ the kernel
+# The per-bucket loops live in functions of their own and run on contiguous slices: LLVM then
+# sees unit strides, no aliasing and no loop-invariant branches, and vectorizes the whole
+# draw-round-accumulate loop (AVX-512 here; 3x the inline loop, studies/bench_kernels.py). The
+# arithmetic is unchanged, so the results stay bit for bit those of the twin: the sign is applied
+# by copysign to ``xi * scale``, which equals ``sign(x_k) * xi * scale`` exactly (a sign flip
+# does not round; x_k = 0 gives xi = 0 and a zero either way).
+@njit()
+def _add_stochastic(xs, out, key, at, s, nrm, w):  # pragma: no cover - compiled
+    """``out[k] += w Q(xs)[k]`` for one bucket of the stochastic quantizer (draws from `at` on)."""
+    scale = nrm / s
+    for k in range(xs.size):
+        xk = xs[k]
+        xi = stochastic_level(abs(xk), s, nrm, uniform(key, at + np.uint64(k)))
+        out[k] += w * np.copysign(xi * scale, xk)
+
+
+@njit()
+def _add_sign(xs, out, key, at, nrm, w):  # pragma: no cover - compiled
+    """``out[k] += w Q(xs)[k]`` for one bucket of the sign quantizer."""
+    for k in range(xs.size):
+        q = nrm * (1.0 if sign_draw(xs[k], nrm, uniform(key, at + np.uint64(k))) else -1.0)
+        out[k] += w * q
+
+
+@njit()
+def _add_exact(xs, out, w):  # pragma: no cover - compiled
+    for k in range(xs.size):
+        out[k] += w * xs[k]
+
+
 @njit(parallel=True)
 def simulate_rounds(
     x, bits, bucket, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum
@@ -117,23 +147,19 @@ def simulate_rounds(
                     continue
                 base = np.uint64((local * n + i) * d)
                 if quantizer == NONE:
-                    for k in range(d):
-                        ghat[k] += w * x[i, k]
+                    _add_exact(x[i], ghat, w)
                     continue
-                s = levels[i] if quantizer == STOCHASTIC else 1.0
                 for b in range(n_buckets):
                     nrm = norms[i, b]
                     if nrm == 0.0:
                         continue  # Q(0) = 0
-                    scale = nrm / s
-                    for k in range(b * bucket, min((b + 1) * bucket, d)):
-                        xk = x[i, k]
-                        u = uniform(key, base + np.uint64(k))
-                        if quantizer == STOCHASTIC:
-                            q = np.sign(xk) * stochastic_level(abs(xk), s, nrm, u) * scale
-                        else:
-                            q = nrm * (1.0 if sign_draw(xk, nrm, u) else -1.0)
-                        ghat[k] += w * q
+                    lo = b * bucket
+                    hi = min(lo + bucket, d)
+                    at = base + np.uint64(lo)
+                    if quantizer == STOCHASTIC:
+                        _add_stochastic(x[i, lo:hi], ghat[lo:hi], key, at, levels[i], nrm, w)
+                    else:
+                        _add_sign(x[i, lo:hi], ghat[lo:hi], key, at, nrm, w)
             err = 0.0
             for k in range(d):
                 dev = ghat[k] - target[k]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -424,3 +425,38 @@ def options_dict(name: str, value) -> dict:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InputError(f"`{name}` must be a dict of named options, got {show_value(value)}.")
     return dict(value)
+
+
+class _Unset:
+    """The default of a deprecated keyword: tells "not given" from any value a caller may pass."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
+
+
+def renamed_keyword(function: str, old: str, old_value, new: str, new_value, default):
+    """The value of keyword `new`, also accepted under its deprecated name `old` for one release.
+
+    `old_value` is :data:`UNSET` when the caller did not pass `old`; then `new_value` is
+    the answer. Passing `old` warns (:class:`DeprecationWarning`, naming `function` and
+    both names) and gives `old_value`; passing `old` and also `new` (a value other than
+    its `default`) is refused.
+
+    Examples
+    --------
+    >>> renamed_keyword("f", "kappa", UNSET, "quantization", "tight", "raw")
+    'tight'
+    """
+    if old_value is UNSET:
+        return new_value
+    if new_value is not default:
+        raise InputError(f"{function}: give `{new}` only; `{old}` is its deprecated name.")
+    warnings.warn(
+        f"{function}: `{old}=` is deprecated and will be removed in the next release; use `{new}=`.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value

@@ -274,7 +274,6 @@ def reweight(design, straggler_probs):
         _reweighted_decoding(design, p_hat),
         design.bits,
         design.budget,
-        design.kappa,
         design.delta,
         layout_error(design, p_hat),
         dict(design.options),
@@ -289,11 +288,9 @@ def fresh_design(design, straggler_probs):
     from .quantization import QUANTIZATION_MODELS
 
     opts = design.options
-    policy = opts.get("kappa_policy")
-    kappa = (
-        policy
-        if isinstance(policy, str) and policy in QUANTIZATION_MODELS and policy != "calibrated"
-        else None
+    named = opts.get("quantization")
+    model = (
+        named if isinstance(named, str) and named in QUANTIZATION_MODELS and named != "calibrated" else None
     )
     return make_design(
         _profile_like(design, straggler_probs),
@@ -301,7 +298,7 @@ def fresh_design(design, straggler_probs):
         allocator=opts.get("allocator", "auto"),
         construction=opts.get("construction", "segment"),
         order=opts.get("order", "grouped"),
-        kappa=design.quantization if kappa is None else kappa,
+        quantization=design.quantization if model is None else model,
         kappa_c=opts.get("kappa_c", 1.0),
         bucket_size=design.bucket_size,
         b_min=opts.get("b_min", 2),
@@ -333,7 +330,6 @@ def closest_redesign(design, fresh):
         fresh.decoding,
         fresh.bits,
         fresh.budget,
-        fresh.kappa,
         fresh.delta,
         fresh.bound,
         dict(fresh.options),

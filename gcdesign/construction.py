@@ -367,9 +367,19 @@ def _group_greedy(frac: np.ndarray, tol: float) -> list[np.ndarray]:
     """
     grid = np.rint(frac / tol).astype(np.int64)
     whole_key = int(round(1.0 / tol))
-    keys, inverse, counts = np.unique(grid, return_inverse=True, return_counts=True)
-    members = np.argsort(inverse, kind="stable")  # indices grouped by key
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    shift = max(1, int(frac.size - 1).bit_length())
+    if int(grid.max(initial=0)) < (1 << (62 - shift)):
+        # one plain sort of (key, index) packed in an int64: the indices grouped by key, in index
+        # order within a key -- what a stable argsort gives, at a third of its cost
+        packed = np.sort((grid << shift) | np.arange(grid.size))
+        members = packed & ((1 << shift) - 1)
+        sorted_grid = packed >> shift
+    else:
+        members = np.argsort(grid, kind="stable")
+        sorted_grid = grid[members]
+    first = np.concatenate([[True], sorted_grid[1:] != sorted_grid[:-1]])
+    keys = sorted_grid[first]
+    starts = np.concatenate([np.flatnonzero(first), [grid.size]])
     comp = whole_key - keys
     pos = np.minimum(np.searchsorted(keys, comp), keys.size - 1)
     paired = np.zeros(frac.size, dtype=bool)
@@ -461,3 +471,18 @@ def _group_exact(frac: np.ndarray, tol: float) -> list[np.ndarray]:
     if bad:
         good.append(np.concatenate(bad))
     return good
+
+
+__all__ = [
+    "SNAP_TOL",
+    "closest_segment_layout",
+    "count_components",
+    "decompose",
+    "group_workers",
+    "hub_layout",
+    "is_forest",
+    "layout_pairs",
+    "moved_partitions",
+    "segment_geometry",
+    "segment_layout",
+]

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validate import (
+    UNSET,
     InputError,
     check_bit_range,
     check_bucket_size,
@@ -31,12 +32,13 @@ from ._validate import (
     options_dict,
     read_only,
     read_only_sparse,
+    renamed_keyword,
 )
 from .allocation import AUTO, Allocation, allocate_bits
 from .construction import count_components, group_workers, hub_layout, segment_layout
 from .profile import ClusterProfile
 from .quantization import QuantizationModel, error_factors
-from .structure import optimal_structure
+from .structure import UNBIASED_TOL, optimal_structure
 
 CONSTRUCTIONS = ("segment", "hub")
 ORDERS = ("grouped", "index")
@@ -45,7 +47,6 @@ DEFAULT_ALLOCATOR = AUTO  # the exact DP where it is cheap, the heuristic beyond
 # measured exact error (`gcdesign study quantization`, docs/studies/quantization.md).
 DEFAULT_QUANTIZATION = "raw"
 DEFAULT_BUCKET_SIZE = 512
-UNBIASED_TOL = 1e-9
 
 
 class DesignError(InputError):
@@ -65,7 +66,6 @@ class Design:
         ``a_i``; the master's estimate is ``sum_i a_i I_i Q(x_i)``.
     bits : ndarray of int (N,)
     budget : int
-    kappa : float
     delta : ndarray (N,)
         ``delta(b_i)`` of the quantization model (inf for an idle worker).
     row_mass : ndarray (N,)
@@ -82,6 +82,10 @@ class Design:
         The allocator's full result (None for a design loaded from a file).
     quantization : QuantizationModel
         The model that maps bits to ``delta`` (tight, raw, balanced, calibrated, ...).
+    kappa : float
+        ``quantization.kappa``, the factor :math:`\\kappa` of
+        :math:`\\delta_i = \\kappa\\,\\delta_{raw}(b_i)` (1 for tight, raw and calibrated,
+        0 for none; docs/math.md, section 2).
     name, quantizer, bucket_size, local_decoder
         The scheme protocol's fields: ``"joint"``, ``"stochastic"``, the bucket length
         of the quantizer (None: one norm per message), ``False`` (a fixed decoder).
@@ -94,7 +98,6 @@ class Design:
     decoding: np.ndarray
     bits: np.ndarray
     budget: int
-    kappa: float
     delta: np.ndarray
     row_mass: np.ndarray
     bound: float
@@ -102,7 +105,7 @@ class Design:
     components: int
     options: types.MappingProxyType = field(default_factory=dict)
     allocation: Allocation | None = None
-    quantization: QuantizationModel | None = None
+    quantization: QuantizationModel = QuantizationModel("raw")
     name: str = "joint"
     quantizer: str = "stochastic"
     bucket_size: int | None = None
@@ -113,13 +116,15 @@ class Design:
         for attr in ("decoding", "bits", "delta", "row_mass"):
             object.__setattr__(self, attr, read_only(getattr(self, attr)))
         object.__setattr__(self, "options", types.MappingProxyType(dict(self.options)))
-        if self.quantization is None:
-            object.__setattr__(self, "quantization", QuantizationModel("scaled", kappa=float(self.kappa)))
 
     def __reduce__(self):
         # a mappingproxy does not pickle (process pools, Dask): rebuild through __init__, read-only again
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return (_rebuild, (self.__class__, values | {"options": dict(self.options)}))
+
+    @property
+    def kappa(self) -> float:
+        return self.quantization.kappa
 
     # ---------------------------------------------------------- scheme interface
 
@@ -259,12 +264,13 @@ def design(
     allocator: str = DEFAULT_ALLOCATOR,
     construction: str = "segment",
     order: str = "grouped",
-    kappa=DEFAULT_QUANTIZATION,
+    quantization=DEFAULT_QUANTIZATION,
     kappa_c: float = 1.0,
     bucket_size: int | None = DEFAULT_BUCKET_SIZE,
     b_min: int = 2,
     b_max: int = 32,
     allocator_options: dict | None = None,
+    kappa=UNSET,
 ) -> Design:
     """Design the optimal unbiased quantized gradient code for `profile`.
 
@@ -284,14 +290,14 @@ def design(
     order : {"grouped", "index"}
         Worker order on the segment axis: ``"grouped"`` puts workers whose
         masses sum to whole numbers together so the code splits into components.
-    kappa : str, float or QuantizationModel
+    quantization : str, float or QuantizationModel
         The quantization model the design is optimal for: ``"tight"``, ``"raw"``,
         ``"balanced"`` (the paper's scaling, with constant `kappa_c`), ``"none"``, a
         number kappa on the raw bound, or a model from
         :func:`gcdesign.calibrate_quantization` (see
         :func:`gcdesign.quantization.resolve_quantization`).
     kappa_c : float
-        The balanced policy's constant.
+        The balanced policy's constant ``c`` in :math:`\\kappa = c\\,\\bar p / \\delta_{raw}(B/N)`.
     bucket_size : int, optional
         Bucket length of the stochastic quantizer (docs/math.md, section 2c); None: one
         norm per message.
@@ -299,6 +305,8 @@ def design(
         Allowed bits per worker.
     allocator_options : dict, optional
         Passed to the allocator (e.g. ``{"allow_idle": True}``).
+    kappa
+        Deprecated name of `quantization` (warns; removed in the next release).
 
     Examples
     --------
@@ -307,6 +315,9 @@ def design(
     >>> d.nnz <= d.n_workers + d.partitions - 1
     True
     """
+    quantization = renamed_keyword(
+        "design", "kappa", kappa, "quantization", quantization, DEFAULT_QUANTIZATION
+    )
     if not isinstance(profile, ClusterProfile):
         raise InputError("`profile` must be a ClusterProfile.")
     choice("construction", construction, CONSTRUCTIONS)
@@ -322,7 +333,7 @@ def design(
         profile,
         budget,
         method=allocator,
-        kappa=kappa,
+        quantization=quantization,
         kappa_c=kappa_c,
         bucket_size=bucket_size,
         b_min=b_min,
@@ -352,7 +363,7 @@ def design(
         "allocator": allocator,
         "construction": construction,
         "order": order,
-        "kappa_policy": kappa if isinstance(kappa, str) else allocation.quantization.kind,
+        "quantization": quantization if isinstance(quantization, str) else allocation.quantization.kind,
         "kappa_c": float(kappa_c),
         "b_min": b_min,
         "b_max": b_max,
@@ -364,7 +375,6 @@ def design(
         decoding,
         bits,
         budget,
-        allocation.kappa,
         delta,
         structure.bound,
         options,
@@ -380,13 +390,12 @@ def assemble_design(
     decoding: np.ndarray,
     bits: np.ndarray,
     budget: int,
-    kappa: float,
     delta: np.ndarray,
     bound: float,
     options: dict,
     allocation: Allocation | None = None,
     *,
-    quantization: QuantizationModel | None = None,
+    quantization: QuantizationModel,
     bucket_size: int | None = None,
 ) -> Design:
     """A validated :class:`Design` from its parts; derives row masses, load and components.
@@ -402,7 +411,6 @@ def assemble_design(
         decoding=decoding,
         bits=bits,
         budget=budget,
-        kappa=kappa,
         delta=delta,
         row_mass=((1.0 - p) * decoding) * np.asarray(encoding.sum(axis=1)).ravel(),
         bound=bound,
@@ -413,3 +421,17 @@ def assemble_design(
         quantization=quantization,
         bucket_size=bucket_size,
     ).validate()
+
+
+__all__ = [
+    "CONSTRUCTIONS",
+    "DEFAULT_ALLOCATOR",
+    "DEFAULT_BUCKET_SIZE",
+    "DEFAULT_QUANTIZATION",
+    "ORDERS",
+    "Design",
+    "DesignError",
+    "assemble_design",
+    "design",
+    "resolve_budget",
+]

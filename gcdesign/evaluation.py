@@ -49,10 +49,9 @@ from scipy.sparse.csgraph import connected_components
 
 from ._validate import InputError, generator, positive_int, real
 from .quantization import delta_raw, row_variances
-from .structure import error_bound
+from .structure import UNBIASED_TOL, error_bound
 
 MAX_ENUMERATION = 16  # random workers per component enumerated exactly (2^16 decoder calls)
-UNBIASED_TOL = 1e-9
 
 
 class EvaluationError(InputError):
@@ -95,6 +94,8 @@ class ErrorResult:
         ``"closed-form"`` (fixed decoder) or ``"enumeration"``.
     patterns : int
         Decoder evaluations used by the enumeration (0 for closed form).
+    message : str
+        One line: how the error was computed and whether (U) holds.
     """
 
     scheme: str
@@ -110,6 +111,7 @@ class ErrorResult:
     unbiased: bool
     method: str
     patterns: int
+    message: str
 
 
 # ---------------------------------------------------------------- inputs
@@ -341,6 +343,12 @@ def expected_error(scheme, gradients, *, max_enumeration: int = MAX_ENUMERATION)
         unbiased=unbiased,
         method=moments.method,
         patterns=moments.patterns,
+        message=(
+            "closed form (fixed decoder)"
+            if moments.method == "closed-form"
+            else f"enumeration of the arrival patterns ({moments.patterns} decoder calls)"
+        )
+        + ("; unbiased: (U) holds" if unbiased else "; biased: (U) fails"),
     )
 
 
@@ -359,8 +367,10 @@ def _lemma1_bound(scheme, big_g: float, dim: int, quantizer: str) -> float | Non
         delta = np.where(bits >= 2, delta_raw(bits, dim, scheme.bucket_size), 0.0)
     elif quantizer == "sign":
         delta = np.full(bits.size, dim - 1.0)
-    else:
+    elif quantizer == "none":
         delta = np.zeros(bits.size)
+    else:  # a quantizer without a stated worst-case bound: none to report
+        return None
     # an idle worker (0 bits) counts as always late: its term vanishes
     return big_g**2 * error_bound(1.0 - arrival_probs(scheme), delta, row_sum)
 

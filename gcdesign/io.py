@@ -101,7 +101,6 @@ DESIGN_FIELDS_V1 = (
     "options",
 )
 DESIGN_FIELDS = (*DESIGN_FIELDS_V1[:4], "quantization", "bucket_size", *DESIGN_FIELDS_V1[4:])
-PROFILE_FIELDS = ("straggler_probs", "dim", "partitions", "names")
 ENCODING_FIELDS = ("shape", "rows", "cols", "values")
 
 
@@ -139,6 +138,8 @@ def _options(value) -> dict:
     from .design import CONSTRUCTIONS
 
     options = dict(_object(value, "options"))
+    if "kappa_policy" in options and "quantization" not in options:  # its name in files of 0.1
+        options["quantization"] = options.pop("kappa_policy")
     try:
         if "construction" in options:
             choice("options.construction", options["construction"], CONSTRUCTIONS)
@@ -155,7 +156,7 @@ def _options(value) -> dict:
 def design_from_dict(data) -> object:
     """Rebuild and fully validate a design from its dict (see the module docstring)."""
     from .design import DesignError, assemble_design
-    from .profile import ClusterProfile
+    from .profile import PROFILE_FIELDS, ClusterProfile
     from .quantization import QuantizationModel, error_factors
     from .structure import optimal_structure
 
@@ -247,7 +248,6 @@ def design_from_dict(data) -> object:
             decoding,
             bits,
             budget,
-            kappa,
             delta,
             structure.bound,
             options,
@@ -375,3 +375,19 @@ def load_design(path):
     del data["encoding_shape"]
     data["profile"]["straggler_probs"] = arrays["straggler_probs"]
     return design_from_dict(data)
+
+
+__all__ = [
+    "DESIGN_FIELDS",
+    "DESIGN_FIELDS_V1",
+    "DESIGN_FORMAT",
+    "DESIGN_VERSION",
+    "ENCODING_FIELDS",
+    "NPZ_ARRAYS",
+    "SUFFIXES",
+    "design_from_dict",
+    "design_to_dict",
+    "load_design",
+    "mass_tolerance",
+    "save_design",
+]

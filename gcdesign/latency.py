@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,14 +143,25 @@ class SimulatedTime:
     Attributes
     ----------
     mean : float
-    stderr : float
+    standard_error : float
         Standard error of `mean` (sample standard deviation / sqrt(trials)).
     trials : int
     """
 
     mean: float
-    stderr: float
+    standard_error: float
     trials: int
+
+    @property
+    def stderr(self) -> float:
+        """Deprecated name of :attr:`standard_error` (warns; removed in the next release)."""
+        warnings.warn(
+            "SimulatedTime.stderr is deprecated and will be removed in the next release; "
+            "use SimulatedTime.standard_error.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.standard_error
 
 
 def simulate_kth_time(
@@ -247,7 +259,7 @@ def latency_table(
     list of dict
         One row per ``s``: ``stragglers``, ``wait_for`` (N - s), ``load``,
         ``expected_time``, ``speedup`` and, with `trials`, ``simulated_time``,
-        ``simulated_stderr``.
+        ``simulated_standard_error``.
     """
     n = positive_int("n_workers", n_workers)
     values = [stragglers] if isinstance(stragglers, numbers.Integral) else list(stragglers)
@@ -273,7 +285,7 @@ def latency_table(
                 n, n - s, rate=rate, shift=shift, load=load, trials=max(2, trials), rng=gen
             )
             row["simulated_time"] = sim.mean
-            row["simulated_stderr"] = sim.stderr
+            row["simulated_standard_error"] = sim.standard_error
         rows.append(row)
     return rows
 
@@ -461,12 +473,15 @@ class LoadAwareResult:
         ``change`` (max |p - p(loads)|), ``damping``.
     method : str
         ``"fixed-point"`` or ``"best-visited"``.
+    message : str
+        One line: how the iteration ended.
     """
 
     design: object
     converged: bool
     iterations: list
     method: str
+    message: str = ""
 
 
 def load_aware_design(
@@ -527,14 +542,16 @@ def load_aware_design(
         if best is None or true_error < best[0]:
             best = (true_error, code)
         if change <= tol:
-            return LoadAwareResult(code, True, steps, "fixed-point")
+            message = f"fixed point after {len(steps)} iterations (max |p - p(loads)| <= {tol:g})"
+            return LoadAwareResult(code, True, steps, "fixed-point", message)
         key = tuple(loads.tolist())
         if key in seen and theta > 1 / 16:
             theta /= 2
             seen.clear()
         seen.add(key)
         p = (1 - theta) * p + theta * implied
-    return LoadAwareResult(best[1], False, steps, "best-visited")
+    message = f"no fixed point in {len(steps)} iterations: the best design visited"
+    return LoadAwareResult(best[1], False, steps, "best-visited", message)
 
 
 def _idle_error(code, implied) -> float:

@@ -70,6 +70,8 @@ class MonteCarloResult:
     grad_norm_sq : float
     errors : ndarray (trials,)
         ``||ghat_t - g||^2`` per trial.
+    message : str
+        One line: the trials and the verdict of the bias test.
     """
 
     scheme: str
@@ -84,6 +86,7 @@ class MonteCarloResult:
     chunk: int
     grad_norm_sq: float
     errors: np.ndarray
+    message: str
 
 
 # ---------------------------------------------------------------- the estimator
@@ -123,8 +126,10 @@ def monte_carlo_error(
     scheduler : str or dask.distributed.Client, optional
         A Dask scheduler address (connected for this call) instead of `workers`.
     threads : int, optional
-        numba threads per batch (scoped: the previous count is restored). Default:
-        numba's own count in this process, 1 per process in a process pool.
+        numba threads inside each batch, in whichever process runs it (scoped: the
+        previous count is restored). Default: numba's own count in this process, 1 per
+        process in a process pool. `workers` decides which processes run the batches,
+        `threads` how many threads each uses (the convention of :mod:`gcdesign.parallel`).
     reference : bool
         Use the numpy reference of the kernel instead of numba (slow; tests).
 
@@ -340,6 +345,12 @@ def _summarize(name, errors, group_sums, group_sizes, target) -> MonteCarloResul
         chunk=MC_CHUNK,
         grad_norm_sq=grad_norm_sq,
         errors=errors,
+        message=f"{trials} trials; bias {bias:.3g} "
+        + (
+            f"above the bound {bias_bound:.3g}: the data reject unbiasedness"
+            if bias > bias_bound
+            else f"within the bound {bias_bound:.3g}: no evidence of bias"
+        ),
     )
 
 

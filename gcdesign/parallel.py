@@ -19,6 +19,14 @@ counter-based random stream) before mapping, never one per process. Hence
 the same numbers whatever runs them. Functions and tasks must pickle for
 anything but the serial path (module-level functions, plain data).
 
+**One meaning per keyword.** Outside the cluster package, ``workers=`` is always
+this: who runs the independent tasks (a pool of processes, a map-like, a Dask
+client), never a count of threads. ``threads=`` is always the threads of one
+process (numba's thread count, CP-SAT's search threads); :func:`gcdesign.monte_carlo_error`
+takes both: ``workers`` runs its batches of trials, ``threads`` is the numba thread
+count inside each batch. The gradient-coding workers of a profile are ``N``,
+``n_workers``.
+
 :func:`open_workers` turns ``workers`` / ``scheduler`` into something reusable
 for many :func:`parallel_map` calls (one process pool or one client for a
 whole study). :func:`numba_threads` scopes a change of numba's thread count,

@@ -26,7 +26,8 @@ from ._validate import names as _names
 PROFILE_FORMAT = "gcdesign.profile"
 PROFILE_VERSION = "1.0"
 
-PROFILE_FIELDS = ("format", "version", "straggler_probs", "dim", "partitions", "names")
+PROFILE_FIELDS = ("straggler_probs", "dim", "partitions", "names")
+"""A profile's fields: in a profile file after ``format`` and ``version``, in a design file's ``profile``."""
 
 LATENCY_MODELS = ("exponential", "shifted-exponential")
 
@@ -225,7 +226,7 @@ class ClusterProfile:
         version = data.get("version", PROFILE_VERSION)
         check_version(version, PROFILE_VERSION, "profile")
         newer = newer_minor(version, PROFILE_VERSION)
-        check_fields(data, PROFILE_FIELDS, "profile", newer=newer)
+        check_fields(data, ("format", "version", *PROFILE_FIELDS), "profile", newer=newer)
         missing = [k for k in ("straggler_probs", "dim") if k not in data]
         if missing:
             raise InputError(f"profile: missing field(s) {', '.join(f'`{k}`' for k in missing)}.")
@@ -396,7 +397,7 @@ def _paper_n50() -> tuple[ClusterProfile, dict]:
 def classes_n48_probs(mean_p: float = 0.3, ratio=(3.0, 2.0, 1.0)) -> np.ndarray:
     """Three equal classes whose utilities are in ratio 3:2:1 at equal bits.
 
-    With equal bits and the balanced kappa policy (c = 1) every worker has
+    With equal bits and the balanced quantization model (c = 1) every worker has
     ``delta = mean(p)``; the utility ``(1 - p) / (p + mean(p))`` is then in ratio
     3:2:1 across the classes, so the optimal masses are 1.5, 1 and 0.5: single
     workers of the middle class and pairs across the outer classes carry whole
@@ -423,7 +424,7 @@ def _classes_n48() -> tuple[ClusterProfile, dict]:
     return (
         ClusterProfile(p, dim=1_000_000, names=names),
         # solved for the paper's balanced scaling with one bucket: record it with the example
-        {"bits_per_worker": 6, "allocator": "equal", "kappa": "balanced", "bucket_size": None},
+        {"bits_per_worker": 6, "allocator": "equal", "quantization": "balanced", "bucket_size": None},
     )
 
 
@@ -497,3 +498,26 @@ def load_example(name: str, *, with_defaults: bool = False):
     choice("example", name, _EXAMPLES)
     profile, defaults = _EXAMPLES[name][0]()
     return (profile, dict(defaults)) if with_defaults else profile
+
+
+__all__ = [
+    "EXAMPLE_TRACES",
+    "EXAMPLE_TRACE_RATES",
+    "LATENCY_MODELS",
+    "LONG_HEADER",
+    "MOBILENET_V3_SMALL_PARAMS",
+    "PROFILE_FIELDS",
+    "PROFILE_FORMAT",
+    "PROFILE_VERSION",
+    "ClusterProfile",
+    "classes_n48_probs",
+    "example_traces_path",
+    "list_examples",
+    "load_example",
+    "load_profile",
+    "make_example_traces",
+    "paper_profile",
+    "paper_rates",
+    "read_traces_csv",
+    "save_profile",
+]

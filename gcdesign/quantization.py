@@ -20,7 +20,9 @@ levels. For :math:`x \ne 0`, coordinate :math:`k`:
 
 The quantizer is unbiased and :math:`E\|Q(x)-x\|^2 \le \delta_{raw}(b) \|x\|^2`
 with :math:`\delta_{raw}(b) = d / (4 s(b)^2)`. The design uses
-:math:`\delta_i = \kappa \, \delta_{raw}(b_i)` with a kappa policy.
+:math:`\delta_i = \delta(b_i)` of a quantization model (:class:`QuantizationModel`),
+e.g. :math:`\kappa \, \delta_{raw}(b_i)` with the factor :math:`\kappa` of the paper's
+scaling (docs/math.md, section 2).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import numpy as np
 
 from ._validate import MAX_BITS, InputError, check_bucket_size, generator, real, real_array, show_value
 
-KAPPA_POLICIES = ("raw", "balanced", "none")
 QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
 NORM_BITS = 32  # the norm travels as one float32
 # MAX_BITS (from _validate): a float32 coordinate, the most a message spends per coordinate
@@ -552,14 +553,6 @@ def resolve_quantization(
     return QuantizationModel("balanced", kappa=kappa, c=c)
 
 
-def resolve_kappa(policy, straggler_probs, budget: float, dim: int, *, c: float = 1.0) -> float:
-    r"""The factor :math:`\kappa` of a raw-scaled policy (``raw``, ``balanced``, ``none`` or a number).
-
-    Kept for the paper's policies; new code uses :func:`resolve_quantization`.
-    """
-    return resolve_quantization(policy, straggler_probs, budget, dim, c=c).kappa
-
-
 def calibrate_quantization(
     samples, *, b_min: int = 2, b_max: int = MAX_BITS, bucket_size: int | None = None
 ) -> QuantizationModel:
@@ -615,3 +608,27 @@ def _check_bits(bits) -> int:
             f"`bits` must be an integer {QUANTIZER['stochastic'].bits_text}, got {show_value(bits)}."
         )
     return int(bits)
+
+
+__all__ = [
+    "MAX_BITS",
+    "NORM_BITS",
+    "QUANTIZATION_MODELS",
+    "QUANTIZERS",
+    "QuantizationModel",
+    "calibrate_quantization",
+    "coordinate_norms",
+    "delta_raw",
+    "delta_tight",
+    "error_factors",
+    "levels",
+    "payload_bits",
+    "quantization_variance",
+    "quantize",
+    "quantize_rows",
+    "quantize_sign",
+    "resolve_quantization",
+    "row_variances",
+    "sign_quantization_variance",
+    "stochastic_levels",
+]

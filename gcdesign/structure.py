@@ -24,6 +24,9 @@ from ._validate import InputError, read_only
 from .profile import ClusterProfile
 from .utility import utilities
 
+UNBIASED_TOL = 1e-9
+"""How far a partition's total weight :math:`\\sum_i (1 - p_i) w_{ij}` may be from 1 for (U) to hold."""
+
 
 @dataclass(frozen=True, eq=False)
 class Structure:
@@ -126,3 +129,12 @@ def optimal_structure_cvxpy(profile: ClusterProfile, delta) -> tuple[np.ndarray,
     row_sum = np.full(p.size, np.nan)
     row_sum[active] = np.asarray(rows.value).ravel()
     return row_sum, float(problem.value)
+
+
+__all__ = [
+    "UNBIASED_TOL",
+    "Structure",
+    "error_bound",
+    "optimal_structure",
+    "optimal_structure_cvxpy",
+]

@@ -46,7 +46,7 @@ def utility_values(straggler_probs, delta) -> np.ndarray:
         i = int(np.argwhere(zero)[0][0]) if zero.ndim else 0
         raise InputError(
             f"worker {i} has straggler probability 0 and quantization error 0: its utility "
-            "is infinite. Use a kappa policy other than 'none', or give it p > 0."
+            "is infinite. Use a quantization model other than 'none', or give it p > 0."
         )
     del zero
     with np.errstate(invalid="ignore"):
@@ -55,3 +55,8 @@ def utility_values(straggler_probs, delta) -> np.ndarray:
     if idle.any():
         u[np.broadcast_to(idle, u.shape)] = 0.0
     return u
+
+
+__all__ = [
+    "utilities",
+]

@@ -40,7 +40,7 @@ import numpy as np
 from gcdesign.allocation import ALLOCATORS, allocate_table, allowed_levels, utility_table
 from gcdesign.allocation.instances import random_instance, straggler_probs
 from gcdesign.profile import MOBILENET_V3_SMALL_PARAMS
-from gcdesign.quantization import resolve_kappa
+from gcdesign.quantization import resolve_quantization
 from gcdesign.studies._common import write_csv
 
 SIZES = (20, 50, 200, 1000, 10000)
@@ -54,9 +54,9 @@ VARIANTS = {"heuristic-full": "heuristic"}
 
 def paper_table(n: int, budget: int, seed: int = 0):
     p = straggler_probs(np.random.default_rng(seed), n, "paper")
-    kappa = resolve_kappa("balanced", p, budget, MOBILENET_V3_SMALL_PARAMS)
+    model = resolve_quantization("balanced", p, budget, MOBILENET_V3_SMALL_PARAMS)
     levels = allowed_levels(2, 32)
-    return utility_table(p, kappa, MOBILENET_V3_SMALL_PARAMS, levels), levels
+    return utility_table(p, model, MOBILENET_V3_SMALL_PARAMS, levels), levels
 
 
 def warm_up():

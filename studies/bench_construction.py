@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gcdesign import ClusterProfile, delta_raw, optimal_structure, segment_layout
+from gcdesign import ClusterProfile, delta_raw, optimal_structure
+from gcdesign.construction import segment_layout
 from gcdesign.studies._common import write_csv
 
 

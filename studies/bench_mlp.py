@@ -84,9 +84,9 @@ def bench(dim: int, rounds: int, repeats: int) -> list[dict]:
         per_round, whole = [], []
         for rep in range(repeats):
             t0 = time.perf_counter()
-            train(problem, scheme, steps=rounds, optimizer=opt, rng=rep)
+            train(problem, scheme, rounds=rounds, optimizer=opt, rng=rep)
             t1 = time.perf_counter()
-            train(problem, scheme, steps=2 * rounds, optimizer=opt, rng=rep)
+            train(problem, scheme, rounds=2 * rounds, optimizer=opt, rng=rep)
             t2 = time.perf_counter()
             per_round.append(((t2 - t1) - (t1 - t0)) / rounds)
             whole.append((t2 - t1) / (2 * rounds))

@@ -30,10 +30,10 @@ BUDGET = 350
 
 
 def our_variants(profile):
-    """Our design with the package defaults, with the honest (raw) kappa, and with equal bits."""
+    """Our design with the package defaults, with the honest (raw) quantization model, and with equal bits."""
     return {
         "joint": lambda: design(profile, BUDGET),
-        "joint (kappa=raw)": lambda: design(profile, BUDGET, kappa="raw"),
+        "joint (quantization=raw)": lambda: design(profile, BUDGET, quantization="raw"),
         "joint (equal bits)": lambda: design(profile, BUDGET, allocator="equal"),
     }
 

@@ -123,8 +123,13 @@ def test_cpsat_options_are_checked():
     table, levels, _ = small_table(np.random.default_rng(0), 4, b_max=6, allow_idle=False)
     with pytest.raises(InputError, match="`time_limit` must be a finite number > 0"):
         allocate_table(table, levels, 12, method="cpsat", options={"time_limit": -1})
-    with pytest.raises(InputError, match="`workers` must be an integer >= 1"):
-        allocate_table(table, levels, 12, method="cpsat", options={"workers": 0.5})
+    with pytest.raises(InputError, match="`threads` must be an integer >= 1"):
+        allocate_table(table, levels, 12, method="cpsat", options={"threads": 0.5})
+    # `workers`, the option's old name, still works for one release
+    new = allocate_table(table, levels, 12, method="cpsat", options={"threads": 1})
+    with pytest.warns(DeprecationWarning, match="`workers=` is deprecated.*use `threads=`"):
+        old = allocate_table(table, levels, 12, method="cpsat", options={"workers": 1})
+    np.testing.assert_array_equal(old.bits, new.bits)
 
 
 # ---------------------------------------------------------------- heuristic
@@ -223,7 +228,7 @@ def test_design_accepts_every_allocator(method):
 
 def test_allocate_bits_result_fields():
     prof = load_example("toy-n8")
-    result = allocate_bits(prof, 40, method="dp", kappa=0.5)
+    result = allocate_bits(prof, 40, method="dp", quantization=0.5)
     assert result.kappa == 0.5
     assert result.optimal is True and result.wall_time >= 0 and result.message
     levels = allowed_levels(2, 32)
@@ -266,15 +271,15 @@ def late_profile():
 @pytest.mark.parametrize("method", ["dp", "cpsat", "heuristic", "topk-equal"])
 def test_nearly_always_late_worker_goes_idle(method):
     prof = late_profile()
-    result = allocate_bits(prof, 30, method=method, kappa="raw", options={"allow_idle": True})
+    result = allocate_bits(prof, 30, method=method, quantization="raw", options={"allow_idle": True})
     assert result.bits[-1] == 0
-    without = allocate_bits(prof, 30, method="dp", kappa="raw")
+    without = allocate_bits(prof, 30, method="dp", quantization="raw")
     assert result.objective > without.objective
 
 
 def test_design_with_idle_workers():
     prof = late_profile()
-    d = design(prof, 30, allocator="heuristic", kappa="raw", allocator_options={"allow_idle": True})
+    d = design(prof, 30, allocator="heuristic", quantization="raw", allocator_options={"allow_idle": True})
     assert d.bits[-1] == 0
     assert d.row_mass[-1] == 0 and d.decoding[-1] == 0
     assert d.encoding[[9]].nnz == 0

@@ -101,7 +101,9 @@ def test_from_utilities_gives_the_table_path_bit_for_bit(family):
     p = straggler_probs(rng, 3000, family)
     prof = ClusterProfile(p, dim=10**6)
     for quantization, bucket in [("raw", 512), ("balanced", None), ("tight", None)]:
-        fast = allocate_bits(prof, 5 * 3000, method="certified", kappa=quantization, bucket_size=bucket)
+        fast = allocate_bits(
+            prof, 5 * 3000, method="certified", quantization=quantization, bucket_size=bucket
+        )
         levels = allowed_levels(2, 32)
         table = utility_table(p, fast.quantization, 10**6, levels, bucket)
         slow = allocate_table(table, levels, 5 * 3000, method="certified")
@@ -158,3 +160,28 @@ def test_auto_runs_the_certified_solver_beyond_the_dp():
     assert result.message.startswith("auto chose certified (N R L > 2e+06): certified optimal")
     named = allocate_bits(big, 8000, method="certified")
     np.testing.assert_array_equal(result.bits, named.bits)
+
+
+def test_certified_on_arbitrary_tables_and_level_sets():
+    """Any table (not monotone, ties, any scale) and any increasing level set: the DP's optimum."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(150):
+        n, n_levels = int(rng.integers(1, 30)), int(rng.integers(1, 7))
+        levels = np.sort(rng.choice(np.arange(12), n_levels, replace=False))
+        table = rng.normal(size=(n, n_levels)) * rng.choice([1.0, 1e-3, 1e3])
+        if rng.random() < 0.3:
+            table[:] = table[0]  # identical workers
+        budget = int(rng.integers(n * levels[0], n * levels[-1] + 1))
+        try:
+            exact = allocate_table(table, levels, budget, method="dp")
+        except InputError as error:  # budget not a sum of levels: both say so
+            assert "cannot be written as a sum" in str(error)
+            with pytest.raises(InputError, match="cannot be written as a sum of N"):
+                allocate_table(table, levels, budget, method="certified")
+            continue
+        cert = allocate_table(table, levels, budget, method="certified")
+        assert cert.optimal is True
+        assert abs(cert.objective - exact.objective) <= 1e-9 * max(1.0, abs(exact.objective))
+        checked += 1
+    assert checked > 100

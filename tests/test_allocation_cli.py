@@ -36,7 +36,7 @@ def test_allocate_default_is_auto(capsys):
 
 def test_allocate_compare_table(capsys):
     code, out, _ = run(
-        capsys, "allocate", "--example", "paper-n50", "--compare", "--json", "--kappa", "balanced"
+        capsys, "allocate", "--example", "paper-n50", "--compare", "--json", "--quantization", "balanced"
     )
     assert code == 0
     rows = {r["method"]: r for r in json.loads(out)["rows"]}

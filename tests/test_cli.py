@@ -71,7 +71,10 @@ def test_examples_and_profile(tmp_path, capsys):
         (["design", "--example", "toy-n8", "--budget", "40.5", "-o", "{out}"], "must be an integer"),
         (["design", "--example", "toy-n8", "--allocator", "nope", "-o", "{out}"], "Unknown allocator 'nope'"),
         (["design", "--example", "toy-n8", "--construction", "nope", "-o", "{out}"], "Unknown construction"),
-        (["design", "--example", "toy-n8", "--kappa", "nope", "-o", "{out}"], "Unknown quantization model"),
+        (
+            ["design", "--example", "toy-n8", "--quantization", "nope", "-o", "{out}"],
+            "Unknown quantization model",
+        ),
         (["design", "-o", "{out}"], "give exactly one of --example NAME and --profile FILE"),
         (["design", "--profile", "{bad_json}", "-o", "{out}"], "is not valid JSON"),
         (["design", "--profile", "{bad_probs}", "-o", "{out}"], r"`straggler_probs\[0\]` = 2.0"),

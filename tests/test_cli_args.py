@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import gcdesign.cli as cli
 from gcdesign.cli import COMMANDS, EXIT_CODES, Command, build_parser, main
-from gcdesign.cli.args import ArgumentValueError, Number, NumberList, WholeNumber, kappa_policy
+from gcdesign.cli.args import ArgumentValueError, Number, NumberList, WholeNumber, quantization_model
 
 
 def run(capsys, *argv):
@@ -112,7 +112,7 @@ def test_number_returns_an_allowed_finite_value_or_one_line(text, integer):
     assert isinstance(value, int) if integer else isinstance(value, float)
 
 
-def test_number_list_and_kappa():
+def test_number_list_and_quantization():
     stragglers = NumberList(Number("stragglers", integer=True), "integers separated by commas")
     assert stragglers("0,10, 20") == [0, 10, 20]
     for bad in ("1,x", "1,,2", "", "1.5"):
@@ -120,12 +120,12 @@ def test_number_list_and_kappa():
             ArgumentValueError, match=rf"`stragglers` must be integers separated by commas, got {bad!r}"
         ):
             stragglers(bad)
-    assert kappa_policy("balanced") == "balanced" and kappa_policy("0.5") == 0.5
+    assert quantization_model("balanced") == "balanced" and quantization_model("0.5") == 0.5
     for bad in ("-1", "nan", "inf", "1e400"):
         with pytest.raises(
-            ArgumentValueError, match=r"`kappa` must be a policy name or a finite number >= 0"
+            ArgumentValueError, match=r"`quantization` must be a model name or a finite number kappa >= 0"
         ):
-            kappa_policy(bad)
+            quantization_model(bad)
 
 
 # ----------------------------------------------------------- the command table
@@ -202,7 +202,7 @@ CASES = {
     ("design", "--example", "toy-n8"): {
         "--budget": [*REAL_BAD, "40.5", "1e-320"],
         "--bits-per-worker": [*REAL_BAD, "0", "-4"],
-        "--kappa": ["nan", "inf", "-1", "1e400", "-inf"],
+        "--quantization": ["nan", "inf", "-1", "1e400", "-inf"],
         "--kappa-c": [*REAL_BAD, "0", "-1"],
         "--b-min": INT_BAD[:-2],
         "--b-max": INT_BAD[:-2],
@@ -232,7 +232,7 @@ def test_bad_numbers_exit_2_with_one_line(tmp_path, monkeypatch, capsys, prefix,
         (["design", "--example", "nope"], "Unknown example 'nope'"),
         (["design", "--example", ""], "Unknown example ''"),
         (["design", "--example", "toy-n8", "--allocator", ""], "Unknown allocator ''"),
-        (["design", "--example", "toy-n8", "--kappa", ""], "Unknown quantization model ''"),
+        (["design", "--example", "toy-n8", "--quantization", ""], "Unknown quantization model ''"),
         (["design", "--example", "toy-n8", "--order", "nope"], "order"),
         (["allocate", "--example", "toy-n8", "--budget", "30", "--method", ""], "Unknown allocator ''"),
         (["allocate", "--example", "toy-n8", "--budget", "30", "--bits-per-worker", "4"], "at most one of"),

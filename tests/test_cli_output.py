@@ -74,7 +74,7 @@ def test_a_runtime_warning_does_not_precede_the_error(tmp_path, capsys):
     profile = tmp_path / "p.json"
     profile.write_text(json.dumps({"straggler_probs": [0.0, 0.0, 0.5], "dim": 1000}))
     code, out, err = run(
-        capsys, "design", "--profile", str(profile), "--bits-per-worker", "4", "--kappa", "1e-300"
+        capsys, "design", "--profile", str(profile), "--bits-per-worker", "4", "--quantization", "1e-300"
     )
     assert code == 2 and out == ""
     assert err.startswith("gcdesign: error: ") and err.count("\n") == 1, err

@@ -35,7 +35,8 @@ def test_quantization_flag_old_name_and_bucket_size(tmp_path, capsys):
     d = load_design(out_file)
     assert (d.quantization.kind, d.bucket_size) == ("tight", 16)
     code, out, _ = _run(
-        ["design", "--example", "toy-n8", "--kappa", "raw", "--bucket-size", "none", "--json"], capsys
+        ["design", "--example", "toy-n8", "--kappa", "raw", "--bucket-size", "none", "--json"],
+        capsys,  # --kappa: the old name
     )
     summary = json.loads(out)
     assert code == 0 and summary["quantization"] == "raw" and summary["bucket_size"] is None
@@ -48,7 +49,7 @@ def test_quantization_flag_old_name_and_bucket_size(tmp_path, capsys):
         (["--bucket-size", "abc"], "`bucket-size` must be an integer in [1, 10^9] or 'none'"),
         (["--bucket-size", "1e10"], "`bucket-size` must be an integer in [1, 10^9] or 'none', got '1e10'."),
         (["--quantization", "calibrated"], "--quantization calibrated needs --samples FILE.npy"),
-        (["--quantization", "-1"], "`kappa`"),
+        (["--quantization", "-1"], "`quantization`"),
         (["--quantization", "fudge"], "Unknown quantization model 'fudge'"),
     ],
 )

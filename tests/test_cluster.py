@@ -339,7 +339,7 @@ def test_a_killed_worker_process_straggles_then_is_replaced(problem, code):
             rng=3,
         )
         killer.join()
-    assert hist.steps == 40 and np.all(np.isfinite(hist.loss))
+    assert hist.rounds == 40 and np.all(np.isfinite(hist.loss))
     orphans = [1, 3]  # logical workers on the second Dask worker (i mod 2 == 1)
     lost = np.array([[a is None for a in row] for row in hist.placement])
     assert lost[:, orphans].any(), "the dead worker was never noticed"

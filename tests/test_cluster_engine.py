@@ -225,3 +225,30 @@ def test_a_dead_worker_is_not_waited_for(setup):
     assert np.isinf(rec.round_times[2:, 3]).all()  # it never answered again
     assert np.isfinite(rec.round_times[:, :3]).all()  # wait-for-all: every live worker, every round
     assert rec.arrived[:2].all()
+
+
+def _imports(path):
+    """``(module, names)`` of every import statement of `path` (relative ones with their dots)."""
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            out.append(("." * node.level + (node.module or ""), tuple(a.name for a in node.names)))
+    return out
+
+
+def test_the_engine_imports_no_transport_and_the_package_no_private_names():
+    from pathlib import Path
+
+    import gcdesign.cluster
+
+    package = Path(gcdesign.cluster.__file__).parent
+    engine = _imports(package / "engine.py")
+    assert not [m for m, _ in engine if m.split(".")[-1] in ("dask", "distributed", "torch")], engine
+    for path in sorted(package.glob("*.py")):
+        for module, names in _imports(path):
+            assert "cli" not in module.split("."), (path.name, module)  # the library never imports the CLI
+            assert not [n for n in names if n.startswith("_")], (path.name, module, names)

@@ -4,8 +4,15 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcdesign import ClusterProfile, decompose, group_workers, hub_layout, optimal_structure, segment_layout
-from gcdesign.construction import count_components, is_forest
+from gcdesign import ClusterProfile, optimal_structure
+from gcdesign.construction import (
+    count_components,
+    decompose,
+    group_workers,
+    hub_layout,
+    is_forest,
+    segment_layout,
+)
 
 
 @st.composite
@@ -130,5 +137,5 @@ def test_group_workers_with_one_fractional_mass(method):
 def test_design_with_a_single_fractional_mass():
     from gcdesign import design, load_example
 
-    code = design(load_example("toy-n8"), bits_per_worker=4, kappa=1e300)
+    code = design(load_example("toy-n8"), bits_per_worker=4, quantization=1e300)
     assert code.components >= 2 and np.isclose(code.row_mass.sum(), code.partitions)

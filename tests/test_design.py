@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcdesign import ClusterProfile, DesignError, InputError, decompose, design, load_example
-from gcdesign.construction import is_forest
+from gcdesign import ClusterProfile, DesignError, InputError, design, load_example
+from gcdesign.construction import decompose, is_forest
 from gcdesign.quantization import delta_raw
 
 
@@ -24,7 +24,7 @@ def test_design_properties(n, k, seed, kappa):
     rng = np.random.default_rng(seed)
     p = rng.uniform(0.01, 0.99, n)
     prof = ClusterProfile(p, dim=int(rng.integers(1, 10_000)), partitions=k)
-    d = design(prof, bits_per_worker=int(rng.integers(2, 9)), kappa=kappa)
+    d = design(prof, bits_per_worker=int(rng.integers(2, 9)), quantization=kappa)
     np.testing.assert_allclose(_unbiased(d), 1.0, atol=1e-9)  # (U)
     assert d.nnz <= n + k - 1
     assert np.all(d.encoding.data > 0) and np.all(d.decoding > 0)
@@ -68,7 +68,7 @@ def test_hub_construction_and_kappa_none():
     hub = design(prof, bits_per_worker=4, construction="hub")
     np.testing.assert_allclose(_unbiased(hub), 1.0, atol=1e-9)
     assert (hub.encoding.data < 0).any()  # the reason it is not the default
-    none = design(prof, bits_per_worker=4, kappa="none")
+    none = design(prof, bits_per_worker=4, quantization="none")
     assert none.kappa == 0.0 and np.all(none.delta == 0)
     p = prof.straggler_probs
     np.testing.assert_allclose(none.row_mass, 8 * ((1 - p) / p) / ((1 - p) / p).sum())
@@ -96,7 +96,7 @@ def test_always_late_worker_gets_nothing():
         ({"budget": 12, "allocator": "magic"}, "Unknown allocator 'magic'; choose one of"),
         ({"budget": 12, "construction": "star"}, "Unknown construction 'star'; choose one of: hub, segment"),
         ({"budget": 12, "order": "random"}, "Unknown order 'random'"),
-        ({"budget": 12, "kappa": "fancy"}, "Unknown quantization model 'fancy'"),
+        ({"budget": 12, "quantization": "fancy"}, "Unknown quantization model 'fancy'"),
         ({"budget": 12, "b_min": 5, "b_max": 4}, "`b_min` = 5 must not exceed `b_max` = 4"),
         ({"budget": 12, "b_min": 1}, "`b_min` must be an integer >= 2, got 1"),
     ],
@@ -110,7 +110,7 @@ def test_bad_design_input(kwargs, message):
 def test_infinite_utility_rejected():
     prof = ClusterProfile([0.0, 0.3], dim=10)
     with pytest.raises(InputError, match="worker 0 has straggler probability 0 and quantization error 0"):
-        design(prof, budget=8, kappa="none")
+        design(prof, budget=8, quantization="none")
 
 
 def test_validate_catches_broken_invariants():
@@ -145,3 +145,24 @@ def test_summary_reports_the_allocator_that_ran(tmp_path):
     path = tmp_path / "d.json"
     save_design(small, path)
     assert load_design(path).summary()["allocation"] is None  # a file does not record the solver run
+
+
+def test_kappa_is_the_deprecated_name_of_quantization():
+    from gcdesign import allocate_bits
+
+    prof = load_example("toy-n8")
+    new = design(prof, bits_per_worker=4, quantization="balanced")
+    with pytest.warns(
+        DeprecationWarning, match=r"design: `kappa=` is deprecated.*use `quantization=`"
+    ) as seen:
+        old = design(prof, bits_per_worker=4, kappa="balanced")
+    assert seen[0].filename == __file__  # the warning points at the caller's line
+    assert old.quantization == new.quantization and np.array_equal(old.bits, new.bits)
+    assert old.options["quantization"] == new.options["quantization"] == "balanced"
+    assert "kappa_policy" not in old.options
+    with pytest.warns(DeprecationWarning, match=r"allocate_bits: `kappa=`"):
+        assert allocate_bits(prof, 32, kappa="raw").quantization.kind == "raw"
+    with pytest.raises(InputError, match=r"design: give `quantization` only; `kappa` is its deprecated name"):
+        design(prof, bits_per_worker=4, quantization="tight", kappa="raw")
+    # kappa stays the number of the math (delta = kappa * delta_raw), read from the model
+    assert new.kappa == new.quantization.kappa == new.allocation.kappa > 0

@@ -27,7 +27,7 @@ def problem():
     return synthetic_problem("least-squares", partitions=8, n_samples=160, n_features=6, rng=3)
 
 
-def _slow_ef_run(problem, scheme, *, steps, lr, batch_size, rng):
+def _slow_ef_run(problem, scheme, *, rounds, lr, batch_size, rng):
     """Error feedback written out worker by worker, round by round (the oracle)."""
     rng = np.random.default_rng(rng)
     enc = scheme.encoding.toarray()
@@ -35,7 +35,7 @@ def _slow_ef_run(problem, scheme, *, steps, lr, batch_size, rng):
     residual = np.zeros((enc.shape[0], problem.dim))
     w = problem.initial_point()
     losses, norms = [problem.loss(w)], [0.0]
-    for _ in range(steps):
+    for _ in range(rounds):
         arrived = rng.random(enc.shape[0]) >= scheme.straggler_probs
         grads = problem.partition_gradients(w, batch_size=batch_size, rng=rng)
         weights = scheme.decode_weights(arrived)
@@ -64,8 +64,8 @@ def test_without_quantization_error_feedback_is_a_no_op(problem):
         quantizer="none",
     )
     for kwargs in ({"optimizer": sgd(0.1, batch_size=4)}, {"optimizer": gd(0.2)}):
-        off = train(problem, plain, steps=40, rng=11, **kwargs)
-        on = train(problem, plain, steps=40, rng=11, error_feedback=True, **kwargs)
+        off = train(problem, plain, rounds=40, rng=11, **kwargs)
+        on = train(problem, plain, rounds=40, rng=11, error_feedback=True, **kwargs)
         for field in FIELDS:
             assert np.array_equal(getattr(on, field), getattr(off, field)), field
         assert np.all(on.residual_norm == 0) and off.residual_norm is None
@@ -76,13 +76,13 @@ def test_without_quantization_error_feedback_is_a_no_op(problem):
 def test_residuals_follow_the_recursion(problem, name):
     profile = ClusterProfile(P8, dim=problem.dim, partitions=8)
     scheme = training_scheme(name, profile, 24, rng=2)
-    hist = train(problem, scheme, steps=30, optimizer=sgd(0.05, batch_size=4), rng=5, error_feedback=True)
-    losses, norms = _slow_ef_run(problem, scheme, steps=30, lr=0.05, batch_size=4, rng=5)
+    hist = train(problem, scheme, rounds=30, optimizer=sgd(0.05, batch_size=4), rng=5, error_feedback=True)
+    losses, norms = _slow_ef_run(problem, scheme, rounds=30, lr=0.05, batch_size=4, rng=5)
     assert np.allclose(hist.loss, losses, rtol=1e-12, atol=0)
     assert np.allclose(hist.residual_norm, norms, rtol=1e-10, atol=1e-14)
     assert np.all(norms[1:] > 0)
     # the residuals change the trajectory: error feedback is not a relabelled plain run
-    plain = train(problem, scheme, steps=30, optimizer=sgd(0.05, batch_size=4), rng=5)
+    plain = train(problem, scheme, rounds=30, optimizer=sgd(0.05, batch_size=4), rng=5)
     assert not np.allclose(plain.loss, hist.loss)
 
 
@@ -109,9 +109,9 @@ def test_error_feedback_with_an_unbiased_scheme_at_high_bits_converges(problem):
     code = make_scheme("osgc", profile, 8 * 10)  # the unbiased OSGC code, 10 bits on every worker
     assert np.all(code.bits == 10)
     opt = sgd(0.2, batch_size=8, schedule="inverse")
-    hist = train(problem, code, steps=300, optimizer=opt, rng=0, error_feedback=True)
+    hist = train(problem, code, rounds=300, optimizer=opt, rng=0, error_feedback=True)
     assert hist.suboptimality[-1] < 0.05 * hist.suboptimality[0]
-    plain = train(problem, code, steps=300, optimizer=opt, rng=0)
+    plain = train(problem, code, rounds=300, optimizer=opt, rng=0)
     assert hist.suboptimality[-1] < 2 * plain.suboptimality[-1] + 1e-3
     assert np.max(hist.residual_norm) < 1e-2 * hist.grad_norm[0]
     # 2-bit stochastic quantization is no contraction at d = 6: the joint design's 2-bit workers
@@ -119,9 +119,9 @@ def test_error_feedback_with_an_unbiased_scheme_at_high_bits_converges(problem):
     # while the same code without error feedback converges
     joint = design(profile, bits_per_worker=3)
     assert joint.bits.min() == 2
-    unstable = train(problem, joint, steps=300, optimizer=opt, rng=0, error_feedback=True)
+    unstable = train(problem, joint, rounds=300, optimizer=opt, rng=0, error_feedback=True)
     assert unstable.residual_norm[-1] > 1e3 * unstable.residual_norm[10]
-    assert train(problem, joint, steps=300, optimizer=opt, rng=0).suboptimality[-1] < 1e-3
+    assert train(problem, joint, rounds=300, optimizer=opt, rng=0).suboptimality[-1] < 1e-3
 
 
 def test_error_feedback_variants_by_name(problem):
@@ -133,10 +133,10 @@ def test_error_feedback_variants_by_name(problem):
         training_scheme("sgc+ef", profile, 24)
     with pytest.raises(InputError, match="error_feedback"):
         sgc = make_scheme("sgc", profile, 24, rng=0)
-        train(problem, sgc, steps=2, optimizer=gd(0.1), error_feedback="yes")
+        train(problem, sgc, rounds=2, optimizer=gd(0.1), error_feedback="yes")
     from gcdesign.studies._common import run_schemes
 
-    runs = run_schemes(problem, profile, 24, ["sgc", "sgc+ef"], seeds=[1, 2], steps=5, optimizer=gd(0.1))
+    runs = run_schemes(problem, profile, 24, ["sgc", "sgc+ef"], seeds=[1, 2], rounds=5, optimizer=gd(0.1))
     assert [h.scheme for h in runs["sgc+ef"]] == ["sgc+ef", "sgc+ef"]
     assert [h.error_feedback for h in runs["sgc"]] == [False, False]
     assert not np.array_equal(runs["sgc"][0].loss, runs["sgc+ef"][0].loss)

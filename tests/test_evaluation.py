@@ -40,7 +40,7 @@ def random_design(seed: int):
     dim = int(rng.integers(5, 40))
     budget = int(rng.integers(2 * n, 6 * n + 1))
     kappa = ["balanced", "raw", 0.01][seed % 3]
-    return design(ClusterProfile(p, dim=dim, partitions=k), budget, kappa=kappa), dim
+    return design(ClusterProfile(p, dim=dim, partitions=k), budget, quantization=kappa), dim
 
 
 # ---------------------------------------------------------------- exact pieces
@@ -207,3 +207,14 @@ def test_cli_evaluate(tmp_path, capsys):
         assert main(["evaluate", str(path), *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert field in err and len(err.splitlines()) == 1
+
+
+def test_results_carry_a_message():
+    profile = toy_profile(20)
+    grads = synthetic_gradients(profile.partitions, 20, rng=0)
+    joint = expected_error(design(profile, bits_per_worker=4), grads)
+    assert joint.message == "closed form (fixed decoder); unbiased: (U) holds"
+    biased = expected_error(make_scheme("is-sgd", profile, 32), grads)
+    assert biased.message.endswith("biased: (U) fails") and not biased.unbiased
+    mc = monte_carlo_error(design(profile, bits_per_worker=4), grads, trials=200, rng=0)
+    assert mc.message.startswith("200 trials; bias ") and "no evidence of bias" in mc.message

@@ -136,7 +136,7 @@ def test_quantization_block_refusals_name_the_field():
 
 def test_a_design_file_with_a_balanced_model_without_c_is_refused(tmp_path):
     """Issue 20: it loaded, and `show` then raised TypeError."""
-    code = design(ClusterProfile([0.1, 0.3, 0.5], dim=10), bits_per_worker=3, kappa="balanced")
+    code = design(ClusterProfile([0.1, 0.3, 0.5], dim=10), bits_per_worker=3, quantization="balanced")
     data = design_to_dict(code)
     del data["quantization"]["c"]
     (tmp_path / "d.json").write_text(json.dumps(data))

@@ -154,3 +154,16 @@ def test_written_file_has_ordinary_permissions(tmp_path, paper_design):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_options_of_old_files_read_under_the_new_name(tmp_path, paper_design):
+    # files written by 0.1 name the quantization option `kappa_policy`; it loads as `quantization`
+    data = json.loads(save_design(paper_design, tmp_path / "d.json").read_text())
+    assert data["options"]["quantization"] == paper_design.options["quantization"]
+    data["options"]["kappa_policy"] = data["options"].pop("quantization")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    back = load_design(path)
+    assert back.options["quantization"] == paper_design.options["quantization"]
+    assert "kappa_policy" not in back.options
+    _same(paper_design, back)

@@ -13,7 +13,7 @@ def _large_design(n, seed, allocator="equal"):
     # p_i = exp(-mu_i tau) with mu ~ U(0.01, 2), tau = 0.1: the exponential latency model
     rng = np.random.default_rng(seed)
     profile = ClusterProfile(np.exp(-rng.uniform(0.01, 2.0, n) * 0.1), dim=2_542_856)
-    return design(profile, bits_per_worker=7, allocator=allocator, kappa="balanced")
+    return design(profile, bits_per_worker=7, allocator=allocator, quantization="balanced")
 
 
 def _same(a, b):

@@ -84,11 +84,17 @@ def test_load_aware_speedup():
 def test_simulation_within_three_standard_errors(n, k, rate, shift, load, seed):
     exact = expected_kth_time(n, k, rate=rate, shift=shift, load=load)
     sim = simulate_kth_time(n, k, rate=rate, shift=shift, load=load, trials=20_000, rng=seed)
-    assert abs(sim.mean - exact) < 3 * sim.stderr
+    assert abs(sim.mean - exact) < 3 * sim.standard_error
     # the standard error agrees with the exact variance
-    assert sim.stderr == pytest.approx(
+    assert sim.standard_error == pytest.approx(
         math.sqrt(kth_time_variance(n, k, rate=rate, load=load) / 20_000), rel=0.1
     )
+
+
+def test_stderr_is_the_deprecated_name_of_standard_error():
+    sim = simulate_kth_time(10, 8, rate=1.0, trials=100, rng=0)
+    with pytest.warns(DeprecationWarning, match="use SimulatedTime.standard_error"):
+        assert sim.stderr == sim.standard_error > 0
 
 
 def test_simulation_is_reproducible():
@@ -103,7 +109,7 @@ def test_latency_table():
     assert [r["wait_for"] for r in rows] == [100, 80, 50]
     assert [round(r["speedup"], 2) for r in rows] == [1.0, 3.26, 7.54]
     for r in rows:
-        assert abs(r["simulated_time"] - r["expected_time"]) < 4 * r["simulated_stderr"]
+        assert abs(r["simulated_time"] - r["expected_time"]) < 4 * r["simulated_standard_error"]
     loaded = latency_table(10, 3, rate=1.0, load_aware=True)
     assert loaded[0]["load"] == 4.0 and "simulated_time" not in loaded[0]
 
@@ -158,7 +164,7 @@ def test_cli_latency_json_load_aware_and_simulation(capsys):
     assert data["load_aware"] is True and row["load"] == 4.0
     assert row["expected_time"] == pytest.approx(expected_kth_time(20, 17, rate=2.0, shift=0.5, load=4.0))
     assert data["uncoded_time"] == pytest.approx(expected_kth_time(20, 20, rate=2.0, shift=0.5))
-    assert abs(row["simulated_time"] - row["expected_time"]) < 4 * row["simulated_stderr"]
+    assert abs(row["simulated_time"] - row["expected_time"]) < 4 * row["simulated_standard_error"]
 
 
 @pytest.mark.parametrize(

@@ -27,15 +27,15 @@ def _small(activation="tanh", hidden=(7,), partitions=5, reg=1e-3, rng=0):
     return mlp_problem(X, y, partitions=partitions, hidden=hidden, activation=activation, reg=reg, rng=rng)
 
 
-def _loop_reference(problem, theta, rows, weights):
+def _loop_reference(problem, w, rows, weights):
     """Slow reference: backpropagation written out sample by sample (the layout of the module doc)."""
     layers, start = [], 0
     for a, b in zip(problem.layer_sizes[:-1], problem.layer_sizes[1:], strict=False):
         w_part, b_part = slice(start, start + a * b), slice(start + a * b, start + a * b + b)
-        layers.append((theta[w_part].reshape(a, b), theta[b_part], w_part, b_part))
+        layers.append((w[w_part].reshape(a, b), w[b_part], w_part, b_part))
         start = b_part.stop
-    assert start == theta.size
-    total = np.zeros(theta.size)
+    assert start == w.size
+    total = np.zeros(w.size)
     for s, weight in zip(rows, weights, strict=True):
         acts = [problem.features[s]]
         for W, b, _, _ in layers[:-1]:
@@ -90,14 +90,14 @@ def test_digits_dimensions_from_1e4_to_1e6():
 )
 def test_gradient_matches_finite_differences_and_a_per_sample_loop(activation, hidden):
     prob = _small(activation, hidden)
-    theta = prob.initial_point() + 0.1 * np.random.default_rng(1).standard_normal(prob.dim)
-    loss, grad = prob.loss_and_gradient(theta)
-    assert loss == prob.loss(theta)
+    w = prob.initial_point() + 0.1 * np.random.default_rng(1).standard_normal(prob.dim)
+    loss, grad = prob.loss_and_gradient(w)
+    assert loss == prob.loss(w)
     h = 1e-6
-    fd = np.array([(prob.loss(theta + h * e) - prob.loss(theta - h * e)) / (2 * h) for e in np.eye(prob.dim)])
+    fd = np.array([(prob.loss(w + h * e) - prob.loss(w - h * e)) / (2 * h) for e in np.eye(prob.dim)])
     assert np.allclose(fd, grad, rtol=0, atol=1e-7)
     n = prob.n_samples
-    ref = _loop_reference(prob, theta, range(n), np.full(n, 1.0 / n)) + prob.reg * theta
+    ref = _loop_reference(prob, w, range(n), np.full(n, 1.0 / n)) + prob.reg * w
     assert np.allclose(grad, ref, rtol=0, atol=1e-14)
 
 
@@ -105,29 +105,29 @@ def test_gradient_matches_finite_differences_and_a_per_sample_loop(activation, h
 def test_partition_gradients_sum_to_the_gradient(activation, hidden):
     prob = _small(activation, hidden, partitions=7)  # 51 training samples: sizes 8 and 7 (padding)
     assert set(prob.partition_sizes.tolist()) == {7, 8}
-    theta = prob.initial_point() + 0.2 * np.random.default_rng(2).standard_normal(prob.dim)
-    parts = prob.partition_gradients(theta)
+    w = prob.initial_point() + 0.2 * np.random.default_rng(2).standard_normal(prob.dim)
+    parts = prob.partition_gradients(w)
     assert parts.shape == (7, prob.dim)
-    assert np.max(np.abs(parts.sum(axis=0) - prob.gradient(theta))) < 1e-10
+    assert np.max(np.abs(parts.sum(axis=0) - prob.gradient(w))) < 1e-10
     # each partition's term is the sum over its own samples (a per-sample loop as the oracle)
     starts = np.concatenate([[0], np.cumsum(prob.partition_sizes)[:-1]])
     for j in (0, 6):
         rows = range(starts[j], starts[j] + prob.partition_sizes[j])
-        ref = _loop_reference(prob, theta, rows, np.full(len(rows), 1.0 / prob.n_samples))
-        assert np.allclose(parts[j], ref + prob.reg / 7 * theta, rtol=0, atol=1e-14)
+        ref = _loop_reference(prob, w, rows, np.full(len(rows), 1.0 / prob.n_samples))
+        assert np.allclose(parts[j], ref + prob.reg / 7 * w, rtol=0, atol=1e-14)
 
 
 def test_minibatch_partition_gradients_are_unbiased():
     prob = _small("tanh", (5,), partitions=4)
-    theta = prob.initial_point() + 0.3
+    w = prob.initial_point() + 0.3
     rng = np.random.default_rng(3)
-    draws = np.array([prob.partition_gradients(theta, batch_size=3, rng=rng) for _ in range(4000)])
+    draws = np.array([prob.partition_gradients(w, batch_size=3, rng=rng) for _ in range(4000)])
     mean, se = draws.mean(axis=0), draws.std(axis=0, ddof=1) / math.sqrt(len(draws))
-    z = np.abs(mean - prob.partition_gradients(theta)) / np.where(se > 0, se, np.inf)
+    z = np.abs(mean - prob.partition_gradients(w)) / np.where(se > 0, se, np.inf)
     assert np.max(z) < 5.0  # ~ 4 * dim coordinates; 5 sigma is rare under H0
     # negative control: forgetting the |P_j| / m scaling is detected
     unscaled = draws * 3 / prob.partition_sizes[None, :, None]
-    z_bad = np.abs(unscaled.mean(axis=0) - prob.partition_gradients(theta)) / np.where(se > 0, se, np.inf)
+    z_bad = np.abs(unscaled.mean(axis=0) - prob.partition_gradients(w)) / np.where(se > 0, se, np.inf)
     assert np.max(z_bad) > 10
 
 
@@ -157,7 +157,7 @@ def test_same_seed_same_mlp_history_with_test_accuracy():
     assert not np.array_equal(prob.init, other.init)
     profile = ClusterProfile(np.linspace(0.05, 0.5, 8), dim=prob.dim, partitions=8)
     code = design(profile, bits_per_worker=4)
-    runs = [train(p, code, steps=25, optimizer=adam(0.01, batch_size=8), rng=7) for p in (prob, again)]
+    runs = [train(p, code, rounds=25, optimizer=adam(0.01, batch_size=8), rng=7) for p in (prob, again)]
     for field in ("loss", "grad_norm", "bits", "arrived", "test_accuracy"):
         assert np.array_equal(getattr(runs[0], field), getattr(runs[1], field)), field
     hist = runs[0]
@@ -170,7 +170,7 @@ def test_mlp_training_learns_digits():
     pytest.importorskip("sklearn")
     prob = digits_mlp_problem(hidden=16, partitions=10, rng=0)
     ref = Centralized(ClusterProfile(np.zeros(10), dim=prob.dim))
-    hist = train(prob, ref, steps=100, optimizer=sgd(0.5, batch_size=16), rng=1)
+    hist = train(prob, ref, rounds=100, optimizer=sgd(0.5, batch_size=16), rng=1)
     assert hist.loss[-1] < 0.3 * hist.loss[0]
     assert hist.test_accuracy[0] < 0.3 and hist.test_accuracy[-1] > 0.85
     assert isinstance(prob, MLPProblem) and prob.test_accuracy(prob.init) == hist.test_accuracy[0]
@@ -187,6 +187,6 @@ def test_history_is_the_same_on_any_blas_thread_count():
     runs = []
     for threads in (1, 2):
         with threadpool_limits(threads, user_api="blas"):
-            runs.append(train(prob, code, steps=3, optimizer=sgd(0.1, batch_size=8), rng=3))
+            runs.append(train(prob, code, rounds=3, optimizer=sgd(0.1, batch_size=8), rng=3))
     for field in ("loss", "grad_norm", "test_accuracy"):
         assert np.array_equal(getattr(runs[0], field), getattr(runs[1], field)), field

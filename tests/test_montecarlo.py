@@ -43,7 +43,7 @@ def test_bucketed_monte_carlo_within_three_standard_errors(beta, scheme_name):
     """Bucketed stochastic quantizer: d = 150 is a multiple of neither 8 nor 64 (short last bucket)."""
     prof = toy_profile(dim=150)
     if scheme_name == "joint":
-        base = design(prof, bits_per_worker=3, kappa="balanced", bucket_size=None)
+        base = design(prof, bits_per_worker=3, quantization="balanced", bucket_size=None)
     else:  # a fixed-decoder baseline and an arrival-dependent (least-squares) one
         base = make_scheme(scheme_name, prof, 24, rng=5)
     scheme = replace(base, bucket_size=beta)
@@ -59,7 +59,7 @@ def test_bucketed_monte_carlo_within_three_standard_errors(beta, scheme_name):
 def test_buckets_change_the_simulated_error_as_the_exact_one_says():
     """Negative control: simulating beta = 8 while the exact value assumes one bucket is caught."""
     prof = toy_profile(dim=150)
-    d = design(prof, bits_per_worker=3, kappa="balanced", bucket_size=None)
+    d = design(prof, bits_per_worker=3, quantization="balanced", bucket_size=None)
     grads = synthetic_gradients(8, 150, rng=33, correlation=0.0)
     one, eight = expected_error(d, grads), expected_error(replace(d, bucket_size=8), grads)
     mc = monte_carlo_error(replace(d, bucket_size=8), grads, trials=4000, rng=34)
@@ -239,12 +239,3 @@ def test_thread_count_is_restored_when_the_run_fails():
     with pytest.raises(RuntimeError, match="worker lost"):
         monte_carlo_error(d, np.ones((8, 4)), trials=40, threads=1, workers=broken_map)
     assert numba.get_num_threads() == before
-
-
-@pytest.mark.parametrize("module", ["gcdesign.evaluation", "gcdesign.montecarlo", "gcdesign.parallel"])
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

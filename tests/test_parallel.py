@@ -205,7 +205,7 @@ def _small_runs(workers):
         32,
         ["joint", "osgc", "centralized"],
         seeds=[3, 4],
-        steps=15,
+        rounds=15,
         optimizer=sgd(0.05, batch_size=8),
         workers=workers,
     )
@@ -229,7 +229,7 @@ def test_study_tasks_pickle_and_give_the_same_history():
 
     problem = synthetic_problem("least-squares", partitions=8, rng=1)
     profile = ClusterProfile(np.linspace(0.05, 0.6, 8), dim=problem.dim)
-    options = {"steps": 10, "optimizer": sgd(0.05, batch_size=8)}
+    options = {"rounds": 10, "optimizer": sgd(0.05, batch_size=8)}
     code = design(profile, 32, bucket_size=4)
     for scheme in (code, ("sgc", profile, 32)):
         task = (problem, scheme, 5, options)

@@ -1,10 +1,8 @@
-import doctest
 import itertools
 
 import numpy as np
 import pytest
 
-import gcdesign.schemes.polynomial as poly_module
 from gcdesign import InputError
 from gcdesign.schemes.polynomial import (
     coded_matmul,
@@ -145,8 +143,3 @@ def test_monomial_points_outside_the_interval_are_allowed():
     A, B = _matrices(rng, rows=3, p=2, q=2)
     res = coded_matmul(A, B, n_workers=4, m=2, n=2, points=[1.0, 2.0, 3.0, 4.0], basis="monomial")
     assert res.relative_error < 1e-12
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(poly_module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

@@ -43,7 +43,7 @@ CASES = {
     ),
     "allocate_bits: options='x'": (lambda: gc.allocate_bits(PROFILE, 32, options="x"), "`options`"),
     "allocate_bits: kappa_c='x'": (
-        lambda: gc.allocate_bits(PROFILE, 32, kappa="balanced", kappa_c="x"),
+        lambda: gc.allocate_bits(PROFILE, 32, quantization="balanced", kappa_c="x"),
         "`kappa_c`",
     ),
     "design: allocator_options='x'": (
@@ -71,4 +71,4 @@ def test_a_calibrated_model_has_no_value_beyond_32_bits():
 
     model = calibrate_quantization(np.random.default_rng(0).standard_normal((3, 1000)), b_max=32)
     with pytest.raises(InputError, match="`b_max` = 40"):
-        gc.design(PROFILE, bits_per_worker=4, kappa=model, bucket_size=None, b_max=40)
+        gc.design(PROFILE, bits_per_worker=4, quantization=model, bucket_size=None, b_max=40)

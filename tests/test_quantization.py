@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
 
-from gcdesign import InputError, delta_raw, quantization_variance, quantize, resolve_kappa
+from gcdesign import InputError, delta_raw, quantization_variance, quantize
 from gcdesign.quantization import (
     levels,
     payload_bits,
     quantize_rows,
     quantize_sign,
+    resolve_quantization,
     sign_quantization_variance,
 )
 
@@ -61,20 +62,23 @@ def test_payload():
     np.testing.assert_array_equal(payload_bits(np.array([0, 2]), 10), [0, 52])
 
 
-def test_kappa_policies():
+def test_kappa_of_the_quantization_models():
     p = np.array([0.2, 0.4])
-    assert resolve_kappa("raw", p, 8, 100) == 1.0
-    assert resolve_kappa("none", p, 8, 100) == 0.0
-    assert resolve_kappa(0.25, p, 8, 100) == 0.25
-    assert resolve_kappa("0.5", p, 8, 100) == 0.5
-    k = resolve_kappa("balanced", p, 8, 100, c=2.0)
-    assert k * delta_raw(4, 100) == pytest.approx(2.0 * 0.3)
+
+    def kappa(model, **kw):
+        return resolve_quantization(model, p, 8, 100, **kw).kappa
+
+    assert kappa("raw") == 1.0
+    assert kappa("none") == 0.0
+    assert kappa(0.25) == 0.25
+    assert kappa("0.5") == 0.5
+    assert kappa("balanced", c=2.0) * delta_raw(4, 100) == pytest.approx(2.0 * 0.3)
     with pytest.raises(InputError, match="Unknown quantization model 'fancy'"):
-        resolve_kappa("fancy", p, 8, 100)
+        kappa("fancy")
     with pytest.raises(InputError, match="`kappa` must be a finite number >= 0, got -1"):
-        resolve_kappa(-1, p, 8, 100)
+        kappa(-1)
     with pytest.raises(InputError, match="`kappa_c` must be a finite number > 0"):
-        resolve_kappa("balanced", p, 8, 100, c=0)
+        kappa("balanced", c=0)
 
 
 def test_delta_raw_just_above_one_bit():

@@ -13,7 +13,6 @@ from gcdesign.quantization import (
     delta_tight,
     error_factors,
     levels,
-    resolve_kappa,
     resolve_quantization,
     row_variances,
 )
@@ -106,7 +105,6 @@ def test_balanced_is_the_papers_scaling_with_buckets():
     p = np.array([0.1, 0.3])
     model = resolve_quantization("balanced", p, 7, 1000, c=0.005)
     assert model.kappa == pytest.approx(0.005 * 0.2 / (1000 / (4 * levels(3.5) ** 2)))
-    assert resolve_kappa("balanced", p, 7, 1000, c=0.005) == model.kappa
     bucketed = resolve_quantization("balanced", p, 7, 1000, bucket_size=100)
     assert bucketed.kappa == pytest.approx(0.2 / (100 / (4 * levels(3.5) ** 2)))
     np.testing.assert_allclose(bucketed.delta([3], 1000, 100), bucketed.kappa * 100 / 36)
@@ -158,7 +156,7 @@ def test_design_files_store_the_model_and_version_1_files_still_load(tmp_path):
 
     profile = gc.load_example("toy-n8")
     for kappa, beta in (("tight", None), ("tight", 64), ("balanced", None), (0.25, 16)):
-        d = gc.design(profile, bits_per_worker=5, kappa=kappa, bucket_size=beta)
+        d = gc.design(profile, bits_per_worker=5, quantization=kappa, bucket_size=beta)
         assert d.bucket_size == beta
         for suffix in (".json", ".npz"):
             path = gc.save_design(d, tmp_path / f"d{suffix}")
@@ -166,10 +164,10 @@ def test_design_files_store_the_model_and_version_1_files_still_load(tmp_path):
             assert back.quantization == d.quantization and back.bucket_size == beta
             np.testing.assert_array_equal(back.delta, d.delta)
     # a tight design's delta is the tight bound, not the raw one
-    d = gc.design(profile, bits_per_worker=5, kappa="tight", bucket_size=64)
+    d = gc.design(profile, bits_per_worker=5, quantization="tight", bucket_size=64)
     np.testing.assert_array_equal(d.delta, delta_tight(d.bits, profile.dim, 64))
     # version 1.0 (kappa only, one bucket) still loads as the scaled raw model
-    old = gc.design(profile, bits_per_worker=5, kappa="balanced", bucket_size=None)
+    old = gc.design(profile, bits_per_worker=5, quantization="balanced", bucket_size=None)
     data = design_to_dict(old)
     data["version"] = "1.0"
     del data["quantization"], data["bucket_size"]

@@ -37,7 +37,7 @@ HEADER = 28
 
 @pytest.fixture(scope="module")
 def code():
-    return design(PROFILE, 36, kappa="raw", allocator="equal")  # bits 5 5 5 5 4 4 4 4
+    return design(PROFILE, 36, quantization="raw", allocator="equal")  # bits 5 5 5 5 4 4 4 4
 
 
 def single(bits, quantizer="stochastic", bucket_size=None):
@@ -300,7 +300,9 @@ def test_decode_equals_the_estimator(code):
 
 
 def test_bucketed_scheme_round_trip():
-    scheme = design(ClusterProfile([0.1] * 4, dim=50), 16, kappa="raw", allocator="equal", bucket_size=8)
+    scheme = design(
+        ClusterProfile([0.1] * 4, dim=50), 16, quantization="raw", allocator="equal", bucket_size=8
+    )
     assert scheme.bucket_size == 8
     grads = synthetic_gradients(4, 50, rng=3)
     msgs = [encode(scheme, i, grads, rng=i) for i in range(4)]

@@ -49,7 +49,8 @@ def test_latency_study_writes_sane_files(tmp_path):
     assert all(a > b for a, b in zip(times, times[1:], strict=False))
     for r in rows:  # Monte Carlo agrees with the closed form
         if r["simulated_time"]:
-            z = abs(float(r["simulated_time"]) - float(r["expected_time"])) / float(r["simulated_stderr"])
+            se = float(r["simulated_standard_error"])
+            z = abs(float(r["simulated_time"]) - float(r["expected_time"])) / se
             assert z < 4.5
     md = (tmp_path / "latency.md").read_text()
     assert "![round time and speedup](latency.png)" in md and "run time" in md
@@ -64,10 +65,10 @@ def test_final_table_verdicts_on_a_small_comparison():
         18,
         ["centralized", "joint"],
         seeds=[1, 2, 3],
-        steps=60,
+        rounds=60,
         optimizer=sgd(0.5, batch_size=4),
     )
-    assert [h.steps for h in runs["joint"]] == [60, 60, 60]
+    assert [h.rounds for h in runs["joint"]] == [60, 60, 60]
     table = final_table({3: runs})
     by_name = {r["scheme"]: r for r in table}
     central = np.array([final_loss(h) for h in runs["centralized"]])
@@ -82,7 +83,7 @@ def test_final_table_verdicts_on_a_small_comparison():
 def test_error_feedback_names_run_with_error_feedback_and_map_like_workers_agree():
     prob = synthetic_problem("logistic", partitions=6, n_samples=120, n_features=4, rng=0)
     profile = ClusterProfile([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], dim=prob.dim)
-    kwargs = {"seeds": [1, 2], "steps": 20, "optimizer": sgd(0.5, batch_size=4)}
+    kwargs = {"seeds": [1, 2], "rounds": 20, "optimizer": sgd(0.5, batch_size=4)}
     names = with_error_feedback(["centralized", "joint", "osgc"])
     assert names == ["centralized", "joint", "osgc", "osgc+ef"]
     serial = run_schemes(prob, profile, 18, names, **kwargs)
@@ -113,7 +114,7 @@ def test_a_run_diverged_when_its_loss_overflowed_or_blew_up_tenfold():
     from gcdesign.studies.convergence import fmt
 
     def run(*loss):
-        return SimpleNamespace(loss=np.array(loss, dtype=float), steps=len(loss) - 1)
+        return SimpleNamespace(loss=np.array(loss, dtype=float), rounds=len(loss) - 1)
 
     assert not diverged(run(2.3, 1.0, 0.5, 0.4))
     assert not diverged(run(2.3, 5.0, 20.0, 22.9))  # unstable, but below 10x the start
@@ -127,7 +128,7 @@ def test_final_table_lets_a_diverged_run_decide_the_verdict():
     from types import SimpleNamespace
 
     def run(*loss):
-        return SimpleNamespace(loss=np.array(loss, dtype=float), steps=len(loss) - 1, test_accuracy=None)
+        return SimpleNamespace(loss=np.array(loss, dtype=float), rounds=len(loss) - 1, test_accuracy=None)
 
     results = {3: {"joint": [run(2.3, 0.5), run(2.3, 0.6)], "osgc+ef": [run(2.3, 1e20), run(2.3, 0.7)]}}
     rows = {r["scheme"]: r for r in final_table(results)}
@@ -145,7 +146,7 @@ def test_adam_study_pairs_two_track_with_one_track_by_seed():
     prob = synthetic_problem("logistic", partitions=6, n_samples=120, n_features=4, rng=0)
     code = design(ClusterProfile([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], dim=prob.dim), 18)
     one, two = (
-        train(prob, code, steps=15, optimizer=adam(0.05, two_track=t, lam=0.1, batch_size=4), rng=3)
+        train(prob, code, rounds=15, optimizer=adam(0.05, two_track=t, lam=0.1, batch_size=4), rng=3)
         for t in (False, True)
     )
     assert np.array_equal(one.arrived, two.arrived) and np.array_equal(one.bits, two.bits)
@@ -272,4 +273,6 @@ def test_every_study_quick(tmp_path, name):
     if name == "convergence":
         rows = _rows(tmp_path / "convergence_final.csv")
         assert {r["scheme"] for r in rows} >= {"centralized", "joint"}
-    assert result.seconds > 0
+    assert result.wall_time > 0
+    with pytest.warns(DeprecationWarning, match="use StudyResult.wall_time"):
+        assert result.seconds == result.wall_time

@@ -118,9 +118,9 @@ def test_same_seed_same_history(problems):
     prob = problems["logistic"]
     code = _design(prob)
     for opt in (sgd(0.5, batch_size=4), adam(0.05)):
-        a = train(prob, code, steps=40, optimizer=opt, rng=123)
-        b = train(prob, code, steps=40, optimizer=opt, rng=123)
-        c = train(prob, code, steps=40, optimizer=opt, rng=124)
+        a = train(prob, code, rounds=40, optimizer=opt, rng=123)
+        b = train(prob, code, rounds=40, optimizer=opt, rng=123)
+        c = train(prob, code, rounds=40, optimizer=opt, rng=124)
         for field in ("loss", "grad_norm", "distance", "bits", "wall_time", "arrived"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), field
         assert not np.array_equal(a.loss, c.loss)
@@ -129,7 +129,7 @@ def test_same_seed_same_history(problems):
 def test_centralized_gd_descends_to_the_optimum(problems):
     prob = problems["least-squares"]
     L = np.linalg.eigvalsh(prob.features.T @ prob.features / prob.n_samples).max() + prob.reg
-    hist = train(prob, Centralized(_design(prob).profile), steps=300, optimizer=gd(1.0 / L), rng=0)
+    hist = train(prob, Centralized(_design(prob).profile), rounds=300, optimizer=gd(1.0 / L), rng=0)
     assert np.all(np.diff(hist.loss) <= 1e-15)
     assert hist.distance[-1] < 1e-3 * hist.distance[0]
     # the reference is a scheme like any other: 8 workers, one partition each, 32 bits a coordinate
@@ -139,14 +139,14 @@ def test_centralized_gd_descends_to_the_optimum(problems):
 def test_coded_training_converges_and_counts_bits(problems):
     prob = problems["least-squares"]
     code = _design(prob, bits_per_worker=8)
-    hist = train(prob, code, steps=200, optimizer=sgd(0.2, batch_size=8, schedule="inverse"), rng=0)
+    hist = train(prob, code, rounds=200, optimizer=sgd(0.2, batch_size=8, schedule="inverse"), rng=0)
     assert hist.suboptimality[-1] < 0.05 * hist.suboptimality[0]
     # bits: every arrived worker sends 32 + b_i d (no idle workers here)
     assert np.all(hist.bits[1:] % 1 == 0) and hist.bits[0] == 0
     assert hist.total_bits[-1] == hist.bits.sum()
     # with p = 0 everywhere every worker arrives: bits per round known exactly
     sure = Scheme("sure", code.encoding, code.bits, np.zeros(8), decoding=np.ones(8) / (1 - P8) * (1 - P8))
-    h2 = train(prob, sure, steps=3, optimizer=gd(0.1), rng=0)
+    h2 = train(prob, sure, rounds=3, optimizer=gd(0.1), rng=0)
     assert np.all(h2.bits[1:] == np.sum(32 + code.bits * prob.dim))
     assert np.all(h2.wall_time == np.arange(4))
     with pytest.warns(DeprecationWarning, match="wall_time"):
@@ -157,11 +157,27 @@ def test_partition_mismatch_is_refused(problems):
     prob = problems["least-squares"]
     other = design(ClusterProfile(P8, dim=prob.dim, partitions=4), bits_per_worker=4)
     with pytest.raises(InputError, match="partitions"):
-        train(prob, other, steps=2, optimizer=gd(0.1))
+        train(prob, other, rounds=2, optimizer=gd(0.1))
     with pytest.raises(InputError, match="lr"):
         gd(-1.0)
-    with pytest.raises(InputError, match="steps"):
-        train(prob, _design(prob), steps=0, optimizer=gd(0.1))
+    with pytest.raises(InputError, match="rounds"):
+        train(prob, _design(prob), rounds=0, optimizer=gd(0.1))
+
+
+def test_steps_is_the_deprecated_name_of_rounds(problems):
+    prob = problems["least-squares"]
+    code = _design(prob)
+    new = train(prob, code, rounds=5, optimizer=gd(0.1), rng=3)
+    with pytest.warns(DeprecationWarning, match=r"train: `steps=` is deprecated.*use `rounds=`"):
+        old = train(prob, code, steps=5, optimizer=gd(0.1), rng=3)
+    np.testing.assert_array_equal(old.loss, new.loss)
+    assert new.rounds == 5
+    with pytest.warns(DeprecationWarning, match="History.steps"):
+        assert new.steps == 5
+    with pytest.raises(InputError, match="give `rounds` only"):
+        train(prob, code, rounds=5, steps=5, optimizer=gd(0.1))
+    with pytest.raises(TypeError, match="rounds"):
+        train(prob, code, optimizer=gd(0.1))
 
 
 # ------------------------------------------------------------------ unbiasedness
@@ -190,13 +206,13 @@ def test_round_times_arrivals_match_the_latency_model(problems):
     times = RoundTimes(rates, deadline=1.5, shift=1.0)
     code = design(times.profile(dim=prob.dim), bits_per_worker=4)
     assert np.allclose(code.straggler_probs, np.exp(-rates * 0.5))
-    hist = train(prob, code, steps=3000, optimizer=gd(1e-4), rng=0, stragglers=times)
+    hist = train(prob, code, rounds=3000, optimizer=gd(1e-4), rng=0, stragglers=times)
     expected = np.sum(1 - times.straggler_probs)
     var = np.sum(times.straggler_probs * (1 - times.straggler_probs))
     assert abs(hist.arrived[1:].mean() - expected) < 4.5 * math.sqrt(var / 3000)
     durations = np.diff(hist.wall_time)
     assert np.all(durations <= 1.5 + 1e-9) and np.all(durations > 1.0)
-    central = train(prob, Centralized(code.profile), steps=200, optimizer=gd(1e-4), rng=0, stragglers=times)
+    central = train(prob, Centralized(code.profile), rounds=200, optimizer=gd(1e-4), rng=0, stragglers=times)
     assert np.diff(central.wall_time).mean() > 1.5  # waits for the slowest worker
 
 
@@ -225,9 +241,9 @@ def test_two_track_shrinkage_closed_form_and_generic_agree(problems):
 def test_adam_two_track_changes_only_the_second_moment(problems):
     prob = problems["logistic"]
     code = _design(prob, bits_per_worker=3)
-    on = train(prob, code, steps=30, optimizer=adam(0.05, two_track=True), rng=9)
-    off = train(prob, code, steps=30, optimizer=adam(0.05, two_track=False), rng=9)
-    huge = train(prob, code, steps=30, optimizer=adam(0.05, two_track=True, lam=1e12), rng=9)
+    on = train(prob, code, rounds=30, optimizer=adam(0.05, two_track=True), rng=9)
+    off = train(prob, code, rounds=30, optimizer=adam(0.05, two_track=False), rng=9)
+    huge = train(prob, code, rounds=30, optimizer=adam(0.05, two_track=True, lam=1e12), rng=9)
     assert on.shrinkage < 1 and off.shrinkage == 1.0
     assert not np.array_equal(on.loss, off.loss)
     assert np.allclose(huge.loss, off.loss, rtol=1e-9)
@@ -273,7 +289,7 @@ def test_digits_joint_design_is_unbiased_and_ignoring_stragglers_is_not():
 def test_softmax_training_with_a_design_approaches_the_optimum(problems):
     prob = problems["softmax"]
     code = _design(prob, bits_per_worker=6)
-    hist = train(prob, code, steps=400, optimizer=sgd(0.5, batch_size=8, schedule="sqrt"), rng=4)
+    hist = train(prob, code, rounds=400, optimizer=sgd(0.5, batch_size=8, schedule="sqrt"), rng=4)
     assert hist.distance.shape == (401,)
     assert hist.suboptimality[-50:].mean() < 0.1 * hist.suboptimality[0]
     assert hist.grad_norm[-50:].mean() < 0.3 * hist.grad_norm[0]
@@ -312,8 +328,8 @@ def test_centralized_takes_no_special_path_in_the_round_loop(problems):
     )
     times = RoundTimes(np.linspace(0.5, 3.0, 8), deadline=1.5, shift=1.0)
     for kwargs in ({}, {"stragglers": times}):
-        a = train(prob, ref, steps=30, optimizer=sgd(0.5, batch_size=4), rng=5, **kwargs)
-        b = train(prob, plain, steps=30, optimizer=sgd(0.5, batch_size=4), rng=5, **kwargs)
+        a = train(prob, ref, rounds=30, optimizer=sgd(0.5, batch_size=4), rng=5, **kwargs)
+        b = train(prob, plain, rounds=30, optimizer=sgd(0.5, batch_size=4), rng=5, **kwargs)
         for field in ("loss", "grad_norm", "distance", "bits", "wall_time", "arrived"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), field
     # SGD with the reference follows the sum of the mini-batch partition gradients

@@ -5,12 +5,13 @@ With the optimal structure the joint design reduces to
 .. math::
 
     \max_b \; F(b) = \sum_i u_i(b_i), \quad
-    u_i(b) = \frac{1 - p_i}{p_i + \kappa\,\delta_{raw}(b)}, \quad
+    u_i(b) = \frac{1 - p_i}{p_i + \delta(b)}, \quad
     \sum_i b_i = B, \; b_{min} \le b_i \le b_{max}.
 
 Every solver works on a generic *utility table* ``table[i, t]`` (the utility of
 worker i at the allowed bit level ``levels[t]``), so it serves any separable
-integer allocation; :func:`utility_table` produces the gradient-coding table.
+integer allocation; :func:`utility_table` produces the gradient-coding table
+(:math:`\delta(b)` from the quantization model, e.g. :math:`\kappa\,\delta_{raw}(b)`).
 Solvers are registered by name in :data:`ALLOCATORS` (:mod:`~gcdesign.allocation.registry`);
 importing this package registers the built-in ones.
 """
@@ -22,7 +23,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._validate import InputError, check_bit_range, check_bucket_size, check_budget, options_dict, read_only
+from .._validate import (
+    UNSET,
+    InputError,
+    check_bit_range,
+    check_bucket_size,
+    check_budget,
+    options_dict,
+    read_only,
+    renamed_keyword,
+)
 from ..profile import ClusterProfile
 from ..quantization import QuantizationModel, error_factors, resolve_quantization
 from ..utility import utility_values
@@ -50,26 +60,25 @@ class Allocation:
     method : str
     optimal : bool or None
         True if proven optimal, False if known not to be, None if unknown.
-    kappa : float or None
-        The kappa actually used (None for a generic table).
-    quantization : QuantizationModel or None
-        The quantization model behind the utilities (None for a generic table).
     wall_time : float
         Seconds spent in the solver.
     message : str
+    quantization : QuantizationModel or None
+        The quantization model behind the utilities (None for a generic table).
     bound : float or None
         A proven upper bound on the optimal objective (the objective itself when ``optimal``
         is True; the Lagrangian bound when a certifying solver could not close the gap; None
         when the solver proves nothing).
     gap : float or None
         ``bound - objective``: 0 when proven optimal, the remaining gap otherwise, None if unknown.
+    kappa : float or None
+        ``quantization.kappa``, the factor on :math:`\\delta_{raw}` (None for a generic table).
     """
 
     bits: np.ndarray
     objective: float
     method: str
     optimal: bool | None
-    kappa: float | None
     wall_time: float
     message: str
     quantization: QuantizationModel | None = None
@@ -78,6 +87,10 @@ class Allocation:
 
     def __post_init__(self):
         object.__setattr__(self, "bits", read_only(self.bits))
+
+    @property
+    def kappa(self) -> float | None:
+        return None if self.quantization is None else self.quantization.kappa
 
 
 AUTO = "auto"
@@ -160,7 +173,7 @@ def allocate_table(
     Returns
     -------
     Allocation
-        ``bits`` are levels; ``objective`` is recomputed in float64; ``kappa`` is None;
+        ``bits`` are levels; ``objective`` is recomputed in float64; ``quantization`` is None;
         ``method`` is the solver that ran and ``optimal`` whether its result is proven optimal.
 
     Examples
@@ -229,7 +242,7 @@ def _run(method, solve, levels, budget, values) -> Allocation:
         message = f"auto chose {method} (N R L {side} {DP_WORK_LIMIT:g}): {message}"
     gap = 0.0 if optimal is True else (float(rest[0]) if rest and rest[0] is not None else None)
     bound = None if gap is None else objective + gap
-    return Allocation(bits, objective, method, optimal, None, wall, message, bound=bound, gap=gap)
+    return Allocation(bits, objective, method, optimal, wall, message, bound=bound, gap=gap)
 
 
 def allocate_bits(
@@ -237,12 +250,13 @@ def allocate_bits(
     budget,
     *,
     method: str = AUTO,
-    kappa="balanced",
+    quantization="balanced",
     kappa_c: float = 1.0,
     bucket_size: int | None = None,
     b_min: int = 2,
     b_max: int = 32,
     options: dict | None = None,
+    kappa=UNSET,
 ) -> Allocation:
     """Choose integer bits per worker maximizing the total utility.
 
@@ -255,18 +269,20 @@ def allocate_bits(
         A name in :data:`ALLOCATORS` (``"equal"``, ``"dp"``, ``"heuristic"``, ...) or
         ``"auto"`` (default): the exact DP where it is cheap (``N R L <=``
         :data:`DP_WORK_LIMIT` work units), the heuristic beyond.
-    kappa : str, float or QuantizationModel
+    quantization : str, float or QuantizationModel
         The quantization model (``"tight"``, ``"raw"``, ``"balanced"``, ``"none"``, a number
         kappa on the raw bound, or a calibrated model; see
         :func:`gcdesign.quantization.resolve_quantization`).
     kappa_c : float
-        The constant ``c`` of the balanced policy.
+        The constant ``c`` of the balanced policy, :math:`\\kappa = c\\,\\bar p / \\delta_{raw}(B/N)`.
     bucket_size : int or None
         Bucket length of the stochastic quantizer (None: one norm per message).
     b_min, b_max : int
         Allowed bit range per worker.
     options : dict, optional
         Solver options; ``{"allow_idle": True}`` lets a worker take 0 bits.
+    kappa
+        Deprecated name of `quantization` (warns; removed in the next release).
 
     Examples
     --------
@@ -275,6 +291,7 @@ def allocate_bits(
     >>> result.method, result.optimal, int(result.bits.sum())
     ('dp', True, 32)
     """
+    quantization = renamed_keyword("allocate_bits", "kappa", kappa, "quantization", quantization, "balanced")
     if not isinstance(profile, ClusterProfile):
         raise InputError("`profile` must be a ClusterProfile.")
     b_min, b_max = check_bit_range(b_min, b_max)
@@ -287,7 +304,7 @@ def allocate_bits(
     budget = check_budget(budget, n, b_min, b_max, allow_idle=allow_idle)
     bucket_size = check_bucket_size(bucket_size)
     model = resolve_quantization(
-        kappa, profile.straggler_probs, budget, profile.dim, bucket_size=bucket_size, c=kappa_c
+        quantization, profile.straggler_probs, budget, profile.dim, bucket_size=bucket_size, c=kappa_c
     )
     levels = allowed_levels(b_min, b_max, allow_idle=allow_idle)
     p = profile.straggler_probs
@@ -304,7 +321,7 @@ def allocate_bits(
             budget,
             lambda index: utility_values(p, delta[index]),
         )
-        return replace(result, kappa=model.kappa, quantization=model)
+        return replace(result, quantization=model)
     # rows in the order of increasing p (for a solver that sorts them so anyway)
     rows = np.argsort(p, kind="stable") if ran in SORTS_BY_RELIABILITY else None
     table = utility_table(p if rows is None else p[rows], model, profile.dim, levels, bucket_size)
@@ -318,7 +335,7 @@ def allocate_bits(
         bits = np.empty_like(result.bits)
         bits[rows] = result.bits
         result = replace(result, bits=bits, objective=float(value.sum()))
-    return replace(result, kappa=model.kappa, quantization=model)
+    return replace(result, quantization=model)
 
 
 __all__ = [

@@ -19,6 +19,21 @@ from .._jit import njit
 
 # --------------------------------------------------------------------- exact DP
 @njit()
+def max_plus_relax(src, dst, row, u, l):
+    """``dst[r] = max(dst[r], src[r] + u)``, recording `l` in ``row[r]`` where it wins.
+
+    The DP's inner loop, on contiguous slices in a function of its own: LLVM then
+    sees unit strides and no aliasing and vectorizes it (4-5x the same loop
+    written inline in :func:`dp_forward`, measured in studies/bench_kernels.py).
+    """
+    for r in range(dst.size):
+        v = src[r] + u
+        if v > dst[r]:
+            dst[r] = v
+            row[r] = l
+
+
+@njit()
 def dp_forward(table, steps, residual, choice):
     """Fill ``choice[i, r]`` (the level index of worker i when workers 0..i use r
     residual bits) and return the optimal value ``F_N(R)``.
@@ -37,16 +52,15 @@ def dp_forward(table, steps, residual, choice):
         hi = min(residual, (i + 1) * max_step)
         cur[:] = -np.inf
         row = choice[i]
-        for r in range(lo, hi + 1):
-            row[r] = 0
+        row[lo : hi + 1] = 0
         for l in range(n_levels):
             s = steps[l]
-            u = table[i, l]
-            for r in range(max(lo, s), hi + 1):
-                v = prev[r - s] + u
-                if v > cur[r]:
-                    cur[r] = v
-                    row[r] = l
+            start = max(lo, s)
+            if start > hi:
+                break
+            max_plus_relax(
+                prev[start - s : hi + 1 - s], cur[start : hi + 1], row[start : hi + 1], table[i, l], l
+            )
         prev, cur = cur, prev
     return prev[residual]
 
@@ -751,43 +765,107 @@ def reduced_costs(table, p, delta, steps, lam, rows):
 
 
 @njit()
-def core_dp(cost, offsets, width, residual):
-    """Exact DP over a small core: row j picks one of its ``width[j]`` options, option k spends
-    ``offsets[j, k]`` bits (increasing, ``offsets[j, 0] = 0``) at cost ``cost[j, k]``; the
-    bits must total `residual`. Minimizes the total cost; returns ``(option per row, cost)``
-    (cost inf when infeasible). Ties go to the smaller option of the last row first."""
-    m = cost.shape[0]
-    reach = np.zeros(m + 1, dtype=np.int64)  # most bits rows j.. can still spend
-    for j in range(m - 1, -1, -1):
-        reach[j] = reach[j + 1] + offsets[j, width[j] - 1]
-    prev = np.full(residual + 1, np.inf)
-    prev[0] = 0.0
-    cur = np.empty(residual + 1)
-    choice = np.zeros((m, residual + 1), dtype=np.int16)
-    spent = 0  # most bits rows 0..j can spend
+def cheap_moves(table, p, delta, steps, lam, best, runner_up, threshold):
+    """Every move of reduced cost <= `threshold` away from a worker's Lagrangian level.
+
+    Scans the workers whose runner-up costs at most `threshold`; returns the arrays
+    ``(worker, level, shift, cost)`` of the levels l != best_i with ``c_i(l) <= threshold``
+    (``shift = steps[l] - steps[best_i]``).
+    """
+    n_levels = steps.size
+    count = 0
+    for i in range(p.size):
+        if runner_up[i] <= threshold:
+            count += 1
+    size = count * (n_levels - 1)
+    worker = np.empty(size, dtype=np.int64)
+    level = np.empty(size, dtype=np.int64)
+    shift = np.empty(size, dtype=np.int64)
+    cost = np.empty(size)
+    vals = np.empty(n_levels)
+    q = 0
+    for i in range(p.size):
+        if runner_up[i] > threshold:
+            continue
+        b1 = -np.inf
+        for l in range(n_levels):
+            vals[l] = utility_at(table, p, delta, i, l) - lam * steps[l]
+            b1 = max(b1, vals[l])
+        b = best[i]
+        for l in range(n_levels):
+            c = b1 - vals[l]
+            if l != b and c <= threshold:
+                worker[q] = i
+                level[q] = l
+                shift[q] = steps[l] - steps[b]
+                cost[q] = c
+                q += 1
+    return worker[:q], level[:q], shift[:q], cost[:q]
+
+
+@njit()
+def keep_cheapest(shift, order, per_shift):
+    """Flags of the `per_shift` cheapest moves of every shift (moves visited in `order`, by cost)."""
+    low = 0
+    high = 0
+    for q in range(shift.size):
+        low = min(low, shift[q])
+        high = max(high, shift[q])
+    taken = np.zeros(high - low + 1, dtype=np.int64)
+    keep = np.zeros(shift.size, dtype=np.bool_)
+    for q in order:
+        j = shift[q] - low
+        if taken[j] < per_shift:
+            taken[j] += 1
+            keep[q] = True
+    return keep
+
+
+@njit()
+def shift_dp(shifts, costs, width, target, bound):
+    """Exact DP over the core: row j takes one of its ``width[j]`` moves (move 0 is
+    ``(shift 0, cost 0)``), the shifts must total `target`; partial sums are kept
+    within ``[-bound, bound]``. Minimizes the total cost; returns ``(move per row,
+    cost)``, cost inf when no choice reaches `target`. Ties: the smaller move of the
+    last row first."""
+    m = shifts.shape[0]
+    size = 2 * bound + 1
+    prev = np.full(size, np.inf)
+    prev[bound] = 0.0
+    cur = np.empty(size)
+    choice = np.zeros((m, size), dtype=np.int16)
+    lo = bound  # reachable partial sums, as indices
+    hi = bound
     for j in range(m):
-        spent = min(residual, spent + offsets[j, width[j] - 1])
-        lo = max(0, residual - reach[j + 1])
-        cur[:] = np.inf
+        smin = 0
+        smax = 0
+        for k in range(width[j]):
+            smin = min(smin, shifts[j, k])
+            smax = max(smax, shifts[j, k])
+        new_lo = max(0, lo + smin)
+        new_hi = min(size - 1, hi + smax)
+        cur[new_lo : new_hi + 1] = np.inf
         row = choice[j]
         for k in range(width[j]):
-            s = offsets[j, k]
-            c = cost[j, k]
-            for r in range(max(lo, s), spent + 1):
-                v = prev[r - s] + c
+            d = shifts[j, k]
+            c = costs[j, k]
+            for r in range(max(new_lo, lo + d), min(new_hi, hi + d) + 1):
+                v = prev[r - d] + c
                 if v < cur[r]:
                     cur[r] = v
                     row[r] = k
         prev, cur = cur, prev
+        lo = new_lo
+        hi = new_hi
     pick = np.zeros(m, dtype=np.int64)
-    total = prev[residual]
-    if total == np.inf:
-        return pick, total
-    r = residual
+    r = bound + target
+    if r < lo or r > hi or prev[r] == np.inf:
+        return pick, np.inf
+    total = prev[r]
     for j in range(m - 1, -1, -1):
         k = np.int64(choice[j, r])
         pick[j] = k
-        r -= offsets[j, k]
+        r -= shifts[j, k]
     return pick, total
 
 

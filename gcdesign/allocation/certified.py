@@ -20,11 +20,13 @@ reduced cost above G. The solver therefore
 1. finds :math:`\lambda^*` (a sample of the rows brackets it, one pass over every row collects
    the envelope segments inside the bracket, a sort of those pins it down);
 2. in one more pass, every worker's Lagrangian level and the reduced cost of its runner-up;
-3. for a threshold G (starting at the 16th smallest runner-up cost), fixes every worker whose
-   runner-up costs more than G at its Lagrangian level and solves the remaining *core* exactly
-   by a DP over the levels of reduced cost <= G (minimizing the total reduced cost);
-4. stops when the core's optimum costs at most G -- then it is the global optimum (proof above)
-   -- and otherwise raises G (to the core's optimum, or to a 4x larger core) and repeats.
+3. for a threshold G (starting at the 16th smallest runner-up cost) lists the moves of reduced
+   cost <= G off the Lagrangian levels, keeps of each shift (bits added or removed) only the m
+   cheapest, m the most workers an allocation of cost <= G can move (its smallest runner-ups
+   sum to G), and solves the deficit exactly by a DP over the workers those moves touch;
+4. stops when that optimum costs at most G -- then it is the global optimum (any cheaper
+   allocation would have been in the DP) -- and otherwise raises G (to the cost found, or
+   fourfold) and repeats.
 
 Every number is exact in float64 up to the rounding of the reduced costs themselves. If the
 core grows beyond ``max_core_work`` DP cells before the proof closes, the result is the best
@@ -113,7 +115,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
     indices) is called when the proof does not close within `max_core_work`; the better of its
     allocation and the best one found is returned.
     """
-    from ._kernels import core_dp, lagrangian_pass, reduced_costs, solution_reduced_cost
+    from ._kernels import cheap_moves, keep_cheapest, lagrangian_pass, shift_dp, solution_reduced_cost
 
     if table is None:
         table = _empty_table()
@@ -133,54 +135,65 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         return index, True, info
     lam = _multiplier(table, p, delta, steps, residual)
     best, runner_up, total = lagrangian_pass(table, p, delta, steps, lam)
-    bound = lam * residual + total
-    info.update(lam=lam, bound=bound)
+    info.update(lam=lam, bound=lam * residual + total)
     best = best.astype(np.int64)
-    spent = int(steps[best].sum())
-    k = min(n, 16)
-    threshold = float(np.partition(runner_up, k - 1)[k - 1])
+    target = residual - int(steps[best].sum())  # bits the moves must add (or remove, if < 0)
+    threshold = float(np.partition(runner_up, min(n, 16) - 1)[min(n, 16) - 1])
     found, found_cost = None, np.inf
     proven = False
     while True:
         info["rounds"] += 1
-        core = np.flatnonzero(runner_up <= threshold)
-        rc = reduced_costs(table, p, delta, steps, lam, core)
-        allowed = rc <= threshold
-        first = np.argmax(allowed, axis=1)
-        last = steps.size - 1 - np.argmax(allowed[:, ::-1], axis=1)
-        width = last - first + 1
+        info["G"] = threshold
+        loose = threshold * (1 + 1e-9)  # margins against the rounding of sums
+        # at most `most` workers move in an allocation of total reduced cost <= G: each mover
+        # costs at least its runner-up, and the `most` smallest runner-ups already sum to G
+        small = np.sort(runner_up[runner_up <= loose])
+        most = int(np.searchsorted(np.cumsum(small), loose, side="right"))
+        worker, level, shift, cost = cheap_moves(table, p, delta, steps, lam, best, runner_up, loose)
+        # of the moves that shift a worker by the same number of bits only the `most` cheapest
+        # matter: a mover outside them can hand its shift to one of them that does not move
+        keep = keep_cheapest(shift, np.argsort(cost, kind="stable"), most)
+        every_move = bool(keep.all()) and keep.size == n * (steps.size - 1) and most >= n
+        worker, level, shift, cost = worker[keep], level[keep], shift[keep], cost[keep]
+        core, row = np.unique(worker, return_inverse=True)
+        width = 1 + np.bincount(row, minlength=core.size)
         w = int(width.max()) if core.size else 1
-        cols = np.minimum(first[:, None] + np.arange(w), last[:, None])
-        offsets = steps[cols] - steps[first][:, None]
-        cost = np.take_along_axis(rc, cols, axis=1)
-        need = residual - (spent - int(steps[best[core]].sum())) - int(steps[first].sum())
-        span = int(offsets[:, -1].sum())
-        info.update(G=threshold, core=int(core.size))
-        cells = core.size * (need + 1) * w
-        if 0 <= need <= span:
-            if info["cells"] + cells > max_core_work:
-                break
-            info["cells"] += cells
-            pick, cost_total = core_dp(cost, offsets, width, need)
-            if cost_total < found_cost:
-                found = best.copy()
-                found[core] = first + pick
-                found_cost = float(cost_total)
-            if found_cost <= threshold:
-                proven = True
-                break
-        # raise G: to the cost of the best allocation found (the domains then hold the optimum),
-        # or to a core 4x as large, whichever is smaller; found_cost > G here (else proven)
-        grown = np.inf
-        while k < n:
-            k = min(n, 4 * k)
-            grown = float(np.partition(runner_up, k - 1)[k - 1])
-            if grown > threshold:
-                break
-        nxt = min(found_cost, grown) if grown > threshold else found_cost
-        if not nxt > threshold:
+        by_row = np.argsort(row, kind="stable")
+        rows_sorted = row[by_row]
+        slot = 1 + np.arange(row.size) - np.searchsorted(rows_sorted, rows_sorted)  # 0: stay
+        shifts = np.zeros((core.size, w), dtype=np.int64)
+        costs = np.zeros((core.size, w))
+        levels_of = np.zeros((core.size, w), dtype=np.int64)
+        shifts[rows_sorted, slot] = shift[by_row]
+        costs[rows_sorted, slot] = cost[by_row]
+        levels_of[rows_sorted, slot] = level[by_row]
+        reach = int(np.abs(shifts).max(axis=1).sum()) if core.size else 0
+        bound = max(min(most * int(np.abs(shift).max(initial=0)), reach), abs(target))
+        cells = core.size * (2 * bound + 1) * w
+        info.update(core=int(core.size))
+        if info["cells"] + cells > max_core_work:
             break
-        threshold = nxt
+        info["cells"] += cells
+        pick, cost_total = shift_dp(shifts, costs, width, target, bound)
+        if cost_total < found_cost:
+            found = best.copy()
+            moved = pick > 0
+            found[core[moved]] = levels_of[moved, pick[moved]]
+            found_cost = float(cost_total)
+        if found_cost <= threshold:
+            proven = True
+            break
+        if not np.isfinite(found_cost) and every_move:  # the DP saw every allocation: none spends B
+            raise InputError(f"`budget` = {budget} cannot be written as a sum of N = {n} levels.")
+        # no allocation within G: raise it (to the cost of one found, whose moves then all count)
+        if np.isfinite(found_cost):
+            threshold = found_cost
+        elif threshold > 0:
+            threshold *= 4
+        else:  # ties only so far: start from the smallest positive runner-up (or the rounding scale)
+            positive = runner_up[runner_up > 0]
+            scale = 1e-12 * max(abs(info["bound"]), 1e-300)
+            threshold = max(float(positive.min()) if positive.size else scale, scale)
     if not proven and incumbent is not None:
         other = np.asarray(incumbent(), dtype=np.int64)
         other_cost = float(solution_reduced_cost(table, p, delta, steps, lam, other))
@@ -222,6 +235,8 @@ def _options(options: dict) -> int:
 
 
 def _result(index, proven, info):
+    if index is None:  # no allocation found and no fallback
+        raise InputError("the certified solver found no allocation that spends the budget.")
     gap = 0.0 if proven else info["gap"]
     return index, (True if proven else None), _message(info, proven), gap
 
@@ -257,3 +272,12 @@ def certified_from_utilities(p, delta, levels, budget: int, options: dict):
 register_allocator(
     "certified", certified, options=("max_core_work",), from_utilities=certified_from_utilities
 )
+
+
+__all__ = [
+    "MAX_CORE_WORK",
+    "SAMPLE_ROWS",
+    "certified",
+    "certified_from_utilities",
+    "certify",
+]

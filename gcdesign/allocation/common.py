@@ -94,3 +94,13 @@ def top_k_setup(table: np.ndarray, levels: np.ndarray, budget: int, method: str)
 def to_level_index(offsets: np.ndarray, active: np.ndarray, layout: LevelLayout) -> np.ndarray:
     """Level indices from offsets above ``base`` (``active`` flags non-idle workers)."""
     return np.where(active, offsets + layout.offset, 0).astype(np.int64)
+
+
+__all__ = [
+    "LevelLayout",
+    "level_layout",
+    "reliability_order",
+    "residuals_by_k",
+    "to_level_index",
+    "top_k_setup",
+]

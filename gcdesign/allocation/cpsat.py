@@ -21,10 +21,10 @@ import math
 
 import numpy as np
 
-from .._validate import InputError
+from .._validate import UNSET, InputError, renamed_keyword
 from .registry import register_allocator
 
-CPSAT_OPTIONS = ("time_limit", "workers", "seed", "resolution")
+CPSAT_OPTIONS = ("time_limit", "threads", "seed", "resolution", "workers")  # workers: old name
 
 
 def _positive_number(name: str, value, *, integer: bool = False) -> float:
@@ -40,12 +40,16 @@ def _positive_number(name: str, value, *, integer: bool = False) -> float:
 def cpsat(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
     """Registered solver ``"cpsat"``.
 
-    Options: ``time_limit`` (seconds, default 30), ``workers`` (search threads,
-    default 1: with one worker and no time-out the search is deterministic),
-    ``seed`` (default 0), ``resolution`` (default 1e9).
+    Options: ``time_limit`` (seconds, default 30), ``threads`` (CP-SAT's search
+    threads in this process, default 1: with one thread and no time-out the search is
+    deterministic; ``workers`` is its deprecated name), ``seed`` (default 0),
+    ``resolution`` (default 1e9).
     """
     time_limit = _positive_number("time_limit", options.pop("time_limit", 30.0))
-    workers = int(_positive_number("workers", options.pop("workers", 1), integer=True))
+    threads = renamed_keyword(
+        "cpsat options", "workers", options.pop("workers", UNSET), "threads", options.pop("threads", 1), 1
+    )
+    threads = int(_positive_number("threads", threads, integer=True))
     seed = options.pop("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"cpsat option `seed` must be an integer >= 0, got {seed!r}.")
@@ -74,7 +78,7 @@ def cpsat(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
     )
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
-    solver.parameters.num_workers = workers
+    solver.parameters.num_workers = threads
     solver.parameters.random_seed = int(seed)
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -97,3 +101,9 @@ def cpsat(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
 
 
 register_allocator("cpsat", cpsat, options=CPSAT_OPTIONS)
+
+
+__all__ = [
+    "CPSAT_OPTIONS",
+    "cpsat",
+]

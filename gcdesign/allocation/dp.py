@@ -48,6 +48,8 @@ def dp_solve(table: np.ndarray, levels: np.ndarray, budget: int) -> tuple[np.nda
     residual = int(budget) - table.shape[0] * int(levels[0])
     choice = np.empty((table.shape[0], residual + 1), dtype=_choice_dtype(steps.size))
     value = dp_forward(table, steps, residual, choice)
+    if value == -np.inf:  # no path: the choices off the reachable window were never written
+        return np.zeros(table.shape[0], dtype=np.int64), float(value)
     return dp_backtrack(choice, steps, residual), float(value)
 
 
@@ -91,3 +93,10 @@ def dp(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
 
 
 register_allocator("dp", dp, options=("reference",))
+
+
+__all__ = [
+    "dp",
+    "dp_reference",
+    "dp_solve",
+]

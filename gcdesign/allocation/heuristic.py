@@ -384,3 +384,20 @@ register_allocator(
     options=("max_moves", "refine", "prune", "scan", "window"),
     sorts_by_reliability=True,
 )
+
+
+__all__ = [
+    "FULL_SCAN_MAX_N",
+    "SegmentOrder",
+    "dual_bounds_reference",
+    "dual_multipliers",
+    "envelope_reference",
+    "greedy_top_up_reference",
+    "heuristic",
+    "heuristic_kernel_reference",
+    "local_search_reference",
+    "relaxation_by_k_reference",
+    "segment_order",
+    "sorted_segments",
+    "windowed_candidates",
+]

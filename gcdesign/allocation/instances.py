@@ -1,8 +1,8 @@
 """Random allocation instances shared by the tests and studies/bench_allocators.py.
 
 Not part of the public API. One instance is a gradient-coding utility table:
-straggler probabilities from one of four families, a model dimension, a kappa
-policy, a budget and a bit range, optionally with the idle level.
+straggler probabilities from one of four families, a model dimension, a quantization
+model (raw or balanced), a budget and a bit range, optionally with the idle level.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..quantization import resolve_kappa
+from ..quantization import resolve_quantization
 from . import allowed_levels, utility_table
 
 FAMILIES = ("uniform", "paper", "classes", "late")
@@ -67,11 +67,11 @@ def random_instance(
     budget = int(np.clip(round(bits_per_worker * n), n * b_min, n * b_max))
     p = straggler_probs(rng, n, family)
     dim = int(10 ** rng.uniform(3, 7))
-    policy = ["balanced", "balanced", "raw"][rng.integers(3)]
+    name = ["balanced", "balanced", "raw"][rng.integers(3)]
     c = float(rng.choice([1.0, 0.1, 0.005]))
-    kappa = resolve_kappa(policy, p, budget, dim, c=c)
+    model = resolve_quantization(name, p, budget, dim, c=c)
     levels = allowed_levels(b_min, b_max, allow_idle=allow_idle)
-    table = utility_table(p, kappa, dim, levels)
+    table = utility_table(p, model, dim, levels)
     description = {
         "n": n,
         "budget": budget,
@@ -79,8 +79,16 @@ def random_instance(
         "b_max": b_max,
         "allow_idle": allow_idle,
         "dim": dim,
-        "kappa_policy": policy,
+        "quantization": name,
         "kappa_c": c,
-        "kappa": kappa,
+        "kappa": model.kappa,
     }
     return Instance(table, levels, budget, p, description)
+
+
+__all__ = [
+    "FAMILIES",
+    "Instance",
+    "random_instance",
+    "straggler_probs",
+]

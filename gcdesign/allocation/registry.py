@@ -54,3 +54,13 @@ def register_allocator(
         SORTS_BY_RELIABILITY.add(name)
     if from_utilities is not None:
         FROM_UTILITIES[name] = from_utilities
+
+
+__all__ = [
+    "ALLOCATORS",
+    "ALLOCATOR_OPTIONS",
+    "FROM_UTILITIES",
+    "SORTS_BY_RELIABILITY",
+    "Solver",
+    "register_allocator",
+]

@@ -154,9 +154,9 @@ class NumberList:
             raise self.element.refuse(repr(text), self.allowed) from None
 
 
-def kappa_policy(text: str):
-    """``--kappa``: a number (finite, >= 0) or a policy name, which the library checks."""
-    number = Number("kappa", low=0, allowed="a policy name or a finite number >= 0")
+def quantization_model(text: str):
+    """``--quantization``: a model name, which the library checks, or a number kappa (finite, >= 0)."""
+    number = Number("quantization", low=0, allowed="a model name or a finite number kappa >= 0")
     try:
         float(text)
     except ValueError:
@@ -172,7 +172,7 @@ def bucket_size(text: str):
 
 
 def quantization_args(args, profile, defaults=None) -> dict:
-    """``kappa=`` and ``bucket_size=`` for design() / allocate_bits() from the options.
+    """``quantization=`` and ``bucket_size=`` for design() / allocate_bits() from the options.
 
     Unset options take the example's recorded defaults (`defaults`), then the package's.
     """
@@ -184,7 +184,9 @@ def quantization_args(args, profile, defaults=None) -> dict:
     beta = {None: defaults.get("bucket_size", DEFAULT_BUCKET_SIZE), "none": None}.get(
         args.bucket_size, args.bucket_size
     )
-    model = defaults.get("kappa", DEFAULT_QUANTIZATION) if args.kappa is None else args.kappa
+    model = (
+        defaults.get("quantization", DEFAULT_QUANTIZATION) if args.quantization is None else args.quantization
+    )
     if (model == "calibrated") != (args.samples is not None):
         raise UsageError("--quantization calibrated needs --samples FILE.npy, and --samples needs it.")
     if model == "calibrated":
@@ -195,7 +197,7 @@ def quantization_args(args, profile, defaults=None) -> dict:
                 f"got shape {samples.shape}."
             )
         model = calibrate_quantization(samples, bucket_size=beta)
-    return {"kappa": model, "bucket_size": beta}
+    return {"quantization": model, "bucket_size": beta}
 
 
 #: ``--rng`` of every command that draws random numbers.
@@ -250,10 +252,10 @@ def add_budget(parser) -> None:
     parser.add_argument(
         "--quantization",
         "--kappa",
-        dest="kappa",
+        dest="quantization",
         metavar="MODEL",
         default=None,
-        type=kappa_policy,
+        type=quantization_model,
         help="quantization model the design is optimal for: tight, raw, balanced (the paper's scaling), "
         "none, calibrated (with --samples), or a number kappa >= 0 on the raw bound "
         f"(default {DEFAULT_QUANTIZATION}, chosen by measured exact error; --kappa is the old name)",
@@ -404,3 +406,29 @@ def check_wait(deadline: float, time_unit: float) -> None:
             f"`deadline` x `time-unit` = {deadline:g} x {time_unit:g} s is too long a round: at most "
             f"{MAX_WAIT_SECONDS:g} s."
         )
+
+
+__all__ = [
+    "MAX_COUNT",
+    "SEED",
+    "ArgumentValueError",
+    "Number",
+    "NumberList",
+    "UsageError",
+    "WholeNumber",
+    "available_memory",
+    "check_scheduler",
+    "check_wait",
+    "process_count",
+    "scheduler_address",
+    "add_budget",
+    "add_json",
+    "add_profile_source",
+    "bucket_size",
+    "budget_args",
+    "count",
+    "load_profile_arg",
+    "name_list",
+    "quantization_args",
+    "quantization_model",
+]

@@ -157,7 +157,7 @@ def run_allocate(args) -> int:
 
             tiny = ClusterProfile([0.1, 0.2], dim=profile.dim)
             spare = min(2 * args.b_min + 1, 2 * args.b_max)  # one bit to place: the kernels run
-            allocate_bits(tiny, spare, method=method, **{**common, "kappa": 1.0, "bucket_size": None})
+            allocate_bits(tiny, spare, method=method, **{**common, "quantization": 1.0, "bucket_size": None})
         return allocate_bits(profile, budget, method=method, options=options(method), **common)
 
     if not args.compare:
@@ -235,3 +235,14 @@ def run_show(args) -> int:
     else:
         print(format_summary(summary))
     return 0
+
+
+__all__ = [
+    "allocate_arguments",
+    "design_arguments",
+    "format_summary",
+    "run_allocate",
+    "run_design",
+    "run_show",
+    "show_arguments",
+]

@@ -13,3 +13,9 @@ class UsageError(InputError):
 
 class ArgumentValueError(argparse.ArgumentTypeError, UsageError):
     """A refused option value: the message names the option (argparse ``type=`` or later)."""
+
+
+__all__ = [
+    "ArgumentValueError",
+    "UsageError",
+]

@@ -166,3 +166,10 @@ def run_evaluate(args) -> int:
     if any(r["exact_relative_error"] is None for r in rows):
         print("n/a: arrival-dependent decoder with too many arrival patterns for the exact value (MC only)")
     return 0
+
+
+__all__ = [
+    "BIAS_NOTE",
+    "evaluate_arguments",
+    "run_evaluate",
+]

@@ -97,6 +97,13 @@ def run_latency(args) -> int:
             f"{r['speedup']:>7.2f}x"
         )
         if trials:
-            line += f" {r['simulated_time']:>10.4f} {r['simulated_stderr']:>8.4f}"
+            line += f" {r['simulated_time']:>10.4f} {r['simulated_standard_error']:>8.4f}"
         print(line)
     return 0
+
+
+__all__ = [
+    "STRAGGLERS_ALLOWED",
+    "latency_arguments",
+    "run_latency",
+]

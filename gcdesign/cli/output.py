@@ -42,3 +42,10 @@ def print_json(data) -> None:
 def yes_no(value) -> str:
     """True / False / None as yes / no / unknown."""
     return "unknown" if value is None else ("yes" if value else "no")
+
+
+__all__ = [
+    "jsonable",
+    "print_json",
+    "yes_no",
+]

@@ -221,3 +221,15 @@ def refuse_overwriting_inputs(args: argparse.Namespace) -> None:
                     f"`{out_name}` {str(out)!r} is the same file as the input `{in_name}` "
                     f"{str(source)!r}; writing it would destroy the input. Choose another file."
                 )
+
+
+__all__ = [
+    "PSEUDO_FILE_SYSTEMS",
+    "InputPath",
+    "OutputPath",
+    "file_system_type",
+    "input_file",
+    "output_dir",
+    "output_file",
+    "refuse_overwriting_inputs",
+]

@@ -100,3 +100,11 @@ def run_examples(args) -> int:
                 f"{r['description']}"
             )
     return 0
+
+
+__all__ = [
+    "examples_arguments",
+    "profile_arguments",
+    "run_examples",
+    "run_profile",
+]

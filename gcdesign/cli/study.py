@@ -65,7 +65,14 @@ def run_study(args) -> int:
     )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"study {args.name}: {result.seconds:.1f} s, wrote")
+    print(f"study {args.name}: {result.wall_time:.1f} s, wrote")
     for path in result.files:
         print(f"  {path}")
     return 0
+
+
+__all__ = [
+    "WORKERS",
+    "run_study",
+    "study_arguments",
+]

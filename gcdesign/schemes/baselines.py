@@ -336,13 +336,13 @@ def sgc_1bit(profile, budget, *, rng=None, replication=2, **options) -> Scheme:
 def osgc(profile, budget, *, rng=None, replication=2, **options) -> Scheme:
     """Optimal structure ignoring quantization (``delta = 0``), equal bits.
 
-    ``design(profile, budget, kappa="none", allocator="equal")`` as a scheme.
+    ``design(profile, budget, quantization="none", allocator="equal")`` as a scheme.
     """
     from ..design import design
 
     _no_options("osgc", options)
     profile = _check_profile(profile)
-    result = design(profile, budget, kappa="none", allocator="equal")
+    result = design(profile, budget, quantization="none", allocator="equal")
     return Scheme(
         name="osgc",
         encoding=result.encoding,

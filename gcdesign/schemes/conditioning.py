@@ -59,11 +59,15 @@ def all_straggler_masks(n: int, s: int) -> np.ndarray:
     return masks
 
 
-def straggler_masks(n: int, s: int, limit: int, seed: int = 12345) -> np.ndarray:
-    """All straggler masks if there are at most `limit`, else a fixed sample of `limit`."""
+def straggler_masks(n: int, s: int, limit: int, *, rng=12345) -> np.ndarray:
+    """All straggler masks if there are at most `limit`, else a sample of `limit` drawn with `rng`.
+
+    `rng` (None, int or Generator) defaults to a fixed seed, so the sample is the same
+    every call unless the caller asks otherwise.
+    """
     if math.comb(n, s) <= limit:
         return all_straggler_masks(n, s)
-    return sampled_masks(n, s, limit, np.random.default_rng(seed))
+    return sampled_masks(n, s, limit, np.random.default_rng(rng))
 
 
 def set_conditions(dense: np.ndarray, masks: np.ndarray, rank: int) -> np.ndarray:

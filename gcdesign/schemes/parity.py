@@ -277,7 +277,7 @@ def _rank_codes(codes: list[np.ndarray], n: int, s: int) -> int:
     for stage in range(3):
         size = int(_SCREEN_WORK / (len(alive) * proxy_cost))
         size = min(max(size, 24), 40_000, 2_000_000 // n)
-        masks = straggler_masks(n, s, size, seed=12345 + stage)
+        masks = straggler_masks(n, s, size, rng=12345 + stage)
         for i in alive:
             # cond(B_F) lies in [proxy / cond(S), proxy * cond(S)]: the geometric middle ranks best
             proxy = _proxy_conditions(left[i], r, masks) * math.sqrt(spread[i])

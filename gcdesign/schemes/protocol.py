@@ -195,6 +195,15 @@ def with_bucket_size(scheme, bucket_size: int | None):
     import dataclasses
 
     check_scheme(scheme)
-    if scheme.quantizer != "stochastic" or scheme.bucket_size == bucket_size:
+    if not quantizer_spec(scheme.quantizer).buckets or scheme.bucket_size == bucket_size:
         return scheme
     return dataclasses.replace(scheme, bucket_size=bucket_size)
+
+
+__all__ = [
+    "SCHEME_FIELDS",
+    "Scheme",
+    "SchemeLike",
+    "check_scheme",
+    "with_bucket_size",
+]

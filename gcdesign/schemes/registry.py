@@ -90,3 +90,12 @@ def training_schemes() -> tuple[str, ...]:
     ('centralized', 'joint', 'osgc')
     """
     return tuple(name for name, entry in SCHEMES.items() if entry.training)
+
+
+__all__ = [
+    "SCHEMES",
+    "SchemeEntry",
+    "make_scheme",
+    "register_scheme",
+    "training_schemes",
+]

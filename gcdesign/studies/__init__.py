@@ -89,13 +89,13 @@ def run_study(
         start = time.perf_counter()
         with open_workers(workers, scheduler=scheduler) as pool:
             result: StudyResult = module.run(stage, quick=quick, rng=rng, progress=progress, workers=pool)
-        result.seconds = time.perf_counter() - start
+        result.wall_time = time.perf_counter() - start
         mode = "quick (`--quick`)" if quick else "full"
         text = [f"# Study `{name}`", "", STUDIES[name] + ".", "", result.summary.strip(), ""]
         if result.notes:
             text += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
         ran_on = describe_workers(workers, scheduler)
-        text += [f"Mode: {mode}; run time {result.seconds:.1f} s ({ran_on}).", ""]
+        text += [f"Mode: {mode}; run time {result.wall_time:.1f} s ({ran_on}).", ""]
         text += ["Files: " + ", ".join(f"`{Path(f).name}`" for f in result.files), ""]
         result.files.append(atomic_write_text(stage / f"{name}.md", "\n".join(text)))
         settings = {
@@ -104,7 +104,7 @@ def run_study(
             "rng": rng if isinstance(rng, int) else repr(rng),
             "ran_on": ran_on,
             "gcdesign": __version__,
-            "seconds": round(result.seconds, 3),
+            "seconds": round(result.wall_time, 3),
         }
         result.files = publish(stage, result.files, out / f"{name}.manifest.json", settings)
     return result

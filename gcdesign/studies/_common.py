@@ -7,6 +7,7 @@ import io
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,24 @@ _LINE_DEFAULTS = {"color": None, "linestyle": "-", "linewidth": 1.4}
 
 @dataclass
 class StudyResult:
-    """What a study wrote: file paths, the summary text and the run time."""
+    """What a study wrote: file paths, the summary text and the run time (``wall_time``, s)."""
 
     name: str
     files: list[Path] = field(default_factory=list)
     summary: str = ""
-    seconds: float = 0.0
+    wall_time: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """Deprecated name of :attr:`wall_time` (warns; removed in the next release)."""
+        warnings.warn(
+            "StudyResult.seconds is deprecated and will be removed in the next release; "
+            "use StudyResult.wall_time.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.wall_time
 
 
 class Progress:
@@ -180,7 +192,7 @@ def final_accuracy(history, fraction: float = 0.1) -> float:
     """Mean held-out accuracy over the last `fraction` of the rounds (0 after a divergence)."""
     if history.test_accuracy is None:
         return float("nan")
-    tail = max(1, int(round(fraction * history.steps)))
+    tail = max(1, int(round(fraction * history.rounds)))
     return float(np.nan_to_num(np.mean(history.test_accuracy[-tail:]), nan=0.0))
 
 
@@ -210,7 +222,7 @@ def run_schemes(
     names: Iterable[str],
     *,
     seeds: list[int],
-    steps: int,
+    rounds: int,
     optimizer,
     progress: Progress | None = None,
     stragglers=None,
@@ -226,7 +238,7 @@ def run_schemes(
     error feedback (docs/math.md, section 12). Returns ``{name: [History, ...]}``.
     """
     names = list(names)
-    options = {"steps": steps, "optimizer": optimizer, "stragglers": stragglers}
+    options = {"rounds": rounds, "optimizer": optimizer, "stragglers": stragglers}
     tasks = [(problem, (name, profile, budget), seed, options) for name in names for seed in seeds]
     histories = iter(train_runs(tasks, workers=workers, progress=progress))
     return {name: [next(histories) for _ in seeds] for name in names}
@@ -264,7 +276,7 @@ def train_runs(tasks: list, *, workers=None, progress: Progress | None = None) -
 
 def final_loss(history, fraction: float = 0.1) -> float:
     """Mean loss over the last `fraction` of the rounds (smooths the round-to-round noise)."""
-    tail = max(1, int(round(fraction * history.steps)))
+    tail = max(1, int(round(fraction * history.rounds)))
     return float(np.mean(history.loss[-tail:]))
 
 

@@ -83,7 +83,7 @@ def _two_track_verdict(d: float, h: float) -> str:
 
 
 def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
-    n_seeds, steps = (2, 8) if quick else (3, 60)
+    n_seeds, rounds = (2, 8) if quick else (3, 60)
     problem, _ = mlp_setting(quick)
     profile = paper_profile(N_WORKERS, dim=problem.dim)
     ok, missing = available_schemes(BASELINES)
@@ -99,7 +99,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                 for label, scheme, two_track, lam, feedback in variants[seed]:
                     opt = adam(lr, two_track=two_track, lam=lam, batch_size=8)
                     keys.append((bpw, lr, label))
-                    options = {"steps": steps, "optimizer": opt, "error_feedback": feedback}
+                    options = {"rounds": rounds, "optimizer": opt, "error_feedback": feedback}
                     tasks.append((problem, scheme, seed, options))
     with Progress(len(BUDGETS) * len(LEARNING_RATES) * n_variants * n_seeds, "adam", enabled=progress) as bar:
         for key, hist in zip(keys, train_runs(tasks, workers=workers, progress=bar), strict=True):
@@ -194,7 +194,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     )
     summary = "\n".join(
         [
-            f"{n_seeds} seeds, {steps} rounds per run. Final loss and accuracy: mean of the last 10% "
+            f"{n_seeds} seeds, {rounds} rounds per run. Final loss and accuracy: mean of the last 10% "
             "of rounds, 95% CI over seeds. Gaps and the two-track comparison are paired by seed "
             "(the same arrivals, mini-batches and quantization): 95% Student-t intervals of the "
             "per-seed differences. The shrinkage c scales the second-moment estimate by c^2, "
@@ -206,3 +206,15 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("adam", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "BASELINES",
+    "BUDGETS",
+    "COLORS",
+    "LAMBDAS",
+    "LEARNING_RATES",
+    "N_WORKERS",
+    "ONE_TRACK",
+    "run",
+]

@@ -70,7 +70,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                             "objective": res.objective,
                             "relative_gap_to_dp": (ref - res.objective) / ref,
                             "optimal": res.optimal,
-                            "seconds": res.wall_time,
+                            "wall_time": res.wall_time,
                         }
                     )
     fig, axes = new_figure(len(SIZES), 2, width=5.6, height=3.9)
@@ -87,7 +87,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                 "label": LABELS.get(m, m),
             }
             axes[0][col].plot(x, [r["objective"] for r in sel], **kw)
-            axes[1][col].plot(x, [max(r["seconds"], 1e-6) for r in sel], **kw)
+            axes[1][col].plot(x, [max(r["wall_time"], 1e-6) for r in sel], **kw)
         axes[0][col].set_title(f"N = {n} workers")
         axes[0][col].set_ylabel("objective F(b) = sum_i u_i(b_i)")
         axes[1][col].set_ylabel("solver time (s)")
@@ -104,7 +104,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         for m in methods:
             sel = [r for r in rows if r["workers"] == n and r["method"] == m]
             gaps = np.array([r["relative_gap_to_dp"] for r in sel])
-            secs = np.array([r["seconds"] for r in sel])
+            secs = np.array([r["wall_time"] for r in sel])
             table_rows.append(
                 [
                     n,
@@ -127,3 +127,11 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("allocators", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "LABELS",
+    "MARKERS",
+    "SIZES",
+    "run",
+]

@@ -106,7 +106,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     )
     summary = "\n".join(
         [
-            f"Same runs as the convergence study ({cfg['steps']} rounds, {cfg['seeds']} seeds, "
+            f"Same runs as the convergence study ({cfg['rounds']} rounds, {cfg['seeds']} seeds, "
             f"d = {problem.dim}), plotted against the bits delivered to the master (mean over seeds). "
             "Schemes whose workers straggle more deliver fewer bits per round; the 1-bit baseline is "
             "cheap per round but noisy. The common bit total is the smallest total any run of joint, "
@@ -119,3 +119,10 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("bits", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "TARGETS",
+    "loss_at_bits",
+    "run",
+]

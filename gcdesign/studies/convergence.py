@@ -50,8 +50,8 @@ BATCH = 8
 
 def settings(quick: bool) -> dict:
     if quick:
-        return {"seeds": 2, "steps": 15}
-    return {"seeds": 3, "steps": 60}
+        return {"seeds": 2, "rounds": 15}
+    return {"seeds": 3, "rounds": 60}
 
 
 _CACHE: dict = {}
@@ -82,7 +82,7 @@ def compare(quick: bool, rng, progress: bool, *, label="runs", workers=None):
                 bpw * n_workers,
                 names,
                 seeds=run_seeds,
-                steps=cfg["steps"],
+                rounds=cfg["rounds"],
                 optimizer=sgd(LEARNING_RATE, batch_size=BATCH),
                 progress=bar,
                 workers=workers,
@@ -195,7 +195,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     problem, results, notes = compare(quick, rng, progress, label="convergence", workers=workers)
     cfg = settings(quick)
     curve_rows = []
-    stride = max(1, cfg["steps"] // 200)
+    stride = max(1, cfg["rounds"] // 200)
     for bpw, by_name in results.items():
         for name, runs in by_name.items():
             loss = np.array([h.loss for h in runs])
@@ -222,7 +222,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         f"One-hidden-layer ReLU MLP on digits (n = {problem.n_samples} training, d = {problem.dim}), "
         "N = K = 50 workers with the paper's straggler profile (mean p = 0.90), mini-batch SGD "
         f"(8 samples per partition, step {LEARNING_RATE}), the default quantization model, "
-        f"{cfg['steps']} rounds, {cfg['seeds']} seeds. '+ EF': the scheme with error feedback.",
+        f"{cfg['rounds']} rounds, {cfg['seeds']} seeds. '+ EF': the scheme with error feedback.",
         "",
         "![loss vs round](convergence.png)",
         "",
@@ -266,3 +266,16 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
             + ".",
         ]
     return StudyResult("convergence", files=files, summary="\n".join(summary), notes=notes)
+
+
+__all__ = [
+    "BATCH",
+    "BUDGETS",
+    "LEARNING_RATE",
+    "compare",
+    "final_table",
+    "fmt",
+    "plot_curves",
+    "run",
+    "settings",
+]

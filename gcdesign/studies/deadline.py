@@ -66,7 +66,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         times = RoundTimes(rates, deadline=tau, shift=1.0)
         profile = times.profile(dim=problem.dim)
         mean_p[tau] = float(times.straggler_probs.mean())
-        options = {"steps": int(math.ceil(horizon / tau)), "optimizer": opt, "stragglers": times}
+        options = {"rounds": int(math.ceil(horizon / tau)), "optimizer": opt, "stragglers": times}
         for name in names:
             for seed in run_seeds:  # the scheme is built in the task, from the run's seed
                 keys.append((name, tau))
@@ -75,7 +75,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     central = Centralized(times.profile(dim=problem.dim))
     for seed in run_seeds:  # centralized: waits for all; the deadline does not matter
         keys.append(("centralized", None))
-        tasks.append((problem, central, seed, {"steps": 60, "optimizer": opt, "stragglers": times}))
+        tasks.append((problem, central, seed, {"rounds": 60, "optimizer": opt, "stragglers": times}))
     with Progress(len(tasks), "deadline", enabled=progress) as bar:
         for key, hist in zip(keys, train_runs(tasks, workers=workers, progress=bar), strict=True):
             runs.setdefault(key, []).append(hist)
@@ -93,7 +93,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                     "scheme": name,
                     "deadline": tau,
                     "mean_p": mean_p[tau],
-                    "rounds_per_time_unit": float(hists[0].steps / hists[0].wall_time[-1]),
+                    "rounds_per_time_unit": float(hists[0].rounds / hists[0].wall_time[-1]),
                     "time": t,
                     "gap_mean": mean,
                     "gap_ci95": half,
@@ -164,3 +164,11 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("deadline", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "BITS_PER_WORKER",
+    "COMPARE",
+    "N_WORKERS",
+    "run",
+]

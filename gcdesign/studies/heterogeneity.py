@@ -43,7 +43,7 @@ N_WORKERS = 50
 
 def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
     highs = (1.0, 2.0, 5.0, 10.0) if quick else (0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
-    n_seeds, steps = (2, 10) if quick else (3, 60)
+    n_seeds, rounds = (2, 10) if quick else (3, 60)
     problem, _ = mlp_setting(quick)
     ok, missing = available_schemes()
     notes = [f"scheme {m!r} is not registered in this installation: skipped." for m in missing]
@@ -59,7 +59,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                 BITS_PER_WORKER * N_WORKERS,
                 ok,
                 seeds=run_seeds,
-                steps=steps,
+                rounds=rounds,
                 optimizer=sgd(0.1, batch_size=8),
                 progress=bar,
                 workers=workers,
@@ -76,7 +76,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
             | {k: v for k, v in row.items() if k != "mu_max"}
             | {"gap_mean": gap[0], "gap_ci95": gap[1]}
         )
-    title = f"MLP on digits (d = {problem.dim}), N = 50, B/N = {BITS_PER_WORKER}, {steps} rounds"
+    title = f"MLP on digits (d = {problem.dim}), N = 50, B/N = {BITS_PER_WORKER}, {rounds} rounds"
     fig = _figure(rows, ok, title, n_seeds)
     files = [write_csv(out / "heterogeneity.csv", rows), save_figure(fig, out / "heterogeneity.png")]
     table = markdown_table(
@@ -109,7 +109,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     )
     summary = "\n".join(
         [
-            f"{n_seeds} seeds, {steps} rounds of mini-batch SGD (step 0.1, 8 samples per partition) per "
+            f"{n_seeds} seeds, {rounds} rounds of mini-batch SGD (step 0.1, 8 samples per partition) per "
             "point. Larger mu_max: more heterogeneous, fewer stragglers on average. Final loss and "
             "accuracy: mean of the last 10% of rounds, 95% CI over seeds; gap: paired by seed with "
             "centralized SGD; 'minus joint': Welch 95% interval of (competitor - joint), positive "
@@ -145,3 +145,10 @@ def _figure(rows, names, title: str, n_seeds: int):
     ax.grid(True, alpha=0.3)
     fig.legend(loc="outside right center", fontsize=8)
     return fig
+
+
+__all__ = [
+    "BITS_PER_WORKER",
+    "N_WORKERS",
+    "run",
+]

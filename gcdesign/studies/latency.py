@@ -44,7 +44,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                         "model": label,
                         **row,
                         "simulated_time": sim.get("simulated_time"),
-                        "simulated_stderr": sim.get("simulated_stderr"),
+                        "simulated_standard_error": sim.get("simulated_standard_error"),
                     }
                 )
             bar.update()
@@ -59,7 +59,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         axes[0][0].errorbar(
             [r["stragglers"] for r in pts],
             [r["simulated_time"] for r in pts],
-            yerr=[3 * r["simulated_stderr"] for r in pts],
+            yerr=[3 * r["simulated_standard_error"] for r in pts],
             fmt="o",
             color=color,
             markersize=4,
@@ -84,7 +84,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                 r["stragglers"],
                 f"{r['expected_time']:.4f}",
                 f"{r['speedup']:.2f}x",
-                f"{r['simulated_time']:.4f} ± {r['simulated_stderr']:.4f}",
+                f"{r['simulated_time']:.4f} ± {r['simulated_standard_error']:.4f}",
             ]
             for r in rows
             if r["simulated_time"] is not None
@@ -103,3 +103,8 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("latency", files=files, summary=summary)
+
+
+__all__ = [
+    "run",
+]

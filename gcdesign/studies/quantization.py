@@ -69,8 +69,8 @@ def evaluate_point(profile: ClusterProfile, bpw: int, grads: np.ndarray, held_ou
         for model in MODELS:
             # calibration pools rows of any scale: 8 held-out vectors are plenty at large d
             sample = held_out if held_out.shape[1] < 10**5 else held_out[:8]
-            kappa = calibrate_quantization(sample, bucket_size=beta) if model == "calibrated" else model
-            code = design(profile, budget, kappa=kappa, bucket_size=beta)
+            chosen = calibrate_quantization(sample, bucket_size=beta) if model == "calibrated" else model
+            code = design(profile, budget, quantization=chosen, bucket_size=beta)
             errors[_label(model, beta)] = expected_error(code, grads).relative_error
         for name in BASELINES:
             key = name if name == "sgc-1bit" else f"{name}/{'none' if beta is None else beta}"
@@ -312,3 +312,17 @@ def _figure(rows, grid):
     fig.legend(handles, labels, loc="outside right center", fontsize=9)
     fig.suptitle(f"Exact error of the joint design per quantization model (bucket size {beta}), 1 = best")
     return fig
+
+
+__all__ = [
+    "BASELINES",
+    "BUCKETS",
+    "FULL",
+    "MODELS",
+    "QUICK",
+    "TOLERANCE",
+    "default_label",
+    "evaluate_point",
+    "report",
+    "run",
+]

@@ -2,7 +2,7 @@
 
 The joint design under the package's default quantization model
 (``design.DEFAULT_QUANTIZATION`` with buckets of ``DEFAULT_BUCKET_SIZE``), the
-joint design under the paper's "balanced" kappa scaling (one bucket, as in the
+joint design under the paper's "balanced" scaling of kappa (one bucket, as in the
 paper), and OSGC, which ignores quantization, trained on the convergence study's
 setting (the digits MLP at d = 1e5, quick: 2e3; N = K = 50, the paper's profile,
 mini-batch SGD) at B/N = 3 and 7. Final training loss and held-out accuracy
@@ -42,7 +42,7 @@ VARIANTS = ("joint, default model", "joint, balanced", "OSGC")
 def _schemes(profile, budget, seed):
     return {
         VARIANTS[0]: design(profile, budget),
-        VARIANTS[1]: design(profile, budget, kappa="balanced", bucket_size=None),
+        VARIANTS[1]: design(profile, budget, quantization="balanced", bucket_size=None),
         VARIANTS[2]: training_scheme("osgc", profile, budget, rng=seed),
     }
 
@@ -52,7 +52,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     problem, n_workers = mlp_setting(quick)
     profile = paper_profile(n_workers, dim=problem.dim)
     run_seeds = seeds(rng, cfg["seeds"])
-    options = {"steps": cfg["steps"], "optimizer": sgd(LEARNING_RATE, batch_size=BATCH)}
+    options = {"rounds": cfg["rounds"], "optimizer": sgd(LEARNING_RATE, batch_size=BATCH)}
     keys, tasks = [], []
     for bpw in BUDGETS:
         for seed in run_seeds:
@@ -114,7 +114,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     summary = "\n".join(
         [
             f"MLP on digits (d = {problem.dim}), N = K = 50, the paper's profile, SGD (step "
-            f"{LEARNING_RATE}, {BATCH} samples per partition), {cfg['steps']} rounds, {cfg['seeds']} seeds. "
+            f"{LEARNING_RATE}, {BATCH} samples per partition), {cfg['rounds']} rounds, {cfg['seeds']} seeds. "
             f"Default model: {DEFAULT_QUANTIZATION!r} with buckets of {DEFAULT_BUCKET_SIZE}; balanced: the "
             "paper's kappa scaling, one bucket.",
             "",
@@ -122,3 +122,10 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("quantization_training", files=files, summary=summary)
+
+
+__all__ = [
+    "BUDGETS",
+    "VARIANTS",
+    "run",
+]

@@ -160,3 +160,12 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     return StudyResult("storage", files=files, summary=summary, notes=notes)
+
+
+__all__ = [
+    "COLORS",
+    "N",
+    "STRAGGLERS",
+    "TARGET_ERROR",
+    "run",
+]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import InputError, positive_int
+from .._validate import UNSET, InputError, positive_int, renamed_keyword
 from ..latency import RoundTimes
 from ..parallel import single_blas_thread
 from ..quantization import payload_bits
@@ -52,26 +52,26 @@ class History:
     ----------
     scheme, optimizer, problem : str
         ``scheme`` is the scheme's name, with ``"+ef"`` appended under error feedback.
-    loss : ndarray (steps + 1,)
+    loss : ndarray (rounds + 1,)
         :math:`f(w_t)` (on the training split).
-    grad_norm : ndarray (steps + 1,)
+    grad_norm : ndarray (rounds + 1,)
         :math:`\\|\\nabla f(w_t)\\|_2` (the true gradient).
-    distance : ndarray (steps + 1,) or None
+    distance : ndarray (rounds + 1,) or None
         :math:`\\|w_t - w^*\\|_2` when the problem knows its optimum.
-    bits : ndarray of int (steps + 1,)
+    bits : ndarray of int (rounds + 1,)
         Bits delivered to the master in round t (the messages that arrived; 0 at t = 0).
-    wall_time : ndarray (steps + 1,)
+    wall_time : ndarray (rounds + 1,)
         Cumulative simulated time (see :class:`gcdesign.latency.RoundTimes`), in time
         units (``wall_clock`` is its deprecated name).
-    arrived : ndarray of int (steps + 1,)
+    arrived : ndarray of int (rounds + 1,)
         Workers that arrived in round t.
     optimal_loss : float or None
     shrinkage : float
         The two-track factor c of the run (1: two-track off).
-    test_accuracy : ndarray (steps + 1,) or None
+    test_accuracy : ndarray (rounds + 1,) or None
         Accuracy on the problem's held-out split (None when it has none).
     error_feedback : bool
-    residual_norm : ndarray (steps + 1,) or None
+    residual_norm : ndarray (rounds + 1,) or None
         Under error feedback, :math:`(\\sum_i \\|e_i\\|^2)^{1/2}` after round t; else None.
     """
 
@@ -101,8 +101,19 @@ class History:
         return self.wall_time
 
     @property
-    def steps(self) -> int:
+    def rounds(self) -> int:
+        """Number of rounds run (``len(loss) - 1``)."""
         return int(self.loss.size - 1)
+
+    @property
+    def steps(self) -> int:
+        """Deprecated name of :attr:`rounds` (warns; removed in the next release)."""
+        warnings.warn(
+            "History.steps is deprecated and will be removed in the next release; use History.rounds.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.rounds
 
     @property
     def total_bits(self) -> np.ndarray:
@@ -267,9 +278,9 @@ class _Rounds:
 class _Record:
     """The per-round arrays of a :class:`History` being filled in."""
 
-    def __init__(self, problem, steps: int, *, error_feedback: bool):
+    def __init__(self, problem, rounds: int, *, error_feedback: bool):
         self.problem = problem
-        size = steps + 1
+        size = rounds + 1
         self.loss = np.empty(size)
         self.grad_norm = np.empty(size)
         self.distance = None if problem.optimum is None else np.empty(size)
@@ -302,8 +313,8 @@ class _Record:
         self.clock[t + 1 :] = self.clock[t]
 
 
-def _train_iv(problem, optimizer, steps, x0, error_feedback) -> tuple[int, np.ndarray, bool]:
-    """The checks of :func:`train`'s arguments: (steps, initial model, error_feedback)."""
+def _train_iv(problem, optimizer, rounds, x0, error_feedback) -> tuple[int, np.ndarray, bool]:
+    """The checks of :func:`train`'s arguments: (rounds, initial model, error_feedback)."""
     if not isinstance(problem, PROBLEM_TYPES):
         raise InputError(
             "`problem` must be a Problem or an MLPProblem (see make_problem, digits_problem, "
@@ -313,25 +324,26 @@ def _train_iv(problem, optimizer, steps, x0, error_feedback) -> tuple[int, np.nd
         raise InputError("`optimizer` must be an Optimizer (use gd(...), sgd(...) or adam(...)).")
     if not isinstance(error_feedback, bool | np.bool_):
         raise InputError(f"`error_feedback` must be True or False, got {error_feedback!r}.")
-    steps = positive_int("steps", steps)
+    rounds = positive_int("rounds", rounds)
     w = problem.initial_point() if x0 is None else np.array(x0, dtype=np.float64)
     if w.shape != (problem.dim,):
         raise InputError(f"`x0` must have shape ({problem.dim},), got {w.shape}.")
-    return steps, w, bool(error_feedback)
+    return rounds, w, bool(error_feedback)
 
 
 def train(
     problem,
     scheme,
     *,
-    steps: int,
+    rounds: int = UNSET,
     optimizer: Optimizer,
     rng=None,
     stragglers: RoundTimes | None = None,
     x0=None,
     error_feedback: bool = False,
+    steps: int = UNSET,
 ) -> History:
-    """Run `steps` rounds of `optimizer` on `problem` with gradients coded by `scheme`.
+    """Run `rounds` rounds of `optimizer` on `problem` with gradients coded by `scheme`.
 
     Parameters
     ----------
@@ -342,8 +354,8 @@ def train(
         Anything that satisfies :class:`gcdesign.schemes.SchemeLike` (a Design, a
         Scheme, the :class:`Centralized` reference, ...) whose encoding has
         ``problem.partitions`` columns; see :func:`training_scheme`.
-    steps : int
-        Number of rounds (optimizer updates).
+    rounds : int
+        Number of rounds (optimizer updates), as in :func:`gcdesign.cluster.train`.
     optimizer : Optimizer
         From :func:`gd`, :func:`sgd` or :func:`adam`.
     rng : None, int or Generator
@@ -356,6 +368,8 @@ def train(
         Initial model (default: the problem's initial point, zeros for a convex problem).
     error_feedback : bool
         Every worker keeps a residual and sends ``Q(x_i + e_i)`` (docs/math.md, section 12).
+    steps : int
+        Deprecated name of `rounds` (warns; removed in the next release).
 
     Returns
     -------
@@ -367,35 +381,38 @@ def train(
     >>> from gcdesign.training import synthetic_problem, train, gd
     >>> prob = synthetic_problem("least-squares", partitions=4, rng=0)
     >>> code = design(ClusterProfile([0.1, 0.2, 0.3, 0.4], dim=prob.dim), bits_per_worker=6)
-    >>> hist = train(prob, code, steps=50, optimizer=gd(0.3), rng=1)
+    >>> hist = train(prob, code, rounds=50, optimizer=gd(0.3), rng=1)
     >>> bool(hist.loss[-1] < hist.loss[0])
     True
-    >>> ef = train(prob, code, steps=50, optimizer=gd(0.3), rng=1, error_feedback=True)
+    >>> ef = train(prob, code, rounds=50, optimizer=gd(0.3), rng=1, error_feedback=True)
     >>> ef.scheme, bool(ef.loss[-1] < ef.loss[0])
     ('joint+ef', True)
     """
-    steps, w, error_feedback = _train_iv(problem, optimizer, steps, x0, error_feedback)
+    rounds = renamed_keyword("train", "steps", steps, "rounds", rounds, UNSET)
+    if rounds is UNSET:
+        raise TypeError("train() missing 1 required keyword-only argument: 'rounds'")
+    rounds, w, error_feedback = _train_iv(problem, optimizer, rounds, x0, error_feedback)
     with single_blas_thread():  # the same sums, hence the same history, on any thread count
         return _train(
-            problem, scheme, steps, optimizer, np.random.default_rng(rng), stragglers, w, error_feedback
+            problem, scheme, rounds, optimizer, np.random.default_rng(rng), stragglers, w, error_feedback
         )
 
 
-def _train(problem, scheme, steps, optimizer, rng, stragglers, w, error_feedback) -> History:
+def _train(problem, scheme, rounds, optimizer, rng, stragglers, w, error_feedback) -> History:
     """:func:`train` after its input checks (run on one BLAS thread)."""
-    rounds = _Rounds(problem, scheme, stragglers, error_feedback=error_feedback)
+    engine = _Rounds(problem, scheme, stragglers, error_feedback=error_feedback)
     shrink = 1.0
     if optimizer.method == "adam" and optimizer.two_track:
         shrink = shrinkage_factor(scheme, optimizer.lam, problem.dim)
     step = make_step(optimizer, problem.dim, shrink)
-    record = _Record(problem, steps, error_feedback=error_feedback)
+    record = _Record(problem, rounds, error_feedback=error_feedback)
     record.model(0, w)
     batch = optimizer.batch_size if optimizer.method != "gd" else None
-    for t in range(steps):
-        estimate, record.bits[t + 1], record.arrived[t + 1], duration = rounds.estimate(w, batch, rng)
+    for t in range(rounds):
+        estimate, record.bits[t + 1], record.arrived[t + 1], duration = engine.estimate(w, batch, rng)
         record.clock[t + 1] = record.clock[t] + duration
-        if rounds.feedback is not None:
-            record.residual_norm[t + 1] = rounds.feedback.norm
+        if engine.feedback is not None:
+            record.residual_norm[t + 1] = engine.feedback.norm
         w = step(w, estimate, t)
         if not record.model(t + 1, w):  # diverged: stop computing
             record.stop_after(t + 1)
@@ -449,3 +466,13 @@ def seeds(rng, count: int) -> list[int]:
     count = positive_int("count", count)
     rng = np.random.default_rng(rng)  # a Generator is returned as is
     return [int(s) for s in rng.integers(0, 2**31 - 1, size=count)]
+
+
+__all__ = [
+    "PROBLEM_TYPES",
+    "ErrorFeedback",
+    "History",
+    "gradient_estimates",
+    "seeds",
+    "train",
+]

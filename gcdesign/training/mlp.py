@@ -5,8 +5,8 @@ cross-entropy, L2 regularization on every parameter:
 
 .. math::
 
-    f(\theta) = \frac{1}{n} \sum_s \ell(\theta; s) + \frac{\rho}{2}\|\theta\|^2, \qquad
-    g_j(\theta) = \frac{1}{n} \sum_{s \in P_j} \nabla \ell_s(\theta) + \frac{\rho}{K}\theta,
+    f(w) = \frac{1}{n} \sum_s \ell(w; s) + \frac{\rho}{2}\|w\|^2, \qquad
+    g_j(w) = \frac{1}{n} \sum_{s \in P_j} \nabla \ell_s(w) + \frac{\rho}{K}w,
 
 so :math:`\sum_j g_j = \nabla f`, the convention of the convex problems
 (:mod:`gcdesign.training.problems`). A mini-batch of m points of partition j
@@ -144,19 +144,19 @@ class MLPProblem:
         return self.init.copy()
 
     # ------------------------------------------------------------ model
-    def _layers(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, slice, slice]]:
-        """``(W, b, slice of W, slice of b)`` per layer, W and b views into `theta`."""
+    def _layers(self, w: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, slice, slice]]:
+        """``(W, b, slice of W, slice of b)`` per layer, W and b views into `w`."""
         out, start = [], 0
         for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:], strict=False):
             w_part = slice(start, start + a * b)
             b_part = slice(w_part.stop, w_part.stop + b)
-            out.append((theta[w_part].reshape(a, b), theta[b_part], w_part, b_part))
+            out.append((w[w_part].reshape(a, b), w[b_part], w_part, b_part))
             start = b_part.stop
         return out
 
-    def _forward(self, theta, X) -> tuple[list[np.ndarray], np.ndarray]:
+    def _forward(self, w, X) -> tuple[list[np.ndarray], np.ndarray]:
         """Activations of every layer (input first) and the output logits."""
-        layers = self._layers(theta)
+        layers = self._layers(w)
         acts = [X]
         for W, b, _, _ in layers[:-1]:
             z = acts[-1] @ W + b
@@ -164,7 +164,7 @@ class MLPProblem:
         W, b, _, _ = layers[-1]
         return acts, acts[-1] @ W + b
 
-    def _backward(self, theta, acts, logits, labels, weights, blocks: int) -> np.ndarray:
+    def _backward(self, w, acts, logits, labels, weights, blocks: int) -> np.ndarray:
         r"""Per-block gradients of :math:`\sum_s \text{weights}_s \ell_s`: array (blocks, dim).
 
         `acts` and `logits` come from :meth:`_forward`; their rows (and `labels`,
@@ -174,8 +174,8 @@ class MLPProblem:
         delta = softmax(logits)
         delta[np.arange(delta.shape[0]), labels] -= 1.0
         delta *= weights[:, None]
-        out = np.empty((blocks, theta.size))
-        layers = self._layers(theta)
+        out = np.empty((blocks, w.size))
+        layers = self._layers(w)
         for depth in range(len(layers) - 1, -1, -1):
             W, _, w_part, b_part = layers[depth]
             a = acts[depth]
@@ -188,32 +188,32 @@ class MLPProblem:
                 delta = back * (a > 0) if self.activation == "relu" else back * (1.0 - a * a)
         return out
 
-    def loss(self, theta) -> float:
-        """:math:`f(\\theta)` on the training split."""
-        theta = np.asarray(theta, dtype=np.float64)
-        _, logits = self._forward(theta, self.features)
-        return _cross_entropy(logits, self.targets) + 0.5 * self.reg * float(theta @ theta)
+    def loss(self, w) -> float:
+        """:math:`f(w)` on the training split."""
+        w = np.asarray(w, dtype=np.float64)
+        _, logits = self._forward(w, self.features)
+        return _cross_entropy(logits, self.targets) + 0.5 * self.reg * float(w @ w)
 
-    def gradient(self, theta) -> np.ndarray:
-        """:math:`\\nabla f(\\theta) = \\sum_j g_j(\\theta)`."""
-        return self.loss_and_gradient(theta)[1]
+    def gradient(self, w) -> np.ndarray:
+        """:math:`\\nabla f(w) = \\sum_j g_j(w)`."""
+        return self.loss_and_gradient(w)[1]
 
-    def loss_and_gradient(self, theta) -> tuple[float, np.ndarray]:
-        """``(f(theta), grad f(theta))`` from one forward and one backward pass."""
-        theta = np.asarray(theta, dtype=np.float64)
+    def loss_and_gradient(self, w) -> tuple[float, np.ndarray]:
+        """``(f(w), grad f(w))`` from one forward and one backward pass."""
+        w = np.asarray(w, dtype=np.float64)
         n = self.n_samples
-        acts, logits = self._forward(theta, self.features)
-        loss = _cross_entropy(logits, self.targets) + 0.5 * self.reg * float(theta @ theta)
-        grad = self._backward(theta, acts, logits, self.targets, np.full(n, 1.0 / n), 1)[0]
-        return loss, grad + self.reg * theta
+        acts, logits = self._forward(w, self.features)
+        loss = _cross_entropy(logits, self.targets) + 0.5 * self.reg * float(w @ w)
+        grad = self._backward(w, acts, logits, self.targets, np.full(n, 1.0 / n), 1)[0]
+        return loss, grad + self.reg * w
 
-    def partition_gradients(self, theta, *, batch_size: int | None = None, rng=None) -> np.ndarray:
-        r"""The K partition gradients :math:`g_j(\theta)`, array (K, dim).
+    def partition_gradients(self, w, *, batch_size: int | None = None, rng=None) -> np.ndarray:
+        r"""The K partition gradients :math:`g_j(w)`, array (K, dim).
 
         With `batch_size`, partition j's data term comes from `batch_size` samples drawn
         uniformly with replacement, scaled by :math:`|P_j| / (n\,m)` (unbiased).
         """
-        theta = np.asarray(theta, dtype=np.float64)
+        w = np.asarray(w, dtype=np.float64)
         sizes, n, K = self.partition_sizes, self.n_samples, self.partitions
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         if batch_size is None:
@@ -228,16 +228,16 @@ class MLPProblem:
             index = starts[:, None] + draws
             weights = np.broadcast_to((sizes / (n * batch_size))[:, None], index.shape)
         index = index.ravel()
-        acts, logits = self._forward(theta, self.features[index])
-        grads = self._backward(theta, acts, logits, self.targets[index], weights.ravel(), K)
-        grads += (self.reg / K) * theta[None, :]
+        acts, logits = self._forward(w, self.features[index])
+        grads = self._backward(w, acts, logits, self.targets[index], weights.ravel(), K)
+        grads += (self.reg / K) * w[None, :]
         return grads
 
-    def test_accuracy(self, theta) -> float | None:
+    def test_accuracy(self, w) -> float | None:
         """Fraction of the held-out samples classified correctly (None without a held-out split)."""
         if self.test_targets.size == 0:
             return None
-        _, logits = self._forward(np.asarray(theta, dtype=np.float64), self.test_features)
+        _, logits = self._forward(np.asarray(w, dtype=np.float64), self.test_features)
         return float(np.mean(np.argmax(logits, axis=1) == self.test_targets))
 
     def __repr__(self) -> str:

@@ -184,3 +184,16 @@ def shrinkage_factor(scheme, lam: float, dim: int) -> float:
     if E <= 0 or lam * E * E + V <= 0:
         return 1.0
     return lam * K * E / (lam * E * E + V)
+
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Optimizer",
+    "adam",
+    "gd",
+    "make_step",
+    "second_moment_shrinkage",
+    "sgd",
+    "shrinkage_factor",
+]

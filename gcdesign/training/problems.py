@@ -396,3 +396,18 @@ def digits_data() -> tuple[np.ndarray, np.ndarray]:
         raise ImportError("the digits data set needs scikit-learn: pip install 'gcdesign[studies]'") from None
     data = load_digits()
     return data.data / 16.0, data.target
+
+
+__all__ = [
+    "PROBLEM_KINDS",
+    "Problem",
+    "check_features",
+    "check_partitions",
+    "class_labels",
+    "digits_data",
+    "digits_problem",
+    "make_problem",
+    "softmax",
+    "split_sizes",
+    "synthetic_problem",
+]

@@ -40,7 +40,7 @@ def training_scheme(
     """A scheme for :func:`train` by name: :func:`gcdesign.schemes.make_scheme`.
 
     ``"centralized"`` is :class:`Centralized`; ``"joint"`` is :func:`gcdesign.design`
-    (options such as ``allocator`` or ``kappa`` are passed on). An error-feedback name
+    (options such as ``allocator`` or ``quantization`` are passed on). An error-feedback name
     (``"sgc+ef"``) is refused: build ``scheme_variant(name)[0]`` and train it with
     ``error_feedback=True``.
     """

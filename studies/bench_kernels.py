@@ -1,0 +1,270 @@
+"""Kernels against their limits: the exact DP and the Monte-Carlo estimator, each beside its
+counterpart in the same process.
+
+* **DP** (``gcdesign.allocation._kernels.dp_forward``) at N workers, B = 4N, bits in [2, 32],
+  against a *bare max-plus loop* written here: the same recurrence over the full N x (R + 1)
+  x L rectangle, its inner loop on contiguous slices in a function of its own (the form LLVM
+  vectorizes). Figures are ns per DP cell (the DP computes only the reachable window, so its
+  cells are counted exactly) and the ratio bare / DP per cell (1 = as fast as the bare loop).
+* **Monte Carlo** (``monte_carlo_error``, 2 numba threads) on our design of paper-n50
+  (B = 350, buckets of 512, d = 10^4 synthetic gradients), against (a) a vectorized numpy
+  simulation written here (arrivals, stochastic rounding of the arrived messages with numpy's
+  generator, decode, squared error; same quantizer, same bucket norms), per trial; and (b) a
+  *bare counter-based RNG loop* written here: the kernel's splitmix64 uniforms, one per real
+  draw of the kernel (every coordinate of every arrived message), added into a buffer of
+  one bucket (512) as the kernel adds its quantized values into the estimate, on 2 threads. The
+  ratio kernel / bare is draws per second of the kernel over those of the bare loop (1 = the
+  kernel costs no more than drawing its random numbers).
+
+Every figure is the median of --repeats runs after a warm-up, timed by ``time.perf_counter``
+(wall: the kernels run on numba's threads) with the load average printed beside it.
+``--before DIR`` runs the same measurements on another source tree (``git archive REV | tar
+-x -C DIR``) in a subprocess beside this tree's, so "before" and "after" come from one run.
+
+    python studies/bench_kernels.py [--n 10000] [--trials 10000] [--repeats 5] [--before DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------- bare loops (the counterparts)
+def bare_kernels():
+    import numba
+    from numba import njit
+
+    @njit(cache=False)
+    def relax(src, dst, row, u, l):
+        for r in range(dst.size):
+            v = src[r] + u
+            if v > dst[r]:
+                dst[r] = v
+                row[r] = l
+
+    @njit(cache=False)
+    def max_plus(table, steps, residual, choice):
+        n, n_levels = table.shape
+        prev = np.zeros(residual + 1)
+        cur = np.empty(residual + 1)
+        for i in range(n):
+            cur[:] = -np.inf
+            row = choice[i]
+            for l in range(n_levels):
+                s = steps[l]
+                relax(
+                    prev[0 : residual + 1 - s], cur[s : residual + 1], row[s : residual + 1], table[i, l], l
+                )
+            prev, cur = cur, prev
+        return prev[residual]
+
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    mix1 = np.uint64(0xBF58476D1CE4E5B9)
+    mix2 = np.uint64(0x94D049BB133111EB)
+
+    @njit(cache=False)
+    def rng_block(buf, key, base):
+        # the kernel's uniforms, added into a bucket-sized buffer (no reduction: vectorizable)
+        for j in range(buf.size):
+            z = key + (base + np.uint64(j) + np.uint64(1)) * golden
+            z = (z ^ (z >> np.uint64(30))) * mix1
+            z = (z ^ (z >> np.uint64(27))) * mix2
+            z = z ^ (z >> np.uint64(31))
+            buf[j] += (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+    @njit(cache=False, parallel=True)
+    def rng_loop(keys, per_key):
+        out = np.zeros(keys.size)
+        for c in numba.prange(keys.size):
+            buf = np.zeros(512)
+            for b in range(per_key // 512):
+                rng_block(buf, keys[c], np.uint64(b * 512))
+            out[c] = buf.sum()
+        return out
+
+    return max_plus, rng_loop
+
+
+def dp_cells(n, residual, steps):
+    """Cells the windowed DP computes: sum over workers and levels of the window length."""
+    max_step = int(steps[-1])
+    total = 0
+    for i in range(n):
+        lo = max(0, residual - (n - 1 - i) * max_step)
+        hi = min(residual, (i + 1) * max_step)
+        total += int(np.maximum(hi - np.maximum(lo, steps) + 1, 0).sum())
+    return total
+
+
+def median_time(fn, repeats):
+    fn()  # warm-up (compiles)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def numpy_simulation(code, grads, trials, rng):
+    """A vectorized numpy Monte Carlo of the same quantized, coded round: returns the mean error."""
+    from gcdesign.quantization import levels
+
+    x = code.encoding @ grads  # (N, d) messages
+    n, d = x.shape
+    beta = code.bucket_size or d
+    nb = -(-d // beta)
+    pad = nb * beta - d
+    xp = np.pad(x, ((0, 0), (0, pad))).reshape(n, nb, beta)
+    norms = np.sqrt((xp * xp).sum(axis=2))  # (N, nb)
+    s = np.asarray(levels(code.bits), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(norms[:, :, None] > 0, s[:, None, None] * np.abs(xp) / norms[:, :, None], 0.0)
+    low = np.floor(y)
+    frac = y - low
+    scale = np.where(norms > 0, norms / s[:, None], 0.0)[:, :, None] * np.sign(xp)
+    target = grads.sum(axis=0)
+    p = code.straggler_probs
+    a = code.decoding
+    errors = np.empty(trials)
+    batch = 16
+    for t0 in range(0, trials, batch):
+        tb = min(batch, trials - t0)
+        arrived = rng.random((tb, n)) >= p
+        tt, ii = np.nonzero(arrived)
+        u = rng.random((ii.size, nb, beta))
+        q = (low[ii] + (u < frac[ii])) * scale[ii]  # (arrived, nb, beta)
+        ghat = np.zeros((tb, nb * beta))
+        np.add.at(ghat, tt, (a[ii][:, None, None] * q).reshape(ii.size, -1))
+        dev = ghat[:, :d] - target
+        errors[t0 : t0 + tb] = (dev * dev).sum(axis=1)
+    return float(errors.mean())
+
+
+def measure(args) -> dict:
+    """Every figure of this tree (run in a child process with this tree first on the path)."""
+    import numba
+
+    from gcdesign import design, load_example, monte_carlo_error
+    from gcdesign.allocation import allowed_levels, utility_table
+    from gcdesign.allocation._kernels import dp_forward
+    from gcdesign.allocation.instances import straggler_probs
+    from gcdesign.evaluation import synthetic_gradients
+
+    max_plus, rng_loop = bare_kernels()
+    out = {"numba_threads": numba.get_num_threads()}
+    # ------------------------------------------------------------------ DP
+    n = args.n
+    levels = allowed_levels(2, 32)
+    steps = levels - levels[0]
+    table = utility_table(straggler_probs(np.random.default_rng(0), n, "paper"), "raw", 10**6, levels, 512)
+    residual = 4 * n - 2 * n
+    choice = np.empty((n, residual + 1), dtype=np.int8)
+    t_dp = median_time(lambda: dp_forward(table, steps, residual, choice), args.repeats)
+    t_bare = median_time(lambda: max_plus(table, steps, residual, choice), args.repeats)
+    cells_dp = dp_cells(n, residual, steps)
+    cells_bare = n * int(np.maximum(residual + 1 - steps, 0).sum())
+    out["dp"] = {
+        "n": n,
+        "dp_s": t_dp,
+        "bare_s": t_bare,
+        "dp_ns_per_cell": 1e9 * t_dp / cells_dp,
+        "bare_ns_per_cell": 1e9 * t_bare / cells_bare,
+    }
+    out["dp"]["ratio"] = out["dp"]["bare_ns_per_cell"] / out["dp"]["dp_ns_per_cell"]
+    # ------------------------------------------------------------ Monte Carlo
+    code = design(load_example("paper-n50"), 350, bucket_size=512)
+    grads = synthetic_gradients(code.partitions, args.dim, rng=1)
+    trials = args.trials
+    t_mc = median_time(lambda: monte_carlo_error(code, grads, trials=trials, rng=2, threads=2), args.repeats)
+    np_trials = max(trials // 20, 50)
+    t_np = median_time(lambda: numpy_simulation(code, grads, np_trials, np.random.default_rng(3)), 3)
+    draws = trials * args.dim * float((1.0 - code.straggler_probs).sum())  # expected real draws
+    keys = np.arange(1, 65, dtype=np.uint64) * np.uint64(0x2545F4914F6CDD1D)
+    per_key = int(draws // keys.size)
+    with_threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, with_threads))
+    t_rng = median_time(lambda: rng_loop(keys, per_key), args.repeats)
+    numba.set_num_threads(with_threads)
+    out["mc"] = {
+        "trials": trials,
+        "dim": args.dim,
+        "kernel_s": t_mc,
+        "kernel_us_per_trial": 1e6 * t_mc / trials,
+        "numpy_us_per_trial": 1e6 * t_np / np_trials,
+        "draws": draws,
+        "kernel_ns_per_draw": 1e9 * t_mc / draws,
+        "bare_rng_ns_per_draw": 1e9 * t_rng / (per_key * keys.size),
+    }
+    out["mc"]["speedup_vs_numpy"] = out["mc"]["numpy_us_per_trial"] / out["mc"]["kernel_us_per_trial"]
+    out["mc"]["ratio_to_bare_rng"] = out["mc"]["bare_rng_ns_per_draw"] / out["mc"]["kernel_ns_per_draw"]
+    return out
+
+
+def child(src: Path, argv: list[str]) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(src), NUMBA_NUM_THREADS="2")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *argv]
+    result = subprocess.run(cmd, env=env, cwd=src, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="DP workers (B = 4N; default 10^4)")
+    parser.add_argument("--trials", type=int, default=10_000, help="Monte-Carlo trials (default 10^4)")
+    parser.add_argument("--dim", type=int, default=10_000, help="gradient dimension (default 10^4)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (default 5)")
+    parser.add_argument("--before", default=None, help="another source tree, measured beside this one")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args)))
+        return
+    passthrough = ["--n", str(args.n), "--trials", str(args.trials), "--dim", str(args.dim)]
+    passthrough += ["--repeats", str(args.repeats)]
+    trees = ([("before", Path(args.before).resolve())] if args.before else []) + [("after", HERE)]
+    results = {}
+    for label, src in trees:
+        load = os.getloadavg()[0]
+        results[label] = child(src, passthrough)
+        results[label]["load"] = (load, os.getloadavg()[0])
+    print(f"{os.cpu_count()} cores; medians of {args.repeats}; load average before/after each tree's run")
+    print(f"\nexact DP, N = {args.n}, B = 4N, bits 2..32 (ns per cell; ratio = bare / DP, target >= 0.8)")
+    print(f"{'tree':>7} {'DP ns/cell':>11} {'bare ns/cell':>13} {'ratio':>6} {'DP s':>7} {'load':>10}")
+    for label, r in results.items():
+        d = r["dp"]
+        print(
+            f"{label:>7} {d['dp_ns_per_cell']:>11.3f} {d['bare_ns_per_cell']:>13.3f} {d['ratio']:>6.2f} "
+            f"{d['dp_s']:>7.3f} {r['load'][0]:>4.1f}/{r['load'][1]:<4.1f}"
+        )
+    print(
+        f"\nMonte Carlo, paper-n50 design, B = 350, buckets of 512, d = {args.dim}, {args.trials} trials, "
+        "2 threads\n(speedup = numpy us per trial / kernel's, target >= 10; ratio = bare RNG ns per draw / "
+        "kernel's, target >= 0.7)"
+    )
+    print(
+        f"{'tree':>7} {'kernel us/trial':>16} {'numpy us/trial':>15} {'speedup':>8} "
+        f"{'kernel ns/draw':>15} {'bare ns/draw':>13} {'ratio':>6} {'load':>10}"
+    )
+    for label, r in results.items():
+        m = r["mc"]
+        print(
+            f"{label:>7} {m['kernel_us_per_trial']:>16.1f} {m['numpy_us_per_trial']:>15.1f} "
+            f"{m['speedup_vs_numpy']:>8.1f} {m['kernel_ns_per_draw']:>15.3f} "
+            f"{m['bare_rng_ns_per_draw']:>13.3f} "
+            f"{m['ratio_to_bare_rng']:>6.2f} {r['load'][0]:>4.1f}/{r['load'][1]:<4.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
