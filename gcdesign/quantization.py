@@ -34,7 +34,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import MAX_BITS, InputError, check_bucket_size, generator, real, real_array, show_value
+from ._validate import (
+    MAX_BITS,
+    InputError,
+    check_bit_range,
+    check_bucket_size,
+    generator,
+    real,
+    real_array,
+    show_value,
+)
 
 QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
 NORM_BITS = 32  # the norm travels as one float32
@@ -577,9 +586,7 @@ def calibrate_quantization(
         x = x.reshape(1, -1)
     if x.ndim != 2 or x.size == 0:
         raise InputError(f"`samples` must be a two-dimensional array (m x d), got shape {x.shape}.")
-    b_min, b_max = _check_bits(b_min), _check_bits(b_max)
-    if b_max > MAX_BITS or b_min > b_max:
-        raise InputError(f"need 2 <= `b_min` <= `b_max` <= {MAX_BITS}, got {b_min} and {b_max}.")
+    b_min, b_max = check_bit_range(b_min, b_max)
     bucket_size = check_bucket_size(bucket_size)
     # delta is a ratio of sums of squares: one common scale changes nothing, and dividing by the
     # largest |x| keeps samples near 1e200 from overflowing and subnormal ones from underflowing
