@@ -49,6 +49,12 @@ def segment_layout(row_mass, partitions: int, *, order=None, offset: float = 0.0
         Interior boundaries within this distance of an integer are moved onto
         it, saving one nonzero each (and splitting the graph).
 
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: section III-A, the closed-form sparse
+       construction after Lemma 2, and section V-C (its sparsity); docs/math.md, section 5.
+
     Examples
     --------
     >>> segment_layout([1.5, 1.0, 0.5], 3).toarray().tolist()

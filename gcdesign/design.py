@@ -308,6 +308,13 @@ def design(
     kappa
         Deprecated name of `quantization` (warns; removed in the next release).
 
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: Theorem 1 (structure), Proposition 1 (the bit
+       allocation loses no optimality), section III-A (the sparse construction); docs/math.md,
+       sections 3 to 6.
+
     Examples
     --------
     >>> from gcdesign import load_example
@@ -423,6 +430,58 @@ def assemble_design(
     ).validate()
 
 
+# ---------------------------------------------------------------- other probabilities
+def layout_error(design, straggler_probs) -> float:
+    r"""Lemma 1 bound (per unit :math:`G^2`) of `design`'s layout and bits under `straggler_probs`.
+
+    The decoder is re-weighted to stay unbiased under the new probabilities,
+    :math:`a'_i = a_i (1 - p_i) / (1 - \hat p_i)` (so :math:`\sum_i (1-\hat p_i) a'_i
+    b_{ij} = 1` still holds; nothing moves), and
+
+    .. math:: E(D; \hat p) = \sum_i (1 - \hat p_i)(\hat p_i + \delta_i)\,(a'_i s_i)^2,
+              \qquad s_i = \sum_j b_{ij}.
+
+    Under the design's own probabilities it is the design's bound.
+    """
+    p_hat = np.asarray(straggler_probs, dtype=np.float64)
+    decoding = _reweighted_decoding(design, p_hat)
+    row_sum = decoding * np.asarray(design.encoding.sum(axis=1)).ravel()
+    used = row_sum != 0
+    delta = np.asarray(design.delta, dtype=np.float64)
+    return float(np.sum((1 - p_hat[used]) * (p_hat[used] + delta[used]) * row_sum[used] ** 2))
+
+
+def _reweighted_decoding(design, p_hat) -> np.ndarray:
+    p = design.straggler_probs
+    used = design.decoding != 0
+    out = np.zeros_like(p_hat)
+    out[used] = design.decoding[used] * (1.0 - p[used]) / (1.0 - p_hat[used])
+    return out
+
+
+def profile_like(design, straggler_probs) -> ClusterProfile:
+    """`design`'s profile (dimension, partitions, names) with other straggling probabilities."""
+    prof = design.profile
+    return ClusterProfile(straggler_probs, dim=prof.dim, partitions=prof.partitions, names=prof.names)
+
+
+def reweight(design, straggler_probs):
+    """`design` with its decoder re-weighted for `straggler_probs` (same layout, same bits; no data moves)."""
+    p_hat = np.asarray(straggler_probs, dtype=np.float64)
+    return assemble_design(
+        profile_like(design, p_hat),
+        design.encoding,
+        _reweighted_decoding(design, p_hat),
+        design.bits,
+        design.budget,
+        design.delta,
+        layout_error(design, p_hat),
+        dict(design.options),
+        quantization=design.quantization,
+        bucket_size=design.bucket_size,
+    )
+
+
 __all__ = [
     "CONSTRUCTIONS",
     "DEFAULT_ALLOCATOR",
@@ -433,5 +492,8 @@ __all__ = [
     "DesignError",
     "assemble_design",
     "design",
+    "layout_error",
+    "profile_like",
     "resolve_budget",
+    "reweight",
 ]

@@ -115,6 +115,12 @@ def expected_kth_time(n_workers: int, k: int, *, rate: float, shift: float = 0.0
     load : float
         ``l > 0``, the computation load scaling each worker's time.
 
+    References
+    ----------
+    .. [1] the textbook's chapter "Distributed SGD as a Coded-Computing Problem", Theorem "Uncoded
+       Distributed SGD: Per-Round Tail Latency" (order statistics of exponential round times);
+       docs/math.md, section 9.
+
     Examples
     --------
     >>> round(expected_kth_time(100, 80, rate=1.0), 4)  # the textbook's 1.589
@@ -212,6 +218,12 @@ def speedup(
     Uncoded waits for all N workers at load 1; the code waits for ``N - s`` at
     load ``s + 1`` when `load_aware` (exact gradient codes), else at load 1.
 
+    References
+    ----------
+    .. [1] the textbook's chapter "Distributed SGD as a Coded-Computing Problem", Theorem "Uncoded
+       Distributed SGD: Per-Round Tail Latency" and its worked example (N = 100); docs/math.md,
+       section 9.
+
     Examples
     --------
     >>> round(speedup(100, 50, rate=1.0), 2)
@@ -260,6 +272,11 @@ def latency_table(
         One row per ``s``: ``stragglers``, ``wait_for`` (N - s), ``load``,
         ``expected_time``, ``speedup`` and, with `trials`, ``simulated_time``,
         ``simulated_standard_error``.
+
+    References
+    ----------
+    .. [1] the textbook's chapter "Distributed SGD as a Coded-Computing Problem", Theorem "Uncoded
+       Distributed SGD: Per-Round Tail Latency"; docs/math.md, section 9.
     """
     n = positive_int("n_workers", n_workers)
     values = [stragglers] if isinstance(stragglers, numbers.Integral) else list(stragglers)
@@ -503,12 +520,14 @@ def load_aware_design(
     Start from `initial_loads` (default one partition each: the load-blind
     profile), then iterate :math:`p_{k+1} = (1 - \theta) p_k + \theta\,p(\ell(D(p_k)))`
     with :math:`\theta = 1`; when the loads revisit an earlier state (a cycle of
-    the discrete map) the damping halves (down to 1/16). Converged when the
-    design's loads give back its probabilities to `tol`. Without convergence in
-    `max_iter` steps the best design visited wins, each judged by its error under
-    the probabilities its own loads imply (its decoder re-weighted).
+    the discrete map) the damping halves (down to 1/16), and each damped step
+    also tries :math:`D(p(\ell_k))` directly. Converged when the design's loads
+    give back its probabilities to `tol`. The loads are integers, so the map
+    is piecewise constant and a fixed point need not exist; then, after
+    `max_iter` steps, the best design visited wins, judged by its error under the
+    probabilities its own loads imply, and it is returned with its decoder
+    re-weighted for them (unbiased as deployed).
     """
-    from .adaptive import layout_error
     from .design import design as make_design
 
     deadline = real("deadline", deadline, low=0, low_open=True)
@@ -520,15 +539,17 @@ def load_aware_design(
     seen = set()
     steps = []
     best = None
+
+    def build(probs):
+        profile = ClusterProfile(probs, dim=dim, partitions=partitions, names=names)
+        return make_design(profile, budget, bits_per_worker=bits_per_worker, **design_options)
+
     for _ in range(max_iter):
-        profile = ClusterProfile(p, dim=dim, partitions=partitions, names=names)
-        code = make_design(profile, budget, bits_per_worker=bits_per_worker, **design_options)
+        code = build(p)
         loads = design_loads(code)
         implied = model.straggler_probs(loads, deadline)
         change = float(np.max(np.abs(implied - p)))
-        true_error = (
-            layout_error(code, implied) if np.all(implied < 1) or change == 0 else _idle_error(code, implied)
-        )
+        true_error = _true_error(code, implied)
         steps.append(
             {
                 "loads": loads.tolist(),
@@ -540,23 +561,47 @@ def load_aware_design(
             }
         )
         if best is None or true_error < best[0]:
-            best = (true_error, code)
+            best = (true_error, code, implied)
         if change <= tol:
             message = f"fixed point after {len(steps)} iterations (max |p - p(loads)| <= {tol:g})"
             return LoadAwareResult(code, True, steps, "fixed-point", message)
+        if theta < 1:  # damped: the loads' own probabilities may close the loop at once
+            jump = build(implied)
+            if np.array_equal(design_loads(jump), loads):
+                steps.append(
+                    {
+                        "loads": loads.tolist(),
+                        "straggler_probs": implied.tolist(),
+                        "bound": jump.bound,
+                        "true_error": jump.bound,
+                        "change": 0.0,
+                        "damping": 1.0,
+                    }
+                )
+                message = f"fixed point after {len(steps)} iterations (the loads' own probabilities)"
+                return LoadAwareResult(jump, True, steps, "fixed-point", message)
         key = tuple(loads.tolist())
         if key in seen and theta > 1 / 16:
             theta /= 2
             seen.clear()
         seen.add(key)
         p = (1 - theta) * p + theta * implied
-    message = f"no fixed point in {len(steps)} iterations: the best design visited"
-    return LoadAwareResult(best[1], False, steps, "best-visited", message)
+    error, code, implied = best
+    if math.isfinite(error):  # deployed with its decoder re-weighted for what its loads imply
+        from .design import reweight
+
+        code = reweight(code, implied)
+    message = (
+        f"no fixed point in {len(steps)} iterations: the best design visited, "
+        "its decoder re-weighted for the probabilities its loads imply"
+    )
+    return LoadAwareResult(code, False, steps, "best-visited", message)
 
 
-def _idle_error(code, implied) -> float:
-    r"""Error of a layout whose worker became always late: its share is lost (inf: biased)."""
-    from .adaptive import layout_error
+def _true_error(code, implied) -> float:
+    r"""The error of `code`'s layout under the probabilities its loads imply (decoder re-weighted);
+    inf when a worker that holds data would always be late (its partitions are lost: biased)."""
+    from .design import layout_error
 
     late = implied >= 1
     if np.any(late & (np.asarray(code.decoding) != 0)):

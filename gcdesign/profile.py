@@ -129,6 +129,12 @@ class ClusterProfile:
             Round deadline :math:`\tau > 0`.
         shift : float
             Minimum round time :math:`t_0 \ge 0` (shifted model only).
+
+        References
+        ----------
+        .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+           Learning in Heterogeneous Systems", 2026: section V-A (probabilistic straggler
+           modeling, shifted exponential round times); docs/math.md, section 8.
         """
         choice("latency model", model, LATENCY_MODELS)
         rates = real_array("rates", rates, low=0, low_open=True, min_size=1)

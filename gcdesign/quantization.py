@@ -132,6 +132,12 @@ def delta_raw(bits, dim: int, bucket_size: int | None = None) -> np.ndarray | fl
     With buckets of length ``beta`` the bound is :math:`\beta / (4 s^2)` (docs/math.md,
     section 2c). ``bits`` may be an array and fractional (``B / N``); it must exceed 1.
     Zero bits (an idle worker, which sends nothing) gives ``inf``.
+
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: section II-B (the quantization model and its
+       variance bound); docs/math.md, sections 2 and 2c.
     """
     b = np.asarray(bits, dtype=np.float64)
     if b.size and not np.all(b <= MAX_BITS):  # NaN too
@@ -146,6 +152,12 @@ def delta_tight(bits, dim: int, bucket_size: int | None = None) -> np.ndarray | 
     r"""The tight bound :math:`\min(d / (4 s^2), \sqrt{d} / s)`, valid for every x (section 2b).
 
     With buckets, :math:`\min(\beta / (4 s^2), \sqrt{\beta} / s)` (section 2c). Zero bits: ``inf``.
+
+    References
+    ----------
+    .. [1] D. Alistarh, D. Grubic, J. Li, R. Tomioka and M. Vojnovic, "QSGD: Communication-Efficient
+       SGD via Gradient Quantization and Encoding", NeurIPS 2017: Lemma 3.1 (the same shape of
+       bound); docs/math.md, section 2b.
 
     Examples
     --------
@@ -512,6 +524,12 @@ def resolve_quantization(
         What the balanced policy needs: :math:`\kappa = c\,\bar p / \delta_{raw}(B/N; \beta)`.
     c : float
         Constant of the balanced policy (default 1; the authors' code uses 0.005).
+
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: section V-B (the practical scaling of the error
+       balance, ``"balanced"``); docs/math.md, section 2.
 
     Examples
     --------

@@ -67,6 +67,12 @@ def optimal_structure(profile: ClusterProfile, delta) -> Structure:
         Quantization error factors :math:`\\delta_i = \\kappa\\,\\delta_{raw}(b_i)`
         (``inf`` for an idle worker, which gets mass 0).
 
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: Theorem 1 (the optimal structure in closed
+       form) and Lemma 2 (its value); docs/math.md, section 4.
+
     Examples
     --------
     >>> prof = ClusterProfile([0.1, 0.5], dim=10)
@@ -88,7 +94,14 @@ def optimal_structure(profile: ClusterProfile, delta) -> Structure:
 
 
 def error_bound(straggler_probs, delta, row_sum) -> float:
-    """Lemma 1 bound per unit :math:`G^2`: :math:`\\sum_i (1-p_i)(p_i+\\delta_i) W_i^2`."""
+    """Lemma 1 bound per unit :math:`G^2`: :math:`\\sum_i (1-p_i)(p_i+\\delta_i) W_i^2`.
+
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: Lemma 1 (the residual-error bound);
+       docs/math.md, section 3.
+    """
     p = np.asarray(straggler_probs, dtype=np.float64)
     delta = np.broadcast_to(np.asarray(delta, dtype=np.float64), p.shape)
     w = np.asarray(row_sum, dtype=np.float64)
@@ -106,6 +119,12 @@ def optimal_structure_cvxpy(profile: ClusterProfile, delta) -> tuple[np.ndarray,
     Returns the optimal row sums :math:`W_i` (NaN for workers with
     :math:`p_i = 1`, whose weights do not enter the problem) and the optimal value.
     Needs cvxpy, the ``check`` extra (``pip install 'gcdesign[check]'``; ``test`` includes it).
+
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: the convex problem of Theorem 1, solved
+       numerically to check the closed form; docs/math.md, section 4.
     """
     try:
         import cvxpy as cp

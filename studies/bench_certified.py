@@ -50,7 +50,7 @@ def run(prof, budget, model, bucket, method):
     from gcdesign import allocate_bits
 
     cpu = time.process_time()
-    result = allocate_bits(prof, budget, method=method, kappa=model, bucket_size=bucket)
+    result = allocate_bits(prof, budget, method=method, quantization=model, bucket_size=bucket)
     return result, time.process_time() - cpu
 
 

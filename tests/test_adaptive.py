@@ -1,4 +1,4 @@
-"""Online re-profiling, drift test, redesign with minimal movement (gcdesign.adaptive)."""
+"""Online re-profiling, drift test, redesign with minimal movement (gcdesign.cluster.adaptive)."""
 
 import math
 
@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from gcdesign import ClusterProfile, design, load_example
 from gcdesign._validate import InputError
-from gcdesign.adaptive import (
+from gcdesign.cluster.adaptive import (
     Adapter,
     AdaptOptions,
     DriftTest,
@@ -18,10 +18,9 @@ from gcdesign.adaptive import (
     decide,
     false_alarm_rate,
     fresh_design,
-    layout_error,
-    reweight,
 )
 from gcdesign.construction import closest_segment_layout, moved_partitions, segment_layout
+from gcdesign.design import layout_error, reweight
 from gcdesign.structure import error_bound
 
 

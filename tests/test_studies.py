@@ -262,6 +262,13 @@ def test_every_study_quick(tmp_path, name):
                     "gradients",
                     "choice",
                     "best_other",
+                    "scenario",
+                    "arm",
+                    "design",
+                    "heterogeneity",
+                    "loads",
+                    "converged",
+                    "method",
                 )
                 if value and key not in text:
                     # a diverged training run has an infinite loss; nothing is NaN but its interval

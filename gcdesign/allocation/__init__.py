@@ -284,6 +284,13 @@ def allocate_bits(
     kappa
         Deprecated name of `quantization` (warns; removed in the next release).
 
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: Proposition 1 (problem (b-SP1) preserves the
+       optimality of the joint problem), Lemma 3 (the exact DP, ``method="dp"``), Algorithm 1
+       (``method="heuristic"``); docs/math.md, section 6.
+
     Examples
     --------
     >>> from gcdesign import load_example

@@ -83,7 +83,14 @@ def dp_reference(table: np.ndarray, levels: np.ndarray, budget: int) -> tuple[np
 
 
 def dp(table: np.ndarray, levels: np.ndarray, budget: int, options: dict):
-    """Registered solver ``"dp"``: exact; options: ``reference=True`` uses the numpy version."""
+    """Registered solver ``"dp"``: exact; options: ``reference=True`` uses the numpy version.
+
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: Lemma 3 and section III-B1 (the optimal dynamic
+       program); docs/math.md, section 6.
+    """
     reference = bool(options.pop("reference", False))
     index, value = (dp_reference if reference else dp_solve)(table, levels, budget)
     if value == -np.inf:

@@ -277,6 +277,12 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
     ``"full"`` up to N = 200 workers, ``"windowed"`` above; ``"full"``: every
     candidate set, as in the paper; ``"windowed"``: see
     :func:`windowed_candidates`), ``window`` (default 8).
+
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: Algorithm 1 (section III-B2, the low-complexity
+       allocation); docs/math.md, section 6.
     """
     n = table.shape[0]
     max_moves = options.pop("max_moves", None)

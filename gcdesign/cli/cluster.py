@@ -80,7 +80,73 @@ def cluster_arguments(parser) -> None:
         help="write the measured round times (CSV, long format)",
     )
     add("--rng", type=SEED, default=0, help="seed (default 0)")
+    follow = parser.add_argument_group("following the cluster (docs/math.md, section 13)")
+    follow.add_argument(
+        "--adapt",
+        action="store_true",
+        help="re-profile online, test for drift, redesign on the closest layout (train(..., adapt=True))",
+    )
+    follow.add_argument(
+        "--false-alarm",
+        type=Number("false-alarm", low=0, high=0.5, low_open=True),
+        default=0.01,
+        metavar="ALPHA",
+        help="drift test: alarms per round on a stationary cluster at most ALPHA (default 0.01)",
+    )
+    follow.add_argument(
+        "--redesign-threshold",
+        type=Number("redesign-threshold", low=0),
+        default=0.05,
+        metavar="ETA",
+        help="redesign when the current layout's error exceeds the new design's by this fraction",
+    )
+    follow.add_argument(
+        "--move-cost",
+        type=Number("move-cost", low=0),
+        default=0.0,
+        metavar="C",
+        help="relative error a redesign must also gain per copied fraction of the data (default 0)",
+    )
+    follow.add_argument(
+        "--slow",
+        type=_slowdown,
+        action="append",
+        default=[],
+        metavar="I:F@R",
+        help="emulate drift: worker I's delay rate divided by F from round R on (repeatable)",
+    )
     add_json(parser, help="print the results as JSON")
+
+
+def _slowdown(text: str) -> tuple[int, float, int]:
+    """``I:F@R`` -> (worker, factor, round): worker I's delay rate divided by F from round R."""
+    from .errors import ArgumentValueError
+
+    try:
+        worker, rest = text.split(":")
+        factor, start = rest.split("@")
+        spec = int(worker), float(factor), int(start)
+    except ValueError:
+        spec = None
+    if spec is None or spec[0] < 0 or not (math.isfinite(spec[1]) and spec[1] > 0) or spec[2] < 0:
+        raise ArgumentValueError(
+            f"`slow` must be I:F@R (worker I >= 0, factor F > 0, round R >= 0), got {text!r}."
+        )
+    return spec
+
+
+def _drifting_rates(rates, slowdowns, rounds: int):
+    """`rates` (N,) as (rounds, N) with the --slow changes applied (or as is without any)."""
+    if not slowdowns:
+        return rates
+    table = np.tile(rates, (rounds, 1))
+    for worker, factor, start in slowdowns:
+        if worker >= rates.size:
+            raise InputError(
+                f"`slow` names worker {worker}, but the design has {rates.size} (0..{rates.size - 1})."
+            )
+        table[start:, worker] /= factor
+    return table
 
 
 def _code_and_problem(args):
@@ -111,6 +177,17 @@ def _train_both(args, code, problem, shift):
 
     deadline = args.deadline
     rates = None if args.real else delay_rates(code.straggler_probs, deadline=deadline, shift=shift)
+    if args.slow and args.real:
+        raise InputError("`slow` changes emulated delays; it cannot be combined with --real.")
+    if rates is not None:
+        rates = _drifting_rates(rates, args.slow, args.rounds)
+    adapt = None
+    if args.adapt:
+        from ..cluster.adaptive import AdaptOptions
+
+        adapt = AdaptOptions(
+            false_alarm=args.false_alarm, threshold=args.redesign_threshold, move_cost=args.move_cost
+        )
     common = {
         "rounds": args.rounds,
         "time_unit": args.time_unit,
@@ -127,7 +204,7 @@ def _train_both(args, code, problem, shift):
             f"deadline {deadline:g}, {args.rounds} rounds",
             file=sys.stderr,
         )
-        coded = train(problem, code, deadline=deadline, workers=client, **common)
+        coded = train(problem, code, deadline=deadline, workers=client, adapt=adapt, **common)
         if args.no_baseline:
             return coded, None
         print("uncoded wait-for-all on the same cluster", file=sys.stderr)
@@ -165,7 +242,11 @@ def _summary(args, code, problem, coded, baseline) -> dict:
         "uncoded_final_loss": None if baseline is None else float(baseline.loss[-1]),
         "coded_seconds": float(coded.wall_time[-1] * unit),
         "uncoded_seconds": None if baseline is None else float(baseline.wall_time[-1] * unit),
+        "adaptation": [{k: v for k, v in change.items() if k in ADAPT_FIELDS} for change in coded.adaptation],
     }
+
+
+ADAPT_FIELDS = ("round", "action", "gain", "required", "moved", "moved_fresh", "moved_transport")
 
 
 def _print_summary(result: dict) -> None:
@@ -186,6 +267,14 @@ def _print_summary(result: dict) -> None:
         if math.isfinite(t_unc) and result["coded_seconds_to_target"] > 0:
             line += f" ({t_unc / result['coded_seconds_to_target']:.2f}x)"
     print(line)
+    for change in result["adaptation"]:
+        moved = ""
+        if change["action"] == "redesign":
+            moved = f", {change['moved']} partition copies (fresh layout {change['moved_fresh']})"
+        print(
+            f"after round {change['round']}: drift; {change['action']} (error gain {change['gain']:.1%}, "
+            f"needed {change['required']:.1%}){moved}"
+        )
 
 
 def run_cluster(args) -> int:

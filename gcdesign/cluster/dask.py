@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .._validate import InputError
 from ..parallel import process_count
 from .engine import Arrival, RoundOrder
-from .worker import Reply, warm_up, work_round
+from .worker import Reply, held_partitions, reshard, warm_up, work_round
 
 #: Seconds between two polls of the scheduler for workers that left or joined.
 LIVENESS_INTERVAL = 0.25
@@ -252,6 +252,42 @@ class DaskTransport:
         futures = [self.finished[a.worker] for a in arrivals if a.round == self.current]
         self.finished.clear()
         return [Reply(*reply) for reply in self.client.gather(futures, errors="skip")]
+
+    def redesign(self, scheme) -> int:
+        """Switch to `scheme` from the next round, moving only the data a Dask worker lacks.
+
+        Each Dask worker receives the partitions its logical workers hold under
+        `scheme` and did not before (one scatter to that worker only) and rebuilds its
+        shard in place (:func:`~gcdesign.cluster.worker.reshard`, a pinned task): what
+        it keeps never travels. Waits until every shard is rebuilt, so the transfer
+        falls between rounds. Returns the partitions sent (each once per Dask worker).
+        """
+        old = self.make_shard.scheme
+        self.make_shard = self.make_shard.for_scheme(scheme)
+        sent = 0
+        rebuilt = []
+        for address, shard in list(self.shards.items()):
+            logical = [i for i in range(self.n) if self.where[i] == address]
+            keep = held_partitions(scheme.encoding, logical)
+            missing = sorted(set(keep) - set(held_partitions(old.encoding, logical)))
+            new_parts = self.make_shard.parts(missing)
+            payload = None
+            if new_parts:
+                sent += len(new_parts)
+                [payload] = self.client.scatter([new_parts], workers=[address], broadcast=False, hash=False)
+            self.shards[address] = self.client.submit(
+                reshard,
+                shard,
+                scheme,
+                payload,
+                keep,
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+            )
+            rebuilt.append(self.shards[address])
+        self.client.gather(rebuilt)  # the new shards are in place before the next round starts
+        return sent
 
     def close(self) -> None:
         """Cancel what is still running (late results are not needed); stop the liveness poller."""

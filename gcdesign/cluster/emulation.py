@@ -68,10 +68,14 @@ def delay_rates(straggler_probs, *, deadline: float, shift: float) -> np.ndarray
         return -np.log(p) / (deadline - shift)
 
 
-def latency_settings(scheme, deadline, shift, rates, emulate) -> tuple[float, float, np.ndarray | None]:
+def latency_settings(
+    scheme, deadline, shift, rates, emulate, rounds: int | None = None
+) -> tuple[float, float, np.ndarray | None]:
     """Checked ``(deadline, shift, rates)`` of a run; ``rates`` is None without emulation.
 
     Defaults: ``shift = deadline / 2``, ``rates = delay_rates(scheme.straggler_probs)``.
+    With `rounds`, ``rates`` may also be ``(rounds, N)``: one row per round (a cluster
+    that drifts, docs/math.md, section 16).
     """
     n = scheme.encoding.shape[0]
     message = f"`deadline` must be a number > 0 (or math.inf: wait for all), got {deadline!r}."
@@ -93,11 +97,62 @@ def latency_settings(scheme, deadline, shift, rates, emulate) -> tuple[float, fl
             raise InputError("`rates` is needed to emulate delays without a deadline (deadline = inf).")
         return deadline, shift, delay_rates(scheme.straggler_probs, deadline=deadline, shift=shift)
     rates = np.asarray(rates, dtype=np.float64)
-    if rates.shape != (n,) or np.any(np.isnan(rates)) or np.any(rates < 0):
+    shapes = [(n,)] + ([] if rounds is None else [(rounds, n)])
+    if rates.shape not in shapes or np.any(np.isnan(rates)) or np.any(rates < 0):
+        per_round = "" if rounds is None else f", or ({rounds}, {n}): a row per round"
         raise InputError(
-            f"`rates` must be {n} numbers >= 0 (one per worker, inf allowed), got shape {rates.shape}."
+            f"`rates` must be {n} numbers >= 0 (one per worker, inf allowed{per_round}), "
+            f"got shape {rates.shape}."
         )
     return deadline, shift, rates
 
 
-__all__ = ["BATCH", "DELAY", "QUANTIZE", "counter_rng", "delay_rates", "emulated_delays", "latency_settings"]
+def load_settings(load_cost, n: int, emulate: bool) -> np.ndarray | None:
+    """Checked per-partition compute time :math:`c_i` (N,) of the emulated delays (None: off)."""
+    if load_cost is None:
+        return None
+    if not emulate:
+        raise InputError("`load_cost` needs emulated delays (emulate=True).")
+    from .._validate import real_array
+
+    cost = np.asarray(load_cost, dtype=np.float64)
+    if cost.ndim == 0:
+        cost = np.full(n, float(cost))
+    cost = real_array("load_cost", cost, low=0)
+    if cost.shape != (n,):
+        raise InputError(f"`load_cost` must be one number or {n} (one per worker), got shape {cost.shape}.")
+    return cost
+
+
+def round_delays(seed: int, round_index: int, rates, shift: float, load_cost=None, loads=None) -> np.ndarray:
+    r"""The emulated delays of round `round_index` (time units), drift and load included.
+
+    `rates` is (N,) or (rounds, N) (its row `round_index`); with `load_cost`,
+    worker i holding :math:`\ell_i` = ``loads[i]`` partitions is ready at
+    :math:`t_0 + c_i \ell_i + \mathrm{Exp}(\mu_i)`, so its lateness follows
+    the design (:class:`gcdesign.latency.LoadLatency`, docs/math.md, section 16).
+
+    Examples
+    --------
+    >>> base = emulated_delays(3, 0, [1.0, 2.0], 0.5)
+    >>> np.allclose(round_delays(3, 0, [1.0, 2.0], 0.5, [0.1, 0.1], [2, 0]) - base, [0.2, 0.0])
+    True
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    delays = emulated_delays(seed, round_index, rates[round_index] if rates.ndim == 2 else rates, shift)
+    if load_cost is not None:
+        delays = delays + np.asarray(load_cost) * np.asarray(loads, dtype=np.float64)
+    return delays
+
+
+__all__ = [
+    "BATCH",
+    "DELAY",
+    "QUANTIZE",
+    "counter_rng",
+    "delay_rates",
+    "emulated_delays",
+    "latency_settings",
+    "load_settings",
+    "round_delays",
+]

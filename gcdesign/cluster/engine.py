@@ -90,7 +90,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from .. import runtime
-from .emulation import emulated_delays
+from .emulation import round_delays
 from .worker import Reply
 
 #: Seconds between two looks at the transport while waiting for the deadline (the poll timeout).
@@ -195,6 +195,8 @@ class RoundRecord:
     overhead: np.ndarray
     wall_time: np.ndarray  # seconds from the first round's start to the end of each round (rounds + 1,)
     bits: np.ndarray  # bits received per round (rounds + 1,), 0 first
+    adaptation: tuple = ()  # one dict per design change of an adapter (see ClusterHistory)
+    final_scheme: object = None  # the scheme in use at the end (the adapter's last design)
 
 
 class Engine:
@@ -216,9 +218,30 @@ class Engine:
         :math:`t_0` of the emulated delays.
     seed : int
         The run's seed.
+    load_cost : ndarray (N,) or None
+        Emulated compute time per held partition: the delays follow the current
+        design's loads (:func:`~gcdesign.cluster.emulation.round_delays`).
+    adapter : object or None
+        Follows the cluster between rounds (:mod:`gcdesign.cluster.adaptive`):
+        ``adapter.observe(r, late) -> bool`` after round ``r``; when True the run
+        switches to ``adapter.design`` from round ``r + 1``, and when its layout or
+        bits differ the transport moves the data (``transport.redesign(design) ->
+        partitions sent``, a method of transports that support adaptation).
     """
 
-    def __init__(self, transport: Transport, scheme, *, time_unit, deadline, rates, shift, seed):
+    def __init__(
+        self,
+        transport: Transport,
+        scheme,
+        *,
+        time_unit,
+        deadline,
+        rates,
+        shift,
+        seed,
+        load_cost=None,
+        adapter=None,
+    ):
         self.transport = transport
         self.scheme = scheme
         self.n = scheme.encoding.shape[0]
@@ -226,6 +249,12 @@ class Engine:
         self.deadline = float(deadline)
         self.hold = 2.0 * self.deadline if math.isfinite(self.deadline) else math.inf
         self.rates, self.shift, self.seed = rates, shift, seed
+        self.load_cost, self.adapter = load_cost, adapter
+        self.adaptation: list[dict] = []
+        if adapter is not None and not callable(getattr(transport, "redesign", None)):
+            raise TypeError(
+                f"{type(transport).__name__} cannot move data: it has no redesign(design) method."
+            )
         self.starts: list[float] = []  # perf_counter at each round's start
         self.times: list[np.ndarray] = []  # time units from the round's start to each arrival
         self.computes: list[np.ndarray] = []
@@ -254,7 +283,8 @@ class Engine:
         """
         delays = None
         if self.rates is not None:
-            delays = emulated_delays(self.seed, round_index, self.rates, self.shift)
+            loads = None if self.load_cost is None else _loads(self.scheme.encoding)
+            delays = round_delays(self.seed, round_index, self.rates, self.shift, self.load_cost, loads)
         start_wall, start = time.time(), time.perf_counter()
         self.starts.append(start)
         self.times.append(np.full(self.n, math.inf))
@@ -310,6 +340,8 @@ class Engine:
             estimates.append(estimate)
             w = update(w, estimate, r)
             iterates.append(w)
+            if self.adapter is not None and r + 1 < rounds:
+                self._adapt(r)
         finished = time.perf_counter()
         overhead[-1] = finished - decided
         round_wall[-1] = finished - self.starts[-1]
@@ -324,8 +356,43 @@ class Engine:
             overhead=overhead,
             wall_time=np.concatenate([[0.0], np.cumsum(round_wall)]),
             bits=bits,
+            adaptation=tuple(self.adaptation),
+            final_scheme=self.scheme,
         )
         return iterates, estimates, record
+
+    def _adapt(self, round_index: int) -> None:
+        """Tell the adapter who was late; switch to its design, moving data when the layout changed.
+
+        Runs between the decision and the next round's start: its time (the
+        re-optimization and the transfers) is round overhead, never inside a round.
+        """
+        late = ~(self.times[round_index] <= self.deadline)  # as of the decision: not in time
+        if not self.adapter.observe(round_index, late):
+            return
+        new = self.adapter.design
+        record = dict(getattr(self.adapter, "last", None) or {"round": round_index, "action": "redesign"})
+        started = time.perf_counter()
+        changed = _layout_changed(self.scheme, new)
+        record["moved_transport"] = self.transport.redesign(new) if changed else 0
+        record["move_seconds"] = time.perf_counter() - started
+        self.scheme = new
+        self.adaptation.append(record)
+
+
+def _loads(encoding) -> np.ndarray:
+    """Partitions each logical worker holds (nonzero entries per row)."""
+    import scipy.sparse as sp
+
+    return np.asarray((sp.csr_array(encoding) != 0).sum(axis=1)).ravel()
+
+
+def _layout_changed(old, new) -> bool:
+    """The encoding's entries or the bits differ: the workers need the new scheme."""
+    import scipy.sparse as sp
+
+    a, b = sp.csr_array(old.encoding), sp.csr_array(new.encoding)
+    return a.shape != b.shape or (a != b).nnz > 0 or not np.array_equal(old.bits, new.bits)
 
 
 __all__ = ["POLL_INTERVAL", "Arrival", "Engine", "RoundOrder", "RoundRecord", "Transport"]

@@ -50,6 +50,14 @@ class ClusterHistory(History):
         (a Dask worker address, a rank; None: lost).
     names : tuple of str
         Worker names (the profile's, for the traces).
+    adaptation : tuple of dict
+        With ``adapt``: one entry per design change, with its ``round``, ``action``
+        (``"redesign"``, ``"reweight"``: only the decoder changed), the relative ``gain``
+        and the ``required`` one, ``moved`` (partition copies of the layout chosen),
+        ``moved_fresh`` (of a fresh layout), ``moved_transport`` (partitions sent to
+        the transport's machines, each once per machine) and ``move_seconds``.
+    final_design : Design or None
+        With ``adapt``: the design in use at the end of the run.
     """
 
     time_unit: float = 1.0
@@ -63,6 +71,8 @@ class ClusterHistory(History):
     overhead: np.ndarray = field(default_factory=lambda: np.zeros(0))
     placement: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=object))
     names: tuple = ()
+    adaptation: tuple = ()
+    final_design: object = None
 
     @property
     def straggler_frequency(self) -> np.ndarray:
@@ -112,17 +122,25 @@ def record_fields(scheme, record, *, time_unit: float, deadline: float, shift: f
         "wall_time": record.wall_time / time_unit,
         "bits": record.bits,
         "arrived": np.concatenate([[0], record.arrived.sum(axis=1)]),
+        "adaptation": record.adaptation,
+        "final_design": record.final_scheme if record.adaptation else None,
     }
 
 
-def iterate_metrics(problem, iterates, loss=None) -> dict:
+def iterate_metrics(problem, iterates, loss=None, accuracy=None) -> dict:
     """The :class:`History` fields of the models `iterates` (array (rounds + 1, d)).
 
     With a harness `problem`: loss, gradient norm, distance to the optimum;
-    else ``loss(w)`` when given (NaN otherwise).
+    else ``loss(w)`` when given (NaN otherwise). ``test_accuracy`` from
+    ``accuracy(w)``, or the problem's when it keeps a held-out split.
     """
+    if accuracy is None and problem is not None:
+        accuracy = problem.test_accuracy
+    scores = None if accuracy is None else [accuracy(w) for w in iterates]
+    test_accuracy = None if not scores or scores[0] is None else np.array(scores, dtype=np.float64)
     if problem is not None:
         return {
+            "test_accuracy": test_accuracy,
             "loss": np.array([problem.loss(w) for w in iterates]),
             "grad_norm": np.array([np.linalg.norm(problem.gradient(w)) for w in iterates]),
             "distance": None
@@ -133,6 +151,7 @@ def iterate_metrics(problem, iterates, loss=None) -> dict:
         }
     losses = np.array([loss(w) for w in iterates]) if loss is not None else np.full(len(iterates), math.nan)
     return {
+        "test_accuracy": test_accuracy,
         "loss": losses,
         "grad_norm": np.full(len(iterates), math.nan),
         "distance": None,

@@ -20,7 +20,7 @@ from ..schemes import check_scheme
 from ..training import Optimizer, Problem, gd, second_moment_shrinkage
 from ..training.optimizers import make_step
 from .dask import DaskTransport, dask_client
-from .emulation import latency_settings
+from .emulation import latency_settings, load_settings
 from .engine import Engine
 from .history import ClusterHistory, iterate_metrics, record_fields
 from .worker import shard_maker
@@ -88,18 +88,42 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
             f"`deadline` x `time_unit` = {float(deadline):g} x {time_unit:g} s is too long a round: at "
             f"most {MAX_WAIT_SECONDS:g} s."
         )
-    deadline, shift, rates = latency_settings(scheme, deadline, run["shift"], run["rates"], emulate)
+    deadline, shift, rates = latency_settings(scheme, deadline, run["shift"], run["rates"], emulate, rounds)
+    load_cost = load_settings(run.get("load_cost"), scheme.encoding.shape[0], emulate)
+    adapter = make_adapter(scheme, run.get("adapt"))
+    if adapter is not None and not math.isfinite(deadline):
+        raise InputError("`adapt` needs a finite `deadline` (lateness is what it follows).")
     problem, gradient_fn, w = _source(source, scheme, run["x0"])
     seed = int(np.random.default_rng(run["rng"]).integers(2**63))
     make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
     opened = _dask_transport(scheme, make_shard, w, workers, scheduler, run["replace_workers"])
     with opened as transport:
         engine = Engine(
-            transport, scheme, time_unit=time_unit, deadline=deadline, rates=rates, shift=shift, seed=seed
+            transport,
+            scheme,
+            time_unit=time_unit,
+            deadline=deadline,
+            rates=rates,
+            shift=shift,
+            seed=seed,
+            load_cost=load_cost,
+            adapter=adapter,
         )
         iterates, estimates, rec = engine.run(w, rounds, update)
     fields = record_fields(scheme, rec, time_unit=time_unit, deadline=deadline, shift=shift)
     return problem, np.array(iterates), np.array(estimates), fields
+
+
+def make_adapter(scheme, adapt):
+    """The run's adapter: None (``adapt`` None or False); an :class:`~.adaptive.Adapter` for
+    True, a dict or :class:`~.adaptive.AdaptOptions`; an object with ``observe`` and
+    ``design`` (e.g. an :class:`~.adaptive.Schedule`) as is."""
+    from .adaptive import Adapter, adapt_options
+
+    if hasattr(adapt, "observe") and hasattr(adapt, "design"):
+        return adapt
+    options = adapt_options(adapt)
+    return None if options is None else Adapter(scheme, options)
 
 
 def _optimizer_step(optimizer, source, scheme, x0) -> tuple[Callable, float]:
@@ -130,6 +154,9 @@ def train(
     x0=None,
     loss: Callable | None = None,
     replace_workers: bool = True,
+    adapt=None,
+    load_cost=None,
+    accuracy: Callable | None = None,
     client=None,
     n_workers=None,
 ) -> ClusterHistory:
@@ -162,9 +189,10 @@ def train(
         task; False: only real slowness counts.
     shift : float, optional
         :math:`t_0` (default ``deadline / 2``).
-    rates : array_like (N,), optional
+    rates : array_like (N,) or (rounds, N), optional
         :math:`\mu_i`; default :func:`delay_rates` of the scheme's ``p_i``, so
-        that the emulated cluster is the profiled one.
+        that the emulated cluster is the profiled one. One row per round: a
+        cluster whose speeds drift during the run.
     optimizer : Optimizer
         :func:`~gcdesign.training.gd` (default ``gd(0.5)``), ``sgd`` or ``adam``.
     rng : None, int or Generator
@@ -176,6 +204,21 @@ def train(
     replace_workers : bool
         Re-place the logical workers of a dead Dask worker on a worker that
         joins later (else they straggle for the rest of the run).
+    adapt : None, True, dict, AdaptOptions or an adapter
+        Follow the cluster (docs/math.md, section 13; :mod:`gcdesign.cluster.adaptive`):
+        after every round the lateness updates each worker's estimate and a
+        drift test; on an alarm the decoder is re-weighted or, when the gain is
+        worth it, the design is re-optimized on the layout closest to the
+        current one and each Dask worker receives only the partitions it
+        lacks. Needs a :class:`~gcdesign.Design`; the record is
+        ``history.adaptation``.
+    load_cost : float or array_like (N,), optional
+        Emulated compute time per held partition :math:`c_i` (time units): worker
+        i is ready at :math:`t_0 + c_i \ell_i + \mathrm{Exp}(\mu_i)`, with :math:`\ell_i`
+        the partitions it holds in the current design.
+    accuracy : callable, optional
+        ``accuracy(w)`` recorded each round as ``test_accuracy`` (default: the
+        problem's ``test_accuracy`` when it has one).
     client, n_workers
         Deprecated names of `workers` (a Client, a number of processes); removed in the next release.
 
@@ -202,10 +245,11 @@ def train(
         x0=x0,
         batch_size=optimizer.batch_size if optimizer.method != "gd" else None,
         replace_workers=replace_workers,
+        adapt=adapt,
+        load_cost=load_cost,
     )
-    return ClusterHistory(
-        optimizer=optimizer.label, shrinkage=shrink, **iterate_metrics(problem, iterates, loss), **fields
-    )
+    metrics = iterate_metrics(problem, iterates, loss, accuracy)
+    return ClusterHistory(optimizer=optimizer.label, shrinkage=shrink, **metrics, **fields)
 
 
 def gradient_estimates(
@@ -256,10 +300,10 @@ def gradient_estimates(
         replace_workers=replace_workers,
     )
     metrics = iterate_metrics(problem, iterates[:1], None)
-    for key in ("loss", "grad_norm", "distance"):
+    for key in ("loss", "grad_norm", "distance", "test_accuracy"):
         if metrics[key] is not None:
             metrics[key] = np.repeat(metrics[key], len(iterates))
     return estimates, ClusterHistory(optimizer="fixed", **metrics, **fields)
 
 
-__all__ = ["gradient_estimates", "train"]
+__all__ = ["gradient_estimates", "make_adapter", "train"]

@@ -104,20 +104,61 @@ def partition_problem(problem: Problem, j: int) -> Problem:
     )
 
 
-def shard_maker(scheme, problem: Problem | None, gradient_fn, batch_size) -> Callable[[list[int]], Shard]:
-    """``make(logical_workers) -> Shard``: the shard of a machine that runs these logical workers."""
+def held_partitions(encoding, logical) -> list[int]:
+    """The partitions the logical workers `logical` hold together (sorted, each once)."""
     import scipy.sparse as sp
 
-    encoding = sp.csr_array(scheme.encoding)
+    enc = sp.csr_array(encoding)
+    held = set()
+    for i in logical:
+        row = slice(enc.indptr[i], enc.indptr[i + 1])
+        held.update(int(j) for j, v in zip(enc.indices[row], enc.data[row], strict=True) if v != 0)
+    return sorted(held)
 
-    def make(logical: list[int]) -> Shard:
-        if problem is None:
-            return Shard(scheme, None, gradient_fn, 0, 0.0, None)
-        held = np.unique(np.concatenate([encoding[[i]].indices for i in logical] + [np.zeros(0, int)]))
-        parts = {int(j): partition_problem(problem, int(j)) for j in held}
-        return Shard(scheme, parts, None, problem.n_samples, problem.reg / problem.partitions, batch_size)
 
-    return make
+@dataclass(frozen=True, eq=False)
+class ShardMaker:
+    """``make(logical_workers) -> Shard`` of a run; also the data of given partitions (to move them)."""
+
+    scheme: object
+    problem: Problem | None
+    gradient_fn: Callable | None
+    batch_size: int | None
+
+    def __call__(self, logical: list[int]) -> Shard:
+        if self.problem is None:
+            return Shard(self.scheme, None, self.gradient_fn, 0, 0.0, None)
+        problem = self.problem
+        parts = self.parts(held_partitions(self.scheme.encoding, logical))
+        return Shard(
+            self.scheme, parts, None, problem.n_samples, problem.reg / problem.partitions, self.batch_size
+        )
+
+    def parts(self, held) -> dict | None:
+        """``{j: partition_problem(problem, j)}`` for `held` (None with a gradient function)."""
+        if self.problem is None:
+            return None
+        return {int(j): partition_problem(self.problem, int(j)) for j in held}
+
+    def for_scheme(self, scheme) -> ShardMaker:
+        """The same maker for another scheme (after a redesign)."""
+        return replace(self, scheme=scheme)
+
+
+def shard_maker(scheme, problem: Problem | None, gradient_fn, batch_size) -> ShardMaker:
+    """``make(logical_workers) -> Shard``: the shard of a machine that runs these logical workers."""
+    return ShardMaker(scheme, problem, gradient_fn, batch_size)
+
+
+def reshard(shard: Shard, scheme, new_parts: dict | None, keep) -> Shard:
+    """A machine's shard after a redesign, built where it lives: the new scheme, the partitions
+    in `keep` that it had, and `new_parts` (those it lacked, just sent). Nothing kept travels."""
+    if shard.parts is None:
+        return replace(shard, scheme=scheme)
+    keep = set(keep)
+    parts = {j: part for j, part in shard.parts.items() if j in keep}
+    parts.update(new_parts or {})
+    return replace(shard, scheme=scheme, parts=parts)
 
 
 def work_round(
@@ -150,4 +191,14 @@ def warm_up(shard, worker, w) -> int:
     return 0 if payload is None else len(payload)
 
 
-__all__ = ["Reply", "Shard", "partition_problem", "shard_maker", "warm_up", "work_round"]
+__all__ = [
+    "Reply",
+    "Shard",
+    "ShardMaker",
+    "held_partitions",
+    "partition_problem",
+    "reshard",
+    "shard_maker",
+    "warm_up",
+    "work_round",
+]

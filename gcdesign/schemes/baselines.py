@@ -364,6 +364,11 @@ def random_sparse(profile, budget, *, rng=None, replication=2, **options) -> Sch
     """Random sparse approximate gradient code: ``d_rep`` ones at random columns of every row.
 
     Decoded by least squares over the arrived rows each round (MATH 10).
+
+    References
+    ----------
+    .. [1] the textbook's section 6.3, "Approximate Gradient Coding", Theorem "Approximate Gradient
+       Coding via Random Sparse Encoding"; docs/math.md, section 10.
     """
     _no_options("random-sparse", options)
     profile = _check_profile(profile)
@@ -430,12 +435,24 @@ def second_eigenvalue(adjacency) -> float:
 
 
 def expander_upper_bound(lam: float, degree: int, n: int, stragglers: int) -> float:
-    r"""Error of the fixed linear decoder: :math:`\|a^T B - 1^T\| \le (\lambda/r)\sqrt{N s/(N-s)}`."""
+    r"""Error of the fixed linear decoder: :math:`\|a^T B - 1^T\| \le (\lambda/r)\sqrt{N s/(N-s)}`.
+
+    References
+    ----------
+    .. [1] N. Raviv, I. Tamo, R. Tandon and A. G. Dimakis, "Gradient Coding From Cyclic MDS Codes
+       and Expander Graphs", IEEE Trans. Inf. Theory 66(12), 2020; docs/math.md, section 10.
+    """
     return lam / degree * math.sqrt(n * stragglers / (n - stragglers))
 
 
 def expander_lower_bound(degree: int, stragglers: int) -> float:
-    r"""No decoder beats :math:`\sqrt{s / r}` for the worst set of `stragglers` stragglers."""
+    r"""No decoder beats :math:`\sqrt{s / r}` for the worst set of `stragglers` stragglers.
+
+    References
+    ----------
+    .. [1] N. Raviv, I. Tamo, R. Tandon and A. G. Dimakis, "Gradient Coding From Cyclic MDS Codes
+       and Expander Graphs", IEEE Trans. Inf. Theory 66(12), 2020; docs/math.md, section 10.
+    """
     return math.sqrt(stragglers / degree)
 
 

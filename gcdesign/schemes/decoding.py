@@ -88,6 +88,11 @@ def least_squares_weights(encoding, arrived, *, solver: str = "sparse") -> np.nd
         the rows that did not arrive (all zeros if none did). The two solvers
         agree to about 1e-12 on well-conditioned codes.
 
+    References
+    ----------
+    .. [1] the textbook's section 6.3, "Approximate Gradient Coding", Theorem "Approximate Gradient
+       Coding via Random Sparse Encoding" (the least-squares decoder); docs/math.md, section 10.
+
     Examples
     --------
     >>> enc = sp.csr_array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])

@@ -89,6 +89,13 @@ def fractional_repetition_code(n_workers: int, stragglers: int) -> sp.csr_array:
         Worker ``i`` in group ``q = i // (s + 1)`` has ones on partitions
         ``q (s + 1), ..., q (s + 1) + s``.
 
+    References
+    ----------
+    .. [1] the textbook's section 6.2, "Gradient Coding and Coded Matrix Multiplication", Theorem
+       "Gradient Coding Tradeoff".
+    .. [2] R. Tandon, Q. Lei, A. G. Dimakis and N. Karampatziakis, "Gradient Coding: Avoiding
+       Stragglers in Distributed Learning", ICML 2017.
+
     Examples
     --------
     >>> fractional_repetition_code(4, 1).toarray()
@@ -182,6 +189,13 @@ def cyclic_repetition_code(
     -------
     scipy.sparse.csr_array, shape (N, N)
 
+    References
+    ----------
+    .. [1] the textbook's section 6.2, "Gradient Coding and Coded Matrix Multiplication", Theorem
+       "Gradient Coding Tradeoff".
+    .. [2] R. Tandon, Q. Lei, A. G. Dimakis and N. Karampatziakis, "Gradient Coding: Avoiding
+       Stragglers in Distributed Learning", ICML 2017.
+
     Examples
     --------
     >>> code = cyclic_repetition_code(5, 2)
@@ -273,6 +287,13 @@ def exact_decoding(encoding, arrived, *, stragglers: int, tol: float = DECODE_TO
     ------
     DecodingError
         Fewer than ``N - s`` responders, or the set does not span ``1``.
+
+    References
+    ----------
+    .. [1] the textbook's section 6.2, "Gradient Coding and Coded Matrix Multiplication", Theorem
+       "Gradient Coding Tradeoff" (any N - s rows decode).
+    .. [2] R. Tandon, Q. Lei, A. G. Dimakis and N. Karampatziakis, "Gradient Coding: Avoiding
+       Stragglers in Distributed Learning", ICML 2017.
     """
     dense = encoding.toarray() if sp.issparse(encoding) else np.asarray(encoding, dtype=np.float64)
     n, k = dense.shape

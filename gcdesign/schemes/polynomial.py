@@ -120,6 +120,13 @@ def polynomial_code(n_workers: int, m: int, n: int, *, points="chebyshev", basis
     -------
     PolynomialCode
 
+    References
+    ----------
+    .. [1] the textbook's section 6.2, "Gradient Coding and Coded Matrix Multiplication", Theorem
+       "Coded Matrix Multiplication" (recovery threshold m n).
+    .. [2] Q. Yu, M. A. Maddah-Ali and A. S. Avestimehr, "Polynomial Codes: an Optimal Design for
+       High-Dimensional Coded Matrix Multiplication", NeurIPS 2017.
+
     Examples
     --------
     >>> code = polynomial_code(6, 2, 2)
@@ -234,6 +241,13 @@ def coded_matmul(
     Returns
     -------
     MatmulResult
+
+    References
+    ----------
+    .. [1] the textbook's section 6.2, "Gradient Coding and Coded Matrix Multiplication", Theorem
+       "Coded Matrix Multiplication" (recovery threshold m n).
+    .. [2] Q. Yu, M. A. Maddah-Ali and A. S. Avestimehr, "Polynomial Codes: an Optimal Design for
+       High-Dimensional Coded Matrix Multiplication", NeurIPS 2017.
 
     Examples
     --------

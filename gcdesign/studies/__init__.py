@@ -37,6 +37,9 @@ STUDIES = {
     "deadline": "loss vs simulated wall-clock time for several round deadlines",
     "quantization_training": "training consequence of the quantization model: default vs balanced vs OSGC",
     "quantization": "exact error of the design under every quantization model and bucket size vs baselines",
+    "drift": "static vs adaptive vs oracle designs on a drifting Dask cluster: time to target, data moved, "
+    "false redesigns",
+    "load": "load-blind vs load-aware designs on a Dask cluster whose compute time follows the load",
 }
 
 

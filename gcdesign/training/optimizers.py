@@ -96,7 +96,14 @@ def adam(
     schedule: str = "constant",
     decay_scale: float = 10.0,
 ) -> Optimizer:
-    """Adam; with `two_track` the second moment uses the shrunken decoder (docs/math.md, 7)."""
+    """Adam; with `two_track` the second moment uses the shrunken decoder (docs/math.md, 7).
+
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: section V-E and Proposition 2 (the two-track
+       decoder of the second moment); docs/math.md, section 7.
+    """
     return Optimizer(
         "adam",
         lr,
@@ -152,6 +159,12 @@ def second_moment_shrinkage(scheme, lam: float = 1.0, *, dim: int | None) -> flo
     Arrival-dependent decoders, the sign quantizer and unquantized schemes get
     ``c = 1`` (two-track off), as do :math:`\lambda = \infty` and an unknown
     dimension (``dim=None``: the quantization error cannot be modelled).
+
+    References
+    ----------
+    .. [1] Song and Choi, "Communication-Efficient Approximate Gradient Coding for Distributed
+       Learning in Heterogeneous Systems", 2026: Proposition 2 (the shrunken decoder of the
+       second moment); docs/math.md, section 7.
     """
     lam = float(lam)
     if not lam > 0:

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import InputError, positive_int, real
-from .construction import closest_segment_layout, moved_partitions, segment_geometry
-from .profile import ClusterProfile
+from .._validate import InputError, positive_int, real
+from ..construction import closest_segment_layout, moved_partitions, segment_geometry
 
 
 @dataclass(frozen=True)
@@ -230,62 +229,11 @@ class DriftTest:
 
 
 # ====================================================================== decision
-def layout_error(design, straggler_probs) -> float:
-    r"""Lemma 1 bound (per unit :math:`G^2`) of `design`'s layout and bits under `straggler_probs`.
-
-    The decoder is re-weighted to stay unbiased under the new probabilities,
-    :math:`a'_i = a_i (1 - p_i) / (1 - \hat p_i)` (so :math:`\sum_i (1-\hat p_i) a'_i
-    b_{ij} = 1` still holds; nothing moves), and
-
-    .. math:: E(D; \hat p) = \sum_i (1 - \hat p_i)(\hat p_i + \delta_i)\,(a'_i s_i)^2,
-              \qquad s_i = \sum_j b_{ij}.
-
-    Under the design's own probabilities it is the design's bound.
-    """
-    p_hat = np.asarray(straggler_probs, dtype=np.float64)
-    decoding = _reweighted_decoding(design, p_hat)
-    row_sum = decoding * np.asarray(design.encoding.sum(axis=1)).ravel()
-    used = row_sum != 0
-    delta = np.asarray(design.delta, dtype=np.float64)
-    return float(np.sum((1 - p_hat[used]) * (p_hat[used] + delta[used]) * row_sum[used] ** 2))
-
-
-def _reweighted_decoding(design, p_hat) -> np.ndarray:
-    p = design.straggler_probs
-    used = design.decoding != 0
-    out = np.zeros_like(p_hat)
-    out[used] = design.decoding[used] * (1.0 - p[used]) / (1.0 - p_hat[used])
-    return out
-
-
-def _profile_like(design, straggler_probs) -> ClusterProfile:
-    prof = design.profile
-    return ClusterProfile(straggler_probs, dim=prof.dim, partitions=prof.partitions, names=prof.names)
-
-
-def reweight(design, straggler_probs):
-    """`design` with its decoder re-weighted for `straggler_probs` (same layout, same bits; no data moves)."""
-    from .design import assemble_design
-
-    p_hat = np.asarray(straggler_probs, dtype=np.float64)
-    return assemble_design(
-        _profile_like(design, p_hat),
-        design.encoding,
-        _reweighted_decoding(design, p_hat),
-        design.bits,
-        design.budget,
-        design.delta,
-        layout_error(design, p_hat),
-        dict(design.options),
-        quantization=design.quantization,
-        bucket_size=design.bucket_size,
-    )
-
-
 def fresh_design(design, straggler_probs):
     """The design the pipeline makes for `straggler_probs` with `design`'s budget and options."""
-    from .design import design as make_design
-    from .quantization import QUANTIZATION_MODELS
+    from ..design import design as make_design
+    from ..design import profile_like
+    from ..quantization import QUANTIZATION_MODELS
 
     opts = design.options
     named = opts.get("quantization")
@@ -293,7 +241,7 @@ def fresh_design(design, straggler_probs):
         named if isinstance(named, str) and named in QUANTIZATION_MODELS and named != "calibrated" else None
     )
     return make_design(
-        _profile_like(design, straggler_probs),
+        profile_like(design, straggler_probs),
         design.budget,
         allocator=opts.get("allocator", "auto"),
         construction=opts.get("construction", "segment"),
@@ -313,7 +261,7 @@ def closest_redesign(design, fresh):
     Returns ``(Design, moved, moved_fresh)``: the partition copies of the closest
     layout and of `fresh`'s own layout, both counted against `design`'s layout.
     """
-    from .design import assemble_design
+    from ..design import assemble_design
 
     moved_fresh = moved_partitions(design.encoding, fresh.encoding)
     if fresh.options.get("construction", "segment") != "segment":
@@ -376,6 +324,8 @@ def decide(design, straggler_probs, options: AdaptOptions) -> Decision:
     with :math:`m` the partition copies of the closest layout and :math:`c` the
     `move_cost`; otherwise only the decoder is re-weighted (no data moves).
     """
+    from ..design import layout_error, reweight
+
     p_hat = np.asarray(straggler_probs, dtype=np.float64)
     current = layout_error(design, p_hat)
     fresh = fresh_design(design, p_hat)
@@ -418,7 +368,7 @@ class Adapter:
     """
 
     def __init__(self, design, options: AdaptOptions):
-        from .design import Design
+        from ..design import Design
 
         if not isinstance(design, Design):
             raise InputError(
@@ -432,6 +382,7 @@ class Adapter:
         )
         self.test = DriftTest(p0, window=options.window, false_alarm=options.false_alarm)
         self.records: list[AdaptRecord] = []
+        self.last: dict | None = None
 
     def observe(self, round_index: int, late) -> bool:
         """Add round `round_index`'s outcomes; True when :attr:`design` changed (re-weighted, redesigned)."""
@@ -455,11 +406,49 @@ class Adapter:
                 p_hat.copy(),
             )
         )
+        self.last = {
+            "round": round_index,
+            "action": decision.action,
+            "gain": decision.gain,
+            "required": decision.required,
+            "moved": decision.moved,
+            "moved_fresh": decision.moved_fresh,
+            "current_error": decision.current_error,
+            "fresh_error": decision.fresh_error,
+        }
         return True
 
     @property
     def redesigns(self) -> list[AdaptRecord]:
         return [r for r in self.records if r.action == "redesign"]
+
+
+class Schedule:
+    """Designs switched at given rounds, whatever the lateness (the drift study's oracle).
+
+    ``initial`` is the design the run starts with, ``designs`` maps a round to the
+    design that runs from that round on; :meth:`observe` after round ``r - 1``
+    switches to ``designs[r]``. ``last["moved"]`` counts the partition copies of
+    each switch, ``last["moved_fresh"]`` those of ``fresh[r]`` (the same design on a
+    fresh layout) when given.
+    """
+
+    def __init__(self, initial, designs: dict, *, fresh: dict | None = None):
+        self.designs = dict(designs)
+        self.fresh = dict(fresh or {})
+        self.design = initial
+        self.last: dict | None = None
+
+    def observe(self, round_index: int, late) -> bool:
+        nxt = self.designs.get(round_index + 1)
+        if nxt is None:
+            return False
+        moved = moved_partitions(self.design.encoding, nxt.encoding)
+        fresh = self.fresh.get(round_index + 1)
+        moved_fresh = None if fresh is None else moved_partitions(self.design.encoding, fresh.encoding)
+        self.design = nxt
+        self.last = {"round": round_index, "action": "redesign", "moved": moved, "moved_fresh": moved_fresh}
+        return True
 
 
 def false_alarm_rate(straggler_probs, *, rounds: int, options: AdaptOptions | None = None, rng=None) -> dict:
@@ -493,6 +482,7 @@ __all__ = [
     "AdaptRecord",
     "Adapter",
     "Decision",
+    "Schedule",
     "DriftTest",
     "StragglerEstimator",
     "adapt_options",
@@ -500,6 +490,4 @@ __all__ = [
     "decide",
     "false_alarm_rate",
     "fresh_design",
-    "layout_error",
-    "reweight",
 ]
