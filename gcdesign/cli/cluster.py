@@ -98,7 +98,8 @@ def cluster_arguments(parser) -> None:
         type=Number("redesign-threshold", low=0),
         default=0.05,
         metavar="ETA",
-        help="redesign when the current layout's error exceeds the new design's by this fraction",
+        help="redesign when the current layout's error exceeds the new design's by this fraction "
+        "(default 0.05)",
     )
     follow.add_argument(
         "--move-cost",
@@ -113,7 +114,8 @@ def cluster_arguments(parser) -> None:
         action="append",
         default=[],
         metavar="I:F@R",
-        help="emulate drift: worker I's delay rate divided by F from round R on (repeatable)",
+        help="emulate drift: worker I's delay rate divided by F from round R on (repeatable; "
+        "default: no drift)",
     )
     add_json(parser, help="print the results as JSON")
 
