@@ -153,7 +153,13 @@ def command_options(name: str) -> list[list[str]]:
     from gcdesign.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return [a.option_strings for a in sub.choices[name]._actions if a.option_strings and a.dest != "help"]
+    import argparse
+
+    return [
+        a.option_strings
+        for a in sub.choices[name]._actions
+        if a.option_strings and a.dest != "help" and a.help != argparse.SUPPRESS  # a hidden old name
+    ]
 
 
 def _synopsis(source: str, options: dict) -> None:
