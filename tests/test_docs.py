@@ -20,6 +20,10 @@ is the first word of its info string:
     ``mask=NAME[,NAME]`` in the info string (:data:`MASKS`), in both texts.
 ``text synopsis=COMMAND``
     a usage synopsis: the options it names are exactly those of ``gcdesign COMMAND``.
+``bash norun=torchrun``
+    a launch the test cannot make in one process (``torchrun`` over several ranks or
+    machines); the same ``gcdesign cluster --backend torch`` command runs from its own
+    ``bash`` block (under ``-m slow``). Only the reasons in :data:`NORUN` are accepted.
 ``json file=PATH``
     a file the page's earlier blocks wrote, shown re-indented: every key the file has is
     shown, each shown value equals the file's, and a list ending in ``...`` is a prefix.
@@ -67,7 +71,9 @@ SETUP = re.compile(r"^(python3 -m venv|\S*pip install|\S*python -m pytest)")
 #: run, and a Python block holding one of SLOW_PYTHON ends the page's default run there (the
 #: blocks after it may use its results).
 SLOW_COMMANDS = ("gcdesign study convergence", "gcdesign cluster")
-SLOW_PYTHON = ("cluster.train(", "train(problem")
+SLOW_PYTHON = ("cluster.train(", "train(problem", "gcluster.train(")
+#: The launches a page may show without the test running them (``bash norun=REASON``).
+NORUN = {"torchrun": "torchrun starts its ranks as processes of its own (and on other machines)"}
 _run_slow = False
 
 
@@ -218,7 +224,9 @@ def _json(source: str, options: dict) -> None:
 
 def _evaluate(example) -> None:
     kind, options, source = example.parsed
-    if kind == "bash":
+    if kind == "bash" and "norun" in options:
+        assert options["norun"] in NORUN, f"norun={options['norun']!r} is not one of {sorted(NORUN)}"
+    elif kind == "bash":
         _bash(source)
     elif kind == "console":
         _console(source, options)
