@@ -260,3 +260,40 @@ def test_docs_torch_python_blocks_run_as_written(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[: len(said)] == said
+
+
+class _FailsAfterAStep(torch.nn.Module):
+    """A linear model whose forward raises once its weights moved from the start (a user's bug)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 2)
+        self.start = self.lin.weight.detach().clone()
+
+    def forward(self, x):
+        if not torch.equal(self.lin.weight.detach(), self.start):
+            raise ZeroDivisionError("user bug")
+        return self.lin(x)
+
+
+@pytest.mark.slow
+def test_a_failing_worker_round_is_raised_on_the_master():
+    import gcdesign.cluster as gcluster
+
+    task = small_task()
+    task.model = _FailsAfterAStep()
+    code = design(ClusterProfile([0.1, 0.2], dim=task.dim, partitions=2), 8, allocator="equal")
+    with pytest.raises(RuntimeError, match="ZeroDivisionError: user bug"):
+        gcluster.train(task, code, backend="torch", workers=1, deadline=4.0, rounds=3, time_unit=0.25, rng=0)
+
+
+@pytest.mark.slow
+def test_the_synthetic_task_at_a_million_parameters_runs_over_the_gather():
+    import gcdesign.cluster as gcluster
+    from gcdesign.torch.models import synthetic_task
+
+    task = synthetic_task(dim=10**6, partitions=4, rng=0)
+    code = design(ClusterProfile([0.1, 0.2, 0.3, 0.4], dim=task.dim, partitions=4), 16)
+    h = gcluster.train(task, code, backend="torch", workers=2, deadline=1.0, rounds=3, time_unit=1.0, rng=0)
+    assert task.dim > 900_000 and h.round_times.shape == (3, 4)
+    assert h.arrived[1:].sum() > 0 and np.all(np.isfinite(h.loss))

@@ -205,10 +205,11 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ratios = [ddp_times[seed] / t for seed, t in zip(run_seeds, times, strict=True)]
         finite = [t for t in times if math.isfinite(t)]
         mean, half = mean_ci(finite) if len(finite) == len(times) else (math.inf, math.nan)
-        r_mean, r_half = mean_ci(ratios) if all(map(math.isfinite, ratios)) else (math.nan, math.nan)
+        reached = all(map(math.isfinite, times)) and all(map(math.isfinite, ddp_times.values()))
+        r_mean, r_half = mean_ci(ratios) if reached else (math.nan, math.nan)
         final = [float(results[(name, seed)][1][-1]) for seed in run_seeds]
         rows += [
-            {"competitor": name, "seed": seed, "seconds_to_target": t, "final_accuracy": f}
+            {"scheme": name, "seed": seed, "seconds_to_target": t, "final_accuracy": f}
             for seed, t, f in zip(run_seeds, times, final, strict=True)
         ]
         table.append(
@@ -222,7 +223,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     from scipy import stats
 
     joint = [results[("joint", seed)][2] for seed in run_seeds]
-    strag_rows = []
+    strag_rows, late_rows = [], []
 
     # a worker late in round r is still busy when r + 1 starts and is not given it (no backlog): the
     # profile's p is the chance of missing the deadline in a round it was given (its reply then timed)
@@ -242,12 +243,16 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                 inside,
             ]
         )
-        rows.append(
+        late_rows.append(
             {
-                "competitor": f"joint-late-w{i}",
-                "seed": int(given[i]),
-                "seconds_to_target": p,
-                "final_accuracy": float(late[i] / given[i]),
+                "scheme": "joint",
+                "worker_index": i,
+                "p": p,
+                "rounds_given": int(given[i]),
+                "late": int(late[i]),
+                "realized": float(late[i] / given[i]),
+                "low": float(low / given[i]),
+                "high": float(high / given[i]),
             }
         )
     overhead = np.concatenate([h.overhead for h in joint]) * 1e3
@@ -270,7 +275,11 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     ax.set_title(f"digits MLP (d = {digits_dim(s)}), N = {n} on {s['ranks']} gloo host ranks")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9)
-    files = [write_csv(out / "torch.csv", rows), save_figure(fig, out / "torch.png")]
+    files = [
+        write_csv(out / "torch.csv", rows),
+        write_csv(out / "torch_stragglers.csv", late_rows),
+        save_figure(fig, out / "torch.png"),
+    ]
     summary = "\n".join(
         [
             f"Digits MLP in PyTorch, N = {n} logical workers on {s['ranks']} gloo host ranks, p = {list(P)}, "
