@@ -1,4 +1,4 @@
-"""numba kernels of the allocators (module-level functions, ``cache=True``, no fastmath).
+"""numba kernels of the allocators (module-level functions cached by :func:`gcdesign._jit.njit`, no fastmath).
 
 Every kernel here has a readable numpy reference (``*_reference`` in the solver
 modules) that the tests run on the same input. Inputs are trusted: the public
@@ -13,11 +13,12 @@ levels ``base .. base + T`` with rows in reliability order.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._jit import njit
 
 
 # --------------------------------------------------------------------- exact DP
-@njit(cache=True)
+@njit()
 def max_plus_relax(src, dst, row, u, l):
     """``dst[r] = max(dst[r], src[r] + u)``, recording `l` in ``row[r]`` where it wins.
 
@@ -32,7 +33,7 @@ def max_plus_relax(src, dst, row, u, l):
             row[r] = l
 
 
-@njit(cache=True)
+@njit()
 def dp_forward(table, steps, residual, choice):
     """Fill ``choice[i, r]`` (the level index of worker i when workers 0..i use r
     residual bits) and return the optimal value ``F_N(R)``.
@@ -64,7 +65,7 @@ def dp_forward(table, steps, residual, choice):
     return prev[residual]
 
 
-@njit(cache=True)
+@njit()
 def dp_backtrack(choice, steps, residual):
     """Level index per worker along the optimal path stored in `choice`."""
     n = choice.shape[0]
@@ -78,7 +79,7 @@ def dp_backtrack(choice, steps, residual):
 
 
 # ------------------------------------------------------------- concave envelope
-@njit(cache=True)
+@njit()
 def envelope_vertices(active):
     """Vertices of the upper concave envelope of each row of `active` over t = 0..T.
 
@@ -114,7 +115,7 @@ def envelope_vertices(active):
     return vert, count
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def segment_slope(active, vert, w, r):
     """Slope of segment r of worker w's envelope (the one formula every kernel uses)."""
     a = vert[w, r]
@@ -122,7 +123,7 @@ def segment_slope(active, vert, w, r):
     return (active[w, b] - active[w, a]) / (b - a)
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _slope_key(active, vert, w, r, buf, bits_of):
     """An order-reversing uint64 image of the slope (ascending keys: decreasing slopes; -0.0 as +0.0)."""
     buf[0] = segment_slope(active, vert, w, r) + 0.0
@@ -132,7 +133,7 @@ def _slope_key(active, vert, w, r, buf, bits_of):
     return ~(bits | (np.uint64(1) << np.uint64(63)))
 
 
-@njit(cache=True)
+@njit()
 def sorted_segment_ids(active, vert, count, rbits, ids):
     """Write the segment ids ``w << rbits | r`` into `ids` by decreasing slope, ties by id.
 
@@ -219,7 +220,7 @@ def sorted_segment_ids(active, vert, count, rbits, ids):
             q = e
 
 
-@njit(cache=True)
+@njit()
 def _sort_bucket(keys, ids, q, e):
     """Sort ``keys[q:e]`` ascending, stably, with `ids` alongside."""
     if e - q <= 64:  # insertion sort; the bucket is in id order, kept on ties
@@ -246,7 +247,7 @@ def _sort_bucket(keys, ids, q, e):
 
 
 # -------------------------------------------------------------- local search
-@njit(cache=True)
+@njit()
 def _better(values, a, b):
     """The index with the larger value (ties: the smaller index); -1 means none."""
     if a < 0:
@@ -258,7 +259,7 @@ def _better(values, a, b):
     return a
 
 
-@njit(cache=True)
+@njit()
 def _tree_update(tree, values, size, pos):
     node = (pos + size) // 2
     while node >= 1:
@@ -266,7 +267,7 @@ def _tree_update(tree, values, size, pos):
         node //= 2
 
 
-@njit(cache=True)
+@njit()
 def _tree_build(tree, values, size, count):
     for leaf in range(size):
         tree[size + leaf] = leaf if leaf < count else -1
@@ -274,7 +275,7 @@ def _tree_build(tree, values, size, count):
         tree[node] = _better(values, tree[2 * node], tree[2 * node + 1])
 
 
-@njit(cache=True)
+@njit()
 def _runner_up(tree, values, size, first):
     """Best index other than `first` (temporarily removes it from the tree)."""
     saved = values[first]
@@ -289,13 +290,13 @@ def _runner_up(tree, values, size, first):
     return second
 
 
-@njit(cache=True)
+@njit()
 def _gains(active, t, w, top, up, down):
     up[w] = active[w, t[w] + 1] - active[w, t[w]] if t[w] < top else -np.inf
     down[w] = active[w, t[w] - 1] - active[w, t[w]] if t[w] > 0 else -np.inf
 
 
-@njit(cache=True)
+@njit()
 def local_search(active, t, lo, hi, max_moves):
     """1-bit moves between workers ``lo .. hi - 1`` while the best move gains.
 
@@ -364,7 +365,7 @@ def local_search(active, t, lo, hi, max_moves):
     return moves
 
 
-@njit(cache=True)
+@njit()
 def greedy_top_up(active, t, k, bits):
     """Give `bits` single bits, each to the worker among the first k with the largest marginal gain.
 
@@ -384,7 +385,7 @@ def greedy_top_up(active, t, k, bits):
         t[arg] += 1
 
 
-@njit(cache=True)
+@njit()
 def _objective(active, t, lo, hi):
     total = 0.0
     for w in range(lo, hi):
@@ -393,7 +394,7 @@ def _objective(active, t, lo, hi):
 
 
 # ----------------------------------------------------------------- heuristic
-@njit(cache=True)
+@njit()
 def dual_bounds(active, lambdas, ks, residuals, rest_value):
     """Upper bound on the value of every top-k candidate, by weak Lagrangian duality.
 
@@ -419,7 +420,7 @@ def dual_bounds(active, lambdas, ks, residuals, rest_value):
     return bound
 
 
-@njit(cache=True)
+@njit()
 def heuristic_kernel(
     active,
     rest_value,
@@ -527,7 +528,7 @@ def heuristic_kernel(
     return best_t, best_k, total_moves, tried
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _before(active, vert, w, r, e, rbits):
     """Whether segment (w, r) precedes segment id `e` in the order of `ids`."""
     we = e >> rbits
@@ -537,7 +538,7 @@ def _before(active, vert, w, r, e, rbits):
     return s1 > s2 or (s1 == s2 and (w < we or (w == we and r < re)))
 
 
-@njit(cache=True)
+@njit()
 def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
     """The water-filling relaxation of every top-k candidate, in one pass over k.
 
@@ -611,7 +612,7 @@ def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
 
 
 # -------------------------------------------------------------------- greedy
-@njit(cache=True)
+@njit()
 def greedy_kernel(active, m, budget):
     """Start the first m workers at offset 0, then give each of `budget` bits to
     the largest marginal gain (a binary max-heap keyed by the next gain)."""
@@ -674,7 +675,7 @@ def greedy_kernel(active, m, budget):
 # factors: ``u_i(levels[l]) = (1 - p_i) / (p_i + delta_l)`` -- the same float64 operations as
 # :func:`gcdesign.utility.utilities`, so both give the same numbers bit for bit, and the
 # 250 MB table of N = 10^6 workers is never built.
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def utility_at(table, p, delta, i, l):
     """``u_i(levels[l])`` from `table`, or from ``p`` and ``delta`` when `table` is empty."""
     if table.shape[0] > 0:
@@ -682,7 +683,7 @@ def utility_at(table, p, delta, i, l):
     return (1.0 - p[i]) / (p[i] + delta[l])
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _row_hull(table, p, delta, i, steps, hull, vals):
     """Upper concave envelope of worker i's points ``(steps[l], u_i(l))``: its size; level
     indices in ``hull[:size]``, utilities in ``vals[:size]`` (collinear points dropped)."""
@@ -705,7 +706,7 @@ def _row_hull(table, p, delta, i, steps, hull, vals):
     return size
 
 
-@njit(cache=True)
+@njit()
 def envelope_segments(table, p, delta, steps, rows):
     """Slopes and lengths (in bits) of the envelope segments of the workers `rows`."""
     n_levels = steps.size
@@ -724,7 +725,7 @@ def envelope_segments(table, p, delta, steps, rows):
     return slopes[:q], lengths[:q]
 
 
-@njit(cache=True)
+@njit()
 def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
     """One pass over every worker's envelope for a bracket ``lam_lo < lam_hi`` of multipliers.
 
@@ -761,7 +762,7 @@ def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
     return above, slopes[:q], lengths[:q], overflow
 
 
-@njit(cache=True)
+@njit()
 def lagrangian_pass(table, p, delta, steps, lam):
     """For the multiplier `lam`: every worker's best level ``argmax_l u_i(l) - lam steps[l]``
     (the smallest of equal ones), the largest of equal best levels, the reduced cost of its
@@ -800,7 +801,7 @@ def lagrangian_pass(table, p, delta, steps, lam):
     return best, top, runner_up, total + comp
 
 
-@njit(cache=True)
+@njit()
 def reduced_costs(table, p, delta, steps, lam, rows):
     """Reduced costs ``max_m (u_i(m) - lam steps[m]) - (u_i(l) - lam steps[l])`` (>= 0) of every
     level l of the workers `rows`: array (len(rows), L)."""
@@ -818,7 +819,7 @@ def reduced_costs(table, p, delta, steps, lam, rows):
     return out
 
 
-@njit(cache=True)
+@njit()
 def cheap_moves(table, p, delta, steps, lam, best, runner_up, threshold):
     """Every move of reduced cost <= `threshold` away from a worker's Lagrangian level.
 
@@ -857,7 +858,7 @@ def cheap_moves(table, p, delta, steps, lam, best, runner_up, threshold):
     return worker[:q], level[:q], shift[:q], cost[:q]
 
 
-@njit(cache=True)
+@njit()
 def keep_cheapest(shift, order, per_shift):
     """Flags of the `per_shift` cheapest moves of every shift (moves visited in `order`, by cost)."""
     low = 0
@@ -875,7 +876,7 @@ def keep_cheapest(shift, order, per_shift):
     return keep
 
 
-@njit(cache=True)
+@njit()
 def shift_dp(shifts, costs, width, target, bound):
     """Exact DP over the core: row j takes one of its ``width[j]`` moves (move 0 is
     ``(shift 0, cost 0)``), the shifts must total `target`; partial sums are kept
@@ -923,7 +924,7 @@ def shift_dp(shifts, costs, width, target, bound):
     return pick, total
 
 
-@njit(cache=True)
+@njit()
 def solution_reduced_cost(table, p, delta, steps, lam, index):
     """``sum_i`` of the reduced cost of level ``index[i]`` under `lam` (0 for a Lagrangian choice)."""
     total = 0.0
