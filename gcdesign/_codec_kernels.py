@@ -47,7 +47,7 @@ import numba
 import numpy as np
 
 from ._mc_kernels import NONE, SIGN, STOCHASTIC, uniform, uniforms  # noqa: F401 - SIGN: the codes by name
-from ._rounding import sign_draw, stochastic_level
+from ._rounding import sign_draw, stochastic_level  # edits there: touch this file (numba cache)
 from .quantization import QUANTIZER_SPECS, quantizer_spec, row_bucket_norms, stochastic_levels
 
 LANES = 8
@@ -395,11 +395,11 @@ def quantize_values(x, bucket, norms, levels, quantizer, uniforms, out):
     `quantizer` :data:`STOCHASTIC` or :data:`SIGN` (one bucket), `uniforms` (n, d) the
     draws. The arithmetic is :func:`gcdesign.quantization.quantize_rows`' operation for
     operation (``sign(x_k) * xi_k * (norm / s)``; sign ``+-norm``; 0 where the norm is 0),
-    rounding with the package's one routine, so the two agree bit for bit.
+    rounding with the package's one routine, so the two agree bit for bit. The per-bucket
+    loops run on contiguous slices in functions of their own, which LLVM vectorizes.
     """
     n, d = x.shape
     for i in range(n):
-        s = levels[i]
         for c in range(norms.shape[1]):
             nrm = norms[i, c]
             lo = c * bucket
@@ -407,14 +407,26 @@ def quantize_values(x, bucket, norms, levels, quantizer, uniforms, out):
             if nrm == 0.0:
                 out[i, lo:hi] = 0.0
             elif quantizer == STOCHASTIC:
-                scale = nrm / s
-                for k in range(lo, hi):
-                    xk = x[i, k]
-                    sign = np.sign(xk) if xk != 0.0 else 0.0  # numpy's sign(-0.0) is +0.0, numba's -0.0
-                    out[i, k] = sign * stochastic_level(abs(xk), s, nrm, uniforms[i, k]) * scale
+                _stochastic_values(x[i, lo:hi], uniforms[i, lo:hi], levels[i], nrm, out[i, lo:hi])
             else:
-                for k in range(lo, hi):
-                    out[i, k] = nrm if sign_draw(x[i, k], nrm, uniforms[i, k]) else -nrm
+                _sign_values(x[i, lo:hi], uniforms[i, lo:hi], nrm, out[i, lo:hi])
+
+
+@numba.njit(cache=True)
+def _stochastic_values(xs, us, s, nrm, out):
+    # copysign(xi * scale, x) is sign(x) * xi * scale exactly (a sign flip does not round; a negative
+    # x with xi = 0 gives -0.0 in both); x = -0.0 takes the sign of +0.0, as numpy's sign(-0.0) = 0
+    scale = nrm / s
+    for k in range(xs.size):
+        xk = xs[k]
+        value = stochastic_level(abs(xk), s, nrm, us[k]) * scale
+        out[k] = np.copysign(value, xk if xk != 0.0 else 0.0)
+
+
+@numba.njit(cache=True)
+def _sign_values(xs, us, nrm, out):
+    for k in range(xs.size):
+        out[k] = nrm if sign_draw(xs[k], nrm, us[k]) else -nrm
 
 
 def quantize_rows_numba(x, bits, *, quantizer: str, bucket_size: int | None = None, rng=None) -> np.ndarray:

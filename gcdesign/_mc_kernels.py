@@ -63,10 +63,10 @@ def uniforms(key, counters) -> np.ndarray:
 # ------------------------------------------------------------------ the kernel
 # The per-bucket loops live in functions of their own and run on contiguous slices: LLVM then
 # sees unit strides, no aliasing and no loop-invariant branches, and vectorizes the whole
-# draw-round-accumulate loop (AVX-512 here; 3x the inline loop, studies/bench_kernels.py). The
-# arithmetic is unchanged, so the results stay bit for bit those of the twin: the sign is applied
-# by copysign to ``xi * scale``, which equals ``sign(x_k) * xi * scale`` exactly (a sign flip
-# does not round; x_k = 0 gives xi = 0 and a zero either way).
+# draw-round-accumulate loop (AVX-512 here; 3x the inline loop, studies/bench_kernels.py), and
+# the rounding routine's ``s / norm`` leaves the loop. The results stay bit for bit those of the
+# twin: the sign is applied by copysign to ``xi * scale``, which equals ``sign(x_k) * xi * scale``
+# exactly (a sign flip does not round; x_k = 0 gives xi = 0 and a zero either way).
 @numba.njit(cache=True)
 def _add_stochastic(xs, out, key, at, s, nrm, w):  # pragma: no cover - compiled
     """``out[k] += w Q(xs)[k]`` for one bucket of the stochastic quantizer (draws from `at` on)."""

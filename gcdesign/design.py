@@ -82,9 +82,10 @@ class Design:
     quantization : QuantizationModel
         The model that maps bits to ``delta`` (tight, raw, balanced, calibrated, ...).
     kappa : float
-        ``quantization.kappa``, the factor :math:`\\kappa` of
-        :math:`\\delta_i = \\kappa\\,\\delta_{raw}(b_i)` (1 for tight, raw and calibrated,
-        0 for none; docs/math.md, section 2).
+        ``quantization.kappa``: the paper's scaling factor :math:`\\kappa` of
+        :math:`\\delta_i = \\kappa\\,\\delta_{raw}(b_i)` under the raw (1), balanced and
+        scaled models, 0 under none (docs/math.md, section 2); 1 under tight and
+        calibrated, whose :math:`\\delta` is no multiple of :math:`\\delta_{raw}`.
     name, quantizer, bucket_size, local_decoder
         The scheme protocol's fields: ``"joint"``, ``"stochastic"``, the bucket length
         of the quantizer (None: one norm per message), ``False`` (a fixed decoder).

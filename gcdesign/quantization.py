@@ -306,7 +306,7 @@ def quantize_rows(
 def stochastic_levels(x, s, norms, uniforms) -> np.ndarray:
     r"""The integer levels :math:`\xi_k = \min(\lfloor y_k \rfloor + [u_k < \{y_k\}], s)` (float64).
 
-    ``y_k = s |x_k| / norm_k`` with `norms` the (positive) norm each coordinate is
+    ``y_k = |x_k| (s / norm_k)`` with `norms` the (positive) norm each coordinate is
     quantized against and `uniforms` the draws; all arguments broadcast. This is the
     rounding step shared by :func:`quantize_rows` and the runtime codec's numpy twin
     (which quantizes against the float32 norms that travel), and the numpy twin of
@@ -318,7 +318,7 @@ def stochastic_levels(x, s, norms, uniforms) -> np.ndarray:
     >>> stochastic_levels(np.array([3.0, -4.0]), 1.0, 5.0, np.array([0.5, 0.9])).tolist()
     [1.0, 0.0]
     """
-    y = s * np.abs(x) / norms
+    y = np.abs(x) * (s / norms)  # the reciprocal first, as the numba routine does
     low = np.floor(y)
     return np.minimum(low + (uniforms < y - low), s)
 

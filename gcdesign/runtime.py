@@ -442,6 +442,22 @@ def encode(scheme, worker: int, partial_gradients, *, rng=None) -> Message:
     """
     scheme = check_scheme(scheme)
     x = worker_message_vector(scheme, worker, partial_gradients, check_finite=False)
+    return encode_vector(scheme, worker, x, rng=rng)
+
+
+def encode_vector(scheme, worker: int, x, *, rng=None) -> Message:
+    """Quantize worker `worker`'s coded gradient ``x_i`` itself (already combined) into a :class:`Message`.
+
+    What :func:`encode` does after forming ``x_i = sum_j b_ij g_j``; for callers that form
+    ``x_i`` another way (one backward pass over weighted samples, :mod:`gcdesign.torch`).
+    `x` is a 1-D float64 array (used in place, no copy; other float types are widened
+    once). Same `rng` rule as :func:`encode`: the same vector and seed give the same bytes.
+    """
+    scheme = check_scheme(scheme)
+    worker = _worker_iv(scheme, worker)
+    x = np.asarray(x)
+    if x.ndim != 1 or x.dtype.kind != "f":
+        raise InputError(f"`x` must be a 1-D float array, got shape {x.shape} ({x.dtype}).")
     bits = int(scheme.bits[worker])
     quantizer = scheme.quantizer
     if bits == 0:
@@ -577,6 +593,7 @@ __all__ = [
     "Message",
     "decode",
     "encode",
+    "encode_vector",
     "float32_norm_up",
     "partitions_of",
     "stream_key",

@@ -17,7 +17,9 @@ counterpart in the same process.
   kernel costs no more than drawing its random numbers).
 
 Every figure is the median of --repeats runs after a warm-up, timed by ``time.perf_counter``
-(wall: the kernels run on numba's threads) with the load average printed beside it.
+(wall: the kernels run on numba's threads) with the load average printed beside it; each ratio
+is the median of the ratios of runs made in turn (kernel, counterpart, kernel, ...), which holds
+better than a ratio of medians on a shared machine.
 ``--before DIR`` runs the same measurements on another source tree (``git archive REV | tar
 -x -C DIR``) in a subprocess beside this tree's, so "before" and "after" come from one run.
 
@@ -106,6 +108,20 @@ def dp_cells(n, residual, steps):
     return total
 
 
+def paired_times(fa, fb, repeats):
+    """Run `fa` and `fb` in turn (after a warm-up of each): both lists of times. Pairs taken close
+    together see the same machine load, so their ratios are steadier than the two medians."""
+    fa()
+    fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, times in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return np.array(ta), np.array(tb)
+
+
 def median_time(fn, repeats):
     fn()  # warm-up (compiles)
     times = []
@@ -160,6 +176,7 @@ def measure(args) -> dict:
     from gcdesign.allocation._kernels import dp_forward
     from gcdesign.allocation.instances import straggler_probs
     from gcdesign.evaluation import synthetic_gradients
+    from gcdesign.quantization import resolve_quantization
 
     max_plus, rng_loop = bare_kernels()
     out = {"numba_threads": numba.get_num_threads()}
@@ -167,47 +184,61 @@ def measure(args) -> dict:
     n = args.n
     levels = allowed_levels(2, 32)
     steps = levels - levels[0]
-    table = utility_table(straggler_probs(np.random.default_rng(0), n, "paper"), "raw", 10**6, levels, 512)
+    p = straggler_probs(np.random.default_rng(0), n, "paper")
+    model = resolve_quantization("raw", p, 4 * n, 10**6, bucket_size=512)
+    table = utility_table(p, model, 10**6, levels, 512)
     residual = 4 * n - 2 * n
     choice = np.empty((n, residual + 1), dtype=np.int8)
-    t_dp = median_time(lambda: dp_forward(table, steps, residual, choice), args.repeats)
-    t_bare = median_time(lambda: max_plus(table, steps, residual, choice), args.repeats)
+    ta, tb = paired_times(
+        lambda: dp_forward(table, steps, residual, choice),
+        lambda: max_plus(table, steps, residual, choice),
+        args.repeats,
+    )
     cells_dp = dp_cells(n, residual, steps)
     cells_bare = n * int(np.maximum(residual + 1 - steps, 0).sum())
     out["dp"] = {
         "n": n,
-        "dp_s": t_dp,
-        "bare_s": t_bare,
-        "dp_ns_per_cell": 1e9 * t_dp / cells_dp,
-        "bare_ns_per_cell": 1e9 * t_bare / cells_bare,
+        "dp_s": float(np.median(ta)),
+        "bare_s": float(np.median(tb)),
+        "dp_ns_per_cell": 1e9 * float(np.median(ta)) / cells_dp,
+        "bare_ns_per_cell": 1e9 * float(np.median(tb)) / cells_bare,
+        "ratio": float(np.median((tb / cells_bare) / (ta / cells_dp))),  # median of the paired ratios
     }
-    out["dp"]["ratio"] = out["dp"]["bare_ns_per_cell"] / out["dp"]["dp_ns_per_cell"]
     # ------------------------------------------------------------ Monte Carlo
     code = design(load_example("paper-n50"), 350, bucket_size=512)
     grads = synthetic_gradients(code.partitions, args.dim, rng=1)
     trials = args.trials
-    t_mc = median_time(lambda: monte_carlo_error(code, grads, trials=trials, rng=2, threads=2), args.repeats)
-    np_trials = max(trials // 20, 50)
-    t_np = median_time(lambda: numpy_simulation(code, grads, np_trials, np.random.default_rng(3)), 3)
     draws = trials * args.dim * float((1.0 - code.straggler_probs).sum())  # expected real draws
     keys = np.arange(1, 65, dtype=np.uint64) * np.uint64(0x2545F4914F6CDD1D)
-    per_key = int(draws // keys.size)
+    per_key = int(draws // keys.size) // 512 * 512
     with_threads = numba.get_num_threads()
     numba.set_num_threads(min(2, with_threads))
-    t_rng = median_time(lambda: rng_loop(keys, per_key), args.repeats)
+    ta, tb = paired_times(
+        lambda: monte_carlo_error(code, grads, trials=trials, rng=2, threads=2),
+        lambda: rng_loop(keys, per_key),
+        args.repeats,
+    )
     numba.set_num_threads(with_threads)
+    t_mc, t_rng = float(np.median(ta)), float(np.median(tb))
+    np_trials = max(trials // 20, 50)
+    tn, tk = paired_times(
+        lambda: numpy_simulation(code, grads, np_trials, np.random.default_rng(3)),
+        lambda: monte_carlo_error(code, grads, trials=np_trials * 10, rng=2, threads=2),
+        3,
+    )
     out["mc"] = {
         "trials": trials,
         "dim": args.dim,
         "kernel_s": t_mc,
         "kernel_us_per_trial": 1e6 * t_mc / trials,
-        "numpy_us_per_trial": 1e6 * t_np / np_trials,
+        "numpy_us_per_trial": 1e6 * float(np.median(tn)) / np_trials,
         "draws": draws,
         "kernel_ns_per_draw": 1e9 * t_mc / draws,
         "bare_rng_ns_per_draw": 1e9 * t_rng / (per_key * keys.size),
     }
-    out["mc"]["speedup_vs_numpy"] = out["mc"]["numpy_us_per_trial"] / out["mc"]["kernel_us_per_trial"]
-    out["mc"]["ratio_to_bare_rng"] = out["mc"]["bare_rng_ns_per_draw"] / out["mc"]["kernel_ns_per_draw"]
+    # paired ratios: numpy per trial over the kernel's per trial; bare RNG per draw over the kernel's
+    out["mc"]["speedup_vs_numpy"] = float(np.median((tn / np_trials) / (tk / (np_trials * 10))))
+    out["mc"]["ratio_to_bare_rng"] = float(np.median((tb / (per_key * keys.size)) / (ta / draws)))
     return out
 
 

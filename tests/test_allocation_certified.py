@@ -83,11 +83,12 @@ def test_weak_duality_and_the_reduced_cost_identity():
         value = float(inst.table[np.arange(index.size), index].sum())
         for lam in rng.uniform(-0.5, 2.0, 5):
             dummy_p, dummy_d = np.zeros(index.size), np.zeros(steps.size)
-            best, runner_up, total = lagrangian_pass(inst.table, dummy_p, dummy_d, steps, lam)
+            best, top, runner_up, total = lagrangian_pass(inst.table, dummy_p, dummy_d, steps, lam)
             bound = lam * residual + total
             assert bound >= optimum - 1e-9 * max(1.0, abs(optimum))
             rc = reduced_costs(inst.table, dummy_p, dummy_d, steps, lam, np.arange(index.size))
             assert np.all(rc >= 0) and np.all(rc[np.arange(index.size), best] == 0)
+            assert np.all(rc[np.arange(index.size), top] == 0) and np.all(top >= best)
             sorted_rc = np.sort(rc, axis=1)
             np.testing.assert_array_equal(runner_up, sorted_rc[:, 1])
             gap = solution_reduced_cost(inst.table, dummy_p, dummy_d, steps, lam, index)

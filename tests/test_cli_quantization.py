@@ -34,12 +34,18 @@ def test_quantization_flag_old_name_and_bucket_size(tmp_path, capsys):
     assert code == 0 and "quantization    tight, bucket size 16" in out
     d = load_design(out_file)
     assert (d.quantization.kind, d.bucket_size) == ("tight", 16)
-    code, out, _ = _run(
+    code, out, err = _run(
         ["design", "--example", "toy-n8", "--kappa", "raw", "--bucket-size", "none", "--json"],
-        capsys,  # --kappa: the old name
+        capsys,  # --kappa: the old name, for one release
     )
     summary = json.loads(out)
     assert code == 0 and summary["quantization"] == "raw" and summary["bucket_size"] is None
+    deprecated = "--kappa is deprecated and will be removed in the next release; use --quantization."
+    assert err == f"gcdesign: warning: {deprecated}\n"
+    code, out, err = _run(
+        ["design", "--example", "toy-n8", "--kappa", "raw", "--quantization", "raw"], capsys
+    )
+    assert code == 2 and err == "gcdesign: error: give --quantization only; --kappa is its deprecated name.\n"
 
 
 @pytest.mark.parametrize(

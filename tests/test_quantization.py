@@ -102,3 +102,26 @@ def test_one_call_equals_successive_calls():
         loop = np.array([one(rng) for _ in range(50)])
         batch = quantize_rows(np.tile(x, (50, 1)), np.full(50, bits), rng=np.random.default_rng(9))
         assert np.array_equal(loop, batch)
+
+
+def test_rounding_routine_and_its_twin_use_the_reciprocal_of_the_norm():
+    """``y = |x| (s / norm)`` in the numba routine and in numpy, down to the last bit: a draw that
+    falls between the two possible fractional parts of ``y`` decides the same level in both."""
+    import numba
+
+    from gcdesign._rounding import stochastic_level
+    from gcdesign.quantization import stochastic_levels
+
+    @numba.njit
+    def level(magnitude, s, norm, u):
+        return stochastic_level(magnitude, s, norm, u)
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.1, 1.0, 10_000)
+    s, norm = 7.0, 1.3
+    y_new, y_old = x * (s / norm), s * x / norm
+    differ = np.flatnonzero((y_new != y_old) & (np.floor(y_new) == np.floor(y_old)))
+    assert differ.size > 100
+    for k in differ[:200]:
+        u = 0.5 * ((y_new[k] - np.floor(y_new[k])) + (y_old[k] - np.floor(y_old[k])))
+        assert level(x[k], s, norm, u) == stochastic_levels(x[k], s, norm, u)

@@ -71,7 +71,8 @@ class Allocation:
     gap : float or None
         ``bound - objective``: 0 when proven optimal, the remaining gap otherwise, None if unknown.
     kappa : float or None
-        ``quantization.kappa``, the factor on :math:`\\delta_{raw}` (None for a generic table).
+        ``quantization.kappa``, the paper's factor on :math:`\\delta_{raw}` (see
+        :attr:`gcdesign.Design.kappa`; None for a generic table).
     """
 
     bits: np.ndarray

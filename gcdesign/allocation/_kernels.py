@@ -716,12 +716,14 @@ def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
 @njit(cache=True)
 def lagrangian_pass(table, p, delta, steps, lam):
     """For the multiplier `lam`: every worker's best level ``argmax_l u_i(l) - lam steps[l]``
-    (the smallest of equal ones), the reduced cost of its runner-up (how much worse the
-    second-best level is, 0 on a tie) and ``sum_i max_l (u_i(l) - lam steps[l])`` (Neumaier-
-    compensated). ``lam R`` plus that sum is the Lagrangian upper bound ``L(lam)``."""
+    (the smallest of equal ones), the largest of equal best levels, the reduced cost of its
+    runner-up (how much worse the second-best level is, 0 on a tie) and
+    ``sum_i max_l (u_i(l) - lam steps[l])`` (Neumaier-compensated). ``lam R`` plus that sum
+    is the Lagrangian upper bound ``L(lam)``."""
     n = p.size
     n_levels = steps.size
     best = np.empty(n, dtype=np.int32)
+    top = np.empty(n, dtype=np.int32)
     runner_up = np.empty(n)
     total = 0.0
     comp = 0.0
@@ -729,20 +731,25 @@ def lagrangian_pass(table, p, delta, steps, lam):
         b1 = -np.inf
         b2 = -np.inf
         arg = 0
+        last = 0
         for l in range(n_levels):
             v = utility_at(table, p, delta, i, l) - lam * steps[l]
             if v > b1:
                 b2 = b1
                 b1 = v
                 arg = l
+                last = l
             elif v > b2:
                 b2 = v
+                if v == b1:
+                    last = l
         best[i] = arg
+        top[i] = last
         runner_up[i] = b1 - b2
         t = total + b1
         comp += (total - t) + b1 if abs(total) >= abs(b1) else (b1 - t) + total
         total = t
-    return best, runner_up, total + comp
+    return best, top, runner_up, total + comp
 
 
 @njit(cache=True)

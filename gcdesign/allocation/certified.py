@@ -134,11 +134,20 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         index = np.full(n, 0 if residual == 0 else steps.size - 1, dtype=np.int64)
         return index, True, info
     lam = _multiplier(table, p, delta, steps, residual)
-    best, runner_up, total = lagrangian_pass(table, p, delta, steps, lam)
+    best, top, runner_up, total = lagrangian_pass(table, p, delta, steps, lam)
     info.update(lam=lam, bound=lam * residual + total)
     best = best.astype(np.int64)
     target = residual - int(steps[best].sum())  # bits the moves must add (or remove, if < 0)
-    threshold = float(np.partition(runner_up, min(n, 16) - 1)[min(n, 16) - 1])
+    # workers with two best levels (ties at the multiplier: identical workers) move up for free
+    # until the deficit is smaller than one such move
+    tied = np.flatnonzero(top != best)
+    if tied.size and target > 0:
+        up = steps[top[tied]] - steps[best[tied]]
+        count = int(np.searchsorted(np.cumsum(up), target, side="right"))  # a prefix (up > 0)
+        best[tied[:count]] = top[tied[:count]]
+        target -= int(up[:count].sum())
+    k = min(n, 16)
+    threshold = float(np.partition(runner_up, k - 1)[k - 1])
     found, found_cost = None, np.inf
     proven = False
     while True:
@@ -150,10 +159,15 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         small = np.sort(runner_up[runner_up <= loose])
         most = int(np.searchsorted(np.cumsum(small), loose, side="right"))
         worker, level, shift, cost = cheap_moves(table, p, delta, steps, lam, best, runner_up, loose)
+        every_move = shift.size == n * (steps.size - 1) and most >= n
+        # and at most 2 max(D, |target|) workers, D the largest shift: ordered so that their
+        # partial sums stay within [-D, D] (a positive shift while the sum is <= 0, else a
+        # negative one), more movers would repeat a partial sum, and the block between the two
+        # repeats sums to 0 and can be dropped at no extra cost (ties among identical workers)
+        most = min(most, 2 * max(int(np.abs(shift).max(initial=0)), abs(target)))
         # of the moves that shift a worker by the same number of bits only the `most` cheapest
         # matter: a mover outside them can hand its shift to one of them that does not move
         keep = keep_cheapest(shift, np.argsort(cost, kind="stable"), most)
-        every_move = bool(keep.all()) and keep.size == n * (steps.size - 1) and most >= n
         worker, level, shift, cost = worker[keep], level[keep], shift[keep], cost[keep]
         core, row = np.unique(worker, return_inverse=True)
         width = 1 + np.bincount(row, minlength=core.size)
@@ -169,7 +183,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         levels_of[rows_sorted, slot] = level[by_row]
         reach = int(np.abs(shifts).max(axis=1).sum()) if core.size else 0
         bound = max(min(most * int(np.abs(shift).max(initial=0)), reach), abs(target))
-        cells = core.size * (2 * bound + 1) * w
+        cells = int(width.sum()) * (2 * bound + 1)
         info.update(core=int(core.size))
         if info["cells"] + cells > max_core_work:
             break
@@ -180,7 +194,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
             moved = pick > 0
             found[core[moved]] = levels_of[moved, pick[moved]]
             found_cost = float(cost_total)
-        if found_cost <= threshold:
+        if found is not None and found_cost <= threshold:
             proven = True
             break
         if not np.isfinite(found_cost) and every_move:  # the DP saw every allocation: none spends B
@@ -188,12 +202,12 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         # no allocation within G: raise it (to the cost of one found, whose moves then all count)
         if np.isfinite(found_cost):
             threshold = found_cost
-        elif threshold > 0:
-            threshold *= 4
-        else:  # ties only so far: start from the smallest positive runner-up (or the rounding scale)
-            positive = runner_up[runner_up > 0]
+        else:  # fourfold, and at least to the k-th smallest positive runner-up (k = 16, 64, ...)
+            positive = runner_up[runner_up > threshold]
+            k = min(4 * k, positive.size)
+            grown = float(np.partition(positive, k - 1)[k - 1]) if k else np.inf
             scale = 1e-12 * max(abs(info["bound"]), 1e-300)
-            threshold = max(float(positive.min()) if positive.size else scale, scale)
+            threshold = max(4 * threshold, min(grown, np.inf), scale)
     if not proven and incumbent is not None:
         other = np.asarray(incumbent(), dtype=np.int64)
         other_cost = float(solution_reduced_cost(table, p, delta, steps, lam, other))
@@ -206,24 +220,33 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
 def _message(info, proven: bool) -> str:
     if info["lam"] is None:
         return "certified: the budget admits a single allocation"
-    head = (
-        f"Lagrangian bound {info['bound']:.17g} at multiplier {info['lam']:.6g}; "
-        f"core of {info['core']} workers (reduced-cost threshold {info['G']:.3g}) "
-        f"solved by DP in {info['rounds']} round(s), {info['cells']} cells"
-    )
+    bound = f"Lagrangian bound {info['bound']:.17g} at multiplier {info['lam']:.6g}"
     if proven:
         return (
-            f"certified optimal: {head}; the optimum is {info['gap']:.3g} below the bound and every "
-            "other allocation that reaches it changes only core workers"
+            f"certified optimal: {bound}; the optimum is {info['gap']:.3g} below it, and a DP over a "
+            f"core of {info['core']} workers covered every allocation within {info['G']:.3g} of it "
+            f"({info['rounds']} round(s), {info['cells']} cells)"
         )
-    return f"not proven: {head}; remaining gap to the bound {info['gap']:.3g}"
+    return (
+        f"not proven: {bound}; the last core tried ({info['core']} workers, reduced-cost threshold "
+        f"{info['G']:.3g}) was past the DP's cell budget after {info['rounds']} round(s), "
+        f"{info['cells']} cells; remaining gap to the bound {info['gap']:.3g}"
+    )
+
+
+FALLBACK_DP_WORK = 50_000_000
+"""Up to this many DP work units ``N R L`` the fallback is the exact DP, above it the heuristic."""
 
 
 def _fallback(table, levels, budget):
-    """The paper's heuristic, for a core too large to solve (level indices)."""
+    """An allocation when the proof does not close (level indices): the exact DP where it is
+    affordable (it also says when no allocation spends the budget), the paper's heuristic above."""
+    from .dp import dp
     from .heuristic import heuristic
 
-    index, _, _ = heuristic(table, levels, budget, {})
+    n = table.shape[0]
+    work = n * (int(budget) - n * int(levels[0])) * len(levels)
+    index, _, _ = (dp if work <= FALLBACK_DP_WORK else heuristic)(table, np.asarray(levels), budget, {})
     return index
 
 

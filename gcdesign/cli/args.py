@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 
 from .errors import ArgumentValueError, UsageError
 from .paths import input_file
@@ -184,9 +185,17 @@ def quantization_args(args, profile, defaults=None) -> dict:
     beta = {None: defaults.get("bucket_size", DEFAULT_BUCKET_SIZE), "none": None}.get(
         args.bucket_size, args.bucket_size
     )
-    model = (
-        defaults.get("quantization", DEFAULT_QUANTIZATION) if args.quantization is None else args.quantization
-    )
+    chosen = args.quantization
+    if args.kappa is not None:
+        if chosen is not None:
+            raise UsageError("give --quantization only; --kappa is its deprecated name.")
+        warnings.warn(
+            "--kappa is deprecated and will be removed in the next release; use --quantization.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        chosen = args.kappa
+    model = defaults.get("quantization", DEFAULT_QUANTIZATION) if chosen is None else chosen
     if (model == "calibrated") != (args.samples is not None):
         raise UsageError("--quantization calibrated needs --samples FILE.npy, and --samples needs it.")
     if model == "calibrated":
@@ -254,15 +263,15 @@ def add_budget(parser) -> None:
     )
     parser.add_argument(
         "--quantization",
-        "--kappa",
-        dest="quantization",
         metavar="MODEL",
         default=None,
         type=quantization_model,
         help="quantization model the design is optimal for: tight, raw, balanced (the paper's scaling), "
         "none, calibrated (with --samples), or a number kappa >= 0 on the raw bound "
-        "(default: the package's, chosen by measured exact error; --kappa is the old name)",
+        "(default: the package's, chosen by measured exact error)",
     )
+    # the old name of --quantization, for one release (warns)
+    parser.add_argument("--kappa", default=None, type=quantization_model, help=argparse.SUPPRESS)
     parser.add_argument(
         "--kappa-c",
         type=Number("kappa-c", low=0, low_open=True),

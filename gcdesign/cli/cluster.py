@@ -25,7 +25,14 @@ def cluster_arguments(parser) -> None:
         type=Number("workers", integer=True, low=1),
         default=2,
         metavar="W",
-        help="Dask worker processes of the LocalCluster (default 2)",
+        help="Dask worker processes of the LocalCluster, or torch host ranks to spawn (default 2)",
+    )
+    add(
+        "--backend",
+        choices=("dask", "torch"),
+        default="dask",
+        help="transport of the round engine: dask.distributed (default) or torch.distributed (gloo); "
+        "under torchrun the ranks are the launch's",
     )
     add(
         "--deadline",
@@ -192,6 +199,24 @@ def _train_both(args, code, problem, shift):
         "shift": shift,
         "rates": rates,
     }
+    if args.backend == "torch":
+        if args.scheduler is not None:
+            raise InputError(
+                "--scheduler is a Dask address; the torch backend takes --workers (or torchrun)."
+            )
+        from ..cluster.torch import is_host_rank
+
+        note = (lambda text: None) if is_host_rank() else (lambda text: print(text, file=sys.stderr))
+        note(
+            f"coded: {code.n_workers} logical workers on torch host ranks, deadline {deadline:g}, "
+            f"{args.rounds} rounds"
+        )
+        common["backend"] = "torch"
+        coded = train(problem, code, deadline=deadline, workers=args.workers, **common)
+        if args.no_baseline:  # (coded is None on a torchrun rank other than 0: it serves both runs)
+            return coded, None
+        note("uncoded wait-for-all on the same ranks")
+        return coded, train(problem, uncoded_scheme(code), deadline=math.inf, workers=args.workers, **common)
     with dask_client(args.workers, args.scheduler) as client:
         where = args.workers if args.scheduler is None else "the"
         print(
@@ -273,7 +298,7 @@ def _print_summary(result: dict) -> None:
 
 
 def run_cluster(args) -> int:
-    """``gcdesign cluster``: coded training on digits on a Dask cluster, against uncoded wait-for-all."""
+    """``gcdesign cluster``: coded training on digits (Dask or torch), against uncoded wait-for-all."""
     if (args.example is None) == (args.design is None):
         raise InputError("give exactly one of --example NAME and --design FILE.")
     shift = 0.5 * args.deadline if args.shift is None else args.shift
@@ -281,6 +306,8 @@ def run_cluster(args) -> int:
         raise InputError(f"`shift` must be below the deadline {args.deadline:g}, got {shift:g}.")
     code, problem = _code_and_problem(args)
     coded, baseline = _train_both(args, code, problem, shift)
+    if coded is None:  # a torchrun rank other than 0 served its logical workers: rank 0 reports
+        return 0
     if args.traces:
         coded.write_traces(args.traces)
     result = _summary(args, code, problem, coded, baseline)

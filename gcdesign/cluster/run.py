@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from .._validate import InputError, positive_int
+from .._validate import InputError, choice, positive_int
 from ..schemes import check_scheme
 from ..training import Optimizer, Problem, gd, second_moment_shrinkage
 from ..training.optimizers import make_step
@@ -76,7 +77,7 @@ def _dask_transport(scheme, make_shard, w, workers, scheduler, replace_workers):
             transport.close()
 
 
-def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_unit, emulate, **run):
+def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_unit, emulate, backend, **run):
     """Check, open the cluster, run the engine: ``(problem, iterates, estimates, record fields)``."""
     scheme = check_scheme(scheme)
     rounds = positive_int("rounds", rounds)
@@ -88,11 +89,21 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
     adapter = make_adapter(scheme, run.get("adapt"))
     if adapter is not None and not math.isfinite(deadline):
         raise InputError("`adapt` needs a finite `deadline` (lateness is what it follows).")
+    if adapter is not None and backend == "torch":
+        raise InputError("`adapt` needs the Dask backend: the torch transport cannot move partitions yet.")
     problem, gradient_fn, w = _source(source, scheme, run["x0"])
     seed = int(np.random.default_rng(run["rng"]).integers(2**63))
     make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
-    opened = _dask_transport(scheme, make_shard, w, workers, scheduler, run["replace_workers"])
+    if backend == "torch":  # torch.distributed (gcdesign.torch); a torchrun host rank yields None
+        from .torch import NumpyShards, torch_transport
+
+        shards = NumpyShards(scheme, problem, gradient_fn, run["batch_size"])
+        opened = torch_transport(scheme, shards, w, workers=workers, seed=seed, batch_size=run["batch_size"])
+    else:
+        opened = _dask_transport(scheme, make_shard, w, workers, scheduler, run["replace_workers"])
     with opened as transport:
+        if transport is None:
+            return None
         engine = Engine(
             transport,
             scheme,
@@ -107,6 +118,20 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
         iterates, estimates, rec = engine.run(w, rounds, update)
     fields = record_fields(scheme, rec, time_unit=time_unit, deadline=deadline, shift=shift)
     return problem, np.array(iterates), np.array(estimates), fields
+
+
+def _backend_iv(backend, scheduler) -> None:
+    choice("backend", backend, ("dask", "torch"))
+    if backend == "torch" and scheduler is not None:
+        raise InputError(
+            "`scheduler` is a Dask address: the torch backend takes `workers` or a torchrun launch."
+        )
+
+
+def _is_torch_task(source) -> bool:
+    """A :class:`gcdesign.torch.TorchTask` (without importing torch when it is not loaded)."""
+    module = sys.modules.get("gcdesign.torch.task")
+    return module is not None and isinstance(source, module.TorchTask)
 
 
 def make_adapter(scheme, adapt):
@@ -152,18 +177,22 @@ def train(
     adapt=None,
     load_cost=None,
     accuracy: Callable | None = None,
+    backend: str = "dask",
     client=None,
     n_workers=None,
-) -> ClusterHistory:
-    r"""Train with `scheme` on a dask.distributed cluster, a real deadline every round.
+) -> ClusterHistory | None:
+    r"""Train with `scheme` on a dask.distributed or torch.distributed cluster, a real deadline every round.
 
     Parameters
     ----------
-    problem_or_gradient_fn : Problem or callable
+    problem_or_gradient_fn : Problem, callable or gcdesign.torch.TorchTask
         A harness problem (:func:`gcdesign.training.digits_problem`, ...), or
         ``fn(w, partitions) -> array (len(partitions), d)``, the partition
         gradients :math:`g_j(w)` of the given partitions (then `x0` is
-        required; the function is shipped once to every Dask worker).
+        required; the function is shipped once to every Dask worker), or with
+        ``backend="torch"`` a :class:`gcdesign.torch.TorchTask` (any ``nn.Module``
+        with a per-sample loss and a data set; then `optimizer` is a torch optimizer
+        or a factory, see :func:`gcdesign.torch.train`).
     scheme : Design or Scheme
         Checked with :func:`gcdesign.schemes.check_scheme`.
     deadline : float
@@ -199,6 +228,11 @@ def train(
     replace_workers : bool
         Re-place the logical workers of a dead Dask worker on a worker that
         joins later (else they straggle for the rest of the run).
+    backend : {"dask", "torch"}
+        The transport of the same round engine: dask.distributed, or torch.distributed
+        (gloo point-to-point, :mod:`gcdesign.cluster.torch`; `workers` host processes
+        spawned here, or the ranks of a ``torchrun`` launch, where the ranks other than
+        0 serve and return None).
     adapt : None, True, dict, AdaptOptions or an adapter
         Follow the cluster (docs/math.md, section 13; :mod:`gcdesign.cluster.adaptive`):
         after every round the lateness updates each worker's estimate and a
@@ -219,12 +253,35 @@ def train(
 
     Returns
     -------
-    ClusterHistory
+    ClusterHistory (None on a torchrun rank other than 0)
     """
     workers = _renamed("workers", _renamed("workers", workers, "client", client), "n_workers", n_workers, 2)
+    _backend_iv(backend, scheduler)
+    if backend == "torch" and _is_torch_task(problem_or_gradient_fn):
+        from .torch import train as torch_train
+
+        if adapt is not None or load_cost is not None or accuracy is not None:
+            raise InputError(
+                "`adapt`, `load_cost` and `accuracy` do not apply to a TorchTask yet (its test set gives "
+                "the accuracy); train a harness problem over torch, or use the Dask backend."
+            )
+
+        return torch_train(
+            problem_or_gradient_fn,
+            scheme,
+            deadline=deadline,
+            rounds=rounds,
+            workers=workers,
+            time_unit=time_unit,
+            emulate=emulate,
+            shift=shift,
+            rates=rates,
+            optimizer=optimizer,
+            rng=rng,
+        )
     optimizer = gd(0.5) if optimizer is None else optimizer
     update, shrink = _optimizer_step(optimizer, problem_or_gradient_fn, scheme, x0)
-    problem, iterates, _, fields = _run(
+    out = _run(
         problem_or_gradient_fn,
         scheme,
         update=update,
@@ -242,7 +299,11 @@ def train(
         replace_workers=replace_workers,
         adapt=adapt,
         load_cost=load_cost,
+        backend=backend,
     )
+    if out is None:  # a torchrun rank other than 0: it served its logical workers
+        return None
+    problem, iterates, _, fields = out
     metrics = iterate_metrics(problem, iterates, loss, accuracy)
     return ClusterHistory(optimizer=optimizer.label, shrinkage=shrink, **metrics, **fields)
 
@@ -262,14 +323,15 @@ def gradient_estimates(
     rates=None,
     rng=None,
     replace_workers: bool = True,
+    backend: str = "dask",
     client=None,
     n_workers=None,
     theta=None,
-) -> tuple[np.ndarray, ClusterHistory]:
+) -> tuple[np.ndarray, ClusterHistory] | None:
     """`rounds` decoded gradients at the fixed model `w` on the cluster: (array (rounds, d), record).
 
     The cluster twin of :func:`gcdesign.training.gradient_estimates` (same
-    arguments as :func:`train`; `theta` is the deprecated name of `w`); their
+    arguments as :func:`train`, `backend` included; `theta` is the deprecated name of `w`); their
     mean squared error against the true gradient estimates
     :func:`gcdesign.expected_error`.
     """
@@ -277,7 +339,8 @@ def gradient_estimates(
     w = _renamed("w", w, "theta", theta)
     if w is None:
         raise InputError("`w` (the model at which to estimate the gradient) is required.")
-    problem, iterates, estimates, fields = _run(
+    _backend_iv(backend, scheduler)
+    out = _run(
         problem_or_gradient_fn,
         scheme,
         update=lambda current, estimate, r: current,
@@ -293,7 +356,11 @@ def gradient_estimates(
         x0=w,
         batch_size=None,
         replace_workers=replace_workers,
+        backend=backend,
     )
+    if out is None:  # a torchrun rank other than 0
+        return None
+    problem, iterates, estimates, fields = out
     metrics = iterate_metrics(problem, iterates[:1], None)
     for key in ("loss", "grad_norm", "distance", "test_accuracy"):
         if metrics[key] is not None:

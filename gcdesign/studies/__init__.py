@@ -36,6 +36,8 @@ STUDIES = {
     "storage": "storage vs decoding error of random sparse approximate gradient codes (measured)",
     "deadline": "loss vs simulated wall-clock time for several round deadlines",
     "quantization_training": "training consequence of the quantization model: default vs balanced vs OSGC",
+    "torch": "wall clock to a target test accuracy over torch.distributed: the joint design, uncoded, OSGC "
+    "and SGC through the deadline gather vs DDP all-reduce (digits MLP in PyTorch, emulated delays)",
     "quantization": "exact error of the design under every quantization model and bucket size vs baselines",
     "drift": "static vs adaptive vs oracle designs on a drifting Dask cluster: time to target, data moved, "
     "false redesigns",

@@ -237,7 +237,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     alarm = false_alarm_rate(p0, rounds=sim_rounds, options=options, rng=rng)
     stationary = [h for h in runs[("stationary", "adaptive")]]
     false_redesigns = sum(1 for h in stationary for a in h.adaptation if a["action"] == "redesign")
-    tested_rounds = sum(max(0, h.steps - options.window + 1) for h in stationary)
+    tested_rounds = sum(max(0, h.rounds - options.window + 1) for h in stationary)
 
     files = [write_csv(out / "drift.csv", rows)]
     if moves:
