@@ -34,7 +34,8 @@ the wire: :func:`quantize_rows_numba` (kernel :func:`quantize_values`) is bit fo
 ``rng.random`` uniforms, not the float32 norms and counter-based stream of a message), so a
 training run's numbers do not depend on which of the two computed them.
 
-Every kernel is a module-level ``numba.njit(cache=True)`` function (lazily typed) that
+Every kernel is a module-level :func:`gcdesign._jit.njit` function (lazily typed, cached in
+the user's cache folder) that
 serializes to Dask workers; the entry points release the GIL (``nogil=True``), so logical
 workers running as threads of one process encode at the same time. No ``fastmath``: the
 twins agree bit for bit. The kernels are serial: a message is the same whatever the
@@ -43,9 +44,9 @@ thread count.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ._jit import njit
 from ._mc_kernels import NONE, SIGN, STOCHASTIC, uniform, uniforms  # noqa: F401 - SIGN: the codes by name
 from ._rounding import sign_draw, stochastic_level  # edits there: touch this file (numba cache)
 from .quantization import QUANTIZER_SPECS, quantizer_spec, row_bucket_norms, stochastic_levels
@@ -59,7 +60,7 @@ _BYTE = np.uint64(0xFF)
 
 
 # ------------------------------------------------------------------ bucket norms
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def bucket_sums(x, bucket, out):
     """``out[c] = sum_{k in bucket c} x_k^2`` in the fixed eight-lane order (module docstring)."""
     d = x.size
@@ -126,7 +127,7 @@ def bucket_norms(x: np.ndarray, bucket: int, *, reference: bool = False) -> np.n
 
 
 # ------------------------------------------------------------------ encode
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def encode_codes(x, bucket, norms, bits, s, quantizer, key, out):
     """Quantize `x` against the bucket `norms` (float64 values of float32) and pack into `out`.
 
@@ -156,7 +157,7 @@ def encode_codes(x, bucket, norms, bits, s, quantizer, key, out):
         out[pos] = np.uint8((acc << np.uint64(8 - pending)) & _BYTE)
 
 
-@numba.njit(cache=True)
+@njit()
 def _stochastic_codes(xs, offset, nrm, s, sign_bit, key, codes):
     if nrm == 0.0:
         codes[: xs.size] = 0
@@ -170,7 +171,7 @@ def _stochastic_codes(xs, offset, nrm, s, sign_bit, key, codes):
         codes[j] = code
 
 
-@numba.njit(cache=True)
+@njit()
 def _sign_codes(xs, offset, nrm, key, codes):
     if nrm == 0.0:
         codes[: xs.size] = 1
@@ -179,7 +180,7 @@ def _sign_codes(xs, offset, nrm, key, codes):
         codes[j] = _U1 if sign_draw(xs[j], nrm, uniform(key, np.uint64(offset + j))) else np.uint64(0)
 
 
-@numba.njit(cache=True)
+@njit()
 def _pack(codes, n, bits, acc, pending, pos, out):
     """Append `n` codes of `bits` bits to the bit stream; whole 32-bit words are written as they
     fill, and whole bytes at the end of the chunk (so ``pending < 8`` between chunks)."""
@@ -202,7 +203,7 @@ def _pack(codes, n, bits, acc, pending, pos, out):
     return acc, pending, pos
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def encode_values(x, out):
     """Unquantized message: ``out[k] = float32(x[k])`` (round to nearest); True if all are finite."""
     finite = True
@@ -251,7 +252,7 @@ def unpack_reference(payload, bits: int, dim: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ decode-accumulate
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def accumulate_codes(payload, bits, s, bucket, norms, quantizer, weight, out):
     """``out[k] += weight * Q(x)_k`` from the packed codes (see the module docstring).
 
@@ -279,7 +280,7 @@ def accumulate_codes(payload, bits, s, bucket, norms, quantizer, weight, out):
                 _add_signs(codes, f, out[lo:hi])
 
 
-@numba.njit(cache=True)
+@njit()
 def _unpack(payload, n, bits, acc, available, pos, codes):
     width = np.uint64(bits)
     mask = (_U1 << width) - _U1
@@ -293,7 +294,7 @@ def _unpack(payload, n, bits, acc, available, pos, codes):
     return acc, available, pos
 
 
-@numba.njit(cache=True)
+@njit()
 def _add_levels(codes, f, sign_bit, level_mask, out):
     for j in range(out.size):
         code = codes[j]
@@ -301,7 +302,7 @@ def _add_levels(codes, f, sign_bit, level_mask, out):
         out[j] += -v if code & sign_bit else v
 
 
-@numba.njit(cache=True)
+@njit()
 def _add_signs(codes, f, out):
     for j in range(out.size):
         out[j] += f if codes[j] else -f
@@ -323,7 +324,7 @@ def accumulate_codes_reference(payload, bits, s, bucket, norms, quantizer, weigh
     out += v
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def accumulate_values(values, weight, out):
     """``out[k] += weight * values[k]`` (unquantized messages; `values` float32 or float64)."""
     for k in range(out.size):
@@ -386,7 +387,7 @@ def _levels(bits: int, quantizer: int) -> float:
 
 
 # ------------------------------------------------------------------ dequantized rows (training)
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def quantize_values(x, bucket, norms, levels, quantizer, uniforms, out):
     """``out[i] = Q(x[i])``, dequantized (float64), for every row: the numba twin of quantize_rows.
 
@@ -412,7 +413,7 @@ def quantize_values(x, bucket, norms, levels, quantizer, uniforms, out):
                 _sign_values(x[i, lo:hi], uniforms[i, lo:hi], nrm, out[i, lo:hi])
 
 
-@numba.njit(cache=True)
+@njit()
 def _stochastic_values(xs, us, s, nrm, out):
     # copysign(xi * scale, x) is sign(x) * xi * scale exactly (a sign flip does not round; a negative
     # x with xi = 0 gives -0.0 in both); x = -0.0 takes the sign of +0.0, as numpy's sign(-0.0) = 0
@@ -423,7 +424,7 @@ def _stochastic_values(xs, us, s, nrm, out):
         out[k] = np.copysign(value, xk if xk != 0.0 else 0.0)
 
 
-@numba.njit(cache=True)
+@njit()
 def _sign_values(xs, us, nrm, out):
     for k in range(xs.size):
         out[k] = nrm if sign_draw(xs[k], nrm, us[k]) else -nrm

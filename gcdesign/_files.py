@@ -26,7 +26,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._validate import FileSystemError, InputError
+from ._validate import FileSystemError, InputError, path_arg
 
 TEMP_SUFFIX = ".gctmp"
 _NAME_MAX_FALLBACK = 255
@@ -93,6 +93,7 @@ def _read_error(path, what: str, exc: OSError) -> InputError:
 
 def read_bytes(path, *, what: str) -> bytes:
     """The bytes of `path`; an OS refusal becomes FileSystemError naming the path and the reason."""
+    path = path_arg(f"{what} path", path)
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -106,6 +107,45 @@ def check_readable(path, *, what: str) -> None:
             pass
     except OSError as exc:
         raise _read_error(path, what, exc) from None
+
+
+def read_npy(path, *, what: str):
+    """The one array of a ``.npy`` file, read without pickle; anything else is named for what it is.
+
+    An empty file, an ``.npz`` archive (a zip), a text file or any other bytes that do not start
+    with the ``.npy`` magic are refused in one line naming the path; an object array (it would
+    need pickle) too. The array's values are the caller's to check.
+    """
+    import io
+
+    import numpy as np
+
+    data = read_bytes(path, what=what)
+    name = f"`{what}` file {str(path)!r}"
+    if not data:
+        raise InputError(f"{name} is empty; expected a .npy array (numpy.save).")
+    if data.startswith(b"PK\x03\x04"):
+        raise InputError(
+            f"{name} is an .npz archive (a zip), not a .npy array; save one array with numpy.save."
+        )
+    if not data.startswith(b"\x93NUMPY"):
+        kind = "text" if _looks_like_text(data) else "binary data"
+        raise InputError(f"{name} is {kind}, not a .npy array (it does not start with the .npy magic).")
+    try:
+        return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, ValueError) and "pickle" in reason:
+            raise InputError(f"{name} holds an object array, which needs pickle; never loaded.") from None
+        raise InputError(f"{name} is not a valid .npy array ({reason[:200]}).") from None
+
+
+def _looks_like_text(data: bytes) -> bool:
+    try:
+        data[:4096].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > 4090  # a character cut at the end of the window
+    return b"\x00" not in data[:4096]
 
 
 def read_text(path, *, what: str) -> str:
@@ -269,7 +309,7 @@ def _sigterm_cleans_up():
 
 def atomic_write(path, write) -> Path:
     """Write through a temporary file and a rename; ``write(fh)`` gets a binary file object."""
-    path = Path(path)
+    path = path_arg("path", path)
     directory = path.parent
     if not directory.is_dir():
         raise FileSystemError(f"output directory {str(directory)!r} does not exist.")
@@ -311,3 +351,133 @@ def _discard(tmp: Path, created: bool) -> None:
 def atomic_write_text(path, text: str) -> Path:
     """Write `text` (UTF-8) to `path` through a temporary file and a rename."""
     return atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+# ------------------------------------------------------------------ a run's set of files
+STAGE_SUFFIX = ".gcstage"
+MANIFEST_FORMAT, MANIFEST_VERSION = "gcdesign.manifest", "1.0"
+
+
+def _stage_pattern(name: str) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(name)}\.(\d+)-[0-9a-f]{{8}}{re.escape(STAGE_SUFFIX)}")
+
+
+def remove_stale_stages(out, name: str) -> list[Path]:
+    """Remove the staging folders that killed runs of `name` left in `out` (their process is gone)."""
+    import shutil
+
+    removed = []
+    try:
+        entries = list(os.scandir(out))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _stage_pattern(name).fullmatch(entry.name)
+        if match and not _pid_alive(int(match.group(1))) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def staged_run(out, name: str):
+    """A run that writes a set of files into `out` all or nothing, then a manifest last.
+
+    Yields a private staging folder ``out/.<name>.<pid>-<8 hex>.gcstage`` for the run to
+    write into; error messages that name a staged file name its place in `out`. When the
+    block ends normally nothing is in `out` yet: call :func:`publish` with the staged files.
+    On any exception (an OS refusal, SIGINT, SIGTERM) the staging folder is removed and
+    `out` is as it was. A run killed by SIGKILL leaves its staging folder, which the next
+    run of `name` into `out` removes; the earlier files are untouched either way.
+    """
+    import shutil
+
+    out = Path(out)
+    remove_stale_stages(out, name)
+    stage = out / f".{name}.{os.getpid()}-{secrets.token_hex(4)}{STAGE_SUFFIX}"
+    try:
+        stage.mkdir()
+    except OSError as exc:
+        raise FileSystemError(f"cannot write into {str(out)!r}: {_reason(exc)}.") from None
+    with _sigterm_cleans_up():  # SIGTERM: the staging folder goes, then the signal has its effect
+        try:
+            yield stage
+        except FileSystemError as exc:
+            shutil.rmtree(stage, ignore_errors=True)
+            text = str(exc).replace(str(stage), str(out)).replace("the old file is", "the earlier files are")
+            raise FileSystemError(text) from None
+        except OSError as exc:
+            shutil.rmtree(stage, ignore_errors=True)
+            where = str(exc.filename).replace(str(stage), str(out)) if exc.filename else str(out)
+            raise FileSystemError(
+                f"cannot write {where!r}: {_reason(exc)}; the earlier files are unchanged."
+            ) from None
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+
+
+def publish(stage: Path, files, manifest: Path, settings: dict) -> list[Path]:
+    """Move the staged `files` into the parent of `stage`, then write `manifest` last.
+
+    Every file is complete and fsynced before the first one moves; each move is an atomic
+    rename, so every file in the folder is always whole (the earlier version or the new
+    one). The manifest (JSON: ``format``, ``version``, ``settings``, ``files`` with each
+    file's name, size and SHA-256) names exactly the files of the run that wrote it; a file
+    whose hash differs belongs to another run. Returns the published paths, manifest last.
+    """
+    import shutil
+
+    stage = Path(stage)
+    out = stage.parent
+    staged = [Path(f) for f in files]
+    entries = []
+    for path in staged:
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+        entries.append({"name": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path)})
+    published = []
+    with _sigterm_cleans_up():
+        for path in staged:
+            os.replace(path, out / path.name)
+            published.append(out / path.name)
+        try:
+            fd = os.open(out, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # some file systems cannot fsync a directory
+        shutil.rmtree(stage, ignore_errors=True)
+        text = json.dumps(
+            {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "settings": settings, "files": entries},
+            indent=1,
+        )
+        published.append(atomic_write_text(manifest, text + "\n"))
+    return published
+
+
+def check_manifest(manifest) -> list[Path]:
+    """The files a manifest names, after checking that each is there with its recorded hash."""
+    manifest = Path(manifest)
+    data = read_json(manifest, what="manifest")
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise InputError(f"{str(manifest)!r} is not a gcdesign manifest.")
+    paths = []
+    for entry in data["files"]:
+        path = manifest.parent / entry["name"]
+        if not path.is_file() or _sha256(path) != entry["sha256"]:
+            raise InputError(f"{str(path)!r} is not the file {str(manifest)!r} records.")
+        paths.append(path)
+    return paths

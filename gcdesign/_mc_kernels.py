@@ -26,6 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._jit import njit
 from ._rounding import sign_draw, stochastic_level
 from .quantization import QUANTIZER, QUANTIZER_SPECS, quantize_rows
 
@@ -40,7 +41,7 @@ STOCHASTIC, SIGN, NONE = (QUANTIZER[name].code for name in ("stochastic", "sign"
 
 
 # ------------------------------------------------------------------ random numbers
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def uniform(key, counter):
     """The `counter`-th uniform in [0, 1) of the stream `key` (uint64 arguments)."""
     z = key + (counter + _ONE) * GOLDEN
@@ -67,7 +68,7 @@ def uniforms(key, counters) -> np.ndarray:
 # the rounding routine's ``s / norm`` leaves the loop. The results stay bit for bit those of the
 # twin: the sign is applied by copysign to ``xi * scale``, which equals ``sign(x_k) * xi * scale``
 # exactly (a sign flip does not round; x_k = 0 gives xi = 0 and a zero either way).
-@numba.njit(cache=True)
+@njit()
 def _add_stochastic(xs, out, key, at, s, nrm, w):  # pragma: no cover - compiled
     """``out[k] += w Q(xs)[k]`` for one bucket of the stochastic quantizer (draws from `at` on)."""
     scale = nrm / s
@@ -77,7 +78,7 @@ def _add_stochastic(xs, out, key, at, s, nrm, w):  # pragma: no cover - compiled
         out[k] += w * np.copysign(xi * scale, xk)
 
 
-@numba.njit(cache=True)
+@njit()
 def _add_sign(xs, out, key, at, nrm, w):  # pragma: no cover - compiled
     """``out[k] += w Q(xs)[k]`` for one bucket of the sign quantizer."""
     for k in range(xs.size):
@@ -85,13 +86,13 @@ def _add_sign(xs, out, key, at, nrm, w):  # pragma: no cover - compiled
         out[k] += w * q
 
 
-@numba.njit(cache=True)
+@njit()
 def _add_exact(xs, out, w):  # pragma: no cover - compiled
     for k in range(xs.size):
         out[k] += w * xs[k]
 
 
-@numba.njit(cache=True, parallel=True)
+@njit(parallel=True)
 def simulate_rounds(
     x, bits, bucket, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum
 ):  # pragma: no cover - compiled; its twin simulate_rounds_reference is the readable version

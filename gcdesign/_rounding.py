@@ -11,16 +11,17 @@ numba.
 
 Note for editors: numba's on-disk cache of a kernel does not follow edits to these functions
 (it keys on the kernel's own file); after editing them, touch the kernel modules or clear
-their ``__pycache__``.
+the kernels' cache folder (:mod:`gcdesign._jit`: ``~/.cache/numba`` or ``$NUMBA_CACHE_DIR``).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ._jit import njit
 
-@numba.njit(cache=True, inline="always")
+
+@njit(inline="always")
 def stochastic_level(magnitude, s, norm, u):  # pragma: no cover - compiled; twin: stochastic_levels
     r"""The level :math:`\min(\lfloor y \rfloor + [u < y - \lfloor y \rfloor], s)`, ``y = |x| (s / norm)``.
 
@@ -39,7 +40,7 @@ def stochastic_level(magnitude, s, norm, u):  # pragma: no cover - compiled; twi
     return s if xi > s else xi  # NaN stays NaN, as in np.minimum
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def sign_draw(x, norm, u):  # pragma: no cover - compiled; twin: the sign branch of quantize_rows
     """The sign quantizer's draw: True (send ``+norm``) when ``u < (1 + x / norm) / 2``."""
     return u < 0.5 * (1.0 + x / norm)

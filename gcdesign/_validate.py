@@ -54,6 +54,11 @@ def read_only_sparse(matrix):
 
 
 INT64_MAX = 2**63 - 1
+#: The longest a round of a cluster run may wait, deadline x time unit, in seconds (about 11.6
+#: days): beyond it an emulated delay overflows the clock (``deadline = 1e308``).
+MAX_WAIT_SECONDS = 10**6
+#: The most bits per coordinate a message carries (gcdesign.quantization.MAX_BITS).
+MAX_BITS = 32
 
 
 def show_value(value, limit: int = 60) -> str:
@@ -168,13 +173,20 @@ def check_budget(budget, n: int, b_min: int, b_max: int, *, allow_idle: bool = F
 
 
 def check_bit_range(b_min, b_max) -> tuple[int, int]:
-    """`b_min` and `b_max` must be integers with 2 <= b_min <= b_max <= 62 (bits per coordinate)."""
+    """`b_min` and `b_max` must be integers with 2 <= b_min <= b_max <= 32 (bits per coordinate).
+
+    32 is the widest code a message carries (at 32 bits a coordinate travels as a float32):
+    a design with more bits could not be sent, and a calibrated model has no value there.
+    """
     b_min = positive_int("b_min", b_min, minimum=2)
     b_max = positive_int("b_max", b_max, minimum=2)
     if b_min > b_max:
         raise InputError(f"`b_min` = {b_min} must not exceed `b_max` = {b_max}.")
-    if b_max > 62:
-        raise InputError(f"`b_max` = {b_max} is too large: at most 62 bits per coordinate.")
+    if b_max > MAX_BITS:
+        raise InputError(
+            f"`b_max` = {b_max} is too large: at most {MAX_BITS} bits per coordinate, the widest "
+            "code a message carries."
+        )
     return b_min, b_max
 
 
@@ -279,9 +291,9 @@ def real_array(
     if not ok.all():
         i = int(np.flatnonzero(~ok.reshape(-1))[0])
         kind = "a finite number" if finite else "a number"
+        where = "" if low is None and high is None else f" {_range_text(low, high, low_open, high_open)}"
         raise InputError(
-            f"`{_position(name, arr.shape, i)}` = {float(arr.reshape(-1)[i])!r} must be {kind} "
-            f"{_range_text(low, high, low_open, high_open)}."
+            f"`{_position(name, arr.shape, i)}` = {float(arr.reshape(-1)[i])!r} must be {kind}{where}."
         )
     return arr
 
@@ -361,6 +373,58 @@ def choice(name: str, value, allowed) -> str:
             f"Unknown {name} {show_value(value)}; choose one of: {', '.join(sorted(map(str, allowed)))}."
         )
     return value
+
+
+def generator(rng, name: str = "rng") -> np.random.Generator:
+    """`rng` (None, an integer seed >= 0 or a numpy Generator) as a Generator.
+
+    Booleans, strings, negative or non-integral seeds are refused in one line (numpy would take
+    ``True`` as the seed 1, and fail on ``"abc"`` or ``-1`` with its own messages).
+
+    Examples
+    --------
+    >>> generator(True)
+    Traceback (most recent call last):
+    ...
+    gcdesign._validate.InputError: `rng` must be None, an integer seed >= 0 or a numpy Generator, got True.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral) or rng < 0:
+        raise InputError(
+            f"`{name}` must be None, an integer seed >= 0 or a numpy Generator, got {show_value(rng)}."
+        )
+    return np.random.default_rng(int(rng))
+
+
+def path_arg(name: str, value):
+    """`value` (a str or an os.PathLike of str) as a Path: bytes and NUL characters are refused."""
+    import os
+    from pathlib import Path
+
+    text = value
+    if isinstance(value, os.PathLike):
+        text = os.fspath(value)
+    if not isinstance(text, str):
+        raise InputError(f"`{name}` must be a path (a str or a pathlib.Path), got {show_value(value)}.")
+    if "\x00" in text:
+        raise InputError(f"`{name}` {show_value(text)} holds a NUL character, which no path can.")
+    if not text:
+        raise InputError(f"`{name}` must be a path, got an empty string.")
+    return Path(text)
+
+
+def options_dict(name: str, value) -> dict:
+    """`value` (None or a mapping with string keys) as a new dict."""
+    from collections.abc import Mapping
+
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InputError(f"`{name}` must be a dict of named options, got {show_value(value)}.")
+    return dict(value)
 
 
 class _Unset:

@@ -29,6 +29,7 @@ from ._validate import (
     check_bucket_size,
     check_budget,
     choice,
+    options_dict,
     read_only,
     read_only_sparse,
     renamed_keyword,
@@ -331,7 +332,7 @@ def design(
     choice("order", order, ORDERS)
     b_min, b_max = check_bit_range(b_min, b_max)
     n, k = profile.n_workers, profile.partitions
-    allocator_options = dict(allocator_options or {})
+    allocator_options = options_dict("allocator_options", allocator_options)
     allow_idle = bool(allocator_options.get("allow_idle", False))
     budget = check_budget(resolve_budget(n, budget, bits_per_worker), n, b_min, b_max, allow_idle=allow_idle)
     bucket_size = check_bucket_size(bucket_size)

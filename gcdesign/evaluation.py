@@ -47,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from ._validate import InputError, positive_int, real
+from ._validate import InputError, generator, positive_int, real
 from .quantization import delta_raw, row_variances
 from .structure import UNBIASED_TOL, error_bound
 
@@ -131,7 +131,7 @@ def synthetic_gradients(
     correlation = float(correlation)
     if not 0.0 <= correlation <= 1.0:
         raise InputError(f"`correlation` must lie in [0, 1], got {correlation!r}.")
-    rng = np.random.default_rng(rng)
+    rng = generator(rng)
     common = rng.standard_normal(d)
     v = math.sqrt(correlation) * common + math.sqrt(1.0 - correlation) * rng.standard_normal((k, d))
     norms = np.linalg.norm(v, axis=1, keepdims=True)

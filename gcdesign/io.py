@@ -40,6 +40,7 @@ from ._validate import (
     check_bucket_size,
     choice,
     int_array,
+    path_arg,
     positive_int,
     real,
     real_array,
@@ -280,7 +281,7 @@ def design_from_dict(data) -> object:
 
 # ------------------------------------------------------------------ public
 def _suffix(path) -> str:
-    suffix = Path(path).suffix.lower()
+    suffix = path_arg("path", path).suffix.lower()
     if suffix not in SUFFIXES:
         raise InputError(f"design file {str(path)!r}: the name must end in .json or .npz.")
     return suffix

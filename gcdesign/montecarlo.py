@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import positive_int
+from ._validate import generator, positive_int
 from .evaluation import arrival_probs, evaluation_inputs, fixed_decoding, worker_messages
 from .parallel import numba_threads, parallel_imap, process_count
 from .quantization import quantizer_spec, row_bucket_norms
@@ -159,7 +159,7 @@ def monte_carlo_error(
     pool = workers is not None and not callable(workers) and _is_process_count(workers)
     batch_threads = threads if threads is not None or not pool else 1
     with numba_threads(threads):  # validates `threads`; batches in this process run with it
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         n_chunks = -(-trials // MC_CHUNK)
         keys = rng.integers(0, 2**64, size=(n_chunks, 2), dtype=np.uint64, endpoint=False)
         problem = monte_carlo_problem(scheme, grads, reference=bool(reference))

@@ -34,11 +34,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, check_bucket_size, real
+from ._validate import (
+    MAX_BITS,
+    InputError,
+    check_bit_range,
+    check_bucket_size,
+    generator,
+    real,
+    real_array,
+    show_value,
+)
 
 QUANTIZATION_MODELS = ("tight", "raw", "balanced", "calibrated", "none")
 NORM_BITS = 32  # the norm travels as one float32
-MAX_BITS = 32  # a float32 coordinate: the most a message spends per coordinate
+# MAX_BITS (from _validate): a float32 coordinate, the most a message spends per coordinate
 
 
 def levels(bits) -> np.ndarray | float:
@@ -131,7 +140,9 @@ def delta_raw(bits, dim: int, bucket_size: int | None = None) -> np.ndarray | fl
        variance bound); docs/math.md, sections 2 and 2c.
     """
     b = np.asarray(bits, dtype=np.float64)
-    eff = _bucket_dim(dim, bucket_size)
+    if b.size and not np.all(b <= MAX_BITS):  # NaN too
+        raise InputError(f"`bits` must be at most {MAX_BITS} bits per coordinate, got {show_value(bits)}.")
+    eff = _bucket_dim(dim, check_bucket_size(bucket_size))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(b > 1.0, eff / (4.0 * np.square(levels(b))), np.inf)
     return float(out) if out.ndim == 0 else out
@@ -180,15 +191,17 @@ def quantize(x, bits: int, *, bucket_size: int | None = None, rng=None) -> np.nd
     ``bits = 1`` is the sign quantizer of :func:`quantize_sign`.
     """
     bits = _check_bits(bits)
-    x = np.asarray(x, dtype=np.float64)
-    return quantize_rows(x.reshape(1, -1), [bits], bucket_size=bucket_size, rng=rng).reshape(x.shape)
+    x = real_array("x", x, ndim=None)
+    bucket_size = check_bucket_size(bucket_size)
+    rows = quantize_rows(x.reshape(1, -1), [bits], bucket_size=bucket_size, rng=generator(rng))
+    return rows.reshape(x.shape)
 
 
 def quantization_variance(x, bits: int, *, bucket_size: int | None = None) -> float:
     r"""Exact :math:`E\|Q_b(x) - x\|^2 = (\|x\|^2 / s^2) \sum_k f_k (1 - f_k)` (per bucket with buckets)."""
     bits = _check_bits(bits)
-    x = np.asarray(x, dtype=np.float64).reshape(1, -1)
-    return float(row_variances(x, [bits], "stochastic", bucket_size)[0])
+    x = real_array("x", x, ndim=None).reshape(1, -1)
+    return float(row_variances(x, [bits], "stochastic", check_bucket_size(bucket_size))[0])
 
 
 def quantize_sign(x, *, rng=None) -> np.ndarray:
@@ -353,6 +366,20 @@ def row_variances(x, bits, quantizer: str = "stochastic", bucket_size: int | Non
     return out
 
 
+#: The fields of each kind of model in a design file beyond ``kind`` and ``kappa``: (required,
+#: optional). docs/schema/design.schema.json says the same.
+MODEL_FIELDS = {
+    "tight": ((), ()),
+    "raw": ((), ()),
+    "balanced": (("c",), ()),
+    "calibrated": (("table", "dim", "samples"), ("bucket_size",)),
+    "none": ((), ()),
+    "scaled": ((), ()),
+}
+#: The kinds whose ``kappa`` is fixed.
+FIXED_KAPPA = {"tight": 1.0, "raw": 1.0, "calibrated": 1.0, "none": 0.0}
+
+
 @dataclass(frozen=True)
 class QuantizationModel:
     r"""A quantization model: maps (bits, dim, bucket size) to the design factor :math:`\delta(b)`.
@@ -432,17 +459,34 @@ class QuantizationModel:
 
     @classmethod
     def from_dict(cls, data) -> QuantizationModel:
+        """The model a design file's ``quantization`` object describes, every field checked.
+
+        Each kind has exactly its fields (:data:`MODEL_FIELDS`): a field of another kind, a
+        missing one or a ``kappa`` that the kind fixes (1 for tight, raw and calibrated, 0
+        for none) is refused with one line naming ``quantization.FIELD``.
+        """
         if not isinstance(data, dict):
             raise InputError(f"`quantization` must be an object, got {type(data).__name__}.")
-        unknown = set(data) - {"kind", "kappa", "c", "table", "dim", "bucket_size", "samples"}
-        if unknown:
-            raise InputError(f"`quantization` has unknown field {sorted(unknown)[0]!r}.")
         kind = data.get("kind")
-        if kind not in (*QUANTIZATION_MODELS, "scaled"):
+        if not isinstance(kind, str) or kind not in MODEL_FIELDS:
             raise InputError(
-                f"`quantization.kind` = {kind!r}; choose one of: {', '.join(QUANTIZATION_MODELS)}, scaled."
+                f"`quantization.kind` = {show_value(kind)}; choose one of: {', '.join(MODEL_FIELDS)}."
             )
-        kappa = real("quantization.kappa", data.get("kappa", 1.0), low=0)
+        required, optional = MODEL_FIELDS[kind]
+        for key in data:
+            if key not in ("kind", "kappa", *required, *optional):
+                raise InputError(f"`quantization.{key}` is not a field of the {kind} model.")
+        for key in ("kappa", *required):
+            if data.get(key) is None:
+                raise InputError(f"`quantization.{key}` is missing: the {kind} model needs it.")
+        for key in optional:
+            if key in data and data[key] is None:  # absent means none; the package never writes null
+                raise InputError(f"`quantization.{key}` is null; leave the field out instead.")
+        kappa = real("quantization.kappa", data["kappa"], low=0)
+        if kind in FIXED_KAPPA and kappa != FIXED_KAPPA[kind]:
+            raise InputError(
+                f"`quantization.kappa` = {kappa!r}; the {kind} model has kappa = {FIXED_KAPPA[kind]!r}."
+            )
         table = data.get("table")
         if kind == "calibrated":
             if not isinstance(table, list) or len(table) != MAX_BITS + 1:
@@ -461,7 +505,7 @@ class QuantizationModel:
             ints[key] = value
         c = data.get("c")
         if c is not None:
-            c = real("quantization.c", c, low=0)
+            c = real("quantization.c", c, low=0, low_open=True)
         return cls(kind, kappa=kappa, c=c, table=table, **ints)
 
 
@@ -555,23 +599,20 @@ def calibrate_quantization(
     >>> model.kind, model.dim, round(float(model.delta([4], 4096)[0]), 1)
     ('calibrated', 4096, 6.3)
     """
-    try:
-        x = np.asarray(samples, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError("`samples` must be a two-dimensional array of finite numbers (m x d).") from None
+    x = real_array("samples", samples, ndim=None)  # bool, complex, text, NaN, inf: refused by position
     if x.ndim == 1:
         x = x.reshape(1, -1)
     if x.ndim != 2 or x.size == 0:
         raise InputError(f"`samples` must be a two-dimensional array (m x d), got shape {x.shape}.")
-    if not np.all(np.isfinite(x)):
-        raise InputError("`samples` must be finite.")
-    b_min, b_max = _check_bits(b_min), _check_bits(b_max)
-    if b_max > MAX_BITS or b_min > b_max:
-        raise InputError(f"need 2 <= `b_min` <= `b_max` <= {MAX_BITS}, got {b_min} and {b_max}.")
+    b_min, b_max = check_bit_range(b_min, b_max)
     bucket_size = check_bucket_size(bucket_size)
-    total = float(np.einsum("ij,ij->", x, x))
-    if total == 0.0:
+    # delta is a ratio of sums of squares: one common scale changes nothing, and dividing by the
+    # largest |x| keeps samples near 1e200 from overflowing and subnormal ones from underflowing
+    scale = float(np.max(np.abs(x)))
+    if scale == 0.0:
         raise InputError("`samples` are all zero: nothing to calibrate on.")
+    x = x / scale
+    total = float(np.einsum("ij,ij->", x, x))
     table = np.full(MAX_BITS + 1, np.nan)
     for b in range(b_min, b_max + 1):
         table[b] = float(row_variances(x, np.full(x.shape[0], b), "stochastic", bucket_size).sum()) / total
@@ -585,10 +626,12 @@ def calibrate_quantization(
 
 
 def _check_bits(bits) -> int:
-    """Bits of the stochastic quantizer: an integer >= its smallest allowed width (2)."""
-    low = QUANTIZER["stochastic"].bits[0]
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits < low:
-        raise InputError(f"`bits` must be an integer >= {low}, got {bits!r}.")
+    """Bits of the stochastic quantizer: an integer in its allowed widths ([2, 32])."""
+    allowed = QUANTIZER["stochastic"].bits
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, numbers.Integral) or bits not in allowed:
+        raise InputError(
+            f"`bits` must be an integer {QUANTIZER['stochastic'].bits_text}, got {show_value(bits)}."
+        )
     return int(bits)
 
 

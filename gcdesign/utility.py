@@ -9,17 +9,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import InputError
+from ._validate import InputError, probabilities, real_array
 
 
 def utilities(straggler_probs, delta) -> np.ndarray:
     r"""Worker utilities :math:`(1 - p_i) / (p_i + \delta_i)`; 0 where ``p_i = 1`` or ``delta_i = inf``.
 
+    `straggler_probs` is N probabilities in [0, 1]; `delta` one number >= 0 or N of them
+    (``inf``: an idle worker). Both are checked here, the public boundary;
+    :func:`utility_values` is the unchecked core the allocators call on their tables.
+
     Raises
     ------
     InputError
-        If some worker has ``p_i = 0`` and ``delta_i = 0`` (infinite utility).
+        For a bad input (named by position), or if some worker has ``p_i = 0`` and
+        ``delta_i = 0`` (infinite utility).
     """
+    p = probabilities("straggler_probs", straggler_probs)
+    d = real_array("delta", delta, ndim=None, low=0, finite=False)
+    if d.ndim > 1 or (d.ndim == 1 and d.shape != p.shape):
+        raise InputError(
+            f"`delta` must be one number or {p.size} of them (one per worker), got shape {d.shape}."
+        )
+    return utility_values(p, d)
+
+
+def utility_values(straggler_probs, delta) -> np.ndarray:
+    """:func:`utilities` without the checks (broadcasting arrays the caller has validated)."""
     p = np.asarray(straggler_probs, dtype=np.float64)
     delta = np.asarray(delta, dtype=np.float64)
     # one full-size array (the denominator, then the result in place): at N = 10^6 workers

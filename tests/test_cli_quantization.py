@@ -51,8 +51,9 @@ def test_quantization_flag_old_name_and_bucket_size(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--bucket-size", "0"], "`bucket-size` must be an integer >= 1 or 'none', got 0."),
-        (["--bucket-size", "abc"], "`bucket-size` must be an integer >= 1 or 'none'"),
+        (["--bucket-size", "0"], "`bucket-size` must be an integer in [1, 10^9] or 'none', got 0."),
+        (["--bucket-size", "abc"], "`bucket-size` must be an integer in [1, 10^9] or 'none'"),
+        (["--bucket-size", "1e10"], "`bucket-size` must be an integer in [1, 10^9] or 'none', got '1e10'."),
         (["--quantization", "calibrated"], "--quantization calibrated needs --samples FILE.npy"),
         (["--quantization", "-1"], "`quantization`"),
         (["--quantization", "fudge"], "Unknown quantization model 'fudge'"),

@@ -307,3 +307,18 @@ def test_clear_code_cache_empties_the_fourier_cache():
     assert clear_code_cache() == 0
     again = cyclic_repetition_code(7, 2)  # rebuilt from scratch: the same code bit for bit
     assert np.array_equal(first.toarray(), again.toarray()) and clear_code_cache() == 1
+
+
+def test_cyclic_code_warns_where_float64_decoding_stops_being_reliable():
+    """Issue 20: cyclic_repetition_code(100, 50) misses the decoder's tolerance on some responder
+    sets; the construction warns there (RELIABLE_RESIDUAL) and not where it is reliable."""
+    import warnings
+
+    from gcdesign.schemes.exact import RELIABLE_RESIDUAL, decode_residual
+
+    with pytest.warns(RuntimeWarning, match=r"cyclic_repetition_code\(100, 50\) is not reliable"):
+        code = cyclic_repetition_code(100, 50)
+    assert decode_residual(code.toarray(), 50, sets=200, quantile=0.99) > RELIABLE_RESIDUAL
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cyclic_repetition_code(20, 4)  # worst condition about 6e3: no warning

@@ -86,6 +86,55 @@ def test_cross_check_without_cvxpy_says_what_to_install(monkeypatch):
         optimal_structure_cvxpy(gcdesign.ClusterProfile([0.1, 0.2], dim=3), 0.0)
 
 
+def test_numba_caches_the_kernels_outside_the_installed_package(tmp_path):
+    """A regular install must hold only what pip recorded: numba's cache files in
+    site-packages/gcdesign/**/__pycache__ outlive `pip uninstall` and turn the folder into
+    an empty namespace package (issue 20). The kernels cache in the user's cache folder,
+    and a second process loads them from there."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    package = tmp_path / "site" / "gcdesign"
+    shutil.copytree(Path(gcdesign.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(PYTHONPATH=str(package.parent), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    code = (
+        "import numpy as np\n"
+        "from gcdesign.allocation._kernels import dp_forward\n"
+        "import gcdesign as gc\n"
+        "gc.allocate_bits(gc.ClusterProfile([0.1, 0.3, 0.5], dim=10), budget=12, method='dp')\n"
+        "print(dp_forward.stats.cache_hits.total(), dp_forward.stats.cache_misses.total())\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    written = [p for p in package.rglob("*") if p.is_file() and p.suffix in (".nbi", ".nbc")]
+    assert written == []  # nothing in the package folder
+    assert list((tmp_path / "cache" / "numba").rglob("_kernels.dp_forward-*.nbi"))
+    hits, misses = map(int, runs[1].stdout.split())
+    assert hits >= 1 and misses == 0  # the second process loaded the compiled kernel
+
+
+def test_every_kernel_is_compiled_through_the_one_cache_home():
+    """numba.njit used directly would cache into the installed package again (issue 20)."""
+    import re
+    from pathlib import Path
+
+    root = Path(gcdesign.__file__).parent
+    direct = [
+        f"{path.relative_to(root)}:{i}"
+        for path in root.rglob("*.py")
+        if path.name != "_jit.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"numba\.(njit|jit)\b|from numba import .*\b(njit|jit)\b|cache=True", line)
+    ]
+    assert direct == []  # use gcdesign._jit.njit
+
+
 CITING = {  # function -> the numbered result it implements, named in its References section
     "gcdesign.structure.optimal_structure": "Theorem 1",
     "gcdesign.structure.error_bound": "Lemma 1",

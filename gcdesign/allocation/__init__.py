@@ -29,12 +29,13 @@ from .._validate import (
     check_bit_range,
     check_bucket_size,
     check_budget,
+    options_dict,
     read_only,
     renamed_keyword,
 )
 from ..profile import ClusterProfile
 from ..quantization import QuantizationModel, error_factors, resolve_quantization
-from ..utility import utilities
+from ..utility import utility_values
 
 # importing the solvers registers them (the baselines, certified, cpsat, dp, heuristic)
 from . import baselines, certified, cpsat, dp, heuristic  # noqa: F401
@@ -137,7 +138,7 @@ def utility_table(straggler_probs, model, dim: int, levels, bucket_size: int | N
     """
     p = np.asarray(straggler_probs, dtype=np.float64)
     delta = error_factors(np.asarray(levels), model, dim, bucket_size)  # inf at level 0
-    return utilities(p[:, None], delta[None, :])
+    return utility_values(p[:, None], delta[None, :])
 
 
 def allowed_levels(b_min: int, b_max: int, *, allow_idle: bool = False) -> np.ndarray:
@@ -166,7 +167,7 @@ def allocate_table(
         ``sum_i levels[t_i]`` must equal it.
     method : str
         A name in :data:`ALLOCATORS`, or ``"auto"`` (default): the exact DP where
-        it is cheap, the heuristic beyond (:func:`resolve_method`).
+        it is cheap, the certified allocator beyond (:func:`resolve_method`).
     options : dict, optional
         Solver options (see each solver; unknown names are rejected; none for ``"auto"``).
 
@@ -214,7 +215,7 @@ def _method_and_options(requested, n, budget, levels, options):
     method = resolve_method(requested, n, budget, levels)
     if options is not None and not isinstance(options, dict):
         raise InputError(f"`options` must be a dict, got {type(options).__name__}.")
-    options = dict(options or {})
+    options = options_dict("options", options)
     accepted = () if requested == AUTO else ALLOCATOR_OPTIONS.get(method, ())
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -302,7 +303,7 @@ def allocate_bits(
     if not isinstance(profile, ClusterProfile):
         raise InputError("`profile` must be a ClusterProfile.")
     b_min, b_max = check_bit_range(b_min, b_max)
-    options = dict(options or {})
+    options = options_dict("options", options)
     allow_idle = options.pop("allow_idle", False)
     if not isinstance(allow_idle, (bool, np.bool_)):
         raise InputError(f"option `allow_idle` must be True or False, got {allow_idle!r}.")
@@ -319,14 +320,14 @@ def allocate_bits(
     if ran in FROM_UTILITIES:
         # the solver reads (1 - p_i) / (p_i + delta_l) itself: no N x L table
         delta = error_factors(levels, model, profile.dim, bucket_size)
-        utilities(p, delta.min())  # the InputError of the table's path for p = 0 with delta = 0
+        utility_values(p, delta.min())  # the InputError of the table's path for p = 0 with delta = 0
         named, options = _method_and_options(method, n, budget, levels, options)
         result = _run(
             named,
             lambda: FROM_UTILITIES[ran](p, delta, levels, budget, options),
             levels,
             budget,
-            lambda index: utilities(p, delta[index]),
+            lambda index: utility_values(p, delta[index]),
         )
         return replace(result, quantization=model)
     # rows in the order of increasing p (for a solver that sorts them so anyway)

@@ -1,4 +1,4 @@
-"""numba kernels of the allocators (module-level functions, ``cache=True``, no fastmath).
+"""numba kernels of the allocators (module-level functions cached by :func:`gcdesign._jit.njit`, no fastmath).
 
 Every kernel here has a readable numpy reference (``*_reference`` in the solver
 modules) that the tests run on the same input. Inputs are trusted: the public
@@ -13,11 +13,12 @@ levels ``base .. base + T`` with rows in reliability order.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._jit import njit
 
 
 # --------------------------------------------------------------------- exact DP
-@njit(cache=True)
+@njit()
 def max_plus_relax(src, dst, row, u, l):
     """``dst[r] = max(dst[r], src[r] + u)``, recording `l` in ``row[r]`` where it wins.
 
@@ -32,7 +33,7 @@ def max_plus_relax(src, dst, row, u, l):
             row[r] = l
 
 
-@njit(cache=True)
+@njit()
 def dp_forward(table, steps, residual, choice):
     """Fill ``choice[i, r]`` (the level index of worker i when workers 0..i use r
     residual bits) and return the optimal value ``F_N(R)``.
@@ -64,7 +65,7 @@ def dp_forward(table, steps, residual, choice):
     return prev[residual]
 
 
-@njit(cache=True)
+@njit()
 def dp_backtrack(choice, steps, residual):
     """Level index per worker along the optimal path stored in `choice`."""
     n = choice.shape[0]
@@ -78,7 +79,7 @@ def dp_backtrack(choice, steps, residual):
 
 
 # ------------------------------------------------------------- concave envelope
-@njit(cache=True)
+@njit()
 def envelope_vertices(active):
     """Vertices of the upper concave envelope of each row of `active` over t = 0..T.
 
@@ -114,7 +115,7 @@ def envelope_vertices(active):
     return vert, count
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def segment_slope(active, vert, w, r):
     """Slope of segment r of worker w's envelope (the one formula every kernel uses)."""
     a = vert[w, r]
@@ -122,7 +123,7 @@ def segment_slope(active, vert, w, r):
     return (active[w, b] - active[w, a]) / (b - a)
 
 
-@njit(cache=True)
+@njit()
 def segment_keys(active, vert, count, rbits, ibits):
     """One uint64 sort key per segment: the slope's order bits above, the segment id below.
 
@@ -153,7 +154,7 @@ def segment_keys(active, vert, count, rbits, ibits):
     return keys
 
 
-@njit(cache=True)
+@njit()
 def finish_segment_order(keys, ids, active, vert, rbits, ibits):
     """Segment ids in exact order from the sorted `keys` (decreasing slope, then id).
 
@@ -198,7 +199,7 @@ def finish_segment_order(keys, ids, active, vert, rbits, ibits):
 
 
 # -------------------------------------------------------------- local search
-@njit(cache=True)
+@njit()
 def _better(values, a, b):
     """The index with the larger value (ties: the smaller index); -1 means none."""
     if a < 0:
@@ -210,7 +211,7 @@ def _better(values, a, b):
     return a
 
 
-@njit(cache=True)
+@njit()
 def _tree_update(tree, values, size, pos):
     node = (pos + size) // 2
     while node >= 1:
@@ -218,7 +219,7 @@ def _tree_update(tree, values, size, pos):
         node //= 2
 
 
-@njit(cache=True)
+@njit()
 def _tree_build(tree, values, size, count):
     for leaf in range(size):
         tree[size + leaf] = leaf if leaf < count else -1
@@ -226,7 +227,7 @@ def _tree_build(tree, values, size, count):
         tree[node] = _better(values, tree[2 * node], tree[2 * node + 1])
 
 
-@njit(cache=True)
+@njit()
 def _runner_up(tree, values, size, first):
     """Best index other than `first` (temporarily removes it from the tree)."""
     saved = values[first]
@@ -241,13 +242,13 @@ def _runner_up(tree, values, size, first):
     return second
 
 
-@njit(cache=True)
+@njit()
 def _gains(active, t, w, top, up, down):
     up[w] = active[w, t[w] + 1] - active[w, t[w]] if t[w] < top else -np.inf
     down[w] = active[w, t[w] - 1] - active[w, t[w]] if t[w] > 0 else -np.inf
 
 
-@njit(cache=True)
+@njit()
 def local_search(active, t, lo, hi, max_moves):
     """1-bit moves between workers ``lo .. hi - 1`` while the best move gains.
 
@@ -316,7 +317,7 @@ def local_search(active, t, lo, hi, max_moves):
     return moves
 
 
-@njit(cache=True)
+@njit()
 def greedy_top_up(active, t, k, bits):
     """Give `bits` single bits, each to the worker among the first k with the largest marginal gain.
 
@@ -336,7 +337,7 @@ def greedy_top_up(active, t, k, bits):
         t[arg] += 1
 
 
-@njit(cache=True)
+@njit()
 def _objective(active, t, lo, hi):
     total = 0.0
     for w in range(lo, hi):
@@ -345,7 +346,7 @@ def _objective(active, t, lo, hi):
 
 
 # ----------------------------------------------------------------- heuristic
-@njit(cache=True)
+@njit()
 def dual_bounds(active, lambdas, ks, residuals, rest_value):
     """Upper bound on the value of every top-k candidate, by weak Lagrangian duality.
 
@@ -371,7 +372,7 @@ def dual_bounds(active, lambdas, ks, residuals, rest_value):
     return bound
 
 
-@njit(cache=True)
+@njit()
 def heuristic_kernel(
     active,
     rest_value,
@@ -479,7 +480,7 @@ def heuristic_kernel(
     return best_t, best_k, total_moves, tried
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _before(active, vert, w, r, e, rbits):
     """Whether segment (w, r) precedes segment id `e` in the order of `ids`."""
     we = e >> rbits
@@ -489,7 +490,7 @@ def _before(active, vert, w, r, e, rbits):
     return s1 > s2 or (s1 == s2 and (w < we or (w == we and r < re)))
 
 
-@njit(cache=True)
+@njit()
 def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
     """The water-filling relaxation of every top-k candidate, in one pass over k.
 
@@ -563,7 +564,7 @@ def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
 
 
 # -------------------------------------------------------------------- greedy
-@njit(cache=True)
+@njit()
 def greedy_kernel(active, m, budget):
     """Start the first m workers at offset 0, then give each of `budget` bits to
     the largest marginal gain (a binary max-heap keyed by the next gain)."""
@@ -626,7 +627,7 @@ def greedy_kernel(active, m, budget):
 # factors: ``u_i(levels[l]) = (1 - p_i) / (p_i + delta_l)`` -- the same float64 operations as
 # :func:`gcdesign.utility.utilities`, so both give the same numbers bit for bit, and the
 # 250 MB table of N = 10^6 workers is never built.
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def utility_at(table, p, delta, i, l):
     """``u_i(levels[l])`` from `table`, or from ``p`` and ``delta`` when `table` is empty."""
     if table.shape[0] > 0:
@@ -634,7 +635,7 @@ def utility_at(table, p, delta, i, l):
     return (1.0 - p[i]) / (p[i] + delta[l])
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _row_hull(table, p, delta, i, steps, hull, vals):
     """Upper concave envelope of worker i's points ``(steps[l], u_i(l))``: its size; level
     indices in ``hull[:size]``, utilities in ``vals[:size]`` (collinear points dropped)."""
@@ -657,7 +658,7 @@ def _row_hull(table, p, delta, i, steps, hull, vals):
     return size
 
 
-@njit(cache=True)
+@njit()
 def envelope_segments(table, p, delta, steps, rows):
     """Slopes and lengths (in bits) of the envelope segments of the workers `rows`."""
     n_levels = steps.size
@@ -676,7 +677,7 @@ def envelope_segments(table, p, delta, steps, rows):
     return slopes[:q], lengths[:q]
 
 
-@njit(cache=True)
+@njit()
 def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
     """One pass over every worker's envelope for a bracket ``lam_lo < lam_hi`` of multipliers.
 
@@ -713,7 +714,7 @@ def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
     return above, slopes[:q], lengths[:q], overflow
 
 
-@njit(cache=True)
+@njit()
 def lagrangian_pass(table, p, delta, steps, lam):
     """For the multiplier `lam`: every worker's best level ``argmax_l u_i(l) - lam steps[l]``
     (the smallest of equal ones), the largest of equal best levels, the reduced cost of its
@@ -752,7 +753,7 @@ def lagrangian_pass(table, p, delta, steps, lam):
     return best, top, runner_up, total + comp
 
 
-@njit(cache=True)
+@njit()
 def reduced_costs(table, p, delta, steps, lam, rows):
     """Reduced costs ``max_m (u_i(m) - lam steps[m]) - (u_i(l) - lam steps[l])`` (>= 0) of every
     level l of the workers `rows`: array (len(rows), L)."""
@@ -770,7 +771,7 @@ def reduced_costs(table, p, delta, steps, lam, rows):
     return out
 
 
-@njit(cache=True)
+@njit()
 def cheap_moves(table, p, delta, steps, lam, best, runner_up, threshold):
     """Every move of reduced cost <= `threshold` away from a worker's Lagrangian level.
 
@@ -809,7 +810,7 @@ def cheap_moves(table, p, delta, steps, lam, best, runner_up, threshold):
     return worker[:q], level[:q], shift[:q], cost[:q]
 
 
-@njit(cache=True)
+@njit()
 def keep_cheapest(shift, order, per_shift):
     """Flags of the `per_shift` cheapest moves of every shift (moves visited in `order`, by cost)."""
     low = 0
@@ -827,7 +828,7 @@ def keep_cheapest(shift, order, per_shift):
     return keep
 
 
-@njit(cache=True)
+@njit()
 def shift_dp(shifts, costs, width, target, bound):
     """Exact DP over the core: row j takes one of its ``width[j]`` moves (move 0 is
     ``(shift 0, cost 0)``), the shifts must total `target`; partial sums are kept
@@ -875,7 +876,7 @@ def shift_dp(shifts, costs, width, target, bound):
     return pick, total
 
 
-@njit(cache=True)
+@njit()
 def solution_reduced_cost(table, p, delta, steps, lam, index):
     """``sum_i`` of the reduced cost of level ``index[i]`` under `lam` (0 for a Lagrangian choice)."""
     total = 0.0

@@ -282,10 +282,10 @@ def certified(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
 
 def certified_from_utilities(p, delta, levels, budget: int, options: dict):
     """The same solver on utilities ``(1 - p_i) / (p_i + delta_l)`` without building the table."""
-    from ..utility import utilities
+    from ..utility import utility_values
 
     def fallback():
-        return _fallback(utilities(np.asarray(p)[:, None], np.asarray(delta)[None, :]), levels, budget)
+        return _fallback(utility_values(np.asarray(p)[:, None], np.asarray(delta)[None, :]), levels, budget)
 
     work = _options(options)
     index, proven, info = certify(None, p, delta, levels, budget, max_core_work=work, incumbent=fallback)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import warnings
 
 from .errors import ArgumentValueError, UsageError
@@ -168,7 +169,7 @@ def bucket_size(text: str):
     """``--bucket-size``: an integer >= 1, or ``none`` (one bucket; kept as the string)."""
     if text.strip().lower() == "none":
         return "none"
-    return count("bucket-size", 1, allowed="an integer >= 1 or 'none'")(text)
+    return count("bucket-size", 1, allowed=f"an integer in [1, {_show_bound(MAX_COUNT)}] or 'none'")(text)
 
 
 def quantization_args(args, profile, defaults=None) -> dict:
@@ -176,8 +177,7 @@ def quantization_args(args, profile, defaults=None) -> dict:
 
     Unset options take the example's recorded defaults (`defaults`), then the package's.
     """
-    import numpy as np
-
+    from .._files import read_npy
     from ..design import DEFAULT_BUCKET_SIZE, DEFAULT_QUANTIZATION
     from ..quantization import calibrate_quantization
 
@@ -199,12 +199,7 @@ def quantization_args(args, profile, defaults=None) -> dict:
     if (model == "calibrated") != (args.samples is not None):
         raise UsageError("--quantization calibrated needs --samples FILE.npy, and --samples needs it.")
     if model == "calibrated":
-        try:
-            samples = np.load(str(args.samples), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UsageError(
-                f"`samples` {str(args.samples)!r} is not a readable .npy array ({exc})."
-            ) from None
+        samples = read_npy(args.samples, what="samples")  # the values: calibrate_quantization's
         if samples.ndim != 2 or samples.shape[1] != profile.dim:
             raise UsageError(
                 f"`samples` must be an (m, d) array with d = {profile.dim} (the profile's), "
@@ -261,6 +256,8 @@ def add_budget(parser) -> None:
         type=Number("bits-per-worker", low=0, low_open=True),
         help="average bits per worker (B = X N)",
     )
+    from ..design import DEFAULT_BUCKET_SIZE, DEFAULT_QUANTIZATION
+
     parser.add_argument(
         "--quantization",
         metavar="MODEL",
@@ -268,7 +265,7 @@ def add_budget(parser) -> None:
         type=quantization_model,
         help="quantization model the design is optimal for: tight, raw, balanced (the paper's scaling), "
         "none, calibrated (with --samples), or a number kappa >= 0 on the raw bound "
-        "(default: the package's, chosen by measured exact error)",
+        f"(default {DEFAULT_QUANTIZATION}, chosen by measured exact error)",
     )
     # the old name of --quantization, for one release (warns)
     parser.add_argument("--kappa", default=None, type=quantization_model, help=argparse.SUPPRESS)
@@ -276,7 +273,7 @@ def add_budget(parser) -> None:
         "--kappa-c",
         type=Number("kappa-c", low=0, low_open=True),
         default=1.0,
-        help="c of the balanced model",
+        help="c of the balanced model (default 1)",
     )
     parser.add_argument(
         "--bucket-size",
@@ -284,7 +281,7 @@ def add_budget(parser) -> None:
         type=bucket_size,
         default=None,
         help="bucket length of the stochastic quantizer (one float32 norm per bucket), or 'none' for one "
-        "bucket (default: the package's)",
+        f"bucket (default {DEFAULT_BUCKET_SIZE})",
     )
     parser.add_argument(
         "--samples",
@@ -327,6 +324,99 @@ def name_list(text: str, field: str, what: str, allowed, *, everything="all", sk
     return names
 
 
+# ------------------------------------------------- processes and clusters (cluster, study)
+#: Resident memory of one worker process at least (a Python interpreter with numpy, scipy and
+#: this package, or a Dask worker): a machine holds at most its available memory / this many.
+PROCESS_MEMORY = 100 * 2**20
+#: How long ``--scheduler`` may take to answer before it is refused.
+SCHEDULER_TIMEOUT = 5.0
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new processes (``MemAvailable``; else the physical memory)."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return 2**63 - 1  # unknown: no cap beyond MAX_COUNT
+
+
+def process_count(name: str, *, every_core: bool = False):
+    """``--workers``: a number of processes (``-1``: every core, where `every_core`) that the
+    machine's memory can hold, refused before any process starts."""
+    base = Number(
+        name,
+        integer=True,
+        low=1,
+        high=MAX_COUNT,
+        also=(-1,) if every_core else (),
+        allowed="an integer >= 1 or -1 (every core)" if every_core else None,
+    )
+
+    def parse(text: str) -> int:
+        n = base(text)
+        memory = available_memory()
+        most = max(1, memory // PROCESS_MEMORY)
+        if n > most:
+            raise ArgumentValueError(
+                f"`{name}` = {n} processes cannot fit this machine's memory: at most {most} "
+                f"({memory / 2**30:.1f} GiB available, at least {PROCESS_MEMORY >> 20} MiB a process)."
+            )
+        return n
+
+    parse.__name__ = name  # argparse names the type in its own messages
+    return parse
+
+
+_SCHEDULER = re.compile(r"^(?:(tcp|tls)://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def scheduler_address(text: str) -> str:
+    """``--scheduler``: a Dask scheduler address ``[tcp://|tls://]HOST:PORT``, checked as written.
+
+    Whether a scheduler answers there is :func:`check_scheduler`'s question, asked before any work.
+    """
+    match = _SCHEDULER.match(text.strip())
+    if not match or not 1 <= int(match.group(3)) <= 65535:
+        raise ArgumentValueError(
+            f"`scheduler` must be a Dask scheduler address tcp://HOST:PORT (or tls://, or HOST:PORT "
+            f"with a port in [1, 65535]), got {text!r}."
+        )
+    return f"{match.group(1) or 'tcp'}://{match.group(2)}:{match.group(3)}"
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
+    """Refuse, in one line and within `timeout` seconds, a scheduler address nothing answers at."""
+    import socket
+
+    host, port = address.split("://", 1)[1].rsplit(":", 1)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc.strerror or exc
+        raise UsageError(f"`scheduler` {address!r}: no Dask scheduler answers there ({reason}).") from None
+
+
+def check_wait(deadline: float, time_unit: float) -> None:
+    """A round waits at most MAX_WAIT_SECONDS: ``deadline x time_unit``, each already checked > 0."""
+    from .._validate import MAX_WAIT_SECONDS
+
+    if deadline * time_unit > MAX_WAIT_SECONDS:
+        raise UsageError(
+            f"`deadline` x `time-unit` = {deadline:g} x {time_unit:g} s is too long a round: at most "
+            f"{MAX_WAIT_SECONDS:g} s."
+        )
+
+
 __all__ = [
     "MAX_COUNT",
     "SEED",
@@ -335,6 +425,11 @@ __all__ = [
     "NumberList",
     "UsageError",
     "WholeNumber",
+    "available_memory",
+    "check_scheduler",
+    "check_wait",
+    "process_count",
+    "scheduler_address",
     "add_budget",
     "add_json",
     "add_profile_source",

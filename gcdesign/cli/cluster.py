@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from .._validate import InputError
-from .args import SEED, Number, add_json
+from .args import SEED, Number, add_json, check_scheduler, check_wait, process_count, scheduler_address
 from .output import print_json
 from .paths import input_file, output_file
 
@@ -22,7 +22,7 @@ def cluster_arguments(parser) -> None:
     add = parser.add_argument
     add(
         "--workers",
-        type=Number("workers", integer=True, low=1),
+        type=process_count("workers"),
         default=2,
         metavar="W",
         help="Dask worker processes of the LocalCluster, or torch host ranks to spawn (default 2)",
@@ -42,7 +42,12 @@ def cluster_arguments(parser) -> None:
         help="round deadline in time units",
     )
     add("--rounds", type=Number("rounds", integer=True, low=1), required=True, metavar="R")
-    add("--scheduler", metavar="ADDRESS", help="run on an existing Dask scheduler")
+    add(
+        "--scheduler",
+        type=scheduler_address,
+        metavar="ADDRESS",
+        help="run on the Dask scheduler at tcp://HOST:PORT instead of a LocalCluster",
+    )
     add(
         "--time-unit",
         type=Number("time-unit", **positive),
@@ -100,7 +105,8 @@ def cluster_arguments(parser) -> None:
         type=Number("redesign-threshold", low=0),
         default=0.05,
         metavar="ETA",
-        help="redesign when the current layout's error exceeds the new design's by this fraction",
+        help="redesign when the current layout's error exceeds the new design's by this fraction "
+        "(default 0.05)",
     )
     follow.add_argument(
         "--move-cost",
@@ -115,7 +121,8 @@ def cluster_arguments(parser) -> None:
         action="append",
         default=[],
         metavar="I:F@R",
-        help="emulate drift: worker I's delay rate divided by F from round R on (repeatable)",
+        help="emulate drift: worker I's delay rate divided by F from round R on (repeatable; "
+        "default: no drift)",
     )
     add_json(parser, help="print the results as JSON")
 
@@ -301,6 +308,11 @@ def run_cluster(args) -> int:
     """``gcdesign cluster``: coded training on digits (Dask or torch), against uncoded wait-for-all."""
     if (args.example is None) == (args.design is None):
         raise InputError("give exactly one of --example NAME and --design FILE.")
+    if args.design is not None and args.bits_per_worker is not None:
+        raise InputError("--bits-per-worker goes with --example; a --design file has its bits already.")
+    check_wait(args.deadline, args.time_unit)
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)  # one line within seconds, before any work
     shift = 0.5 * args.deadline if args.shift is None else args.shift
     if shift >= args.deadline:
         raise InputError(f"`shift` must be below the deadline {args.deadline:g}, got {shift:g}.")

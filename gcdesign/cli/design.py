@@ -18,12 +18,16 @@ from .paths import input_file, output_file
 
 # ------------------------------------------------------------------- design
 def design_arguments(p) -> None:
+    from ..design import DEFAULT_ALLOCATOR
     from ..io import SUFFIXES
 
     add_profile_source(p)
     add_budget(p)
     p.add_argument(
-        "--allocator", default=None, help="bit allocator (default: the example's or the package default)"
+        "--allocator",
+        default=None,
+        help=f"bit allocator (default: the example's, else {DEFAULT_ALLOCATOR}: the exact dp where it is "
+        "cheap, certified beyond)",
     )
     p.add_argument("--construction", default="segment", help="segment (default) or hub")
     p.add_argument("--order", default="grouped", help="grouped (default) or index")
@@ -105,9 +109,15 @@ def format_summary(s: dict) -> str:
 
 # ----------------------------------------------------------------- allocate
 def allocate_arguments(p) -> None:
+    from ..design import DEFAULT_ALLOCATOR
+
     add_profile_source(p)
     add_budget(p)
-    p.add_argument("--method", default=None, help="allocator (default: the package default, heuristic)")
+    p.add_argument(
+        "--method",
+        default=None,
+        help=f"allocator (default {DEFAULT_ALLOCATOR}: the exact dp where it is cheap, certified beyond)",
+    )
     p.add_argument(
         "--compare", action="store_true", help="run every allocator: objective, gap to the DP optimum, time"
     )

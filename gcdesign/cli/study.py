@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
-from .args import MAX_COUNT, SEED, Number, UsageError
+from .args import SEED, UsageError, check_scheduler, process_count, scheduler_address
 from .paths import output_dir
 
 #: ``--workers``: a process count, or -1 for every core (gcdesign.parallel).
-WORKERS = Number(
-    "workers", integer=True, low=1, high=MAX_COUNT, also=(-1,), allowed="an integer >= 1 or -1 (every core)"
-)
+WORKERS = process_count("workers", every_core=True)
 
 
 def study_arguments(p) -> None:
@@ -39,6 +37,7 @@ def study_arguments(p) -> None:
     )
     where.add_argument(
         "--scheduler",
+        type=scheduler_address,
         metavar="ADDRESS",
         help="run on the dask.distributed cluster at ADDRESS (tcp://host:8786)",
     )
@@ -50,6 +49,8 @@ def run_study(args) -> int:
 
     if args.name not in STUDIES:
         raise UsageError(f"Unknown study {args.name!r}; choose one of: {', '.join(STUDIES)}.")
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)  # one line within seconds, before any work
     out = args.out
     if out is None:  # the default directory is checked like a given one
         out = output_dir("out")(os.path.join("gcdesign-studies", args.name))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._validate import InputError, choice, positive_int
+from .._validate import MAX_WAIT_SECONDS, InputError, choice, positive_int
 from ..schemes import check_scheme
 from ..training import Optimizer, Problem, gd, second_moment_shrinkage
 from ..training.optimizers import make_step
@@ -84,6 +84,11 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
     time_unit = float(time_unit)
     if not (math.isfinite(time_unit) and time_unit > 0):
         raise InputError(f"`time_unit` must be a finite number of seconds > 0, got {time_unit!r}.")
+    if math.isfinite(float(deadline)) and float(deadline) * time_unit > MAX_WAIT_SECONDS:
+        raise InputError(
+            f"`deadline` x `time_unit` = {float(deadline):g} x {time_unit:g} s is too long a round: at "
+            f"most {MAX_WAIT_SECONDS:g} s."
+        )
     deadline, shift, rates = latency_settings(scheme, deadline, run["shift"], run["rates"], emulate, rounds)
     load_cost = load_settings(run.get("load_cost"), scheme.encoding.shape[0], emulate)
     adapter = make_adapter(scheme, run.get("adapt"))

@@ -19,7 +19,7 @@ import importlib
 import time
 from pathlib import Path
 
-from .._validate import choice
+from .._validate import FileSystemError, choice
 from ._common import StudyResult
 
 STUDIES = {
@@ -77,26 +77,41 @@ def run_study(
     scheduler : str or dask.distributed.Client, optional
         Run on the dask.distributed cluster at this address instead of `workers`.
     """
+    from .. import __version__
+    from .._files import atomic_write_text, publish, staged_run
     from ..parallel import describe_workers, open_workers
 
     choice("study", name, STUDIES)
     out = Path(out) if out is not None else Path("gcdesign-studies") / name
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileSystemError(f"cannot create the output directory {str(out)!r}: {exc.strerror}.") from None
     module = importlib.import_module(f".{name}", __name__)
-    start = time.perf_counter()
-    with open_workers(workers, scheduler=scheduler) as pool:
-        result: StudyResult = module.run(out, quick=quick, rng=rng, progress=progress, workers=pool)
-    result.wall_time = time.perf_counter() - start
-    mode = "quick (`--quick`)" if quick else "full"
-    text = [f"# Study `{name}`", "", STUDIES[name] + ".", "", result.summary.strip(), ""]
-    if result.notes:
-        text += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
-    ran_on = describe_workers(workers, scheduler)
-    text += [f"Mode: {mode}; run time {result.wall_time:.1f} s ({ran_on}).", ""]
-    text += ["Files: " + ", ".join(f"`{Path(f).name}`" for f in result.files), ""]
-    summary_path = out / f"{name}.md"
-    summary_path.write_text("\n".join(text))
-    result.files.append(summary_path)
+    # the files go to a private staging folder in `out` and move in only when all are written,
+    # then the manifest: an interrupted or failed run leaves every earlier file as it was
+    with staged_run(out, name) as stage:
+        start = time.perf_counter()
+        with open_workers(workers, scheduler=scheduler) as pool:
+            result: StudyResult = module.run(stage, quick=quick, rng=rng, progress=progress, workers=pool)
+        result.wall_time = time.perf_counter() - start
+        mode = "quick (`--quick`)" if quick else "full"
+        text = [f"# Study `{name}`", "", STUDIES[name] + ".", "", result.summary.strip(), ""]
+        if result.notes:
+            text += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
+        ran_on = describe_workers(workers, scheduler)
+        text += [f"Mode: {mode}; run time {result.wall_time:.1f} s ({ran_on}).", ""]
+        text += ["Files: " + ", ".join(f"`{Path(f).name}`" for f in result.files), ""]
+        result.files.append(atomic_write_text(stage / f"{name}.md", "\n".join(text)))
+        settings = {
+            "study": name,
+            "quick": bool(quick),
+            "rng": rng if isinstance(rng, int) else repr(rng),
+            "ran_on": ran_on,
+            "gcdesign": __version__,
+            "seconds": round(result.wall_time, 3),
+        }
+        result.files = publish(stage, result.files, out / f"{name}.manifest.json", settings)
     return result
 
 

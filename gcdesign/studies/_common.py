@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import sys
 import time
@@ -75,15 +76,16 @@ class Progress:
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
     """Write `rows` (dicts with the same keys) as CSV; floats with full precision."""
-    path = Path(path)
+    from .._files import atomic_write_text
+
     if not rows:
         raise ValueError("no rows to write")
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return atomic_write_text(path, text.getvalue())
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
@@ -121,8 +123,10 @@ def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 6.0, height: fl
 
 
 def save_figure(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    """Write `fig` as PNG, atomically (an OS refusal is a FileSystemError naming `path`)."""
+    from .._files import atomic_write
+
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
 
 
 def scheme_label(name: str) -> str:
