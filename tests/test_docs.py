@@ -329,3 +329,21 @@ def test_help_names_every_default():
         if re.search(r"default:? (the package'?s?|the package default)\)", action.help or "")
     ]
     assert not vague, vague  # "default: the package's" names no default
+
+
+@pytest.mark.slow
+def test_the_cluster_example_runs_saved_as_a_script(tmp_path):
+    """docs/cluster.md's first example, saved as a script and run with python: the spawned
+    LocalCluster imports the script in every worker process, so it needs its __main__ guard."""
+    import os
+    import subprocess
+
+    first = next(e for e in _examples("docs/cluster.md") if "cluster.train(" in str(e.parsed))
+    script = tmp_path / "example.py"
+    script.write_text(str(first.parsed))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip()  # the final loss, the straggler frequencies, the overhead

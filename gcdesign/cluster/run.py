@@ -94,6 +94,8 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
     adapter = make_adapter(scheme, run.get("adapt"))
     if adapter is not None and not math.isfinite(deadline):
         raise InputError("`adapt` needs a finite `deadline` (lateness is what it follows).")
+    if adapter is not None and backend == "torch":
+        raise InputError("`adapt` needs the Dask backend: the torch transport cannot move partitions yet.")
     problem, gradient_fn, w = _source(source, scheme, run["x0"])
     seed = int(np.random.default_rng(run["rng"]).integers(2**63))
     make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
