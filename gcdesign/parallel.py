@@ -232,6 +232,25 @@ def _limit_threads(threads: int) -> None:
 _THREAD_LIMITS = None
 
 
+def connect_scheduler(address, *, timeout: float = 10.0):
+    """A ``distributed.Client`` connected to the scheduler at `address` (the caller closes it).
+
+    Refuses in one line an address that is not a non-empty string, or where no
+    scheduler answers within `timeout` seconds (Dask's own default waits 30 s).
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise InputError(
+            f"`scheduler` must be a Dask scheduler address such as 'tcp://host:8786' or a Client, "
+            f"got {address!r}."
+        )
+    from dask.distributed import Client
+
+    try:
+        return Client(address.strip(), timeout=f"{timeout:g}s", set_as_default=False)
+    except OSError as exc:  # TimeoutError included: nothing answered in time
+        raise InputError(f"`scheduler` {address!r}: cannot connect ({exc}).") from None
+
+
 @contextlib.contextmanager
 def open_workers(workers=None, *, scheduler=None) -> Iterator:
     """Open what `workers` / `scheduler` describe once, for many :func:`parallel_map` calls.
@@ -254,17 +273,7 @@ def open_workers(workers=None, *, scheduler=None) -> Iterator:
         if distributed is not None and isinstance(scheduler, distributed.Client):
             yield scheduler
             return
-        if not isinstance(scheduler, str) or not scheduler.strip():
-            raise InputError(
-                f"`scheduler` must be a Dask scheduler address such as 'tcp://host:8786' or a Client, "
-                f"got {scheduler!r}."
-            )
-        from dask.distributed import Client
-
-        try:
-            client = Client(scheduler.strip(), timeout="10s")
-        except OSError as exc:
-            raise InputError(f"`scheduler` {scheduler!r}: cannot connect ({exc}).") from None
+        client = connect_scheduler(scheduler)
         try:
             yield client
         finally:
@@ -331,6 +340,7 @@ def numba_threads(threads: int | None) -> Iterator[int]:
 
 __all__ = [
     "WORKERS_ALLOWED",
+    "connect_scheduler",
     "cpu_count",
     "describe_workers",
     "numba_threads",

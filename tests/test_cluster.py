@@ -107,7 +107,7 @@ def test_the_old_keywords_still_work_with_a_deprecation_warning(problem, code):
             gcluster.train(problem, code, deadline=0.0, rounds=2, **old)
     with pytest.warns(DeprecationWarning, match="`w=`"), pytest.raises(InputError, match="`deadline`"):
         gcluster.gradient_estimates(problem, code, theta=np.zeros(problem.dim), deadline=0.0, rounds=2)
-    with pytest.warns(DeprecationWarning), pytest.raises(InputError, match="not both"):
+    with pytest.raises(InputError, match="give `workers` only; `n_workers` is its deprecated name"):
         gcluster.train(problem, code, workers=2, n_workers=2, deadline=2.0, rounds=2)
 
 

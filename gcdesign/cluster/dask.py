@@ -43,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .._validate import InputError
-from ..parallel import process_count
+from ..parallel import connect_scheduler, process_count
 from .engine import Arrival, RoundOrder
 from .worker import Reply, held_partitions, reshard, warm_up, work_round
 
@@ -313,7 +313,7 @@ def dask_client(workers=2, scheduler=None):
         if isinstance(scheduler, Client):
             yield scheduler
             return
-        with Client(scheduler, set_as_default=False) as client:
+        with connect_scheduler(scheduler) as client:
             yield client
         return
     if isinstance(workers, Client):

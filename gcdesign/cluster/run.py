@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from .._validate import MAX_WAIT_SECONDS, InputError, choice, positive_int
+from .._validate import MAX_WAIT_SECONDS, UNSET, InputError, choice, positive_int, renamed_keyword
 from ..schemes import check_scheme
 from ..training import Optimizer, Problem, gd, second_moment_shrinkage
 from ..training.optimizers import make_step
@@ -27,18 +26,11 @@ from .history import ClusterHistory, iterate_metrics, record_fields
 from .worker import shard_maker
 
 
-def _renamed(new_name: str, new, old_name: str, old, default=None):
-    """`new`, or the deprecated keyword `old` (with a DeprecationWarning) when only it is given."""
-    if old is None:
-        return default if new is None else new
-    warnings.warn(
-        f"`{old_name}=` is deprecated and will be removed in the next release; use `{new_name}=`.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    if new is not None:
-        raise InputError(f"give `{new_name}=` or its old name `{old_name}=`, not both.")
-    return old
+def _workers(function: str, workers, client, n_workers):
+    """`workers`, also given under its deprecated names `client` and `n_workers` (default: 2 processes)."""
+    workers = renamed_keyword(function, "client", client, "workers", workers, None)
+    workers = renamed_keyword(function, "n_workers", n_workers, "workers", workers, None)
+    return 2 if workers is None else workers
 
 
 def _source(problem_or_gradient_fn, scheme, x0):
@@ -183,8 +175,8 @@ def train(
     load_cost=None,
     accuracy: Callable | None = None,
     backend: str = "dask",
-    client=None,
-    n_workers=None,
+    client=UNSET,
+    n_workers=UNSET,
 ) -> ClusterHistory | None:
     r"""Train with `scheme` on a dask.distributed or torch.distributed cluster, a real deadline every round.
 
@@ -260,7 +252,7 @@ def train(
     -------
     ClusterHistory (None on a torchrun rank other than 0)
     """
-    workers = _renamed("workers", _renamed("workers", workers, "client", client), "n_workers", n_workers, 2)
+    workers = _workers("cluster.train", workers, client, n_workers)
     _backend_iv(backend, scheduler)
     if backend == "torch" and _is_torch_task(problem_or_gradient_fn):
         from .torch import train as torch_train
@@ -329,9 +321,9 @@ def gradient_estimates(
     rng=None,
     replace_workers: bool = True,
     backend: str = "dask",
-    client=None,
-    n_workers=None,
-    theta=None,
+    client=UNSET,
+    n_workers=UNSET,
+    theta=UNSET,
 ) -> tuple[np.ndarray, ClusterHistory] | None:
     """`rounds` decoded gradients at the fixed model `w` on the cluster: (array (rounds, d), record).
 
@@ -340,8 +332,8 @@ def gradient_estimates(
     mean squared error against the true gradient estimates
     :func:`gcdesign.expected_error`.
     """
-    workers = _renamed("workers", _renamed("workers", workers, "client", client), "n_workers", n_workers, 2)
-    w = _renamed("w", w, "theta", theta)
+    workers = _workers("cluster.gradient_estimates", workers, client, n_workers)
+    w = renamed_keyword("cluster.gradient_estimates", "theta", theta, "w", w, None)
     if w is None:
         raise InputError("`w` (the model at which to estimate the gradient) is required.")
     _backend_iv(backend, scheduler)
