@@ -384,6 +384,38 @@ def test_segment_order_is_the_stable_slope_order():
         np.testing.assert_array_equal(got_slope, slope[expected])
 
 
+def test_segment_bucket_sort_equals_the_stable_order_on_large_tables_with_ties():
+    """The bucket sort of :func:`sorted_segment_ids` against the stable argsort of -slope (the
+    order of the former truncated-key sort) on tables big enough for large buckets: runs of
+    equal slopes (identical and repeated rows), two-valued buckets, zero, -0.0 and negative
+    slopes, slopes a few ulps apart, and random rows."""
+    from gcdesign.allocation._kernels import envelope_vertices, segment_slope, sorted_segment_ids
+
+    rng = np.random.default_rng(41)
+    concave = np.cumsum(np.sort(rng.random((400, 9)), axis=1)[:, ::-1], axis=1)
+    tables = [
+        concave,
+        np.repeat(concave[:7], 300, axis=0),  # long runs of equal slopes
+        np.tile(np.array([[0.0, 2.0, 3.0, 3.0, 3.0]]), (2000, 1)),  # zero slopes, one value per row
+        np.cumsum(rng.choice([0.25, 0.5], (1500, 6)), axis=1)[:, ::-1].copy(),  # two values, negative
+        np.concatenate([concave, -concave, concave * (1 + 2e-16), concave * 0.0 - 0.0]),
+    ]
+    tables.append(np.where(rng.random((800, 7)) < 0.3, 1.0, rng.random((800, 7))).cumsum(axis=1))
+    ulps = 1.0 + rng.integers(0, 4, 600) * np.finfo(float).eps  # one large bucket, out of order
+    tables.append(np.stack([np.zeros(601), np.append(ulps, 2.0), np.append(2 * ulps, 4.0)], axis=1))
+    for table in tables:
+        table = np.ascontiguousarray(table)
+        vert, count = envelope_vertices(table)
+        rbits = max(1, int(table.shape[1] - 2).bit_length())
+        w = np.repeat(np.arange(count.size), count)
+        r = np.arange(w.size) - np.repeat(np.cumsum(count) - count, count)
+        slope = np.array([segment_slope(table, vert, a, b) for a, b in zip(w, r, strict=True)])
+        expected = ((w << rbits) | r)[np.argsort(-(slope + 0.0), kind="stable")]
+        ids = np.empty(w.size, dtype=np.int64)
+        sorted_segment_ids(table, vert, count, rbits, ids)
+        np.testing.assert_array_equal(ids, expected)
+
+
 def test_local_search_kernel_equals_reference():
     from gcdesign.allocation._kernels import local_search
     from gcdesign.allocation.heuristic import local_search_reference

@@ -88,7 +88,7 @@ def envelope_vertices(active):
     decreasing (collinear points are merged). The Lagrangian of the
     piecewise-linear relaxation picks, for a multiplier lambda, exactly the
     segments with slope > lambda. Segment r of worker i is identified by the
-    integer ``i << rbits | r`` (:func:`segment_keys`).
+    integer ``i << rbits | r`` (:func:`sorted_segment_ids`).
     Reference: :func:`gcdesign.allocation.heuristic.envelope_reference`.
     """
     n, width = active.shape
@@ -123,79 +123,127 @@ def segment_slope(active, vert, w, r):
     return (active[w, b] - active[w, a]) / (b - a)
 
 
-@njit()
-def segment_keys(active, vert, count, rbits, ibits):
-    """One uint64 sort key per segment: the slope's order bits above, the segment id below.
+@njit(inline="always")
+def _slope_key(active, vert, w, r, buf, bits_of):
+    """An order-reversing uint64 image of the slope (ascending keys: decreasing slopes; -0.0 as +0.0)."""
+    buf[0] = segment_slope(active, vert, w, r) + 0.0
+    bits = bits_of[0]
+    if bits & (np.uint64(1) << np.uint64(63)):
+        return bits
+    return ~(bits | (np.uint64(1) << np.uint64(63)))
 
-    Ascending keys are decreasing slopes; the top ``64 - ibits`` bits of an
-    order-preserving encoding of the slope (sign flipped, -0.0 as +0.0) are
-    kept and the id ``w << rbits | r`` (``ibits`` bits) fills the rest, so equal
-    slopes sort by (worker, start). Keys whose kept bits collide are put in
-    exact order by :func:`finish_segment_order`.
+
+@njit()
+def sorted_segment_ids(active, vert, count, rbits, ids):
+    """Write the segment ids ``w << rbits | r`` into `ids` by decreasing slope, ties by id.
+
+    A two-level bucket sort on the exact 64-bit slope keys (no truncated key,
+    so nothing collides). The key range is cut into at most 2^16 cells (each a
+    slope ratio of about 1.016 or less) and the (key, id) pairs are scattered
+    into their cells in id order (few cells hold segments, so their write
+    positions stay in cache). Each cell is then copied to a scratch buffer and
+    scattered back into about one bucket per 16 of its segments (a linear cut
+    of the cell), so the buckets stay small however the slopes spread; each
+    bucket is sorted by key, stably (insertion sort; a large bucket, e.g. a run
+    of equal slopes, is left as it is when in order, else sorted by a stable
+    merge sort). Slopes are computed from rows read in order: the table is
+    never read out of order.
     """
-    total = 0
-    for w in range(count.size):
-        total += count[w]
-    keys = np.empty(total, dtype=np.uint64)
+    n = count.size
+    total = ids.size
+    if total == 0:
+        return
     buf = np.empty(1, dtype=np.float64)
     bits_of = buf.view(np.uint64)
-    sign = np.uint64(1) << np.uint64(63)
-    shift = np.uint64(ibits)
-    rshift = np.uint64(rbits)
-    q = 0
-    for w in range(count.size):
+    lo = ~np.uint64(0)
+    hi = np.uint64(0)
+    for w in range(n):
         for r in range(count[w]):
-            buf[0] = segment_slope(active, vert, w, r) + 0.0
-            bits = bits_of[0]
-            ascending = ~bits if bits & sign else bits | sign
-            descending = ~ascending
-            keys[q] = ((descending >> shift) << shift) | (np.uint64(w) << rshift) | np.uint64(r)
-            q += 1
-    return keys
+            key = _slope_key(active, vert, w, r, buf, bits_of)
+            lo = min(lo, key)
+            hi = max(hi, key)
+    span = hi - lo
+    cshift = 0
+    while (span >> np.uint64(cshift)) >= np.uint64(1 << 16):
+        cshift += 1
+    ucshift = np.uint64(cshift)
+    cmask = (np.uint64(1) << ucshift) - np.uint64(1)
+    ncells = np.int64(span >> ucshift) + 1
+    cstart = np.zeros(ncells + 1, dtype=np.int64)
+    for w in range(n):
+        for r in range(count[w]):
+            cstart[np.int64((_slope_key(active, vert, w, r, buf, bits_of) - lo) >> ucshift) + 1] += 1
+    largest = 0
+    for c in range(ncells):
+        largest = max(largest, cstart[c + 1])
+        cstart[c + 1] += cstart[c]
+    keys = np.empty(total, dtype=np.uint64)
+    fill = cstart[:ncells].copy()
+    for w in range(n):
+        for r in range(count[w]):
+            key = _slope_key(active, vert, w, r, buf, bits_of)
+            c = np.int64((key - lo) >> ucshift)
+            keys[fill[c]] = key
+            ids[fill[c]] = (w << rbits) | r
+            fill[c] += 1
+    scratch_keys = np.empty(largest, dtype=np.uint64)
+    scratch_ids = np.empty(largest, dtype=ids.dtype)
+    start = np.zeros((1 << 16) + 2, dtype=np.int64)
+    for c in range(ncells):
+        q0 = cstart[c]
+        size = cstart[c + 1] - q0
+        if size <= 1:
+            continue
+        parts = 0  # log2 of the cell's buckets: about one per 16 segments, at most 2^cshift
+        while parts < cshift and parts < 16 and (16 << parts) < size:
+            parts += 1
+        nb = 1 << parts
+        sub = np.uint64(cshift - parts)
+        start[: nb + 1] = 0
+        for j in range(size):
+            key = keys[q0 + j]
+            scratch_keys[j] = key
+            scratch_ids[j] = ids[q0 + j]
+            start[np.int64(((key - lo) & cmask) >> sub) + 1] += 1
+        for b in range(nb):
+            start[b + 1] += start[b]
+        for j in range(size):  # back into the cell's buckets, in id order
+            key = scratch_keys[j]
+            b = np.int64(((key - lo) & cmask) >> sub)
+            keys[q0 + start[b]] = key
+            ids[q0 + start[b]] = scratch_ids[j]
+            start[b] += 1
+        q = q0  # start[b] is now the end of bucket b
+        for b in range(nb):
+            e = q0 + start[b]
+            _sort_bucket(keys, ids, q, e)
+            q = e
 
 
 @njit()
-def finish_segment_order(keys, ids, active, vert, rbits, ibits):
-    """Segment ids in exact order from the sorted `keys` (decreasing slope, then id).
-
-    Runs of keys with equal slope bits are re-sorted by the full slope
-    (stable, so equal slopes stay in id order). Writes `ids`.
-    """
-    size = keys.size
-    shift = np.uint64(ibits)
-    low = (np.uint64(1) << shift) - np.uint64(1)
-    rmask = (1 << rbits) - 1
-    slopes = np.empty(64)  # the slopes of the run being sorted, in place beside `ids`
-    q = 0
-    while q < size:
-        head = keys[q] >> shift
-        e = q + 1
-        while e < size and (keys[e] >> shift) == head:
-            e += 1
-        if e - q == 1:
-            ids[q] = keys[q] & low
-        elif e - q <= 64:
-            # insertion sort by decreasing slope; the run is in id order, kept on ties
-            for j in range(q, e):
-                x = np.int64(keys[j] & low)
-                sx = segment_slope(active, vert, x >> rbits, x & rmask)
-                i = j
-                while i > q and slopes[i - 1 - q] < sx:
-                    ids[i] = ids[i - 1]
-                    slopes[i - q] = slopes[i - 1 - q]
-                    i -= 1
-                ids[i] = x
-                slopes[i - q] = sx
-        else:
-            run = np.empty(e - q, dtype=np.int64)
-            neg = np.empty(e - q)
-            for j in range(e - q):
-                run[j] = np.int64(keys[q + j] & low)
-                neg[j] = -segment_slope(active, vert, run[j] >> rbits, run[j] & rmask)
-            perm = np.argsort(neg, kind="mergesort")
-            for j in range(e - q):
-                ids[q + j] = run[perm[j]]
-        q = e
+def _sort_bucket(keys, ids, q, e):
+    """Sort ``keys[q:e]`` ascending, stably, with `ids` alongside."""
+    if e - q <= 64:  # insertion sort; the bucket is in id order, kept on ties
+        for j in range(q + 1, e):
+            key = keys[j]
+            x = ids[j]
+            i = j
+            while i > q and keys[i - 1] > key:
+                keys[i] = keys[i - 1]
+                ids[i] = ids[i - 1]
+                i -= 1
+            keys[i] = key
+            ids[i] = x
+        return
+    for j in range(q + 1, e):
+        if keys[j - 1] > keys[j]:
+            break
+    else:
+        return  # e.g. a run of equal slopes: already in id order
+    perm = np.argsort(keys[q:e], kind="mergesort")
+    run = ids[q:e].copy()
+    for j in range(e - q):
+        ids[q + j] = run[perm[j]]
 
 
 # -------------------------------------------------------------- local search

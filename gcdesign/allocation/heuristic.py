@@ -54,8 +54,8 @@ class SegmentOrder:
 
 
 def segment_order(active: np.ndarray) -> SegmentOrder:
-    """Sort the envelope segments of `active` (numba kernels, then one in-place uint64 sort)."""
-    from ._kernels import envelope_vertices, finish_segment_order, segment_keys
+    """Sort the envelope segments of `active` (numba: envelopes, then a bucket sort on exact slope keys)."""
+    from ._kernels import envelope_vertices, sorted_segment_ids
 
     n, width = active.shape
     vert, count = envelope_vertices(active)
@@ -63,10 +63,8 @@ def segment_order(active: np.ndarray) -> SegmentOrder:
     ibits = max(1, int(n - 1).bit_length()) + rbits
     if ibits > 62:
         raise InputError(f"the table is too large for the heuristic: {n} workers x {width} levels.")
-    keys = segment_keys(active, vert, count, rbits, ibits)
-    keys.sort()  # the keys are distinct, so any sort gives the one order
-    ids = np.empty(keys.size, dtype=np.int32 if ibits <= 31 else np.int64)
-    finish_segment_order(keys, ids, active, vert, rbits, ibits)
+    ids = np.empty(int(count.sum()), dtype=np.int32 if ibits <= 31 else np.int64)
+    sorted_segment_ids(active, vert, count, rbits, ids)
     return SegmentOrder(vert, count, ids, rbits)
 
 
