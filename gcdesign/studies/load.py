@@ -19,7 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import Progress, StudyResult, diff_ci, markdown_table, mean_ci, write_csv
+from ._common import (
+    Progress,
+    StudyResult,
+    diff_ci,
+    markdown_table,
+    mean_ci,
+    new_figure,
+    save_figure,
+    write_csv,
+)
 
 DEADLINE, SHIFT = 1.5, 1.0
 PER_PARTITION = 0.06  # time units per held partition: 0.06 of the 0.5 slack
@@ -174,6 +183,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                 }
             )
     files = [write_csv(out / "load.csv", rows), write_csv(out / "load_iterations.csv", iteration_rows)]
+    files.append(_figure(runs, cases, out / "load.png"))
     table = markdown_table(
         [
             "heterogeneity",
@@ -215,10 +225,28 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
             + ", ".join(f"{k}: {HETEROGENEITY[k]}" for k in cfg["levels"])
             + ".",
             "",
+            "![loss vs wall clock](load.png)",
+            "",
             table,
         ]
     )
     return StudyResult("load", files=files, summary=summary, notes=[])
+
+
+def _figure(runs, cases, path):
+    """Training loss against measured wall clock, every seed, one panel per (heterogeneity, B/N)."""
+    fig, axes = new_figure(len(cases), 1, width=4.2, height=3.4)
+    colors = {"load-blind": "tab:red", "load-aware": "tab:blue"}
+    for ax, case in zip(axes[0], cases, strict=True):
+        for arm, color in colors.items():
+            for k, h in enumerate(runs[(case["level"], case["bits"], arm)]):
+                ax.plot(h.wall_time * h.time_unit, h.loss, color=color, lw=1.2, label=arm if k == 0 else None)
+        ax.set_title(f"{case['level']} heterogeneity, B/N = {case['bits']}")
+        ax.set_xlabel("wall clock (s)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("training loss")
+    return save_figure(fig, path)
 
 
 def _ci(mean: float, half: float) -> str:
