@@ -34,18 +34,6 @@ def code(problem):
     return design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
 
 
-@pytest.fixture(scope="module")
-def threads_client():
-    """Two in-process workers (fast start) for the short runs."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        yield client
-
-
 # ---------------------------------------------------------------- no cluster needed
 def test_partition_problem_reproduces_the_partition_gradients():
     prob = synthetic_problem("softmax", partitions=7, n_samples=150, n_features=5, rng=1, solve=False)

@@ -3,7 +3,6 @@ workers that lack it, delays that follow the load (gcdesign.cluster with adapt= 
 
 from __future__ import annotations
 
-import distributed
 import numpy as np
 import pytest
 
@@ -28,17 +27,6 @@ def problem():
 @pytest.fixture(scope="module")
 def code(problem):
     return design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
-
-
-@pytest.fixture(scope="module")
-def threads_client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        yield client
 
 
 def _held_by_worker(client):
