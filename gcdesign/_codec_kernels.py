@@ -48,7 +48,7 @@ import numpy as np
 
 from ._jit import njit
 from ._mc_kernels import NONE, SIGN, STOCHASTIC, uniform, uniforms  # noqa: F401 - SIGN: the codes by name
-from ._rounding import sign_draw, stochastic_level  # edits there: touch this file (numba cache)
+from ._rounding import sign_draw, stochastic_level
 from .quantization import QUANTIZER_SPECS, quantizer_spec, row_bucket_norms, stochastic_levels
 
 LANES = 8

@@ -14,11 +14,16 @@ This module gives each kernel a numba ``FunctionCache`` whose locators are numba
 the in-tree one. Only gcdesign's kernels are affected: no environment variable and no
 global numba setting is changed, so other libraries cache where they always did. Where
 neither folder is writable the kernels compile in memory each run (numba's ``NullCache``).
-The cache is invalidated as numba's always is: by the source file's content hash and
-numba's version.
+The cache is invalidated as numba's always is (the source file's stamp, the function's
+bytecode, numba's version) and also by any edit to a kernel module of the package: a kernel
+calls kernels of other modules (the shared rounding routine of :mod:`gcdesign._rounding`,
+the uniforms of :mod:`gcdesign._mc_kernels`), which numba's own key does not follow.
 """
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 import numba
 from numba.core import caching
@@ -41,8 +46,28 @@ class _UserCacheImpl(caching.CompileResultCacheImpl):
     ]
 
 
+_STAMP: list[str] = []
+
+
+def kernel_sources_stamp() -> str:
+    """SHA-256 of every module of the package that compiles kernels (read once per process)."""
+    if not _STAMP:
+        digest = hashlib.sha256()
+        root = Path(__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            text = path.read_bytes()
+            if b"_jit import njit" in text:
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + text)
+        _STAMP.append(digest.hexdigest())
+    return _STAMP[0]
+
+
 class _UserFunctionCache(caching.FunctionCache):
     _impl_class = _UserCacheImpl
+
+    def _index_key(self, sig, codegen):
+        # numba keys on the kernel's own bytecode; the kernels it calls live in other modules
+        return (*super()._index_key(sig, codegen), kernel_sources_stamp())
 
 
 def njit(*, cache: bool = True, **options):

@@ -8,10 +8,8 @@ Their numpy twins are :func:`gcdesign.quantization.stochastic_levels` and the si
 of :func:`gcdesign.quantization.quantize_rows`. They live apart from
 :mod:`gcdesign.quantization`, the quantizer spec, so that ``import gcdesign`` does not import
 numba.
-
-Note for editors: numba's on-disk cache of a kernel does not follow edits to these functions
-(it keys on the kernel's own file); after editing them, touch the kernel modules or clear
-the kernels' cache folder (:mod:`gcdesign._jit`: ``~/.cache/numba`` or ``$NUMBA_CACHE_DIR``).
+An edit here invalidates the cached kernels that call these functions
+(:func:`gcdesign._jit.kernel_sources_stamp`).
 """
 
 from __future__ import annotations

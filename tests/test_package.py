@@ -165,3 +165,21 @@ def test_numbered_results_are_cited(name):
     doc = getattr(obj, attr).__doc__
     references = doc.split("References\n", 1)[1]
     assert CITING[name] in " ".join(references.split()), name
+
+
+def test_a_kernels_cache_key_follows_the_kernels_it_calls(monkeypatch):
+    # numba keys a cached kernel on its own bytecode; a kernel of _codec_kernels also runs
+    # _rounding's routine, so the key carries a stamp of every kernel module's source
+    import numpy as np
+
+    from gcdesign import _jit
+    from gcdesign._rounding import stochastic_level
+
+    cache = stochastic_level._cache
+    assert isinstance(cache, _jit._UserFunctionCache)
+    codegen = stochastic_level.targetctx.codegen()
+    sig = (np.float64, np.float64, np.float64)
+    key = cache._index_key(sig, codegen)
+    assert key[-1] == _jit.kernel_sources_stamp() and len(key[-1]) == 64
+    monkeypatch.setattr(_jit, "_STAMP", ["another source"])
+    assert cache._index_key(sig, codegen) != key  # an edit of any kernel module: another entry
