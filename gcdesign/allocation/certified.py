@@ -71,12 +71,12 @@ def _empty_table():
     return np.zeros((0, 0))
 
 
-def _classes(table, p, sample_rows=SAMPLE_ROWS):
+def _classes(table, p):
     """Workers with identical utilities, grouped: ``(rows, count, inverse)`` -- one worker per
     class (in the order of first appearance), the class sizes, and each worker's class; None
     when every worker is distinct. A class is a distinct straggler probability (utilities from
-    ``(p, delta)``) or a distinct table row. Above ``2.5 sample_rows`` workers a sample of
-    `sample_rows` decides: no repeat in it, no grouping (a few repeats left ungrouped only
+    ``(p, delta)``) or a distinct table row. Above 2.5 :data:`SAMPLE_ROWS` workers a sample of
+    that many decides: no repeat in it, no grouping (a few repeats left ungrouped only
     make the core a little larger)."""
     if table.shape[0] > 0:
         key = np.ascontiguousarray(table).view(np.dtype((np.void, table.dtype.itemsize * table.shape[1])))
@@ -84,6 +84,7 @@ def _classes(table, p, sample_rows=SAMPLE_ROWS):
     else:
         key = p
     n = key.size
+    sample_rows = SAMPLE_ROWS
     if n > 2.5 * sample_rows:
         sample = key[np.unique(np.linspace(0, n - 1, sample_rows).round().astype(np.int64))]
         if np.unique(sample).size == sample.size:
@@ -97,15 +98,16 @@ def _classes(table, p, sample_rows=SAMPLE_ROWS):
     return first[order], count[order].astype(np.int64), rank[inverse.ravel()]
 
 
-def _multiplier(table, p, delta, steps, residual, count, sample_rows=SAMPLE_ROWS):
+def _multiplier(table, p, delta, steps, residual, count):
     """The minimizer of the Lagrangian bound: the slope of the envelope segment that spends bit R.
 
-    Row i stands for ``count[i]`` workers. Above ``2.5 sample_rows`` rows a sample brackets the
-    slope: every row heavier than ``1 / sample_rows`` of the workers, and `sample_rows` of the
+    Row i stands for ``count[i]`` workers. Above 2.5 :data:`SAMPLE_ROWS` rows a sample brackets the
+    slope: every row heavier than ``1 / SAMPLE_ROWS`` of the workers, and ``SAMPLE_ROWS`` of the
     others, weighted to stand for all of them."""
     from ._kernels import bracket_segments, envelope_segments
 
     n = count.size
+    sample_rows = SAMPLE_ROWS
     if n <= 2.5 * sample_rows:
         slopes, lengths = envelope_segments(table, p, delta, steps, np.arange(n), count.astype(np.float64))
         return _crossing(slopes, lengths, 0, residual, np.inf)
