@@ -18,9 +18,9 @@ paper's heuristic (``method="heuristic"``) on the same instances up to
 ``--heuristic-max`` workers (its CPU time and whether the certified objective is
 at least its own), and the exact DP on ``--dp-check`` extra instances of each family at
 N = 10^3 (the objective must be equal). Last, the whole ``design()`` (defaults, B = 7N) at
-the largest N on one profile of each family: CPU seconds, median of ``--design-reps`` runs. The authors' allocation code is not in this
-repository or in the project's seed documents (only the paper's text is), so
-there is no run of it here.
+the largest N on one profile of each family: CPU seconds, median of ``--design-reps`` runs.
+The authors' allocation code is not in this repository or in the project's seed documents
+(only the paper's text is), so there is no run of it here.
 
     python studies/bench_certified.py [--sizes 10000,100000,1000000] [--instances 20]
         [--families random,paper,...] [--dp-check 10] [--design-reps 3]
