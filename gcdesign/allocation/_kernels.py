@@ -742,24 +742,25 @@ def _add(total, comp, x):
 
 
 @njit()
-def envelope_pass(table, p, delta, n, width, rows, lam_lo, lam_hi, cap):
+def envelope_pass(table, p, delta, n, vert, lam_lo, lam_hi, cap):
     """One pass over the rows: each row's envelope (:func:`envelope_vertices`), its largest
     ``|u|``, its utility at column 0, and the envelope segments split by slope against the
-    bracket ``lam_lo < lam_hi``. Only the first `rows` rows (the largest candidate set) get
-    envelopes; of the others only the utility at column 0 is read.
+    bracket ``lam_lo < lam_hi``. Only the first `rows` rows (the largest candidate set), ``vert``
+    of shape (rows, T + 1) and an integer type that holds T, get envelopes; of the others only
+    the utility at column 0 is read.
 
-    Returns ``(vert, count, above, scale, base, above_bits, total, comp, absum, slope, worker,
-    seg, length, overflow)``: ``above[i]`` is the number of row i's segments of slope >
+    Returns ``(count, above, scale, base, above_bits, total, comp, absum, slope, worker, seg,
+    length, overflow)``: ``above[i]`` is the number of row i's segments of slope >
     ``lam_hi`` (a prefix of its envelope), ``above_bits`` their bits and ``total + comp`` the
     compensated sum of their ``length * slope`` (``absum``: of the absolute values), and the
     segments with ``lam_lo < slope <= lam_hi`` are listed in ``(worker, seg)`` order (at most
     `cap`; ``overflow`` says some were left out). ``scale[i]`` is the largest ``|u|`` of rows
     0..i (the local search's tolerance scale).
     """
+    rows, width = vert.shape
     steps = np.arange(width)
-    vert = np.zeros((n, width), dtype=np.int16)
-    count = np.zeros(n, dtype=np.int64)
-    above = np.zeros(n, dtype=np.int64)
+    count = np.zeros(rows, dtype=np.int16)
+    above = np.zeros(n, dtype=np.int16)
     scale = np.empty(n)
     base = np.empty(n)
     row = np.empty((1, width))
@@ -811,7 +812,6 @@ def envelope_pass(table, p, delta, n, width, rows, lam_lo, lam_hi, cap):
             else:
                 break  # slopes decrease along the envelope
     return (
-        vert,
         count,
         above,
         scale,

@@ -451,21 +451,25 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
 
 
 # ------------------------------------------------------ the windowed scan without a segment sort
+BRACKET_SAMPLE = 2048
+"""Rows (evenly spaced in the reliability order) whose envelopes estimate the multiplier's bracket."""
+
+
 def _bracket(table, p, delta, rows, width, residual, widen):
     """Multipliers ``lam_lo < lam_hi`` around the slope at which the water-filling of the top-`rows`
     set spends `residual` bits, with room below for the relaxations of smaller sets, and a
-    capacity for the segments between them: estimated from the envelopes of an evenly spaced
-    sample of the rows (all of them up to 2.5 x SAMPLE_ROWS)."""
+    capacity for the segments between them: estimated from the envelopes of BRACKET_SAMPLE rows
+    evenly spaced in the order of reliability (within 3e-4 R of the true count at N = 10^5 and
+    10^6 on paper-like and random profiles; the margin is ten times that, plus T sqrt(N))."""
     from ._kernels import envelope_segments
-    from .certified import SAMPLE_ROWS
 
     top = width - 1
-    if rows <= 2.5 * SAMPLE_ROWS:
+    if rows <= BRACKET_SAMPLE:
         sample = np.arange(rows)
         margin = 0.0
     else:
-        sample = np.unique(np.linspace(0, rows - 1, SAMPLE_ROWS).round().astype(np.int64))
-        margin = 0.005 * residual + 2 * top * np.sqrt(rows)
+        sample = np.unique(np.linspace(0, rows - 1, BRACKET_SAMPLE).round().astype(np.int64))
+        margin = 0.003 * residual + top * np.sqrt(rows)
     factor = rows / sample.size
     margin = (margin + top) * widen
     room = (64 * top + 0.001 * residual) * widen
@@ -502,8 +506,9 @@ def _relaxation_of_all(table, p, delta, n, width, rows, residual):
 
     for attempt in range(5):
         lam_lo, lam_hi, cap = _bracket(table, p, delta, rows, width, residual, 4.0**attempt)
-        vert, count, taken, scale, base, above_bits, total, comp, absum, slope, worker, seg, length, over = (
-            envelope_pass(table, p, delta, n, width, rows, lam_lo, lam_hi, cap)
+        vert = np.empty((rows, width), dtype=np.int8 if width <= 128 else np.int16)
+        count, taken, scale, base, above_bits, total, comp, absum, slope, worker, seg, length, over = (
+            envelope_pass(table, p, delta, n, vert, lam_lo, lam_hi, cap)
         )
         if over or above_bits > residual:
             continue
@@ -619,7 +624,7 @@ def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window)
     floor = np.maximum.accumulate(base_prefix[ks] + rest_value[ks])
     low = {key: rel[key] for key in ("j", "filled", "total", "comp")}
     low.update(c=c_star, gain=gain_n)
-    extra = np.zeros(n, dtype=np.int64)
+    extra = np.zeros(n, dtype=np.int16)
     pending = []  # (bound, c): computed, not new; eligible or not by the next new one below
     dist_below = {}  # c -> distance to the last new candidate at or below it
 
