@@ -473,10 +473,12 @@ def _bracket(table, p, delta, rows, width, residual, widen):
     factor = rows / sample.size
     margin = (margin + top) * widen
     room = (64 * top + 0.001 * residual) * widen
-    slopes, lengths = envelope_segments(table, p, delta, np.arange(width), sample)
+    slopes, lengths = envelope_segments(
+        table, p, delta, np.arange(width), sample, np.full(sample.size, factor)
+    )
     order = np.argsort(-slopes, kind="stable")
     slopes = slopes[order]
-    cum = np.cumsum(lengths[order]) * factor
+    cum = np.cumsum(lengths[order])
     hi_pos, lo_pos = residual - margin, residual + margin + room
     j_hi = int(np.searchsorted(cum, hi_pos, side="left"))
     j_lo = int(np.searchsorted(cum, lo_pos, side="left"))
