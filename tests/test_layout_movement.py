@@ -62,7 +62,9 @@ def _brute_force(masses, k, old):
             lay = segment_layout(masses, k, order=order, offset=float(offset))
             rows, cols = lay.nonzero()
             for perm in permutations(range(k)):
-                moved = len({(i, perm[j]) for i, j in zip(rows.tolist(), cols.tolist(), strict=True)} - old_pairs)
+                moved = len(
+                    {(i, perm[j]) for i, j in zip(rows.tolist(), cols.tolist(), strict=True)} - old_pairs
+                )
                 best = moved if best is None else min(best, moved)
     return best
 
