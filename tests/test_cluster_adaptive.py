@@ -95,9 +95,9 @@ def test_a_scheduled_redesign_moves_only_missing_partitions(threads_client, prob
 
 
 def test_adapt_redesigns_when_a_worker_slows_down(threads_client, problem, code):
-    rounds = 24
+    rounds = 30
     rates = np.tile(gcluster.delay_rates(P4, deadline=2.0, shift=1.0), (rounds, 1))
-    rates[4:, 0] = 1e-3  # worker 0 (p = 0.1, the largest mass) never answers in time from round 4
+    rates[10:, 0] = 1e-3  # worker 0 (p = 0.1, the largest mass) never answers in time from round 10
     hist = gcluster.train(
         problem,
         code,
@@ -174,7 +174,7 @@ def test_cli_adapt_reports_the_redesign(capsys):
     from gcdesign.cli import main
 
     argv = ["cluster", "--example", "toy-n8", "--deadline", "2", "--shift", "1", "--rounds", "30"]
-    argv += ["--adapt", "--slow", "0:50@5", "--no-baseline", "--json"]
+    argv += ["--adapt", "--window", "8", "--slow", "0:50@12", "--no-baseline", "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert any(c["action"] == "redesign" for c in out["adaptation"])
