@@ -498,6 +498,7 @@ class Adapter:
         self.records: list[AdaptRecord] = []
         self.last: dict | None = None
         self._follow: dict | None = None  # the workers an alarm flagged, counted since it
+        self.tested = 0  # rounds the drift test tested (each one a trial of its promise)
 
     def observe(self, round_index: int, late) -> bool:
         """Add round `round_index`'s outcomes; True when :attr:`design` changed (re-weighted, redesigned)."""
@@ -507,6 +508,7 @@ class Adapter:
             self._follow["late"] += late
             self._follow["rounds"] += 1
         alarm = self.test.update(late)
+        self.tested += self.test.testing
         if alarm:
             drifted = self.test.drifted()
             p_new = damped_profile(self.design.straggler_probs, self.estimator.straggler_probs, drifted)
