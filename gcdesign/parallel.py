@@ -245,10 +245,44 @@ def connect_scheduler(address, *, timeout: float = 10.0):
         )
     from dask.distributed import Client
 
+    address = address.strip()
     try:
-        return Client(address.strip(), timeout=f"{timeout:g}s", set_as_default=False)
+        _probe_handshake(address, timeout)
+        return Client(address, timeout=f"{timeout:g}s", set_as_default=False)
     except OSError as exc:  # TimeoutError included: nothing answered in time
         raise InputError(f"`scheduler` {address!r}: cannot connect ({exc}).") from None
+    except ValueError as exc:  # Dask's parse of the address: no port, unknown scheme
+        raise InputError(
+            f"`scheduler` must be a Dask scheduler address such as 'tcp://host:8786', "
+            f"got {address!r} ({exc})."
+        ) from None
+
+
+def _probe_handshake(address: str, timeout: float) -> None:
+    """Open and close one Dask comm to `address`, handshake included, within `timeout` s.
+
+    ``distributed.Client(timeout=...)`` bounds the TCP connect but not the handshake
+    read that follows it (``distributed.comm.core.connect``), so a port that accepts
+    connections and never speaks Dask would hang the Client forever. The probe runs on
+    its own event loop in a helper thread (the caller may be inside a running loop).
+    Raises TimeoutError (an OSError) when no handshake arrives within `timeout` + 1 s.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+
+    async def probe():
+        try:
+            # connect's own timeout bounds the TCP connect (its error names it); the
+            # margin lets that error through before the handshake bound fires
+            comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout + 1.0)
+        except TimeoutError:  # asyncio's, the builtin since 3.11
+            raise TimeoutError(f"connected, but no Dask handshake within {timeout + 1.0:g} s") from None
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, probe()).result()
 
 
 @contextlib.contextmanager

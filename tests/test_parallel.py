@@ -278,3 +278,23 @@ def test_cli_study_passes_workers_and_scheduler(monkeypatch, tmp_path, capsys):
         assert "`workers` must be an integer >= 1 or -1 (every core)" in err and len(err.splitlines()) == 1
     assert main(["study", "adam", "--workers", "2", "--scheduler", "tcp://h:1"]) == 2  # one or the other
     assert "not allowed with argument --workers" in capsys.readouterr().err
+
+
+def test_connect_scheduler_refuses_a_port_that_never_speaks_dask():
+    """A listener that accepts TCP and stays silent: Dask's Client alone would wait forever."""
+    import socket
+
+    from gcdesign.parallel import connect_scheduler
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(
+            InputError,
+            match=r"^`scheduler` 'tcp://127\.0\.0\.1:\d+': cannot connect \(connected, but no Dask handshake",
+        ):
+            connect_scheduler(address, timeout=0.5)
+    for bad in ("garbage", "foo://x:1"):
+        with pytest.raises(
+            InputError, match=r"`scheduler` must be a Dask scheduler address such as 'tcp://host:8786', got"
+        ):
+            connect_scheduler(bad)

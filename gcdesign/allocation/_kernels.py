@@ -674,7 +674,15 @@ def greedy_kernel(active, m, budget):
 # when ``table`` is empty (shape (0, 0)), straight from the straggler probabilities and error
 # factors: ``u_i(levels[l]) = (1 - p_i) / (p_i + delta_l)`` -- the same float64 operations as
 # :func:`gcdesign.utility.utilities`, so both give the same numbers bit for bit, and the
-# 250 MB table of N = 10^6 workers is never built.
+# 250 MB table of N = 10^6 workers is never built. A row stands for ``count[i]`` identical
+# workers (a hardware class; 1 for a row of its own).
+
+TIE_REL = 1e-13
+"""Two levels of a row whose Lagrangian values ``u(l) - lam steps[l]`` differ by at most
+``TIE_REL (max_l |u(l)| + |lam| steps[-1])`` are tied (reduced cost 0): the multiplier is the
+slope of an envelope segment, and its two ends then differ only by rounding."""
+
+
 @njit(inline="always")
 def utility_at(table, p, delta, i, l):
     """``u_i(levels[l])`` from `table`, or from ``p`` and ``delta`` when `table` is empty."""
@@ -707,34 +715,35 @@ def _row_hull(table, p, delta, i, steps, hull, vals):
 
 
 @njit()
-def envelope_segments(table, p, delta, steps, rows):
-    """Slopes and lengths (in bits) of the envelope segments of the workers `rows`."""
+def envelope_segments(table, p, delta, steps, rows, weight):
+    """Slopes and weighted lengths (bits x ``weight[j]``) of the envelope segments of the rows `rows`."""
     n_levels = steps.size
     slopes = np.empty(rows.size * (n_levels - 1) + 1)
-    lengths = np.empty(rows.size * (n_levels - 1) + 1, dtype=np.int64)
+    lengths = np.empty(rows.size * (n_levels - 1) + 1)
     hull = np.empty(n_levels, dtype=np.int64)
     vals = np.empty(n_levels)
     q = 0
-    for i in rows:
+    for j in range(rows.size):
+        i = rows[j]
         size = _row_hull(table, p, delta, i, steps, hull, vals)
         for r in range(size - 1):
             length = steps[hull[r + 1]] - steps[hull[r]]
             slopes[q] = (vals[r + 1] - vals[r]) / length
-            lengths[q] = length
+            lengths[q] = length * weight[j]
             q += 1
     return slopes[:q], lengths[:q]
 
 
 @njit()
-def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
-    """One pass over every worker's envelope for a bracket ``lam_lo < lam_hi`` of multipliers.
+def bracket_segments(table, p, delta, steps, count, lam_lo, lam_hi, cap):
+    """One pass over every row's envelope for a bracket ``lam_lo < lam_hi`` of multipliers.
 
     Returns ``(above, slopes, lengths, overflow)``: ``above`` is the number of bits on
     envelope segments of slope > ``lam_hi`` (what the Lagrangian relaxation spends at
     ``lam_hi``); ``slopes``, ``lengths`` are the segments with ``lam_lo < slope <= lam_hi``
-    (at most `cap` of them; ``overflow`` says some were left out).
+    (at most `cap` of them; ``overflow`` says some were left out). Row i counts ``count[i]`` times.
     """
-    n = p.size
+    n = p.size if table.shape[0] == 0 else table.shape[0]
     n_levels = steps.size
     hull = np.empty(n_levels, dtype=np.int64)
     vals = np.empty(n_levels)
@@ -746,8 +755,8 @@ def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
     for i in range(n):
         size = _row_hull(table, p, delta, i, steps, hull, vals)
         for r in range(size - 1):
-            length = steps[hull[r + 1]] - steps[hull[r]]
-            slope = (vals[r + 1] - vals[r]) / length
+            length = (steps[hull[r + 1]] - steps[hull[r]]) * count[i]
+            slope = (vals[r + 1] - vals[r]) / (steps[hull[r + 1]] - steps[hull[r]])
             if slope > lam_hi:
                 above += length
             elif slope > lam_lo:
@@ -762,41 +771,52 @@ def bracket_segments(table, p, delta, steps, lam_lo, lam_hi, cap):
     return above, slopes[:q], lengths[:q], overflow
 
 
+@njit(inline="always")
+def _lagrangian_values(table, p, delta, i, steps, lam, vals):
+    """``vals[l] = u_i(l) - lam steps[l]``; returns their maximum and the tie tolerance."""
+    b1 = -np.inf
+    scale = 0.0
+    for l in range(steps.size):
+        u = utility_at(table, p, delta, i, l)
+        scale = max(scale, abs(u))
+        vals[l] = u - lam * steps[l]
+        b1 = max(b1, vals[l])
+    return b1, TIE_REL * (scale + abs(lam) * steps[steps.size - 1])
+
+
 @njit()
-def lagrangian_pass(table, p, delta, steps, lam):
-    """For the multiplier `lam`: every worker's best level ``argmax_l u_i(l) - lam steps[l]``
-    (the smallest of equal ones), the largest of equal best levels, the reduced cost of its
-    runner-up (how much worse the second-best level is, 0 on a tie) and
-    ``sum_i max_l (u_i(l) - lam steps[l])`` (Neumaier-compensated). ``lam R`` plus that sum
-    is the Lagrangian upper bound ``L(lam)``."""
-    n = p.size
+def lagrangian_pass(table, p, delta, steps, lam, count):
+    """For the multiplier `lam`: every row's best level ``argmax_l u_i(l) - lam steps[l]``
+    (the smallest of the tied ones, see :data:`TIE_REL`), the largest tied level, the reduced
+    cost of its runner-up (how much worse the best untied level is; 0 when two levels tie)
+    and ``sum_i count[i] max_l (u_i(l) - lam steps[l])`` (Neumaier-compensated). ``lam R``
+    plus that sum is the Lagrangian upper bound ``L(lam)``."""
+    n = p.size if table.shape[0] == 0 else table.shape[0]
     n_levels = steps.size
     best = np.empty(n, dtype=np.int32)
     top = np.empty(n, dtype=np.int32)
     runner_up = np.empty(n)
+    vals = np.empty(n_levels)
     total = 0.0
     comp = 0.0
     for i in range(n):
-        b1 = -np.inf
-        b2 = -np.inf
-        arg = 0
+        b1, tol = _lagrangian_values(table, p, delta, i, steps, lam, vals)
+        first = -1
         last = 0
+        b2 = -np.inf
         for l in range(n_levels):
-            v = utility_at(table, p, delta, i, l) - lam * steps[l]
-            if v > b1:
-                b2 = b1
-                b1 = v
-                arg = l
+            if vals[l] >= b1 - tol:
+                if first < 0:
+                    first = l
                 last = l
-            elif v > b2:
-                b2 = v
-                if v == b1:
-                    last = l
-        best[i] = arg
+            else:
+                b2 = max(b2, vals[l])
+        best[i] = first
         top[i] = last
-        runner_up[i] = b1 - b2
-        t = total + b1
-        comp += (total - t) + b1 if abs(total) >= abs(b1) else (b1 - t) + total
+        runner_up[i] = 0.0 if last != first else b1 - b2
+        term = b1 * count[i]
+        t = total + term
+        comp += (total - t) + term if abs(total) >= abs(term) else (term - t) + total
         total = t
     return best, top, runner_up, total + comp
 
@@ -820,59 +840,62 @@ def reduced_costs(table, p, delta, steps, lam, rows):
 
 
 @njit()
-def cheap_moves(table, p, delta, steps, lam, best, runner_up, threshold):
-    """Every move of reduced cost <= `threshold` away from a worker's Lagrangian level.
+def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
+    """Every move of reduced cost <= `threshold` away from a subgroup's level.
 
-    Scans the workers whose runner-up costs at most `threshold`; returns the arrays
-    ``(worker, level, shift, cost)`` of the levels l != best_i with ``c_i(l) <= threshold``
-    (``shift = steps[l] - steps[best_i]``).
+    Subgroup s is workers of row ``group[s]`` at level ``base[s]`` (a level of reduced cost 0).
+    Scans the subgroups whose row's runner-up costs at most `threshold`; returns the arrays
+    ``(subgroup, level, shift, cost)`` of the levels l != base[s] with ``c(l) <= threshold``
+    (``shift = steps[l] - steps[base[s]]``; a tied level costs 0).
     """
     n_levels = steps.size
     count = 0
-    for i in range(p.size):
-        if runner_up[i] <= threshold:
+    for s in range(group.size):
+        if runner_up[group[s]] <= threshold:
             count += 1
     size = count * (n_levels - 1)
-    worker = np.empty(size, dtype=np.int64)
+    sub = np.empty(size, dtype=np.int64)
     level = np.empty(size, dtype=np.int64)
     shift = np.empty(size, dtype=np.int64)
     cost = np.empty(size)
     vals = np.empty(n_levels)
     q = 0
-    for i in range(p.size):
+    for s in range(group.size):
+        i = group[s]
         if runner_up[i] > threshold:
             continue
-        b1 = -np.inf
-        for l in range(n_levels):
-            vals[l] = utility_at(table, p, delta, i, l) - lam * steps[l]
-            b1 = max(b1, vals[l])
-        b = best[i]
+        b1, tol = _lagrangian_values(table, p, delta, i, steps, lam, vals)
+        b = base[s]
         for l in range(n_levels):
             c = b1 - vals[l]
+            if c <= tol:
+                c = 0.0
             if l != b and c <= threshold:
-                worker[q] = i
+                sub[q] = s
                 level[q] = l
                 shift[q] = steps[l] - steps[b]
                 cost[q] = c
                 q += 1
-    return worker[:q], level[:q], shift[:q], cost[:q]
+    return sub[:q], level[:q], shift[:q], cost[:q]
 
 
 @njit()
-def keep_cheapest(shift, order, per_shift):
-    """Flags of the `per_shift` cheapest moves of every shift (moves visited in `order`, by cost)."""
+def keep_cheapest(shift, order, per_shift, copies):
+    """Of the moves visited in `order` (by cost), how many copies of each to keep so that every
+    shift keeps its `per_shift` cheapest ones (a move offers at most ``copies[q]``)."""
     low = 0
     high = 0
     for q in range(shift.size):
         low = min(low, shift[q])
         high = max(high, shift[q])
     taken = np.zeros(high - low + 1, dtype=np.int64)
-    keep = np.zeros(shift.size, dtype=np.bool_)
+    keep = np.zeros(shift.size, dtype=np.int64)
     for q in order:
         j = shift[q] - low
-        if taken[j] < per_shift:
-            taken[j] += 1
-            keep[q] = True
+        k = min(copies[q], per_shift - taken[j])
+        if k > 0:
+            taken[j] += k
+            keep[q] = k
     return keep
 
 
@@ -928,10 +951,29 @@ def shift_dp(shifts, costs, width, target, bound):
 def solution_reduced_cost(table, p, delta, steps, lam, index):
     """``sum_i`` of the reduced cost of level ``index[i]`` under `lam` (0 for a Lagrangian choice)."""
     total = 0.0
-    for i in range(p.size):
+    for i in range(p.size if table.shape[0] == 0 else table.shape[0]):
         b1 = -np.inf
         for l in range(steps.size):
             b1 = max(b1, utility_at(table, p, delta, i, l) - lam * steps[l])
         l = index[i]
         total += b1 - (utility_at(table, p, delta, i, l) - lam * steps[l])
     return total
+
+
+@njit()
+def spread_classes(inverse, index, plan_start, plan_level, plan_count):
+    """Hand out the levels of the rows that do not all sit at one level: the workers of row g
+    (``inverse[i] == g``, in worker order) take ``plan_count[k]`` times ``plan_level[k]`` for k in
+    ``plan_start[g] .. plan_start[g + 1] - 1``, in that order (``index[i]`` keeps its level for
+    the other rows, whose ``plan_start`` range is empty)."""
+    pointer = plan_start[:-1].copy()
+    used = np.zeros(plan_level.size, dtype=np.int64)
+    for i in range(inverse.size):
+        g = inverse[i]
+        k = pointer[g]
+        if k < plan_start[g + 1]:
+            index[i] = plan_level[k]
+            used[k] += 1
+            if used[k] == plan_count[k]:
+                pointer[g] = k + 1
+    return index

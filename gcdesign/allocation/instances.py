@@ -45,6 +45,22 @@ def straggler_probs(rng: np.random.Generator, n: int, family: str) -> np.ndarray
     raise ValueError(family)
 
 
+def class_probs(rng, n: int, classes: int, noise: float = 0.0) -> np.ndarray:
+    """``p`` for `n` workers of a few hardware classes: `classes` probabilities drawn from
+    U(0.02, 0.9), class shares from a flat Dirichlet (every class gets at least one worker
+    when ``n >= classes``), workers in random order; then a share `noise` of the workers (drawn
+    at random) gets a probability of its own from U(0.01, 0.95) -- a few big classes plus
+    unique workers."""
+    rng = np.random.default_rng(rng)
+    values = rng.uniform(0.02, 0.9, classes)
+    sizes = rng.multinomial(n - min(n, classes), rng.dirichlet(np.ones(classes)))
+    sizes[: min(n, classes)] += 1
+    p = rng.permutation(np.repeat(values, sizes))
+    own = rng.random(n) < noise
+    p[own] = rng.uniform(0.01, 0.95, int(own.sum()))
+    return p
+
+
 def random_instance(
     rng,
     *,
@@ -89,6 +105,7 @@ def random_instance(
 __all__ = [
     "FAMILIES",
     "Instance",
+    "class_probs",
     "random_instance",
     "straggler_probs",
 ]
