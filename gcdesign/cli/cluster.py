@@ -230,7 +230,7 @@ def _train_both(args, code, problem, shift):
             f"{args.rounds} rounds"
         )
         common["backend"] = "torch"
-        coded = train(problem, code, deadline=deadline, workers=args.workers, **common)
+        coded = train(problem, code, deadline=deadline, workers=args.workers, adapt=adapt, **common)
         if args.no_baseline:  # (coded is None on a torchrun rank other than 0: it serves both runs)
             return coded, None
         note("uncoded wait-for-all on the same ranks")

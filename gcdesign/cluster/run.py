@@ -83,11 +83,7 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
         )
     deadline, shift, rates = latency_settings(scheme, deadline, run["shift"], run["rates"], emulate, rounds)
     load_cost = load_settings(run.get("load_cost"), scheme.encoding.shape[0], emulate)
-    adapter = make_adapter(scheme, run.get("adapt"))
-    if adapter is not None and not math.isfinite(deadline):
-        raise InputError("`adapt` needs a finite `deadline` (lateness is what it follows).")
-    if adapter is not None and backend == "torch":
-        raise InputError("`adapt` needs the Dask backend: the torch transport cannot move partitions yet.")
+    adapter = make_adapter(scheme, run.get("adapt"), deadline)
     problem, gradient_fn, w = _source(source, scheme, run["x0"])
     seed = int(np.random.default_rng(run["rng"]).integers(2**63))
     make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
@@ -131,16 +127,20 @@ def _is_torch_task(source) -> bool:
     return module is not None and isinstance(source, module.TorchTask)
 
 
-def make_adapter(scheme, adapt):
+def make_adapter(scheme, adapt, deadline=math.inf):
     """The run's adapter: None (``adapt`` None or False); an :class:`~.adaptive.Adapter` for
     True, a dict or :class:`~.adaptive.AdaptOptions`; an object with ``observe`` and
-    ``design`` (e.g. an :class:`~.adaptive.Schedule`) as is."""
+    ``design`` (e.g. an :class:`~.adaptive.Schedule`) as is. Refused without a finite `deadline`."""
     from .adaptive import Adapter, adapt_options
 
     if hasattr(adapt, "observe") and hasattr(adapt, "design"):
-        return adapt
-    options = adapt_options(adapt)
-    return None if options is None else Adapter(scheme, options)
+        adapter = adapt
+    else:
+        options = adapt_options(adapt)
+        adapter = None if options is None else Adapter(scheme, options)
+    if adapter is not None and not math.isfinite(float(deadline)):
+        raise InputError("`adapt` needs a finite `deadline` (lateness is what it follows).")
+    return adapter
 
 
 def _optimizer_step(optimizer, source, scheme, x0) -> tuple[Callable, float]:
@@ -235,9 +235,9 @@ def train(
         after every round the lateness updates each worker's estimate and a
         drift test; on an alarm the decoder is re-weighted or, when the gain is
         worth it, the design is re-optimized on the layout closest to the
-        current one and each Dask worker receives only the partitions it
-        lacks. Needs a :class:`~gcdesign.Design`; the record is
-        ``history.adaptation``.
+        current one and each Dask worker (each torch host rank, with
+        ``backend="torch"``) receives only the partitions it lacks. Needs a
+        :class:`~gcdesign.Design`; the record is ``history.adaptation``.
     load_cost : float or array_like (N,), optional
         Emulated compute time per held partition :math:`c_i` (time units): worker
         i is ready at :math:`t_0 + c_i \ell_i + \mathrm{Exp}(\mu_i)`, with :math:`\ell_i`
@@ -257,12 +257,8 @@ def train(
     if backend == "torch" and _is_torch_task(problem_or_gradient_fn):
         from .torch import train as torch_train
 
-        if adapt is not None or load_cost is not None or accuracy is not None:
-            raise InputError(
-                "`adapt`, `load_cost` and `accuracy` do not apply to a TorchTask yet (its test set gives "
-                "the accuracy); train a harness problem over torch, or use the Dask backend."
-            )
-
+        if accuracy is not None:
+            raise InputError("`accuracy` does not apply to a TorchTask: its test set gives the accuracy.")
         return torch_train(
             problem_or_gradient_fn,
             scheme,
@@ -275,6 +271,8 @@ def train(
             rates=rates,
             optimizer=optimizer,
             rng=rng,
+            adapter=make_adapter(check_scheme(scheme), adapt, deadline),
+            load_cost=load_cost,
         )
     optimizer = gd(0.5) if optimizer is None else optimizer
     update, shrink = _optimizer_step(optimizer, problem_or_gradient_fn, scheme, x0)
@@ -321,6 +319,7 @@ def gradient_estimates(
     rng=None,
     replace_workers: bool = True,
     backend: str = "dask",
+    adapt=None,
     client=UNSET,
     n_workers=UNSET,
     theta=UNSET,
@@ -328,9 +327,9 @@ def gradient_estimates(
     """`rounds` decoded gradients at the fixed model `w` on the cluster: (array (rounds, d), record).
 
     The cluster twin of :func:`gcdesign.training.gradient_estimates` (same
-    arguments as :func:`train`, `backend` included; `theta` is the deprecated name of `w`); their
-    mean squared error against the true gradient estimates
-    :func:`gcdesign.expected_error`.
+    arguments as :func:`train`, `backend` and `adapt` included; `theta` is the deprecated name
+    of `w`); their mean squared error against the true gradient estimates
+    :func:`gcdesign.expected_error`. After a redesign the estimates are the new design's.
     """
     workers = _workers("cluster.gradient_estimates", workers, client, n_workers)
     w = renamed_keyword("cluster.gradient_estimates", "theta", theta, "w", w, None)
@@ -354,6 +353,7 @@ def gradient_estimates(
         batch_size=None,
         replace_workers=replace_workers,
         backend=backend,
+        adapt=adapt,
     )
     if out is None:  # a torchrun rank other than 0
         return None

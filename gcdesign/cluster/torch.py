@@ -29,6 +29,17 @@ once its previous reply has arrived, so a late message is drained (received, tim
 never decoded) before that worker gets the next round: no backlog. Models go out with
 ``isend`` and are waited for in the background.
 
+Redesign. When the engine switches designs (``train(..., adapt=...)``), :meth:`TorchTransport.redesign`
+sends every alive host an order of its own between two rounds (the header's first field
+2, then one byte message, tag ``2k + 1``): the new design in the design file's JSON
+(:func:`gcdesign.io.design_to_dict`, checked again on the host) and the data of only the
+partitions its logical workers hold under the new design and did not hold before (raw
+tensor bytes behind a JSON list of dtypes and shapes; no pickle). The host rebuilds its
+shard from the partitions it keeps and those it received, and answers with its new
+message sizes; the master waits for every answer, so the transfer is round overhead and
+round ``r + 1`` is computed with the new design. A reply still owed for an older round
+was computed with the old one; the engine never decodes it (it is late).
+
 Failures. gloo does not survive a dead peer: the receive from a rank that died raises
 in its thread, the master marks the rank's workers lost (they straggle from then on,
 as in the Dask backend) and goes on while the transport lets it; a send to the dead
@@ -48,7 +59,9 @@ machine (``spawn`` start method, gloo over ``127.0.0.1``), is rank 0 itself, and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import json
 import math
 import multiprocessing
 import os
@@ -66,17 +79,20 @@ import torch.distributed as dist
 
 from .. import runtime
 from .._validate import InputError, positive_int
+from ..io import design_from_dict, design_to_dict
 from ..schemes import check_scheme
 from ..torch.codec import flat_params, set_flat_grad, set_flat_params
 from ..torch.task import TorchShard, TorchTask
-from .emulation import latency_settings
+from .emulation import latency_settings, load_settings
 from .engine import Arrival, Engine, RoundOrder
 from .history import ClusterHistory, record_fields
-from .worker import Reply, warm_up, work_round
+from .worker import Reply, held_partitions, partition_problem, reshard, shard_maker, warm_up, work_round
 
 _TAG_SPACE = 1 << 30
 _REPLY_HEAD = 16  # bytes: start offset and compute seconds, two float64
-_ORDER_HEAD = 6  # stop, round, start time, time unit, hold, seed check
+_ORDER_HEAD = 6  # kind (0 round, 1 stop, 2 redesign), round, start time, time unit, hold, seed check
+_ROUND, _STOP, _REDESIGN = 0.0, 1.0, 2.0
+_ACK_TAG = _TAG_SPACE + 16  # + the redesign order's index (mod 2^20): a host's answer to a redesign
 
 
 def hosts_of(n_workers: int, world: int) -> list[int]:
@@ -96,6 +112,49 @@ def _reply_tag(round_index: int, worker: int, n: int) -> int:
     return (round_index * n + worker) % _TAG_SPACE
 
 
+def _ack_tag(order: int) -> int:
+    return _ACK_TAG + order % (1 << 20)
+
+
+def message_size(scheme, worker: int, dim: int) -> int:
+    """Bytes of `worker`'s message under `scheme` (0 when it sends nothing: no bits or no partition).
+
+    The wire format's size does not depend on the values, so it is that of a zero vector's message.
+    """
+    if not (scheme.bits[worker] > 0 and runtime.partitions_of(scheme, worker).size):
+        return 0
+    return len(runtime.encode_vector(scheme, worker, np.zeros(dim), rng=0).to_bytes())
+
+
+def pack_tensors(meta: dict, tensors) -> torch.Tensor:
+    """One uint8 tensor: the byte length of a JSON head (8 bytes, little endian), the head
+    (`meta` and each tensor's dtype and shape), then each tensor's raw bytes (no pickle)."""
+    entries = [{"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)} for t in tensors]
+    head = json.dumps({**meta, "tensors": entries}, allow_nan=False, separators=(",", ":")).encode()
+    parts = [np.array([len(head)], dtype="<u8").view(np.uint8), np.frombuffer(head, dtype=np.uint8)]
+    parts += [t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy() for t in tensors]
+    return torch.from_numpy(np.concatenate(parts))
+
+
+def unpack_tensors(buf: torch.Tensor) -> tuple[dict, list[torch.Tensor]]:
+    """``(meta, tensors)`` of :func:`pack_tensors`'s bytes (each tensor a copy of its own)."""
+    raw = buf.numpy()
+    size = int(raw[:8].view("<u8")[0])
+    meta = json.loads(bytes(raw[8 : 8 + size]))
+    pos, out = 8 + size, []
+    for entry in meta.pop("tensors"):
+        dtype = getattr(torch, str(entry["dtype"]), None)
+        if not isinstance(dtype, torch.dtype):
+            raise InputError(f"a tensor on the wire has the dtype {entry['dtype']!r}: not a torch dtype.")
+        count = math.prod(int(k) for k in entry["shape"])
+        nbytes = count * dtype.itemsize
+        if pos + nbytes > raw.size:
+            raise InputError(f"the message ends before its tensors: {raw.size} bytes, {pos + nbytes} needed.")
+        out.append(buf[pos : pos + nbytes].clone().view(dtype).reshape(entry["shape"]))
+        pos += nbytes
+    return meta, out
+
+
 def _check_vector(scheme, dim: int, batch_size) -> np.ndarray:
     """[seed slot, batch size, N, K, d, bits]: what master and hosts must agree on."""
     n, k = scheme.encoding.shape
@@ -109,10 +168,14 @@ class TorchTransport:
 
     Call in the master (rank 0) once the process group is up and every host runs
     :func:`serve`; :meth:`close` stops the hosts and joins the receiver threads.
+    `source` is the hosts' ``make_shard`` (a :class:`TorchShards` or :class:`NumpyShards`):
+    with it, :meth:`redesign` sends the data of the partitions a host lacks.
     """
 
-    def __init__(self, scheme, w0, *, seed: int, batch_size=None):
+    def __init__(self, scheme, w0, *, seed: int, batch_size=None, source=None):
         self.scheme = scheme
+        self.source = source
+        self.dim = int(np.size(w0))
         self.n = scheme.encoding.shape[0]
         self.world = dist.get_world_size()
         self.rank_of = hosts_of(self.n, self.world)
@@ -156,10 +219,11 @@ class TorchTransport:
         """Post the receive of each round given to `worker` and block in wait() (no timeout)."""
         src = self.rank_of[worker]
         while True:
-            r = self.inbox[worker].get()
-            if r is None:
+            job = self.inbox[worker].get()
+            if job is None:
                 return
-            buf = torch.empty(_REPLY_HEAD + int(self.sizes[worker]), dtype=torch.uint8)
+            r, size = job  # the size of a message of the design the round was sent under
+            buf = torch.empty(_REPLY_HEAD + size, dtype=torch.uint8)
             try:
                 dist.irecv(buf, src, tag=_reply_tag(r, worker, self.n)).wait()
             except Exception as exc:  # noqa: BLE001 - the peer died (gloo closes the pair): a lost worker
@@ -192,8 +256,8 @@ class TorchTransport:
             free = [i for i in range(self.n) if not self.busy[i] and self.rank_of[i] not in self.dead]
             for i in free:
                 self.busy[i] = True
-        for i in free:
-            self.inbox[i].put(order.index)  # the receive is posted before the model leaves
+        for i in free:  # the receive is posted before the model leaves
+            self.inbox[i].put((order.index, int(self.sizes[i])))
         model = None
         k = self.orders
         self.sends = [s for s in self.sends if not _done(s)]
@@ -254,6 +318,73 @@ class TorchTransport:
                 out.append(Reply(a.round, a.worker, float(head[0]), float(head[1]), payload))
         return out
 
+    def redesign(self, scheme) -> int:
+        """Switch to `scheme` from the next round, moving only the data a host rank lacks.
+
+        Each alive host receives the new design and the data of the partitions its logical
+        workers hold under `scheme` and did not before (one order of its own, module
+        docstring); what it keeps never travels. Waits until every host has rebuilt its
+        shard, so the transfer falls between rounds. Returns the partitions sent (each
+        once per host rank; none for a gradient function, whose hosts hold no data), the
+        count :meth:`gcdesign.cluster.dask.DaskTransport.redesign` returns.
+        """
+        if self.source is None or not callable(getattr(self.source, "partition_data", None)):
+            raise InputError(
+                "this torch transport has no data source to move partitions: create it with "
+                "source=make_shard (a TorchShards or NumpyShards)."
+            )
+        if not hasattr(scheme, "profile"):
+            raise InputError(
+                f"the torch transport switches to a gcdesign.Design (it travels as its file format), got "
+                f"{type(scheme).__name__}."
+            )
+        if scheme.encoding.shape != self.scheme.encoding.shape:
+            raise InputError(
+                f"a redesign keeps N and K: the new encoding is {scheme.encoding.shape}, the run's "
+                f"{self.scheme.encoding.shape}."
+            )
+        design = design_to_dict(scheme)
+        k, sent, asked = self.orders, 0, []
+        for h, logical in self.hosted.items():
+            if h in self.dead:
+                continue
+            had = set(held_partitions(self.scheme.encoding, logical))
+            missing = [j for j in held_partitions(scheme.encoding, logical) if j not in had]
+            parts, tensors = [], []
+            for j in missing:
+                data = self.source.partition_data(j)
+                if data is None:  # a gradient function: the hosts hold no data
+                    continue
+                sent += 1
+                for name, tensor in data.items():
+                    parts.append([j, name])
+                    tensors.append(tensor)
+            payload = pack_tensors({"design": design, "parts": parts}, tensors)
+            head = np.zeros(_ORDER_HEAD + 2 * len(logical))
+            head[0], head[1] = _REDESIGN, payload.numel()
+            self._isend(torch.from_numpy(head), h, 2 * k)
+            self._isend(payload, h, 2 * k + 1)
+            asked.append(h)
+        self.orders += 1
+        sizes = self.sizes.copy()
+        for h in asked:
+            logical = self.hosted[h]
+            answer = torch.zeros(len(logical) + 1, dtype=torch.int64)
+            try:
+                dist.recv(answer, h, tag=_ack_tag(k))
+            except Exception as exc:  # noqa: BLE001 - the rank died meanwhile: its workers are lost
+                with self.lock:
+                    self.dead.add(h)
+                    self.errors.append(exc)
+                continue
+            if answer[0] != 0:
+                raise RuntimeError(f"rank {h} could not switch to the new design (see its error output).")
+            sizes[logical] = answer[1:].numpy()
+        with self.lock:
+            self.sizes = sizes
+            self.scheme = scheme
+        return sent
+
     def close(self, *, timeout: float = 60.0) -> None:
         """Stop the hosts (they send what they still owe), drain, join the receiver threads."""
         if self.closed:
@@ -262,7 +393,7 @@ class TorchTransport:
         for h, logical in self.hosted.items():
             if h not in self.dead:
                 stop = torch.zeros(_ORDER_HEAD + 2 * len(logical), dtype=torch.float64)
-                stop[0] = 1.0
+                stop[0] = _STOP
                 self._isend(stop, h, 2 * self.orders)
         for i in range(self.n):
             self.inbox[i].put(None)
@@ -306,7 +437,10 @@ def serve(make_shard, scheme, w0, *, batch_size=None) -> None:
     One thread per hosted logical worker (warm-up, then :func:`~gcdesign.cluster.worker.work_round`
     per order), one sender thread; the main thread receives the orders. An error of a
     worker's computation goes to the master as the reply (its start offset ``-inf``,
-    then the error text), where :meth:`TorchTransport.poll` raises it.
+    then the error text), where :meth:`TorchTransport.poll` raises it. A redesign order
+    rebuilds the shard (``make_shard.rebuild``, :class:`TorchShards`); a round takes the
+    shard and message size of the design it was sent under, so a late worker finishes an
+    older round with the old design.
     """
     rank, world = dist.get_rank(), dist.get_world_size()
     n = scheme.encoding.shape[0]
@@ -338,10 +472,9 @@ def serve(make_shard, scheme, w0, *, batch_size=None) -> None:
             warm.put((slot, 0, exc))
             return
         while (job := inboxes[i].get()) is not None:
-            r, w, start, unit, delay, hold = job
-            size = int(sizes[slot + 1])
+            r, w, start, unit, delay, hold, current, size = job
             try:
-                reply = work_round(shard, i, r, w, start, unit, delay, hold, seed)
+                reply = work_round(current, i, r, w, start, unit, delay, hold, seed)
                 head = np.array([reply.start_offset, reply.compute])
                 body = np.frombuffer(reply.payload or b"", dtype=np.uint8)
             except Exception as exc:  # noqa: BLE001 - the master raises it (a bug, not a straggler)
@@ -373,8 +506,23 @@ def serve(make_shard, scheme, w0, *, batch_size=None) -> None:
         while True:
             dist.recv(head, 0, tag=(2 * k) % _TAG_SPACE)
             h = head.numpy()
-            if h[0] == 1.0:
+            if h[0] == _STOP:
                 break
+            if h[0] == _REDESIGN:
+                payload = torch.empty(int(h[1]), dtype=torch.uint8)
+                dist.recv(payload, 0, tag=(2 * k + 1) % _TAG_SPACE)
+                answer = torch.zeros(len(logical) + 1, dtype=torch.int64)
+                try:
+                    scheme, shard = _switch(make_shard, shard, payload, logical)
+                    answer[1:] = torch.tensor([message_size(scheme, i, w0.size) for i in logical])
+                    sizes[1:] = answer[1:]
+                except Exception:
+                    answer[0] = -1
+                    outbox.put((answer, _ack_tag(k)))
+                    raise
+                outbox.put((answer, _ack_tag(k)))  # after the replies still owed: one sender
+                k += 1
+                continue
             r, start, unit, hold = int(h[1]), float(h[2]), float(h[3]), float(h[4])
             chosen = [slot for slot in range(len(logical)) if h[_ORDER_HEAD + 2 * slot] == 1.0]
             if chosen:
@@ -382,9 +530,8 @@ def serve(make_shard, scheme, w0, *, batch_size=None) -> None:
                 w = model.numpy().copy()
                 for slot in chosen:
                     delay = float(h[_ORDER_HEAD + 2 * slot + 1])
-                    inboxes[logical[slot]].put(
-                        (r, w, start, unit, None if math.isnan(delay) else delay, hold)
-                    )
+                    delay = None if math.isnan(delay) else delay
+                    inboxes[logical[slot]].put((r, w, start, unit, delay, hold, shard, int(sizes[slot + 1])))
             k += 1
     finally:
         for i in logical:
@@ -393,6 +540,17 @@ def serve(make_shard, scheme, w0, *, batch_size=None) -> None:
             t.join()
         outbox.put(None)  # after the workers: what they still owe goes out first
         threads[0].join()
+
+
+def _switch(make_shard, shard, payload, logical):
+    """``(scheme, shard)`` after a redesign order: the design and the partitions sent, the rest kept."""
+    meta, tensors = unpack_tensors(payload)
+    scheme = design_from_dict(meta["design"])
+    received: dict[int, dict] = {}
+    for (j, name), tensor in zip(meta["parts"], tensors, strict=True):
+        received.setdefault(int(j), {})[str(name)] = tensor
+    keep = held_partitions(scheme.encoding, logical)
+    return scheme, make_shard.rebuild(shard, scheme, received, keep)
 
 
 # ====================================================================== launching
@@ -418,21 +576,71 @@ def _host_process(rank: int, world: int, port: int, programs, threads: int) -> N
         dist.destroy_process_group()
 
 
+class TorchShards:
+    """``make(logical) -> TorchShard`` for a :class:`TorchTask` (picklable for spawn).
+
+    Also what a redesign moves: :meth:`partition_data` (the master reads a partition's
+    samples) and :meth:`rebuild` (a host's shard from what it keeps and what it got).
+    """
+
+    def __init__(self, task: TorchTask, scheme, batch_size=None):
+        self.task, self.scheme, self.batch_size = task, scheme, batch_size
+
+    def __call__(self, logical) -> TorchShard:
+        held = held_partitions(self.scheme.encoding, logical)
+        return TorchShard(self.task, self.scheme, batch_size=self.batch_size, partitions=held)
+
+    def partition_data(self, j: int) -> dict:
+        """``{"inputs", "targets"}``: the samples of partition `j`, in data-set order."""
+        members = np.flatnonzero(self.task.partition_of(self.scheme.encoding.shape[1]) == j)
+        inputs, targets = self.task.items(members)
+        return {"inputs": inputs, "targets": targets}
+
+    def rebuild(self, shard: TorchShard, scheme, received: dict, keep) -> TorchShard:
+        """`shard` under `scheme`: the partitions of `keep` it had and `received` (:meth:`partition_data`)."""
+        pairs = {j: (data["inputs"], data["targets"]) for j, data in received.items()}
+        return shard.reshard(scheme, pairs, keep)
+
+
 def torch_shard(task: TorchTask, scheme, batch_size, logical) -> TorchShard:
     """The shard of a host rank for a :class:`TorchTask` (picklable with ``functools.partial``)."""
-    return TorchShard(task, scheme, batch_size=batch_size)
+    return TorchShards(task, scheme, batch_size)(logical)
+
+
+_PART_ARRAYS = ("partition_features", "partition_targets", "partition_sizes")
 
 
 class NumpyShards:
-    """``make(logical) -> Shard`` for a numpy-harness problem or gradient function (picklable for spawn)."""
+    """``make(logical) -> Shard`` for a numpy-harness problem or gradient function (picklable for spawn).
+
+    Moves partitions as :class:`TorchShards` does: :meth:`partition_data` gives the
+    arrays of :func:`~gcdesign.cluster.worker.partition_problem`, :meth:`rebuild`
+    makes that one-partition problem again from them (bit for bit) on the host.
+    """
 
     def __init__(self, scheme, problem, gradient_fn, batch_size):
         self.args = (scheme, problem, gradient_fn, batch_size)
 
     def __call__(self, logical):
-        from ..cluster.worker import shard_maker
-
         return shard_maker(*self.args)(logical)
+
+    def partition_data(self, j: int) -> dict | None:
+        """Partition `j`'s padded features, targets and size as tensors (None: a gradient function)."""
+        problem = self.args[1]
+        if problem is None:
+            return None
+        part = partition_problem(problem, j)
+        return {name: torch.from_numpy(np.ascontiguousarray(getattr(part, name))) for name in _PART_ARRAYS}
+
+    def rebuild(self, shard, scheme, received: dict, keep):
+        """`shard` under `scheme` (:func:`~gcdesign.cluster.worker.reshard`) with the received partitions."""
+        problem = self.args[1]
+        parts = {}
+        for j, data in received.items():
+            arrays = {name: data[name].numpy() for name in _PART_ARRAYS}
+            one = dataclasses.replace(problem, **arrays)
+            parts[j] = dataclasses.replace(partition_problem(one, 0), name=f"{problem.name}[{j}]")
+        return reshard(shard, scheme, parts or None, keep)
 
 
 def make_optimizer(optimizer, model):
@@ -467,6 +675,8 @@ def train(
     batch_size: int | None = None,
     threads: int = 1,
     on_round: Callable | None = None,
+    adapter=None,
+    load_cost=None,
 ) -> ClusterHistory | None:
     r"""Coded training of a :class:`TorchTask` over torch.distributed with a real deadline every round.
 
@@ -489,6 +699,14 @@ def train(
         torch threads of each spawned host process.
     on_round : callable, optional
         ``on_round(r, w)`` after each step (progress).
+    adapter : object, optional
+        Follows the cluster between rounds (``observe(r, late) -> bool`` and ``design``:
+        an :class:`~gcdesign.cluster.adaptive.Adapter` or a
+        :class:`~gcdesign.cluster.adaptive.Schedule`); :func:`gcdesign.cluster.train` makes
+        one from ``adapt=``. A new layout sends each host only the partitions it lacks
+        (:meth:`TorchTransport.redesign`).
+    load_cost : float or array_like (N,), optional
+        As in :func:`gcdesign.cluster.train`.
 
     Returns
     -------
@@ -502,19 +720,33 @@ def train(
     time_unit = float(time_unit)
     if not (math.isfinite(time_unit) and time_unit > 0):
         raise InputError(f"`time_unit` must be a finite number of seconds > 0, got {time_unit!r}.")
-    deadline, shift, rates = latency_settings(scheme, deadline, shift, rates, emulate)
+    deadline, shift, rates = latency_settings(scheme, deadline, shift, rates, emulate, rounds)
+    load_cost = load_settings(load_cost, scheme.encoding.shape[0], emulate)
     task.partition_of(scheme.encoding.shape[1])  # K against the data, before any process starts
     if batch_size is not None:
         batch_size = positive_int("batch_size", batch_size)
     seed = int(np.random.default_rng(rng).integers(2**63))
     w0 = task.initial_point()
-    make_shard = functools.partial(torch_shard, task, scheme, batch_size)
+    make_shard = TorchShards(task, scheme, batch_size)
     programs = [host_program(make_shard, scheme, w0, batch_size=batch_size)]
     with process_group(programs, workers=workers, threads=threads) as rank:
         if rank != 0:
             return None
         return run_master(
-            task, scheme, deadline, rounds, time_unit, rates, shift, optimizer, seed, batch_size, on_round
+            task,
+            scheme,
+            deadline,
+            rounds,
+            time_unit,
+            rates,
+            shift,
+            optimizer,
+            seed,
+            batch_size,
+            on_round,
+            adapter=adapter,
+            load_cost=load_cost,
+            source=make_shard,
         )
 
 
@@ -591,7 +823,7 @@ def torch_transport(scheme, make_shard, w0, *, workers=2, seed: int, batch_size=
         if rank != 0:
             yield None
             return
-        transport = TorchTransport(scheme, w0, seed=seed, batch_size=batch_size)
+        transport = TorchTransport(scheme, w0, seed=seed, batch_size=batch_size, source=make_shard)
         try:
             yield transport
         finally:
@@ -599,9 +831,27 @@ def torch_transport(scheme, make_shard, w0, *, workers=2, seed: int, batch_size=
 
 
 def run_master(
-    task, scheme, deadline, rounds, time_unit, rates, shift, optimizer, seed, batch_size, on_round
+    task,
+    scheme,
+    deadline,
+    rounds,
+    time_unit,
+    rates,
+    shift,
+    optimizer,
+    seed,
+    batch_size,
+    on_round,
+    *,
+    adapter=None,
+    load_cost=None,
+    source=None,
 ):
-    """Rank 0's side of one coded run of `task` (a process group is up and the hosts serve it)."""
+    """Rank 0's side of one coded run of `task` (a process group is up and the hosts serve it).
+
+    `source` is what the hosts build their shards with (default ``TorchShards(task, scheme,
+    batch_size)``): a redesign of the `adapter` reads the partitions it moves from it.
+    """
     model = task.model
     w0 = task.initial_point()
     opt = make_optimizer(optimizer, model)
@@ -614,10 +864,19 @@ def run_master(
             on_round(r, w)
         return w
 
-    transport = TorchTransport(scheme, w0, seed=seed, batch_size=batch_size)
+    source = TorchShards(task, scheme, batch_size) if source is None else source
+    transport = TorchTransport(scheme, w0, seed=seed, batch_size=batch_size, source=source)
     try:
         engine = Engine(
-            transport, scheme, time_unit=time_unit, deadline=deadline, rates=rates, shift=shift, seed=seed
+            transport,
+            scheme,
+            time_unit=time_unit,
+            deadline=deadline,
+            rates=rates,
+            shift=shift,
+            seed=seed,
+            load_cost=load_cost,
+            adapter=adapter,
         )
         iterates, _, record = engine.run(w0, rounds, update)
     finally:
@@ -649,12 +908,15 @@ def stop_processes(procs) -> None:
 
 __all__ = [
     "NumpyShards",
+    "TorchShards",
     "TorchTransport",
     "free_port",
     "host_program",
     "hosts_of",
     "is_host_rank",
     "make_optimizer",
+    "message_size",
+    "pack_tensors",
     "process_group",
     "run_master",
     "serve",
@@ -662,4 +924,5 @@ __all__ = [
     "torch_shard",
     "torch_transport",
     "train",
+    "unpack_tensors",
 ]

@@ -9,9 +9,11 @@ differ by at most one, as in the numpy harness) and an optional test set.
 The partition gradient is :math:`g_j = \frac1n \sum_{s \in P_j} \nabla \ell_s`, so
 :math:`\sum_j g_j` is the gradient of the mean training loss (the numpy harness's
 convention): the weights of :func:`gcdesign.torch.sample_weights` with
-``scale = 1 / n``. A :class:`TorchShard` is one process's side of a run: the task,
-the scheme and one replica of the model per logical worker it hosts, so logical
-workers computing in threads of one process never share parameters.
+``scale = 1 / n``. A :class:`TorchShard` is one process's side of a run: the
+scheme, the samples of the partitions its logical workers hold (and no others), and
+one replica of the model per logical worker it hosts, so logical workers computing in
+threads of one process never share parameters. After a redesign it keeps the
+partitions it still needs and takes the ones it lacked (:meth:`TorchShard.reshard`).
 """
 
 from __future__ import annotations
@@ -131,14 +133,60 @@ class TorchTask:
 
 
 class TorchShard:
-    """One process's logical workers: a model replica each, their samples and weights (module docstring)."""
+    """One process's logical workers: their partitions' data, a model replica each, their weights.
 
-    def __init__(self, task: TorchTask, scheme, *, batch_size: int | None = None):
+    `partitions` are the partitions this process holds (None: all of them); their
+    samples are copied out of the task's data set once, and a worker's forward pass
+    reads only them (a sample of another partition is refused). :meth:`reshard`
+    switches to another scheme with the partitions it keeps and those it is sent.
+    """
+
+    def __init__(self, task: TorchTask, scheme, *, batch_size: int | None = None, partitions=None, data=None):
         self.task, self.scheme, self.batch_size = task, scheme, batch_size
         self.partition = task.partition_of(scheme.encoding.shape[1])
         self.scale = 1.0 / task.n_samples
         self.replicas: dict[int, torch.nn.Module] = {}
         self.full: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if data is None:
+            held = range(scheme.encoding.shape[1]) if partitions is None else partitions
+            data = {int(j): task.items(self.members(j)) for j in held}
+        self.data = data  # partition -> (inputs, targets) of its samples, in data-set order
+        self.local = np.full(task.n_samples, -1, dtype=np.int64)  # data-set index -> row of self.inputs
+        held = sorted(self.data)
+        for j, (lo, hi) in zip(held, _spans([self.data[j][1].shape[0] for j in held]), strict=True):
+            members = self.members(j)
+            if members.size != hi - lo:
+                raise InputError(
+                    f"partition {j} arrived with {hi - lo} samples; the data set has {members.size} in it."
+                )
+            self.local[members] = np.arange(lo, hi)
+        self.inputs = torch.cat([self.data[j][0] for j in held]) if held else None
+        self.targets = torch.cat([self.data[j][1] for j in held]) if held else None
+
+    def members(self, j: int) -> np.ndarray:
+        """The data-set indices of partition `j`'s samples (ascending)."""
+        return np.flatnonzero(self.partition == j)
+
+    def items(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(inputs, targets)`` of the data-set samples `indices`, from this shard's partitions only."""
+        rows = self.local[np.asarray(indices, dtype=np.int64)]
+        if rows.size and rows.min() < 0:
+            missing = sorted({int(j) for j in self.partition[np.asarray(indices)[rows < 0]]})
+            raise RuntimeError(f"this shard does not hold partition(s) {missing}.")
+        rows = torch.from_numpy(rows)
+        return self.inputs[rows], self.targets[rows]
+
+    def reshard(self, scheme, received: dict, keep) -> TorchShard:
+        """This process after a redesign: `scheme`, the partitions of `keep` it held, and `received`
+        (``{partition: (inputs, targets)}``, those it lacked). The model replicas carry over."""
+        keep = set(int(j) for j in keep)
+        data = {j: pair for j, pair in self.data.items() if j in keep}
+        data.update({int(j): pair for j, pair in received.items()})
+        if set(data) != keep:
+            raise RuntimeError(f"the new scheme needs partitions {sorted(keep - set(data))}, not received.")
+        out = TorchShard(self.task, scheme, batch_size=self.batch_size, data=data)
+        out.replicas = self.replicas  # one thread per logical worker uses its replica: never shared at once
+        return out
 
     def sends(self, worker: int) -> bool:
         """Whether `worker` sends a message (bits > 0 and some partition)."""
@@ -171,7 +219,7 @@ class TorchShard:
         model.zero_grad(set_to_none=True)
         idx, wts = self.samples(worker, round_index, seed)
         for lo in range(0, idx.numel(), self.task.batch):
-            X, y = self.task.items(idx[lo : lo + self.task.batch])
+            X, y = self.items(idx[lo : lo + self.task.batch])
             losses = self.task.loss(model(X), y)
             (wts[lo : lo + self.task.batch].to(losses.dtype) * losses).sum().backward()
         return flat_grad(model)
@@ -183,6 +231,12 @@ class TorchShard:
         x = self.coded_gradient(worker, w, round_index, seed)
         rng = np.random.default_rng([seed, QUANTIZE, round_index, worker])
         return encode(self.scheme, worker, x, rng=rng).to_bytes()
+
+
+def _spans(sizes) -> list[tuple[int, int]]:
+    """Consecutive ``(start, stop)`` rows of blocks of `sizes`."""
+    ends = np.cumsum(sizes, dtype=np.int64)
+    return [(int(e - s), int(e)) for s, e in zip(sizes, ends, strict=True)]
 
 
 __all__ = ["TorchShard", "TorchTask"]
