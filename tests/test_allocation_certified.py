@@ -390,3 +390,28 @@ def test_classes_with_the_idle_level_at_scale():
         )
         assert result.optimal is True and int(result.bits.sum()) == budget, result.message
         assert set(np.unique(result.bits)) <= {0, *range(2, 33)}
+
+
+@pytest.mark.parametrize("seed", range(90, 150))
+def test_classes_at_extreme_scales(seed):
+    """Classes with p = 0 or 1 next to ordinary ones and kappa down to 1e-6: utilities up to
+    1e18 and a multiplier near 1e16, where reduced costs round to whole units; the DP over the
+    core weighs the utilities lost instead (seed 106: 1 bit to share, the multiplier 7.8e15)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 80))
+    pool = [0.0, 1.0, 0.5, 0.999, 0.001, rng.uniform()]
+    values = rng.choice(pool, size=int(rng.integers(1, 4)), replace=False)
+    p = values[rng.integers(0, values.size, n)]
+    b_max = int(rng.choice([3, 8, 32]))
+    levels = allowed_levels(2, b_max, allow_idle=bool(rng.random() < 0.3))
+    table = utility_table(p, float(10 ** rng.uniform(-6, 1)), int(10 ** rng.uniform(1, 6)), levels)
+    low, high = n * int(levels[0]), n * int(levels[-1])
+    budget = int(rng.choice([low, low + 1, high - 1, high, int(rng.integers(low, high + 1))]))
+    budget = min(max(budget, low), high)
+    try:
+        exact = allocate_table(table, levels, budget, method="dp")
+    except InputError:
+        return
+    cert = allocate_table(table, levels, budget, method="certified")
+    assert cert.optimal is True
+    assert close(cert.objective, exact.objective), cert.message
