@@ -191,3 +191,28 @@ def test_closest_layout_keeps_relabelled_layouts_through_redesigns():
         _check_layout(new, masses, k)
         assert info["moved"] == moved_partitions(layout, new) < moved_partitions(layout, fresh) / 2
         layout = new
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_milp_over_every_layout_bounds_the_segment_search(seed):
+    """The MILP over every layout with a segment layout's load: a layout of the same masses, at most the
+    segment optimum (a segment layout is one of its layouts), at least the counting bound."""
+    from gcdesign.construction import closest_layout_milp
+
+    rng = np.random.default_rng(seed)
+    n, k = 5, 6
+    old_masses = _masses(rng, n, k)
+    old = _shuffle_columns(
+        segment_layout(old_masses, k, order=rng.permutation(n), offset=rng.uniform(0, k)), rng
+    )
+    new_masses = old_masses * np.exp(rng.normal(0, 0.4, n))
+    new_masses *= k / new_masses.sum()
+    lay, info = closest_segment_layout(new_masses, k, old)
+    best, milp = closest_layout_milp(new_masses, k, old)
+    assert milp["optimal"] and milp["moved"] == moved_partitions(old, best)
+    dense = best.toarray()
+    assert np.allclose(dense.sum(axis=1), new_masses, atol=1e-6) and np.allclose(
+        dense.sum(axis=0), 1, atol=1e-6
+    )
+    assert np.all(np.diff(best.indptr) <= np.ceil(new_masses - 1e-9) + 1) and best.nnz <= n + k
+    assert info["lower_bound"] <= milp["moved"] <= info["moved"]
