@@ -284,7 +284,7 @@ def closest_segment_layout(
         for offset in _offset_cases(y, order, partitions, snap_tol):
             slots = _slot_counts(y, order, partitions, offset, snap_tol)
             bound = int(np.maximum(slots - held, 0).sum())
-            screened.append((bound, int(slots.sum()), len(screened), order, offset))
+            screened.append((bound, int(slots.sum()), len(screened), order, offset, slots))
     screened.sort(key=lambda c: c[:3])
     old_types = _holder_types(mask)
     # the fresh layouts (offset 0 in a given order) first, so that the cap never loses them
@@ -293,14 +293,16 @@ def closest_segment_layout(
     given_keys = {tuple(o.tolist()) for o in given}
     first = [c for c in screened if c[4] == 0.0 and tuple(c[3].tolist()) in given_keys]
     queue = first + [c for c in screened if not any(c is f for f in first)]
-    best, solved, exact = None, 0, True
-    for bound, _, _, order, offset in queue:
+    best, solved, exact, counted = None, 0, True, True
+    for bound, _, _, order, offset, slots in queue:
         if best is not None and bound >= best[0][0] and solved >= len(first):
             break
         if max_solves is not None and solved >= max(max_solves, len(first)):
             exact = False
             break
         layout0 = segment_layout(y, partitions, order=order, offset=offset, snap_tol=snap_tol)
+        # the bound is only as good as the slot count (rounding could add a sliver): no claim if it was off
+        counted &= bool(np.array_equal(np.diff(layout0.indptr), slots))
         assignment = _ColumnAssignment(layout0, old_types)
         solved += 1
         key = (assignment.moved, assignment.nnz)
@@ -310,14 +312,16 @@ def closest_segment_layout(
     columns = assignment.columns()
     layout = _permute_columns(layout0, columns)
     unsolved = [c[0] for c in queue[solved:]]
+    lower = int(np.maximum(np.ceil(y - snap_tol) - held, 0).sum())
+    bound = int(moved) if exact else int(min([moved] + unsolved))
     info = {
         "order": order,
         "offset": float(offset),
         "moved": int(moved),
         "columns": columns,
-        "exact": exact,
-        "bound": int(min([moved] + unsolved)) if not exact else int(moved),
-        "lower_bound": int(np.maximum(np.ceil(y - snap_tol) - held, 0).sum()),
+        "exact": exact and counted,
+        "bound": bound if counted else lower,
+        "lower_bound": lower,
         "solved": solved,
     }
     return layout, info
@@ -432,7 +436,7 @@ def _slot_counts(y, order, partitions, offset, snap_tol) -> np.ndarray:
     building it: a segment [lo, hi) touches ceil(hi) - floor(lo) unit slots."""
     bounds = _boundaries(y, order, partitions, offset, snap_tol)
     lo, hi = bounds[:-1], bounds[1:]
-    count = np.where(hi > lo, np.ceil(hi) - np.floor(lo), 0).astype(np.int64)
+    count = np.where((hi > lo) & (y[order] > 0), np.ceil(hi) - np.floor(lo), 0).astype(np.int64)
     out = np.empty(y.size, dtype=np.int64)
     out[order] = np.minimum(count, partitions)
     return out

@@ -152,16 +152,23 @@ def test_offset_cases_cover_every_offset(n, extra, seed):
     extra=st.integers(0, 10),
     seed=st.integers(0, 2**31 - 1),
     spread=st.floats(0.0, 0.6),
+    idle=st.integers(0, 2),
 )
-def test_closest_layout_properties(n, extra, seed, spread):
+def test_closest_layout_properties(n, extra, seed, spread, idle):
     """A layout of the new masses; its count is true; never more than a fresh layout or than the search
-    without permutations; unchanged masses move nothing, whatever the old layout's columns."""
+    without permutations; unchanged masses move nothing, whatever the old layout's columns. `idle`
+    workers get no mass (p = 1), in the old design or the new one."""
     rng = np.random.default_rng(seed)
     k = n + extra
     old_masses = _masses(rng, n, k)
+    old_masses[: min(idle, n - 1)] = 0.0
+    old_masses *= k / old_masses.sum()
     old = segment_layout(old_masses, k, order=rng.permutation(n), offset=rng.uniform(0, k))
     old = _shuffle_columns(old, rng)
     new_masses = old_masses * np.exp(rng.normal(0, spread, n))
+    if idle:  # an idle worker comes back, another goes
+        new_masses[0] = 1.0
+        new_masses[-1] = 0.0
     new_masses *= k / new_masses.sum()
     fresh = segment_layout(new_masses, k)
     lay, info = closest_segment_layout(new_masses, k, old, orders=[np.arange(n)], max_solves=None)
