@@ -14,10 +14,13 @@ Given worker masses :math:`Y_i` (summing to K), build nonnegative weights
 * :func:`group_workers` orders the workers so that as many prefix sums of the
   masses as possible are whole numbers (exact MILP for small N, greedy for
   large N); the segment layout in that order splits into that many components.
-* :func:`closest_segment_layout` picks the worker order and the start of the axis
-  (the segment layout's free choices) that keep the most (worker, partition) pairs
-  of a previous layout: the layout of a redesign that moves the least data
-  (docs/math.md, section 16).
+* :func:`closest_segment_layout` picks the worker order, the start of the axis
+  and which partition sits in which slot (the segment layout's free choices)
+  that keep the most (worker, partition) pairs of a previous layout: the layout
+  of a redesign that moves the least data
+  (docs/math.md, section 13); :func:`closest_layout` polishes it by a MILP on
+  its pairs and the old ones, and :func:`closest_layout_milp` without that
+  restriction is the reference optimum over every layout (small N).
 """
 
 from __future__ import annotations
@@ -575,43 +578,51 @@ def _permute_columns(layout: sp.csr_array, columns: np.ndarray) -> sp.csr_array:
     return out
 
 
-def closest_layout_milp(row_mass, partitions: int, previous, *, time_limit: float = 60.0, tol: float = 1e-7):
+def closest_layout_milp(
+    row_mass, partitions: int, previous, *, pairs=None, time_limit: float = 60.0, tol: float = 1e-7
+):
     r"""The fewest copies over *every* layout with masses `row_mass` and a segment layout's load.
 
-    A slow reference for :func:`closest_segment_layout` (small N): a mixed
-    integer program (scipy.optimize.milp, HiGHS) over all nonnegative ``b``
-    with row sums ``Y_i`` and column sums 1 (the same design: masses, decoder,
-    bits, bound), where worker i holds at most ``ceil(Y_i) + 1`` partitions and
-    all of them together at most ``N + K`` (what every segment layout
-    guarantees). Binary ``z_ij`` marks a held pair, ``b_ij <= min(1, Y_i) z_ij``;
-    minimize the held pairs outside the old pattern.
+    A mixed integer program (scipy.optimize.milp, HiGHS) over all nonnegative
+    ``b`` with row sums ``Y_i`` and column sums 1 (the same design: masses,
+    decoder, bits, bound), where worker i holds at most ``ceil(Y_i) + 1``
+    partitions and all of them together at most ``N + K`` (what every segment
+    layout guarantees). Binary ``z_ij`` marks a held pair,
+    ``b_ij <= min(1, Y_i) z_ij``; minimize the held pairs outside the old
+    pattern. Without `pairs` it is the reference for
+    :func:`closest_segment_layout` (small N: 2 N K variables); with `pairs` (an
+    N x K pattern) only those pairs may be held, which makes it a polish of
+    given layouts (pass the old pattern plus their pairs: at least as good as
+    the best of them that fits the load).
 
     Returns
     -------
     (scipy.sparse.csr_array or None, dict)
         The layout and ``{"moved", "bound", "optimal"}``: the solver's best
-        count and its proven lower bound (equal when ``optimal``); no layout
-        when the time ran out before one was found.
+        count and its proven lower bound over the layouts allowed (equal when
+        ``optimal``); no layout when the time ran out before one was found.
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     y = np.asarray(row_mass, dtype=np.float64)
     n, k = y.size, int(partitions)
-    old = sp.csr_array(previous).toarray() != 0
-    m = n * k  # x (continuous) then z (binary), both row-major (i, j)
-    eye_n, eye_k = sp.eye_array(n), sp.eye_array(k)
-    rows_x = sp.kron(eye_n, np.ones((1, k)))  # sum_j x_ij
-    cols_x = sp.kron(np.ones((1, n)), eye_k)  # sum_i x_ij
-    zero = sp.csr_array((n, m))
-    cap = np.repeat(np.minimum(1.0, y), k)
+    old = sp.csr_array(previous)
+    allowed = np.ones((n, k), dtype=bool) if pairs is None else sp.csr_array(pairs).toarray() != 0
+    r, c = np.nonzero(allowed)
+    m = r.size  # x (continuous) then z (binary), one of each per allowed pair
+    col = np.arange(m)
+    rows_x = sp.csr_array((np.ones(m), (r, col)), shape=(n, m))  # sum_j x_ij
+    cols_x = sp.csr_array((np.ones(m), (c, col)), shape=(k, m))  # sum_i x_ij
+    cap = np.minimum(1.0, y)[r]
     constraints = [
-        LinearConstraint(sp.hstack([rows_x, zero]), y, y),
+        LinearConstraint(sp.hstack([rows_x, sp.csr_array((n, m))]), y, y),
         LinearConstraint(sp.hstack([cols_x, sp.csr_array((k, m))]), np.ones(k), np.ones(k)),
         LinearConstraint(sp.hstack([sp.eye_array(m), -sp.diags_array(cap)]), -np.inf, 0.0),
-        LinearConstraint(sp.hstack([zero, rows_x]), 0.0, np.ceil(y - SNAP_TOL) + 1),
+        LinearConstraint(sp.hstack([sp.csr_array((n, m)), rows_x]), 0.0, np.ceil(y - SNAP_TOL) + 1),
         LinearConstraint(sp.hstack([sp.csr_array((1, m)), np.ones((1, m))]), 0.0, n + k),
     ]
-    cost = np.concatenate([np.zeros(m), (~old).ravel().astype(np.float64)])
+    was_held = np.asarray(old[r, c]).ravel() != 0
+    cost = np.concatenate([np.zeros(m), (~was_held).astype(np.float64)])
     res = milp(
         cost,
         constraints=constraints,
@@ -622,11 +633,43 @@ def closest_layout_milp(row_mass, partitions: int, previous, *, time_limit: floa
     bound = float(getattr(res, "mip_dual_bound", np.nan))
     if res.x is None:
         return None, {"moved": None, "bound": bound, "optimal": False}
-    x = res.x[:m].reshape(n, k)
+    x = res.x[:m].copy()
     x[x <= tol] = 0.0
-    layout = sp.csr_array(x)
-    moved = moved_partitions(previous, layout)
-    return layout, {"moved": moved, "bound": bound, "optimal": res.status == 0}
+    layout = sp.csr_array((x, (r, c)), shape=(n, k))
+    layout.eliminate_zeros()
+    return layout, {"moved": moved_partitions(previous, layout), "bound": bound, "optimal": res.status == 0}
+
+
+def closest_layout(row_mass, partitions: int, previous, *, orders=(), polish_time: float = 10.0, **search):
+    """The closest segment layout, then polished by :func:`closest_layout_milp` on its pairs.
+
+    :func:`closest_segment_layout` (with `orders` and `search`) gives a segment
+    layout; the MILP then looks for fewer copies among the layouts that hold
+    only pairs of the old layout or of that one, with the same load guarantee
+    (worker i at most ``ceil(Y_i) + 1`` partitions, ``N + K`` in all), for at
+    most `polish_time` seconds (0: no polish). The polished layout has the
+    same masses, so the same design; it need not be a segment layout. Returns
+    ``(layout, info)``: the segment search's info with ``moved`` the copies of
+    the layout returned, ``segment_moved`` those of the segment layout and
+    ``polished`` whether the MILP's layout won.
+
+    Examples
+    --------
+    >>> old = segment_layout([1.5, 1.0, 0.5], 3)
+    >>> new, info = closest_layout([1.4, 1.1, 0.5], 3, old)
+    >>> info["moved"], info["segment_moved"], info["polished"]
+    (0, 0, False)
+    """
+    layout, info = closest_segment_layout(row_mass, partitions, previous, orders=orders, **search)
+    info = dict(info, segment_moved=info["moved"], polished=False)
+    if polish_time <= 0 or info["moved"] == 0:
+        return layout, info
+    pairs = (sp.csr_array(previous) != 0).astype(np.int8) + (layout != 0).astype(np.int8)
+    polished, milp = closest_layout_milp(row_mass, partitions, previous, pairs=pairs, time_limit=polish_time)
+    if polished is not None and milp["moved"] < info["moved"]:
+        info.update(moved=milp["moved"], polished=True)
+        return polished, info
+    return layout, info
 
 
 def hub_layout(row_mass, partitions: int, *, order=None):
@@ -870,6 +913,7 @@ def _group_exact(frac: np.ndarray, tol: float) -> list[np.ndarray]:
 
 __all__ = [
     "SNAP_TOL",
+    "closest_layout",
     "closest_layout_milp",
     "closest_segment_layout",
     "count_components",

@@ -11,6 +11,9 @@ each counted against the old layout (``|L_new minus L_old|``):
   old and fresh worker orders, offsets aligning one worker each);
 * ``closest``: the default search (worker order, every offset class, the best
   column permutation by min-cost flow; at most ``max_solves`` = 32 solved);
+* ``polish``: ``closest_layout``: the closest layout polished by a MILP on
+  its pairs and the old ones (at most --polish-time seconds; not a segment
+  layout, same masses and load guarantee);
 * ``exact``: the same search run to the end (``max_solves=None``): the
   optimum over the candidate orders; at N <= 6 every cyclic order is a
   candidate, so it is the optimum over all segment layouts;
@@ -69,7 +72,7 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def one_redesign(code, q, exact: bool, milp_time: float | None):
+def one_redesign(code, q, exact: bool, milp_time: float | None, polish_time: float):
     """Copies of each layout of `q`'s design against `code`'s layout, and the seconds of each search."""
     fresh = fresh_design(code, q)
     old, k = code.encoding, code.partitions
@@ -82,6 +85,11 @@ def one_redesign(code, q, exact: bool, milp_time: float | None):
     (lay, closest), row["closest_s"] = timed(lambda: closest_segment_layout(y, k, old, orders=[fresh_order]))
     row.update(rigid=rigid["moved"], closest=closest["moved"], lower_bound=closest["lower_bound"])
     row["closest_bound"] = closest["bound"]
+    pairs = (old != 0).astype(np.int8) + (lay != 0).astype(np.int8)
+    (polished, polish), row["polish_s"] = timed(
+        lambda: closest_layout_milp(y, k, old, pairs=pairs, time_limit=polish_time)
+    )
+    row["polish"] = min(closest["moved"], polish["moved"] if polished is not None else closest["moved"])
     if exact:
         (_, best), row["exact_s"] = timed(
             lambda: closest_segment_layout(y, k, old, orders=[fresh_order], max_solves=None)
@@ -95,20 +103,20 @@ def one_redesign(code, q, exact: bool, milp_time: float | None):
     return row, fresh, lay
 
 
-def run(n, scenario, draws, exact, milp_time, rng):
+def run(n, scenario, draws, exact, milp_time, polish_time, rng):
     rows = []
     for draw in range(draws):
         p = rng.uniform(0.05, 0.5, n)
         code = design(ClusterProfile(p, dim=1000), bits_per_worker=4)
         if scenario != "chain":
-            row, _, _ = one_redesign(code, changed(p, scenario, rng), exact, milp_time)
+            row, _, _ = one_redesign(code, changed(p, scenario, rng), exact, milp_time, polish_time)
         else:
             from gcdesign.cluster.adaptive import closest_redesign
 
             for _ in range(2):  # two redesigns on the closest layout first
                 p = changed(p, "wander", rng)
                 code, _, _ = closest_redesign(code, fresh_design(code, p))
-            row, _, _ = one_redesign(code, changed(p, "wander", rng), exact, milp_time)
+            row, _, _ = one_redesign(code, changed(p, "wander", rng), exact, milp_time, polish_time)
         rows.append({"n": n, "scenario": scenario, "draw": draw, **row})
     return rows
 
@@ -120,6 +128,7 @@ def main(argv=None):
     parser.add_argument("--exact-max", type=int, default=200, help="largest N searched to the end")
     parser.add_argument("--milp-max", type=int, default=50, help="largest N solved by the MILP")
     parser.add_argument("--milp-time", type=float, default=30.0, help="seconds per MILP")
+    parser.add_argument("--polish-time", type=float, default=10.0, help="seconds per polish")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", default="studies/out")
     parser.add_argument("--seed", type=int, default=0)
@@ -128,15 +137,15 @@ def main(argv=None):
     rows = []
     print(f"load average {os.getloadavg()[0]:.2f}; means and 95 % half-widths over {args.draws} draws")
     head = (
-        f"{'N':>5} {'scenario':>8} {'fresh':>13} {'rigid':>13} {'closest':>13} {'exact':>13} "
-        f"{'milp':>13} {'opt':>3} {'lower bd':>8} {'rigid s':>8} {'closest s':>9} {'exact s':>8} "
-        f"{'milp s':>7}"
+        f"{'N':>5} {'scenario':>8} {'fresh':>13} {'rigid':>13} {'closest':>13} {'polish':>13} "
+        f"{'exact':>13} {'milp':>13} {'opt':>3} {'lower bd':>8} {'rigid s':>8} {'closest s':>9} "
+        f"{'polish s':>8} {'exact s':>8} {'milp s':>7}"
     )
     print(head)
     for n in (int(s) for s in args.sizes.split(",")):
         for scenario in args.scenarios.split(","):
             milp_time = args.milp_time if n <= args.milp_max else None
-            got = run(n, scenario, args.draws, n <= args.exact_max, milp_time, rng)
+            got = run(n, scenario, args.draws, n <= args.exact_max, milp_time, args.polish_time, rng)
             rows += got
 
             def cell(key, got=got):
@@ -151,9 +160,9 @@ def main(argv=None):
             optimal = sum(bool(r.get("milp_optimal")) for r in got)
             lower = np.mean([r["lower_bound"] for r in got])
             print(
-                f"{n:>5} {scenario:>8} {cell('fresh')} {cell('rigid')} {cell('closest')} {cell('exact')} "
-                f"{cell('milp')} {optimal:>3} {lower:>8.1f} {secs('rigid_s'):>8} "
-                f"{secs('closest_s'):>9} {secs('exact_s'):>8} {secs('milp_s'):>7}",
+                f"{n:>5} {scenario:>8} {cell('fresh')} {cell('rigid')} {cell('closest')} {cell('polish')} "
+                f"{cell('exact')} {cell('milp')} {optimal:>3} {lower:>8.1f} {secs('rigid_s'):>8} "
+                f"{secs('closest_s'):>9} {secs('polish_s'):>8} {secs('exact_s'):>8} {secs('milp_s'):>7}",
                 flush=True,
             )
     out = Path(args.out)

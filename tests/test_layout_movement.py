@@ -223,3 +223,26 @@ def test_milp_over_every_layout_bounds_the_segment_search(seed):
     )
     assert np.all(np.diff(best.indptr) <= np.ceil(new_masses - 1e-9) + 1) and best.nnz <= n + k
     assert info["lower_bound"] <= milp["moved"] <= info["moved"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_polished_layout_keeps_the_design_and_never_moves_more(seed):
+    """closest_layout: the MILP on the old pairs and the segment layout's pairs never loses to the segment
+    layout, keeps the masses and the load guarantee, and is never better than the unrestricted MILP."""
+    from gcdesign.construction import closest_layout, closest_layout_milp
+
+    rng = np.random.default_rng(seed)
+    n, k = 10, 12
+    old_masses = _masses(rng, n, k)
+    old = _shuffle_columns(segment_layout(old_masses, k, order=rng.permutation(n)), rng)
+    new_masses = old_masses * np.exp(rng.normal(0, 0.4, n))
+    new_masses *= k / new_masses.sum()
+    _, segment = closest_segment_layout(new_masses, k, old)
+    lay, info = closest_layout(new_masses, k, old)
+    assert info["segment_moved"] == segment["moved"] >= info["moved"] == moved_partitions(old, lay)
+    dense = lay.toarray()
+    assert dense.min() >= 0 and np.allclose(dense.sum(axis=1), new_masses, atol=1e-6)
+    assert np.allclose(dense.sum(axis=0), 1.0, atol=1e-6)
+    assert np.all(np.diff(lay.indptr) <= np.ceil(new_masses - 1e-9) + 1) and lay.nnz <= n + k
+    _, full = closest_layout_milp(new_masses, k, old)
+    assert full["optimal"] and info["lower_bound"] <= full["moved"] <= info["moved"]
