@@ -176,21 +176,48 @@ def segment_geometry(encoding) -> tuple[np.ndarray, float]:
 
 
 def closest_segment_layout(
-    row_mass, partitions: int, previous, *, orders=(), max_offsets: int = 256, snap_tol: float = SNAP_TOL
+    row_mass,
+    partitions: int,
+    previous,
+    *,
+    orders=(),
+    max_offsets: int = 256,
+    snap_tol: float = SNAP_TOL,
+    relabel: bool = True,
+    exhaustive: int = 6,
+    max_solves: int | None = 32,
 ):
     r"""The segment layout with masses `row_mass` that keeps the most pairs of `previous`.
 
-    The segment construction is free in the worker order and in where the
-    first segment starts on the circle of length K (:func:`segment_layout`'s
-    `offset`). This searches both: the orders are the previous axis order
-    (workers sorted by where their old segment starts) and every order in
-    `orders` (e.g. the fresh layout's); the offsets are those that put one
-    worker's new segment where its old segment started (and 0), at most
-    `max_offsets` of them, evenly spread. Each candidate's movement
-    :math:`|L_{new} \setminus L_{old}|` is counted and the least wins (ties: fewer
-    nonzeros). Since the fresh layout (offset 0 in its order) is a candidate when
-    its order is given, the result never moves more than the fresh layout.
-    Cost: O(candidates x (N + K)).
+    A segment layout is free in three things that leave the design (masses,
+    decoder, bits, error bound, unbiasedness) unchanged: the cyclic worker order
+    on the circle of length K, where the first segment starts (`offset`), and
+    which partition sits in which unit slot of the axis (the partitions are
+    interchangeable: any column permutation of a layout is a layout with the
+    same row and column sums). For one worker order and one offset the best
+    column permutation is a maximum-weight assignment of slots to partitions,
+    weight ``|holders(slot) ∩ old holders(partition)|``; slots and partitions
+    with the same holder sets are grouped, which makes it a min-cost flow on
+    O(N + K) arcs (OR-Tools), solved exactly. The offset matters only modulo 1
+    (an integer shift is a column permutation) and only through which boundary
+    crosses an integer: the offsets that put a boundary on an integer and the
+    midpoints between them cover every case. Each candidate (order, offset)
+    first gets the bound ``sum_i max(0, n'_i - n_i)`` (``n'_i`` slots of worker
+    i, ``n_i`` partitions it held); candidates are solved in the order of their
+    bound and the search stops when the bound reaches the best count found, so
+    the result is the exact optimum over the candidate orders and every offset
+    and permutation.
+
+    The orders tried: the old one (recovered from the support of `previous`,
+    which need not be in axis order), the one :func:`segment_geometry` reads
+    off `previous`, every order in `orders` (e.g. the fresh layout's), and,
+    when at most `exhaustive` workers have mass, every cyclic order (up to
+    reversal, which is a column permutation): then the result is the optimum
+    over all segment layouts. The fresh layout (offset 0 in its order,
+    identity permutation) is a candidate when its order is given, so the result
+    never moves more than it. ``relabel=False`` is the search without
+    permutations (partitions in axis order; offsets that put one worker's new
+    segment where its old one started, at most `max_offsets` per order).
 
     Parameters
     ----------
@@ -202,12 +229,21 @@ def closest_segment_layout(
     orders : sequence of int arrays
         More worker orders to try.
     max_offsets : int
-        Offsets tried per order.
+        Offsets tried per order when ``relabel=False``.
+    relabel : bool
+        Search the column permutations (and every offset) too.
+    exhaustive : int
+        Try every cyclic order when at most this many workers have mass.
 
     Returns
     -------
     (scipy.sparse.csr_array, dict)
-        The layout and ``{"order", "offset", "moved"}``.
+        The layout and ``{"order", "offset", "moved", "columns", "lower_bound",
+        "solved"}``: the layout is ``segment_layout(row_mass, K, order=order,
+        offset=offset)`` with its slot ``t`` moved to partition ``columns[t]``;
+        ``lower_bound`` is ``sum_i max(0, ceil(Y_i) - n_i)``, which no layout
+        with these masses beats (a worker of mass Y needs at least ceil(Y)
+        partitions); ``solved``: the assignments solved.
 
     Examples
     --------
@@ -220,7 +256,66 @@ def closest_segment_layout(
     y = np.asarray(row_mass, dtype=np.float64)
     previous = sp.csr_array(previous)
     mask = (previous != 0).astype(np.int8)
+    mask.eliminate_zeros()
     old_order, old_offset = segment_geometry(previous)
+    if not relabel:
+        return _rigid_closest(
+            y, partitions, previous, mask, old_order, old_offset, orders, max_offsets, snap_tol
+        )
+    held = np.diff(mask.indptr)
+    given = [np.asarray(o, dtype=np.int64) for o in orders]
+    candidates = [_support_order(mask), old_order] + given
+    active = np.flatnonzero(y > 0)
+    if 2 <= active.size <= exhaustive:
+        candidates += _cyclic_orders(active, y.size)
+    seen, screened = set(), []
+    for order in candidates:
+        if tuple(order.tolist()) in seen:
+            continue
+        seen.add(tuple(order.tolist()))
+        for offset in _offset_cases(y, order, partitions, snap_tol):
+            slots = _slot_counts(y, order, partitions, offset, snap_tol)
+            bound = int(np.maximum(slots - held, 0).sum())
+            screened.append((bound, int(slots.sum()), len(screened), order, offset))
+    screened.sort(key=lambda c: c[:3])
+    old_types = _holder_types(mask)
+    # the fresh layouts (offset 0 in a given order) first, so that the cap never loses them
+    given_keys = {tuple(o.tolist()) for o in given}
+    first = [c for c in screened if c[4] == 0.0 and tuple(c[3].tolist()) in given_keys]
+    queue = first + [c for c in screened if not any(c is f for f in first)]
+    best, solved, exact = None, 0, True
+    for bound, _, _, order, offset in queue:
+        if best is not None and bound >= best[0][0] and solved >= len(first):
+            break
+        if max_solves is not None and solved >= max(max_solves, len(first)):
+            exact = False
+            break
+        layout0 = segment_layout(y, partitions, order=order, offset=offset, snap_tol=snap_tol)
+        assignment = _ColumnAssignment(layout0, old_types)
+        solved += 1
+        key = (assignment.moved, assignment.nnz)
+        if best is None or key < best[0]:
+            best = (key, layout0, assignment, order, offset)
+    (moved, _), layout0, assignment, order, offset = best
+    columns = assignment.columns()
+    layout = _permute_columns(layout0, columns)
+    unsolved = [c[0] for c in queue[solved:]]
+    info = {
+        "order": order,
+        "offset": float(offset),
+        "moved": int(moved),
+        "columns": columns,
+        "exact": exact,
+        "bound": int(min([moved] + unsolved)) if not exact else int(moved),
+        "lower_bound": int(np.maximum(np.ceil(y - snap_tol) - held, 0).sum()),
+        "solved": solved,
+    }
+    return layout, info
+
+
+def _rigid_closest(y, partitions, previous, mask, old_order, old_offset, orders, max_offsets, snap_tol):
+    """The search without column permutations: the old axis order and `orders`, each with the offsets
+    that put one worker's new segment where its old one started (and 0)."""
     old_mass = np.abs(previous).sum(axis=1)
     old_starts = np.empty(y.size)
     old_starts[old_order] = old_offset + np.concatenate([[0.0], np.cumsum(old_mass[old_order])[:-1]])
@@ -237,7 +332,233 @@ def closest_segment_layout(
             if best is None or key < best[0]:
                 best = (key, layout, order, float(offset))
     (moved, _), layout, order, offset = best
-    return layout, {"order": order, "offset": offset, "moved": int(moved)}
+    columns = np.arange(partitions)
+    return layout, {"order": order, "offset": offset, "moved": int(moved), "columns": columns}
+
+
+def _support_order(mask: sp.csr_array) -> np.ndarray:
+    """The worker order of a segment layout read off its pattern alone (any column order).
+
+    The holders of a partition are consecutive on the axis: those that hold
+    other partitions too are at the two ends, the others (inside it) between
+    them. Chaining them gives paths (one per component; one cycle when the
+    layout wraps with no whole boundary), walked from the end that holds the
+    lowest partition. Workers without data come last. On a layout that is not a
+    segment layout this is still an order (a depth-first walk), only a worse one.
+    """
+    n, k = mask.shape
+    held = np.diff(mask.indptr)
+    low = np.full(n, k, dtype=np.int64)
+    rows = np.repeat(np.arange(n), held)
+    np.minimum.at(low, rows, mask.indices)
+    csc = mask.tocsc()
+    neighbours = [[] for _ in range(n)]
+    for j in range(k):
+        holders = csc.indices[csc.indptr[j] : csc.indptr[j + 1]]
+        if holders.size < 2:
+            continue
+        ends = [int(i) for i in holders if held[i] > 1]
+        inner = [int(i) for i in holders if held[i] == 1]
+        chain = ends[:1] + inner + ends[1:] if len(ends) <= 2 else ends + inner
+        for a, b in zip(chain[:-1], chain[1:], strict=True):
+            neighbours[a].append(b)
+            neighbours[b].append(a)
+    for adj in neighbours:
+        adj.sort(key=lambda i: (low[i], i))
+    degree = np.array([len(set(adj)) for adj in neighbours])
+    starts = sorted(np.flatnonzero(held > 0).tolist(), key=lambda i: (degree[i] > 1, low[i], i))
+    order, seen = [], np.zeros(n, dtype=bool)
+    for s in starts:
+        stack = [s]
+        while stack:
+            i = stack.pop()
+            if seen[i]:
+                continue
+            seen[i] = True
+            order.append(i)
+            stack.extend(j for j in reversed(neighbours[i]) if not seen[j])
+    order += np.flatnonzero(held == 0).tolist()
+    return np.asarray(order, dtype=np.int64)
+
+
+def _cyclic_orders(active: np.ndarray, n: int) -> list[np.ndarray]:
+    """Every cyclic order of the workers in `active` up to reversal (the rest appended)."""
+    from itertools import permutations
+
+    rest = np.setdiff1d(np.arange(n), active)
+    first, others = int(active[0]), active[1:].tolist()
+    out = []
+    for perm in permutations(others):
+        if len(perm) >= 2 and perm[0] > perm[-1]:
+            continue  # the reversed cycle: a mirror image, i.e. a column permutation
+        out.append(np.concatenate([[first], perm, rest]).astype(np.int64))
+    return out
+
+
+def _boundaries(y, order, partitions, offset, snap_tol) -> np.ndarray:
+    """The segment ends on the axis, snapped as :func:`segment_layout` snaps them."""
+    bounds = offset + np.concatenate([[0.0], np.cumsum(y[order])])
+    bounds[-1] = offset + partitions
+    nearest = np.rint(bounds)
+    snap = np.abs(bounds - nearest) <= snap_tol
+    bounds[snap] = nearest[snap]
+    return np.maximum.accumulate(bounds)
+
+
+def _offset_cases(y, order, partitions, snap_tol) -> np.ndarray:
+    """Offsets in [0, 1) that give every distinct layout up to a column permutation: those that put a
+    boundary on an integer and the midpoints between consecutive ones."""
+    frac = _boundaries(y, order, partitions, 0.0, snap_tol)[:-1] % 1.0
+    breaks = np.unique((1.0 - frac) % 1.0)
+    breaks = breaks[np.concatenate([[True], np.diff(breaks) > 4 * snap_tol])]
+    breaks = breaks[(breaks < 1.0 - 4 * snap_tol) | (breaks == 0.0)]
+    ahead = np.concatenate([breaks[1:], [breaks[0] + 1.0]])
+    mids = ((breaks + ahead) / 2) % 1.0
+    return np.concatenate([breaks, mids])
+
+
+def _slot_counts(y, order, partitions, offset, snap_tol) -> np.ndarray:
+    """Partitions each worker holds in ``segment_layout(y, K, order=order, offset=offset)``, without
+    building it: a segment [lo, hi) touches ceil(hi) - floor(lo) unit slots."""
+    bounds = _boundaries(y, order, partitions, offset, snap_tol)
+    lo, hi = bounds[:-1], bounds[1:]
+    count = np.where(hi > lo, np.ceil(hi) - np.floor(lo), 0).astype(np.int64)
+    out = np.empty(y.size, dtype=np.int64)
+    out[order] = np.minimum(count, partitions)
+    return out
+
+
+def _holder_types(pattern) -> tuple[np.ndarray, sp.csr_array, np.ndarray]:
+    """Each column's holder set as a type id (columns with equal holder sets share one), the
+    (types x N) 0/1 membership matrix of the types, and the holders of each type (rows padded
+    with -1)."""
+    csc = sp.csc_array(pattern)
+    csc.sort_indices()
+    n, k = csc.shape
+    count = np.diff(csc.indptr)
+    width = max(int(count.max(initial=0)), 1)
+    table = np.full((k, width), -1, dtype=np.int64)
+    col = np.repeat(np.arange(k), count)
+    table[col, np.arange(csc.nnz) - np.repeat(csc.indptr[:-1], count)] = csc.indices
+    keys, ids = _unique_rows(table)
+    rows, cols = np.nonzero(keys >= 0)
+    member = sp.csr_array((np.ones(rows.size), (rows, keys[rows, cols])), shape=(keys.shape[0], n))
+    return ids, member, keys
+
+
+def _unique_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(table, axis=0, return_inverse=True)`` by one lexsort of the integer columns."""
+    order = np.lexsort(table.T[::-1])
+    ranked = table[order]
+    new = np.concatenate([[True], np.any(ranked[1:] != ranked[:-1], axis=1)])
+    ids = np.empty(table.shape[0], dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ranked[new], ids
+
+
+class _ColumnAssignment:
+    r"""The column permutation of a new layout that keeps the most pairs of the old pattern.
+
+    Slot t of the new layout goes to partition ``columns[t]``; the count kept is
+    :math:`\sum_t |H_t \cap O_{columns[t]}|` (H: new holders of the slot, O: old
+    holders of the partition). Slots and partitions with equal holder sets are
+    interchangeable, so the assignment is a transportation problem between the
+    slot types and the partition types: a min-cost flow (OR-Tools) with an arc
+    for each pair of types that share a worker (cost minus the workers shared)
+    and a zero-cost hub for the rest. Exact: the flow polytope is integral.
+    """
+
+    def __init__(self, layout: sp.csr_array, old_types):
+        from ortools.graph.python import min_cost_flow
+
+        pattern = (layout != 0).astype(np.int8)
+        pattern.eliminate_zeros()
+        self.nnz = int(pattern.nnz)
+        self.new_ids, new_member, new_keys = _holder_types(pattern)
+        self.old_ids, old_member, old_keys = old_types
+        ns, no = new_member.shape[0], old_member.shape[0]
+        supply = np.bincount(self.new_ids, minlength=ns)
+        demand = np.bincount(self.old_ids, minlength=no)
+        # equal holder sets first: some optimal assignment matches them (for a slot of holders A, a
+        # partition x, a slot of holders C: |A n x| + |A n C| <= |A| + |A n C n x| <= |A| + |C n x|)
+        width = max(new_keys.shape[1], old_keys.shape[1])
+        both = np.full((ns + no, width), -1, dtype=np.int64)
+        both[:ns, : new_keys.shape[1]] = new_keys
+        both[ns:, : old_keys.shape[1]] = old_keys
+        _, key_ids = _unique_rows(both)
+        old_of_key = np.full(ns + no, -1, dtype=np.int64)
+        old_of_key[key_ids[ns:]] = np.arange(no)
+        s_same = np.flatnonzero(old_of_key[key_ids[:ns]] >= 0)
+        q_same = old_of_key[key_ids[s_same]]
+        m_same = np.minimum(supply[s_same], demand[q_same])
+        supply[s_same] -= m_same
+        demand[q_same] -= m_same
+        same_kept = int(((new_keys[s_same] >= 0).sum(axis=1) * m_same).sum())
+        self.same = {(int(s), int(q)): int(m) for s, q, m in zip(s_same, q_same, m_same, strict=True) if m}
+        shared = sp.coo_array(new_member[supply > 0] @ old_member[demand > 0].T)
+        srows, qrows = np.flatnonzero(supply > 0), np.flatnonzero(demand > 0)
+        ns, no = srows.size, qrows.size
+        hub = ns + no
+        self.pairs = np.stack([srows[shared.row], qrows[shared.col]], axis=1).astype(np.int64)
+        self.srows = srows
+        tails = np.concatenate([shared.row, np.arange(ns), np.full(no, hub)])
+        heads = np.concatenate([ns + shared.col, np.full(ns, hub), ns + np.arange(no)])
+        caps = np.concatenate(
+            [np.minimum(supply[srows][shared.row], demand[qrows][shared.col]), supply[srows], demand[qrows]]
+        )
+        costs = np.concatenate([-np.rint(shared.data).astype(np.int64), np.zeros(ns + no, dtype=np.int64)])
+        self.flow = min_cost_flow.SimpleMinCostFlow()
+        self.arcs = self.flow.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
+        self.flow.set_nodes_supplies(np.arange(hub + 1), np.concatenate([supply[srows], -demand[qrows], [0]]))
+        if self.flow.solve() != self.flow.OPTIMAL:  # pragma: no cover - a balanced transport is feasible
+            raise RuntimeError("the column assignment's min-cost flow did not solve")
+        self.kept = same_kept - int(self.flow.optimal_cost())
+        self.moved = self.nnz - self.kept
+        self.ns = ns
+
+    def columns(self) -> np.ndarray:
+        """A permutation the flow allows; slots keep their own partition where it allows that."""
+        amounts = self.flow.flows(self.arcs)
+        npairs = len(self.pairs)
+        left = {(int(s), int(q)): int(f) for (s, q), f in zip(self.pairs, amounts[:npairs], strict=True) if f}
+        for pair, m in self.same.items():
+            left[pair] = left.get(pair, 0) + m
+        hubbed = {int(self.srows[s]): int(f) for s, f in enumerate(amounts[npairs : npairs + self.ns]) if f}
+        new_ids, old_ids = self.new_ids, self.old_ids
+        k = new_ids.size
+        columns = np.full(k, -1, dtype=np.int64)
+        for t in range(k):  # a slot keeps its own partition when the flow allows
+            pair = (int(new_ids[t]), int(old_ids[t]))
+            if left.get(pair, 0) > 0:
+                left[pair] -= 1
+                columns[t] = t
+        pool: dict[int, list[int]] = {}
+        for j in np.setdiff1d(np.arange(k), columns[columns >= 0])[::-1].tolist():
+            pool.setdefault(int(old_ids[j]), []).append(j)
+        targets: dict[int, list[list[int]]] = {}
+        for (s, q), f in left.items():
+            if f > 0:
+                targets.setdefault(s, []).append([q, f])
+        for t in np.flatnonzero(columns < 0).tolist():
+            options = targets.get(int(new_ids[t]), [])
+            while options and options[-1][1] == 0:
+                options.pop()
+            if options:  # a slot on a sharing arc takes a partition of that arc's type
+                options[-1][1] -= 1
+                columns[t] = pool[options[-1][0]].pop()
+        rest = [j for q in sorted(pool) for j in pool[q]]  # what the hub routed: any partition left
+        free = np.flatnonzero(columns < 0)
+        assert free.size == len(rest) and sum(hubbed.values()) == free.size
+        columns[free] = rest
+        return columns
+
+
+def _permute_columns(layout: sp.csr_array, columns: np.ndarray) -> sp.csr_array:
+    """`layout` with its column t moved to column ``columns[t]``."""
+    coo = sp.coo_array(layout)
+    out = sp.csr_array((coo.data, (coo.row, columns[coo.col])), shape=layout.shape)
+    out.sum_duplicates()
+    return out
 
 
 def hub_layout(row_mass, partitions: int, *, order=None):
