@@ -395,3 +395,26 @@ def test_cli_cluster_backend_torch_adapt_reports_the_redesign(capsys):
     out = json.loads(capsys.readouterr().out)
     assert any(c["action"] == "redesign" for c in out["adaptation"])
     assert all(c["moved_transport"] <= c["moved"] for c in out["adaptation"] if c["action"] == "redesign")
+
+
+def test_the_drift_study_refuses_an_unknown_backend(tmp_path):
+    from gcdesign.studies import drift
+
+    with pytest.raises(InputError, match="backend"):
+        drift.run(tmp_path, quick=True, backend="mpi", progress=False)
+
+
+@pytest.mark.slow
+def test_the_drift_study_runs_on_torch(tmp_path):
+    """The drift study's quick plan (slowdown: static, adaptive, oracle) over gloo host ranks."""
+    import csv
+
+    from gcdesign.studies import drift
+
+    result = drift.run(tmp_path, quick=True, backend="torch", progress=False)
+    assert "torch host ranks" in result.summary
+    with open(tmp_path / "drift.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["arm"] for r in rows} == {"static", "adaptive", "oracle"}
+    oracle = next(r for r in rows if r["arm"] == "oracle")
+    assert float(oracle["redesigns_per_run"]) >= 1  # the scripted switch happened over the process group
