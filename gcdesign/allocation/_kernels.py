@@ -861,6 +861,26 @@ def envelope_pass(table, p, delta, n, vert, lam_lo, lam_hi, cap):
 
 
 @njit()
+def prefix_sums(base):
+    """``(base_prefix, rest_value)``: ``base_prefix[k]`` the sum of ``base[:k]`` left to right,
+    ``rest_value[k]`` the sum of ``base[k:]`` right to left (``np.cumsum``'s sums, n + 1 each)."""
+    n = base.size
+    base_prefix = np.empty(n + 1)
+    rest_value = np.empty(n + 1)
+    total = 0.0
+    base_prefix[0] = 0.0
+    for i in range(n):
+        total += base[i]
+        base_prefix[i + 1] = total
+    total = 0.0
+    rest_value[n] = 0.0
+    for i in range(n - 1, -1, -1):
+        total += base[i]
+        rest_value[i] = total
+    return base_prefix, rest_value
+
+
+@njit()
 def segment_sum(table, p, delta, vert, w, n_seg, total, comp):
     """``(total, comp)`` minus ``length * slope`` of row w's first `n_seg` envelope segments."""
     for r in range(n_seg):

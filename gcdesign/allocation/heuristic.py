@@ -526,7 +526,11 @@ def _relaxation_of_all(table, p, delta, n, width, rows, residual):
     total, comp = take_segments(worker, length, slope, 0, j, taken, total, comp)
     absum += float(np.abs(length[:j] * slope[:j]).sum())
     filled = int(cum[j - 1]) if j else int(above_bits)
+    some = taken[::-1] > 0
+    last = int(np.argmax(some))  # from the end: the last row the relaxation reaches
+    reached = n - last if some[last] else 0
     return {
+        "reached": reached,
         "vert": vert,
         "count": count,
         "taken": taken,
@@ -563,7 +567,7 @@ def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window)
     """
     import heapq
 
-    from ._kernels import refine_candidate, relaxation_step_down, water_filling_start
+    from ._kernels import prefix_sums, refine_candidate, relaxation_step_down, water_filling_start
 
     top = width - 1
     ks0, m = int(ks[0]), ks.size
@@ -593,16 +597,11 @@ def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window)
     gain_n = gain_of(j_n, rel["filled"], rel["total"], rel["comp"])
     # c*: the candidate of the last worker the relaxation reaches (its first segment may be the
     # partial one); after it every candidate adds a worker without bits: no new relaxation
-    reached = np.flatnonzero(taken)
-    k_star = int(reached[-1]) + 1 if reached.size else 0
+    k_star = rel["reached"]
     if residual > rel["filled"] and seg[j_n] == 0:
         k_star = max(k_star, int(worker[j_n]) + 1)
     c_star = max(0, k_star - ks0)
-
-    base = rel["base"]
-    rest_value = np.zeros(n + 1)
-    rest_value[:n] = np.cumsum(base[::-1])[::-1]
-    base_prefix = np.concatenate([[0.0], np.cumsum(base)])
+    base_prefix, rest_value = prefix_sums(rel["base"])
 
     def bound(c, gain):
         k = ks0 + c
