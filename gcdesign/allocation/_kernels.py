@@ -1179,8 +1179,9 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
 
     Subgroup s is workers of row ``group[s]`` at level ``base[s]`` (a level of reduced cost 0).
     Scans the subgroups whose row's runner-up costs at most `threshold`; returns the arrays
-    ``(subgroup, level, shift, cost)`` of the levels l != base[s] with ``c(l) <= threshold``
-    (``shift = steps[l] - steps[base[s]]``; a tied level costs 0).
+    ``(subgroup, level, shift, cost, loss)`` of the levels l != base[s] with ``c(l) <= threshold``
+    (``shift = steps[l] - steps[base[s]]``; a tied level costs 0; ``loss = u(base[s]) - u(l)``,
+    the reduced cost less ``lam shift``, free of the rounding of ``lam steps``).
     """
     n_levels = steps.size
     count = 0
@@ -1192,6 +1193,7 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
     level = np.empty(size, dtype=np.int64)
     shift = np.empty(size, dtype=np.int64)
     cost = np.empty(size)
+    loss = np.empty(size)
     vals = np.empty(n_levels)
     q = 0
     for s in range(group.size):
@@ -1200,6 +1202,7 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
             continue
         b1, tol = _lagrangian_values(table, p, delta, i, steps, lam, vals)
         b = base[s]
+        u_base = utility_at(table, p, delta, i, b)
         for l in range(n_levels):
             c = b1 - vals[l]
             if c <= tol:
@@ -1209,8 +1212,9 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
                 level[q] = l
                 shift[q] = steps[l] - steps[b]
                 cost[q] = c
+                loss[q] = u_base - utility_at(table, p, delta, i, l)
                 q += 1
-    return sub[:q], level[:q], shift[:q], cost[:q]
+    return sub[:q], level[:q], shift[:q], cost[:q], loss[:q]
 
 
 @njit()
