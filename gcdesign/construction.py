@@ -630,7 +630,8 @@ def closest_layout_milp(
         bounds=Bounds(np.zeros(2 * m), np.concatenate([cap, np.ones(m)])),
         options={"time_limit": float(time_limit)},
     )
-    bound = float(getattr(res, "mip_dual_bound", np.nan))
+    bound = getattr(res, "mip_dual_bound", None)
+    bound = np.nan if bound is None else float(bound)  # None: stopped before the first bound
     if res.x is None:
         return None, {"moved": None, "bound": bound, "optimal": False}
     x = res.x[:m].copy()
