@@ -262,3 +262,14 @@ def test_milp_out_of_time_returns_what_it_has():
     assert (layout is None) == (info["moved"] is None)
     lay, polished = closest_layout(new_masses, k, old, polish_time=1e-6)
     assert polished["moved"] == moved_partitions(old, lay) <= polished["segment_moved"]
+
+
+def test_few_offset_cases_claim_nothing_but_keep_the_fresh_layout():
+    rng = np.random.default_rng(4)
+    n, k = 30, 34
+    old = segment_layout(_masses(rng, n, k), k)
+    new_masses = _masses(rng, n, k)
+    fresh = segment_layout(new_masses, k)
+    lay, info = closest_segment_layout(new_masses, k, old, orders=[np.arange(n)], max_cases=5)
+    assert not info["exact"] and info["bound"] == info["lower_bound"]
+    assert info["moved"] == moved_partitions(old, lay) <= moved_partitions(old, fresh)
