@@ -88,12 +88,15 @@ ERROR_LANES = 64  # lanes of the per-round squared error (a multiple of 8: one v
 MAX_BLOCK = 256  # coordinates per block (a multiple of ERROR_LANES)
 TABLE_BYTES = 1 << 19  # the tables of a block: at most this much (L2) unless a block is one lane
 MAX_GROUP = 64  # chunks per group
-MIN_GROUPS = 16  # groups per call, where there are enough chunks
+MIN_GROUPS = 8  # groups per call, where there are enough chunks
 
 
 @njit()
-def _fill_stochastic(x, i, start, stop, at, s, nrm, thr, lo, hi, row):  # pragma: no cover - compiled
-    """Tables of coordinates ``start .. stop - 1`` (one bucket) of message i, from column `at` on."""
+def _fill_stochastic(x, i, start, stop, at, s, nrm, w, thr, lo, hi, row):  # pragma: no cover - compiled
+    """Tables of coordinates ``start .. stop - 1`` (one bucket) of message i, from column `at` on.
+
+    The values are multiplied by `w` (the worker's decoder weight where it is the same in
+    every round of the group, else 1: exact)."""
     ratio = s / nrm  # the reciprocal, as stochastic_level takes it
     scale = nrm / s
     for j in range(stop - start):
@@ -102,38 +105,52 @@ def _fill_stochastic(x, i, start, stop, at, s, nrm, thr, lo, hi, row):  # pragma
         xk = x[i, k]
         low, frac = stochastic_split(abs(xk), ratio)
         thr[row, col] = draw_threshold(frac)
-        lo[row, col] = np.copysign(clip_level(low, s) * scale, xk)
-        hi[row, col] = np.copysign(clip_level(low + 1.0, s) * scale, xk)
+        lo[row, col] = w * np.copysign(clip_level(low, s) * scale, xk)
+        hi[row, col] = w * np.copysign(clip_level(low + 1.0, s) * scale, xk)
 
 
 @njit()
-def _fill_sign(x, i, start, stop, at, nrm, thr, lo, hi, row):  # pragma: no cover - compiled
-    """Tables of the sign quantizer (``+norm`` when ``uniform < sign_probability``)."""
+def _fill_sign(x, i, start, stop, at, nrm, w, thr, lo, hi, row):  # pragma: no cover - compiled
+    """Tables of the sign quantizer (``+norm`` when ``uniform < sign_probability``), times `w`."""
     for j in range(stop - start):
         k = start + np.uint64(j)
         col = at + np.uint64(j)
         thr[row, col] = draw_threshold(sign_probability(x[i, k], nrm))
-        lo[row, col] = -nrm
-        hi[row, col] = nrm
+        lo[row, col] = w * -nrm
+        hi[row, col] = w * nrm
 
 
 @njit()
-def _fill_zero(start, stop, at, thr, lo, hi, row):  # pragma: no cover - compiled
-    """A bucket of norm 0: Q(0) = 0 (drawn, never used: both values are 0)."""
+def _fill_zero(start, stop, at, w, thr, lo, hi, row):  # pragma: no cover - compiled
+    """A bucket of norm 0: Q(0) = 0, times `w` (drawn, never used: both values are equal)."""
     for j in range(stop - start):
         col = at + np.uint64(j)
         thr[row, col] = 0
-        lo[row, col] = 0.0
-        hi[row, col] = 0.0
+        lo[row, col] = w * 0.0
+        hi[row, col] = w * 0.0
 
 
-@njit()
-def _draw(thr, lo, hi, row, out, n, key, at, w, first):  # pragma: no cover - compiled
+@njit(inline="always")
+def _draw(thr, lo, hi, row, out, n, key, at, w, first, weighted):  # pragma: no cover - compiled
     """``out[k] (+)= w Q_k`` for the block's `n` coordinates of one message (tables row `row`).
 
     The first message of a round writes ``0 + w Q_k`` (the twin adds to zeros: same bits).
+    `weighted`: the tables hold ``w Q_k`` already (the same product, computed once).
     """
-    if first:
+    if weighted:
+        if first:
+            for k in range(n):
+                m = uniform_bits(key, at + np.uint64(k))
+                a = lo[row, k]
+                b = hi[row, k]
+                out[k] = 0.0 + (b if m < thr[row, k] else a)
+        else:
+            for k in range(n):
+                m = uniform_bits(key, at + np.uint64(k))
+                a = lo[row, k]
+                b = hi[row, k]
+                out[k] += b if m < thr[row, k] else a
+    elif first:
         for k in range(n):
             m = uniform_bits(key, at + np.uint64(k))
             a = lo[row, k]
@@ -158,7 +175,7 @@ def _add_exact(x, i, k0, out, n, w, first):  # pragma: no cover - compiled
             out[k] += w * x[i, k0 + np.uint64(k)]
 
 
-@njit()
+@njit(inline="always")
 def _score(out, n, target, k0, dev_sum, c, acc, r):  # pragma: no cover - compiled
     """``dev = out - g`` on the block: ``dev_sum[c] += dev``, lanes ``acc[r] += dev^2``."""
     full = n // ERROR_LANES
@@ -196,16 +213,24 @@ def _simulate_group(
         starts[r + 1] = starts[r] + count
     who = np.empty(starts[n_local], dtype=np.int64)
     row_of = np.full(n, -1, dtype=np.int64)
+    weight_of = np.ones(n)  # the worker's weight, where it is the same in every round
+    weighted = True  # every worker's weight is (a fixed decoder): tables hold w Q
     rows = 0
     for r in range(n_local):
         p = starts[r]
         for i in range(n):
-            if weights[t0 + r, i] != 0.0:
+            w = weights[t0 + r, i]
+            if w != 0.0:
                 who[p] = i
                 p += 1
                 if row_of[i] < 0:
                     row_of[i] = rows
                     rows += 1
+                    weight_of[i] = w
+                elif w != weight_of[i]:
+                    weighted = False
+    if not weighted:
+        weight_of[:] = 1.0
     per_row = TABLE_BYTES // (24 * max(rows, 1))
     block = max(ERROR_LANES, min(MAX_BLOCK, per_row // ERROR_LANES * ERROR_LANES))
     thr = np.empty((max(rows, 1), block), dtype=np.uint64)
@@ -228,12 +253,13 @@ def _simulate_group(
                     b = start // ubucket
                     stop = min((b + np.uint64(1)) * ubucket, k1)
                     nrm = norms[i, b]
+                    w = weight_of[i]
                     if nrm == 0.0:
-                        _fill_zero(start, stop, start - k0, thr, lo, hi, row)
+                        _fill_zero(start, stop, start - k0, w, thr, lo, hi, row)
                     elif quantizer == STOCHASTIC:
-                        _fill_stochastic(x, i, start, stop, start - k0, levels[i], nrm, thr, lo, hi, row)
+                        _fill_stochastic(x, i, start, stop, start - k0, levels[i], nrm, w, thr, lo, hi, row)
                     else:
-                        _fill_sign(x, i, start, stop, start - k0, nrm, thr, lo, hi, row)
+                        _fill_sign(x, i, start, stop, start - k0, nrm, w, thr, lo, hi, row)
                     start = stop
         for r in range(n_local):
             t = t0 + r
@@ -249,7 +275,7 @@ def _simulate_group(
                     _add_exact(x, i, k0, out, n_block, weights[t, i], first)
                 else:
                     at = np.uint64((local * n + i) * d + kb)
-                    _draw(thr, lo, hi, row_of[i], out, n_block, key, at, weights[t, i], first)
+                    _draw(thr, lo, hi, row_of[i], out, n_block, key, at, weights[t, i], first, weighted)
             _score(out, n_block, target, k0, dev_sum, c, acc, r)
     for r in range(n_local):
         err = 0.0
