@@ -317,9 +317,9 @@ def test_adapt_redesigns_on_torch_when_a_worker_slows_down(problem):
     from gcdesign.cluster.adaptive import AdaptOptions
 
     code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
-    rounds = 24
+    rounds = 40
     table = np.tile(gcluster.delay_rates(P4, deadline=2.0, shift=1.0), (rounds, 1))
-    table[4:, 0] = 1e-3
+    table[12:, 0] = 1e-3  # the drift test compares with the worker's own rounds: 12 before the change
     hist = gcluster.train(
         problem,
         code,
@@ -329,10 +329,10 @@ def test_adapt_redesigns_on_torch_when_a_worker_slows_down(problem):
         shift=1.0,
         rates=table,
         rounds=rounds,
-        time_unit=0.05,
+        time_unit=0.08,
         optimizer=gd(0.5),
         rng=5,
-        adapt=AdaptOptions(window=6, false_alarm=0.05),
+        adapt=AdaptOptions(window=6, calibration=12, false_alarm=0.05),
     )
     redesigns = [c for c in hist.adaptation if c["action"] == "redesign"]
     assert redesigns, hist.adaptation
@@ -350,12 +350,14 @@ def test_cli_cluster_backend_torch_adapt_reports_the_redesign(capsys):
     argv = ["cluster", "--backend", "torch", "--example", "toy-n8", "--deadline", "2", "--shift", "1"]
     argv += [
         "--rounds",
-        "30",
+        "40",
         "--time-unit",
         "0.05",
         "--adapt",
+        "--window",
+        "8",
         "--slow",
-        "0:50@5",
+        "0:50@16",
         "--no-baseline",
         "--json",
     ]

@@ -247,53 +247,130 @@ def _sort_bucket(keys, ids, q, e):
 
 
 # -------------------------------------------------------------- local search
-@njit()
-def _better(values, a, b):
-    """The index with the larger value (ties: the smaller index); -1 means none."""
-    if a < 0:
-        return b
-    if b < 0:
-        return a
-    if values[b] > values[a] or (values[b] == values[a] and b < a):
-        return b
-    return a
+# A tournament tree keeps the largest of `count` values (ties: the smaller index). Its leaves are
+# blocks of BLOCK values, each holding the pair (value, index) of its best; an update rescans one
+# block (contiguous) and walks up a tree BLOCK times smaller than one leaf per value, which stays
+# in cache (at 10^6 workers 2 MB instead of 32 MB), stopping where the winner does not change.
+BLOCK = 16
+_EMPTY = float(2**62)  # the index of an empty leaf (after every real one)
+
+
+@njit(inline="always")
+def _right_wins(tree, left):
+    """1 if node ``left + 1`` beats node `left` (larger value, or equal value and smaller
+    index), else 0."""
+    a = tree[left, 0]
+    b = tree[left + 1, 0]
+    return np.int64((b > a) | ((b == a) & (tree[left + 1, 1] < tree[left, 1])))
+
+
+@njit(inline="always")
+def _block_best(values, b):
+    """``(value, index)`` of the best of block b (the first of equal ones)."""
+    lo = b * BLOCK
+    hi = min(lo + BLOCK, values.size)
+    best = lo
+    for i in range(lo + 1, hi):
+        if values[i] > values[best]:
+            best = i
+    return values[best], best
 
 
 @njit()
-def _tree_update(tree, values, size, pos):
-    node = (pos + size) // 2
+def _tree_new(values):
+    """``(tree, size)``: the tree over `values` (kept by the caller, changed only through
+    :func:`_tree_set`); node j holds ``(value, index)`` in ``tree[j]`` (the index as a float,
+    exact below 2^53), block b is node ``size + b``."""
+    blocks = (values.size + BLOCK - 1) // BLOCK
+    size = 1
+    while size < blocks:
+        size *= 2
+    tree = np.empty((2 * size, 2))
+    for b in range(size):
+        if b < blocks:
+            tree[size + b, 0], best = _block_best(values, b)
+            tree[size + b, 1] = best
+        else:
+            tree[size + b, 0] = -np.inf
+            tree[size + b, 1] = _EMPTY
+    for node in range(size - 1, 0, -1):
+        left = 2 * node
+        left += _right_wins(tree, left)
+        tree[node, 0] = tree[left, 0]
+        tree[node, 1] = tree[left, 1]
+    return tree, size
+
+
+@njit()
+def _tree_set(values, tree, size, pos, value):
+    """Set ``values[pos]`` to `value` and repair the path to the root."""
+    values[pos] = value
+    node = pos // BLOCK + size
+    tree[node, 0], best = _block_best(values, pos // BLOCK)
+    tree[node, 1] = best
+    node //= 2
     while node >= 1:
-        tree[node] = _better(values, tree[2 * node], tree[2 * node + 1])
+        left = 2 * node
+        left += _right_wins(tree, left)
+        if tree[left, 1] == tree[node, 1] and tree[left, 0] == tree[node, 0]:
+            break  # the winner here is unchanged, and so is everything above
+        tree[node, 0] = tree[left, 0]
+        tree[node, 1] = tree[left, 1]
         node //= 2
 
 
-@njit()
-def _tree_build(tree, values, size, count):
-    for leaf in range(size):
-        tree[size + leaf] = leaf if leaf < count else -1
-    for node in range(size - 1, 0, -1):
-        tree[node] = _better(values, tree[2 * node], tree[2 * node + 1])
+@njit(inline="always")
+def _tree_top(tree):
+    """The winner's index."""
+    return np.int64(tree[1, 1])
 
 
 @njit()
-def _runner_up(tree, values, size, first):
-    """Best index other than `first` (temporarily removes it from the tree)."""
+def _runner_up(values, tree, size, first):
+    """Best index other than `first` (temporarily removes it from the tree); -1 if none."""
     saved = values[first]
-    values[first] = -np.inf
-    _tree_update(tree, values, size, first)
-    second = tree[1]
-    values[first] = saved
-    _tree_update(tree, values, size, first)
+    _tree_set(values, tree, size, first, -np.inf)
+    second = tree[1, 1]
+    _tree_set(values, tree, size, first, saved)
     # when every other value is -inf the tree's tie rule may hand back `first` itself
-    if second < 0 or second == first or values[second] == -np.inf:
+    if second == _EMPTY or second == first or values[np.int64(second)] == -np.inf:
         return -1
-    return second
+    return np.int64(second)
+
+
+@njit(inline="always")
+def _gain_up(table, p, delta, t, i, top):
+    if t[i] < top:
+        return utility_at(table, p, delta, i, t[i] + 1) - utility_at(table, p, delta, i, t[i])
+    return -np.inf
+
+
+@njit(inline="always")
+def _gain_down(table, p, delta, t, i):
+    if t[i] > 0:
+        return utility_at(table, p, delta, i, t[i] - 1) - utility_at(table, p, delta, i, t[i])
+    return -np.inf
 
 
 @njit()
-def _gains(active, t, w, top, up, down):
-    up[w] = active[w, t[w] + 1] - active[w, t[w]] if t[w] < top else -np.inf
-    down[w] = active[w, t[w] - 1] - active[w, t[w]] if t[w] > 0 else -np.inf
+def _gains(table, p, delta, t, i, top):
+    """``(u(t_i + 1) - u(t_i), u(t_i - 1) - u(t_i))`` of row i (-inf beyond the levels)."""
+    here = utility_at(table, p, delta, i, t[i])
+    up = utility_at(table, p, delta, i, t[i] + 1) - here if t[i] < top else -np.inf
+    down = utility_at(table, p, delta, i, t[i] - 1) - here if t[i] > 0 else -np.inf
+    return up, down
+
+
+@njit()
+def row_scale(table, p, delta, n, width):
+    """``scale[i] = max |u_j(t)|`` over rows j <= i and every column: the local search's tolerance scale."""
+    scale = np.empty(n)
+    m = 0.0
+    for i in range(n):
+        for c in range(width):
+            m = max(m, abs(utility_at(table, p, delta, i, c)))
+        scale[i] = m
+    return scale
 
 
 @njit()
@@ -307,60 +384,76 @@ def local_search(active, t, lo, hi, max_moves):
     so a move costs O(log k). Modifies `t` in place; returns the number of moves.
     Reference: :func:`gcdesign.allocation.heuristic.local_search_reference`.
     """
-    top = active.shape[1] - 1
+    scale = 0.0
+    for i in range(lo, hi):
+        for c in range(active.shape[1]):
+            scale = max(scale, abs(active[i, c]))
+    none = np.zeros(0)
+    return local_search_at(active, none, none, active.shape[1] - 1, t, lo, hi, max_moves, scale)
+
+
+@njit()
+def local_search_at(table, p, delta, top, t, lo, hi, max_moves, scale):
+    """:func:`local_search` on utilities read by :func:`utility_at` (columns 0..top), with the
+    tolerance scale given (the largest ``|u|`` of the rows ``lo .. hi - 1``)."""
     count = hi - lo
     if count < 2:
         return 0
-    scale = 0.0
-    for i in range(lo, hi):
-        for c in range(top + 1):
-            scale = max(scale, abs(active[i, c]))
     tol = 1e-13 * max(scale, 1e-300)
-    sub = active[lo:hi]
-    tt = t[lo:hi]
     up = np.empty(count)
     down = np.empty(count)
     for w in range(count):
-        _gains(sub, tt, w, top, up, down)
-    size = 1
-    while size < count:
-        size *= 2
-    up_tree = np.empty(2 * size, dtype=np.int64)
-    down_tree = np.empty(2 * size, dtype=np.int64)
-    _tree_build(up_tree, up, size, count)
-    _tree_build(down_tree, down, size, count)
+        up[w], down[w] = _gains(table, p, delta, t, lo + w, top)
+    # most starts are local optima already: look for one improving move before building the trees
+    j1 = 0
+    i1 = 0
+    for w in range(1, count):
+        if up[w] > up[j1]:
+            j1 = w
+        if down[w] > down[i1]:
+            i1 = w
+    if j1 != i1 and not up[j1] + down[i1] > tol:
+        return 0
+    up_tree, size = _tree_new(up)
+    down_tree, _ = _tree_new(down)
     moves = 0
     while moves < max_moves:
-        j1 = up_tree[1]
-        i1 = down_tree[1]
-        if up[j1] == -np.inf or down[i1] == -np.inf:
+        j1 = _tree_top(up_tree)
+        i1 = _tree_top(down_tree)
+        up1 = up[j1]
+        down1 = down[i1]
+        if up1 == -np.inf or down1 == -np.inf:
             break
         if j1 != i1:
-            gain = up[j1] + down[i1]
+            gain = up1 + down1
             donor = i1
             receiver = j1
         else:
             gain = -np.inf
             donor = -1
             receiver = -1
-            j2 = _runner_up(up_tree, up, size, j1)
-            i2 = _runner_up(down_tree, down, size, i1)
-            if j2 >= 0 and up[j2] + down[i1] > gain:
-                gain = up[j2] + down[i1]
+            j2 = _runner_up(up, up_tree, size, j1)
+            i2 = _runner_up(down, down_tree, size, i1)
+            if j2 >= 0 and up[j2] + down1 > gain:
+                gain = up[j2] + down1
                 donor = i1
                 receiver = j2
-            if i2 >= 0 and up[j1] + down[i2] > gain:
-                gain = up[j1] + down[i2]
+            if i2 >= 0 and up1 + down[i2] > gain:
+                gain = up1 + down[i2]
                 donor = i2
                 receiver = j1
         if donor < 0 or not gain > tol:
             break
-        tt[donor] -= 1
-        tt[receiver] += 1
-        for w in (donor, receiver):
-            _gains(sub, tt, w, top, up, down)
-            _tree_update(up_tree, up, size, w)
-            _tree_update(down_tree, down, size, w)
+        # the donor's new gain up is minus its old gain down, and the other way round for the
+        # receiver (exactly: a - b = -(b - a) in floating point)
+        donor_up = -down[donor]
+        receiver_down = -up[receiver]
+        t[lo + donor] -= 1
+        t[lo + receiver] += 1
+        _tree_set(up, up_tree, size, donor, donor_up)
+        _tree_set(down, down_tree, size, donor, _gain_down(table, p, delta, t, lo + donor))
+        _tree_set(up, up_tree, size, receiver, _gain_up(table, p, delta, t, lo + receiver, top))
+        _tree_set(down, down_tree, size, receiver, receiver_down)
         moves += 1
     return moves
 
@@ -372,25 +465,60 @@ def greedy_top_up(active, t, k, bits):
     Ties go to the smaller row. Modifies `t` in place.
     Reference: :func:`gcdesign.allocation.heuristic.greedy_top_up_reference`.
     """
-    top = active.shape[1] - 1
-    for _ in range(bits):
-        best = -np.inf
-        arg = -1
-        for w in range(k):
-            if t[w] < top:
-                g = active[w, t[w] + 1] - active[w, t[w]]
-                if g > best:
-                    best = g
-                    arg = w
-        t[arg] += 1
+    none = np.zeros(0)
+    top_up_at(active, none, none, active.shape[1] - 1, t, k, bits)
 
 
 @njit()
-def _objective(active, t, lo, hi):
+def top_up_at(table, p, delta, top, t, k, bits):
+    """:func:`greedy_top_up` on utilities read by :func:`utility_at`: a tournament tree keeps the
+    best next gain (ties: the smaller row), so a bit costs O(log k) after an O(k) build."""
+    if bits <= 0:
+        return
+    gain = np.empty(k)
+    for w in range(k):
+        gain[w] = _gain_up(table, p, delta, t, w, top)
+    tree, size = _tree_new(gain)
+    for _ in range(bits):
+        w = _tree_top(tree)
+        t[w] += 1
+        _tree_set(gain, tree, size, w, _gain_up(table, p, delta, t, w, top))
+
+
+@njit()
+def _objective(table, p, delta, t, lo, hi):
     total = 0.0
     for w in range(lo, hi):
-        total += active[w, t[w]]
+        total += utility_at(table, p, delta, w, t[w])
     return total
+
+
+@njit()
+def refine_candidate(table, p, delta, top, t_a, t_b, k, budget, filled, scale, max_moves, both):
+    """Steps (a)-(c) of Algorithm 1 for the top-k set, from the water-filling start `t_a` (whole
+    envelope segments, `filled` bits): top-up, equal split `t_b`, local search on the better start
+    or on both. Returns ``(value_a, value_b, moves)``: the sums of ``u`` over rows 0..k-1
+    (``value_b`` is -inf unless `both`); `t_a`, `t_b` hold the refined offsets."""
+    # ... the water-filling start topped up bit by bit by marginal gain
+    top_up_at(table, p, delta, top, t_a, k, budget - filled)
+    # (b) equal split, the remainder to the most reliable
+    q = budget // k
+    extra = budget - q * k
+    for w in range(k):
+        t_b[w] = min(q + (1 if w < extra else 0), top)
+    if not both:
+        # the paper: keep the better of (a) and (b), then refine it
+        if _objective(table, p, delta, t_a, 0, k) < _objective(table, p, delta, t_b, 0, k):
+            t_a[:k] = t_b[:k]
+    # (c) 1-bit local search within the top-k (on both starts when `both`:
+    # the worse start sometimes leads to the better local optimum)
+    moves = local_search_at(table, p, delta, top, t_a, 0, k, max_moves, scale)
+    value_a = _objective(table, p, delta, t_a, 0, k)
+    value_b = -np.inf
+    if both:
+        moves += local_search_at(table, p, delta, top, t_b, 0, k, max_moves, scale)
+        value_b = _objective(table, p, delta, t_b, 0, k)
+    return value_a, value_b, moves
 
 
 # ----------------------------------------------------------------- heuristic
@@ -471,6 +599,8 @@ def heuristic_kernel(
     base_prefix = np.zeros(n + 1)
     for w in range(n):
         base_prefix[w + 1] = base_prefix[w] + active[w, 0]
+    none = np.zeros(0)
+    scale = row_scale(active, none, none, n, width)
     for c in order:
         if bounds[c] <= best_value + 1e-12 * abs(best_value):
             break
@@ -503,23 +633,14 @@ def heuristic_kernel(
         relaxed = base_prefix[k] + gain + partial + rest_value[k]
         if relaxed <= best_value + 1e-12 * abs(best_value):
             continue
-        # ... then topped up bit by bit by marginal gain
-        greedy_top_up(active, t_a, k, budget - filled)
-        # (b) equal split, the remainder to the most reliable
-        q = budget // k
-        extra = budget - q * k
-        for w in range(k):
-            t_b[w] = min(q + (1 if w < extra else 0), top)
-        if not both:
-            # the paper: keep the better of (a) and (b), then refine it
-            if _objective(active, t_a, 0, k) < _objective(active, t_b, 0, k):
-                t_a[:k] = t_b[:k]
-        # (c) 1-bit local search within the top-k (on both starts when `both`:
-        # the worse start sometimes leads to the better local optimum)
+        # ... then topped up, and refined (steps (a)-(c))
+        value_a, value_b, moves = refine_candidate(
+            active, none, none, top, t_a, t_b, k, budget, filled, scale[k - 1], max_moves, both
+        )
+        total_moves += moves
         for which in range(2 if both else 1):
             t = t_a if which == 0 else t_b
-            total_moves += local_search(active, t, 0, k, max_moves)
-            value = _objective(active, t, 0, k) + rest_value[k]
+            value = (value_a if which == 0 else value_b) + rest_value[k]
             if value > best_value or (value == best_value and k < best_k):
                 best_value = value
                 best_k = k
@@ -577,10 +698,7 @@ def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
                 if pos < size and not _before(active, vert, w, r, ids[pos], rbits):
                     break  # this and the worker's later segments lie at or after pos
                 length = vert[w, r + 1] - vert[w, r]
-                x = length * segment_slope(active, vert, w, r)
-                t = total + x
-                comp += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
-                total = t
+                total, comp = _add(total, comp, length * segment_slope(active, vert, w, r))
                 taken += length
             inserted += 1
         budget = residuals[c]
@@ -591,10 +709,7 @@ def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
             if w < k:
                 r = e & rmask
                 length = vert[w, r + 1] - vert[w, r]
-                x = -(length * segment_slope(active, vert, w, r))
-                t = total + x
-                comp += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
-                total = t
+                total, comp = _add(total, comp, -(length * segment_slope(active, vert, w, r)))
                 taken -= length
         rem = budget - taken
         value = total + comp
@@ -609,6 +724,173 @@ def relaxation_by_k(active, vert, count, ids, rbits, ks, residuals):
             elif ids[pos] == (last << rbits) and rem > 0:
                 used[c] = True
     return gain, used
+
+
+# ------------------------------------------- heuristic without the table or the segment sort
+# The windowed scan needs the water-filling relaxation of the full set only: every candidate from
+# the last "new" one on shares it (docs/allocation.md, "Without the table"). These kernels read
+# utilities through :func:`utility_at`, from a table or from ``(p, delta)`` (rows by reliability).
+@njit(inline="always")
+def _add(total, comp, x):
+    """One step of Neumaier's compensated sum: ``(total, comp)`` after adding x."""
+    t = total + x
+    if abs(total) >= abs(x):
+        comp += (total - t) + x
+    else:
+        comp += (x - t) + total
+    return t, comp
+
+
+@njit()
+def envelope_pass(table, p, delta, n, vert, lam_lo, lam_hi, cap):
+    """One pass over the rows: each row's envelope (:func:`envelope_vertices`), its largest
+    ``|u|``, its utility at column 0, and the envelope segments split by slope against the
+    bracket ``lam_lo < lam_hi``. Only the first `rows` rows (the largest candidate set), ``vert``
+    of shape (rows, T + 1) and an integer type that holds T, get envelopes; of the others only
+    the utility at column 0 is read.
+
+    Returns ``(count, above, scale, base, above_bits, total, comp, absum, slope, worker, seg,
+    length, overflow)``: ``above[i]`` is the number of row i's segments of slope >
+    ``lam_hi`` (a prefix of its envelope), ``above_bits`` their bits and ``total + comp`` the
+    compensated sum of their ``length * slope`` (``absum``: of the absolute values), and the
+    segments with ``lam_lo < slope <= lam_hi`` are listed in ``(worker, seg)`` order (at most
+    `cap`; ``overflow`` says some were left out). ``scale[i]`` is the largest ``|u|`` of rows
+    0..i (the local search's tolerance scale).
+    """
+    rows, width = vert.shape
+    steps = np.arange(width)
+    count = np.zeros(rows, dtype=np.int16)
+    above = np.zeros(n, dtype=np.int16)
+    scale = np.empty(n)
+    base = np.empty(n)
+    row = np.empty((1, width))
+    hull = np.empty(width, dtype=np.int64)
+    vals = np.empty(width)
+    slope = np.empty(cap)
+    worker = np.empty(cap, dtype=np.int64)
+    seg = np.empty(cap, dtype=np.int64)
+    length = np.empty(cap, dtype=np.int64)
+    above_bits = 0
+    total = 0.0
+    comp = 0.0
+    absum = 0.0
+    q = 0
+    overflow = False
+    m = 0.0
+    for i in range(rows, n):
+        base[i] = utility_at(table, p, delta, i, 0)
+        scale[i] = 0.0  # not read: no candidate reaches these rows
+    for i in range(rows):
+        for c in range(width):
+            u = utility_at(table, p, delta, i, c)
+            row[0, c] = u
+            m = max(m, abs(u))
+        scale[i] = m
+        base[i] = row[0, 0]
+        size = _row_hull(row, p, delta, 0, steps, hull, vals)
+        for h in range(size):
+            vert[i, h] = hull[h]
+        count[i] = size - 1
+        for r in range(size - 1):
+            ln = hull[r + 1] - hull[r]
+            s = (vals[r + 1] - vals[r]) / ln
+            if s > lam_hi:
+                above[i] += 1
+                above_bits += ln
+                x = ln * s
+                total, comp = _add(total, comp, x)
+                absum += abs(x)
+            elif s > lam_lo:
+                if q < cap:
+                    slope[q] = s
+                    worker[q] = i
+                    seg[q] = r
+                    length[q] = ln
+                    q += 1
+                else:
+                    overflow = True
+            else:
+                break  # slopes decrease along the envelope
+    return (
+        count,
+        above,
+        scale,
+        base,
+        above_bits,
+        total,
+        comp,
+        absum,
+        slope[:q],
+        worker[:q],
+        seg[:q],
+        length[:q],
+        overflow,
+    )
+
+
+@njit()
+def segment_sum(table, p, delta, vert, w, n_seg, total, comp):
+    """``(total, comp)`` minus ``length * slope`` of row w's first `n_seg` envelope segments."""
+    for r in range(n_seg):
+        a = vert[w, r]
+        b = vert[w, r + 1]
+        s = (utility_at(table, p, delta, w, b) - utility_at(table, p, delta, w, a)) / (b - a)
+        total, comp = _add(total, comp, -((b - a) * s))
+    return total, comp
+
+
+@njit()
+def relaxation_step_down(
+    table, p, delta, vert, taken, extra, worker, length, slope, j, k, residual, filled, total, comp
+):
+    """The water-filling relaxation of the top-(k - 1) set from the one of the top-k set.
+
+    ``worker``, ``length``, ``slope`` are the bracket's segments by decreasing slope (ties:
+    worker, then segment), ``j`` the position of the top-k relaxation's first segment left out;
+    row w has ``taken[w] + extra[w]`` whole segments in it, ``filled`` bits and the compensated
+    sum ``(total, comp)``. Row k - 1 leaves (its segments are subtracted) and the segments after
+    position j of rows < k - 1 are taken while they fit. Returns ``(j, filled, total, comp)``
+    for the top-(k - 1) set; `extra` is updated. ``j == worker.size`` with ``filled <
+    residual`` means the bracket ran out.
+    """
+    w = k - 1
+    total, comp = segment_sum(table, p, delta, vert, w, taken[w] + extra[w], total, comp)
+    filled -= vert[w, taken[w] + extra[w]]
+    size = worker.size
+    while j < size:
+        e = worker[j]
+        if e >= k - 1:
+            j += 1
+            continue
+        if filled + length[j] > residual:
+            break
+        filled += length[j]
+        total, comp = _add(total, comp, length[j] * slope[j])
+        extra[e] += 1
+        j += 1
+    return j, filled, total, comp
+
+
+@njit()
+def take_segments(worker, length, slope, j0, j1, counts, total, comp):
+    """``(total, comp)`` plus ``length * slope`` of the segments ``j0 .. j1 - 1``; each counted
+    in ``counts[worker]``."""
+    for q in range(j0, j1):
+        total, comp = _add(total, comp, length[q] * slope[q])
+        counts[worker[q]] += 1
+    return total, comp
+
+
+@njit()
+def water_filling_start(vert, taken, worker, seg, j0, j1, k, t):
+    """The water-filling start of the top-k set: row w < k at the end of its ``taken[w]``
+    whole segments, moved on by the bracket's segments ``j0 .. j1 - 1`` of rows < k."""
+    for w in range(k):
+        t[w] = vert[w, taken[w]]
+    for q in range(j0, j1):
+        w = worker[q]
+        if w < k:
+            t[w] = vert[w, seg[q] + 1]
 
 
 # -------------------------------------------------------------------- greedy

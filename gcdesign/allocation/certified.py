@@ -409,7 +409,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
             scale = 1e-12 * max(abs(info["bound"]), 1e-300)
             threshold = max(4 * threshold, min(grown, np.inf), scale)
     if found is not None:
-        found = _spread(found, inverse, steps.size)
+        found = _spread(found, inverse)
     if not proven and incumbent is not None:
         other = np.asarray(incumbent(), dtype=np.int64)
         other_cost = float(solution_reduced_cost(table, p, delta, steps, lam, other))
@@ -419,7 +419,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
     return found, proven, info
 
 
-def _spread(found, inverse, n_levels):
+def _spread(found, inverse):
     """Level index per worker from the subgroups' levels and the core's moves."""
     from ._kernels import spread_classes
 
@@ -434,11 +434,10 @@ def _spread(found, inverse, n_levels):
         per_class.setdefault(int(sub_group[s]), {})
     for s, _, _, _ in moves:
         per_class.setdefault(int(sub_group[s]), {})
-    for s in range(sub_group.size):
-        g = int(sub_group[s])
-        if g in per_class:
-            held = per_class[g]
-            held[int(sub_base[s])] = held.get(int(sub_base[s]), 0) + int(sub_count[s])
+    # the touched classes' subgroups: class g's first is subgroup g, a second one comes after m
+    for s in [*per_class, *range(m, sub_group.size)]:
+        held = per_class[int(sub_group[s])]
+        held[int(sub_base[s])] = held.get(int(sub_base[s]), 0) + int(sub_count[s])
     for s, level, _, _ in moves:
         held = per_class[int(sub_group[s])]
         held[int(sub_base[s])] -= 1

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import InputError
-from .common import to_level_index, top_k_setup
+from .common import level_layout, residuals_by_k, to_level_index, top_k_setup
 from .registry import register_allocator
 
 
@@ -283,6 +283,48 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
        allocation); docs/math.md, section 6.
     """
     n = table.shape[0]
+    opts = _options(options, n)
+    layout, order, active, rest_value, ks, residuals = top_k_setup(table, levels, budget, "heuristic")
+    lazy = opts["scan"] == "windowed" and opts["prune"] and not layout.idle
+    none = np.zeros(0)
+    t, k, moves, tried = _scan(active, none, none, lazy, layout, opts, ks, residuals, rest_value)
+    return _result(t, k, moves, tried, layout, order, opts["scan"], ks)
+
+
+def heuristic_from_utilities(p, delta, levels, budget: int, options: dict):
+    """The heuristic on utilities ``(1 - p_i) / (p_i + delta_l)``: the same result as on their
+    table, which is built only where the scan needs it (the full scan, the idle level, or a
+    fallback of the windowed one); the windowed scan reads the utilities it needs."""
+    from ..utility import utility_values
+
+    p = np.asarray(p, dtype=np.float64)
+    delta = np.asarray(delta, dtype=np.float64)
+    levels = np.asarray(levels, dtype=np.int64)
+    n = p.size
+    given = dict(options)
+    opts = _options(options, n)
+    layout = level_layout(levels, "heuristic")
+    order = np.argsort(p, kind="stable")  # by reliability: the utility falls with p
+    p_sorted = np.ascontiguousarray(p[order])
+    lazy = opts["scan"] == "windowed" and opts["prune"] and not layout.idle
+    if lazy:
+        positive = np.flatnonzero(levels > 0)
+        first = utility_values(p_sorted, delta[int(positive[0]) if positive.size else 0])
+        lazy = bool(np.all(first[1:] <= first[:-1]))  # else the table's order (ties by row) differs
+    if not lazy:  # the table, rows by increasing p (as allocate_bits hands them to the table solver)
+        index, optimal, message = heuristic(
+            utility_values(p_sorted[:, None], delta[None, :]), levels, budget, given
+        )
+        out = np.empty(n, dtype=np.int64)
+        out[order] = index
+        return out, optimal, message
+    ks, residuals = residuals_by_k(n, budget, layout)
+    t, k, moves, tried = _scan(np.zeros((0, 0)), p_sorted, delta, True, layout, opts, ks, residuals, None)
+    return _result(t, k, moves, tried, layout, order, opts["scan"], ks)
+
+
+def _options(options: dict, n: int) -> dict:
+    """The heuristic's options, checked (see :func:`heuristic`); `options` is emptied."""
     max_moves = options.pop("max_moves", None)
     refine = options.pop("refine", "both")
     if refine not in ("both", "better"):
@@ -296,18 +338,44 @@ def heuristic(table: np.ndarray, levels: np.ndarray, budget: int, options: dict)
     window = options.pop("window", 8)
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
         raise InputError(f"heuristic option `window` must be an integer >= 1, got {window!r}.")
-    layout, order, active, rest_value, ks, residuals = top_k_setup(table, levels, budget, "heuristic")
-    if max_moves is None:
-        max_moves = n * max(layout.top, 1) + 1
-    if isinstance(max_moves, bool) or not isinstance(max_moves, (int, np.integer)) or max_moves < 0:
+    if isinstance(max_moves, bool) or not (max_moves is None or isinstance(max_moves, (int, np.integer))):
+        raise InputError(f"heuristic option `max_moves` must be an integer >= 0, got {max_moves!r}.")
+    if max_moves is not None and max_moves < 0:
         raise InputError(f"heuristic option `max_moves` must be an integer >= 0, got {max_moves!r}.")
     if scan == "auto":
         scan = "full" if n <= FULL_SCAN_MAX_N else "windowed"
-    segments = segment_order(active)
-    run = _windowed if scan == "windowed" else _full_scan
-    t, k, moves, tried = run(
-        active, rest_value, ks, residuals, segments, int(max_moves), refine == "both", prune, int(window)
-    )
+    return {"max_moves": max_moves, "both": refine == "both", "prune": bool(prune), "scan": scan,
+            "window": int(window)}  # fmt: skip
+
+
+def _scan(table, p, delta, lazy, layout, opts, ks, residuals, rest_value):
+    """``(t, k, moves, tried)`` of the scan `opts` names: the sort-free windowed scan
+    (:func:`_lazy_scan`) when `lazy`, else the sorted one on the table (built from ``p``,
+    ``delta`` when `table` is empty)."""
+    from ..utility import utility_values
+
+    n = table.shape[0] or p.size
+    width = layout.top + 1
+    max_moves = opts["max_moves"]
+    max_moves = int(n * max(layout.top, 1) + 1 if max_moves is None else max_moves)
+    if lazy:
+        try:
+            return _lazy_scan(table, p, delta, n, width, ks, int(residuals[0]), max_moves, opts["both"],
+                              opts["window"])  # fmt: skip
+        except _Fallback:
+            pass
+    if not table.shape[0]:
+        table = utility_values(p[:, None], delta[None, layout.offset :])
+    if rest_value is None:
+        rest_value = np.zeros(n + 1)
+        rest_value[:n] = np.cumsum(table[:, 0][::-1])[::-1]
+    run = _windowed if opts["scan"] == "windowed" else _full_scan
+    return run(table, rest_value, ks, residuals, segment_order(table), max_moves, opts["both"], opts["prune"],
+               opts["window"])  # fmt: skip
+
+
+def _result(t, k, moves, tried, layout, order, scan, ks):
+    n = t.size
     in_use = np.arange(n) < k if layout.idle else np.ones(n, dtype=bool)
     index = np.empty(n, dtype=np.int64)
     index[order] = to_level_index(t, in_use, layout)
@@ -382,11 +450,295 @@ def _windowed(active, rest_value, ks, residuals, segments, max_moves, both, prun
     return t, k, moves, tried
 
 
+# ------------------------------------------------------ the windowed scan without a segment sort
+BRACKET_SAMPLE = 2048
+"""Rows (evenly spaced in the reliability order) whose envelopes estimate the multiplier's bracket."""
+
+
+def _bracket(table, p, delta, rows, width, residual, widen):
+    """Multipliers ``lam_lo < lam_hi`` around the slope at which the water-filling of the top-`rows`
+    set spends `residual` bits, with room below for the relaxations of smaller sets, and a
+    capacity for the segments between them: estimated from the envelopes of BRACKET_SAMPLE rows
+    evenly spaced in the order of reliability (within 3e-4 R of the true count at N = 10^5 and
+    10^6 on paper-like and random profiles; the margin is ten times that, plus T sqrt(N))."""
+    from ._kernels import envelope_segments
+
+    top = width - 1
+    if rows <= BRACKET_SAMPLE:
+        sample = np.arange(rows)
+        margin = 0.0
+    else:
+        sample = np.unique(np.linspace(0, rows - 1, BRACKET_SAMPLE).round().astype(np.int64))
+        margin = 0.003 * residual + top * np.sqrt(rows)
+    factor = rows / sample.size
+    margin = (margin + top) * widen
+    room = (64 * top + 0.001 * residual) * widen
+    slopes, lengths = envelope_segments(
+        table, p, delta, np.arange(width), sample, np.full(sample.size, factor)
+    )
+    order = np.argsort(-slopes, kind="stable")
+    slopes = slopes[order]
+    cum = np.cumsum(lengths[order])
+    hi_pos, lo_pos = residual - margin, residual + margin + room
+    j_hi = int(np.searchsorted(cum, hi_pos, side="left"))
+    j_lo = int(np.searchsorted(cum, lo_pos, side="left"))
+    lam_hi = np.inf if hi_pos <= 0 or j_hi == 0 else float(slopes[j_hi - 1])
+    lam_lo = -np.inf if j_lo >= slopes.size else float(slopes[j_lo])
+    cap = int(min(max(4 * (j_lo - j_hi + 1) * factor, 1 << 12) * widen, rows * top + 1))
+    return lam_lo, lam_hi, cap
+
+
+def _utilities_of(table, p, delta, t, k):
+    """``u_i(t_i)`` of rows 0..k-1 (numpy; the same numbers as the kernels' ``utility_at``)."""
+    if table.shape[0]:
+        return table[np.arange(k), t[:k]]
+    from ..utility import utility_values
+
+    return utility_values(p[:k], delta[t[:k]])
+
+
+class _Fallback(Exception):
+    """The sort-free scan cannot settle the instance (its bracket ran out): use the sorted one."""
+
+
+def _relaxation_of_all(table, p, delta, n, width, rows, residual):
+    """The water-filling relaxation of the top-`rows` set from one pass over the rows (the
+    segments of slope inside a bracket around its multiplier sorted, the others only counted)."""
+    from ._kernels import envelope_pass, take_segments
+
+    for attempt in range(5):
+        lam_lo, lam_hi, cap = _bracket(table, p, delta, rows, width, residual, 4.0**attempt)
+        vert = np.empty((rows, width), dtype=np.int8 if width <= 128 else np.int16)
+        count, taken, scale, base, above_bits, total, comp, absum, slope, worker, seg, length, over = (
+            envelope_pass(table, p, delta, n, vert, lam_lo, lam_hi, cap)
+        )
+        if over or above_bits > residual:
+            continue
+        order = np.argsort(-slope, kind="stable")  # listed by (worker, segment): ties stay so
+        cum = above_bits + np.cumsum(length[order])
+        j = int(np.searchsorted(cum, residual, side="right"))  # the first segment left out
+        if j < order.size:
+            break
+    else:
+        raise _Fallback
+    worker, seg, length, slope = worker[order], seg[order], length[order], slope[order]
+    total, comp = take_segments(worker, length, slope, 0, j, taken, total, comp)
+    absum += float(np.abs(length[:j] * slope[:j]).sum())
+    filled = int(cum[j - 1]) if j else int(above_bits)
+    return {
+        "vert": vert,
+        "count": count,
+        "taken": taken,
+        "scale": scale,
+        "base": base,
+        "worker": worker,
+        "seg": seg,
+        "length": length,
+        "slope": slope,
+        "absum": absum,
+        "j": j,
+        "filled": filled,
+        "total": total,
+        "comp": comp,
+    }
+
+
+def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window):
+    """The windowed scan of :func:`_windowed` (its candidates, order, bounds and result) without
+    the table, the segment sort or the relaxation of every candidate (docs/allocation.md, "Without
+    the table").
+
+    Every candidate from the last *new* one, c*, on shares the water-filling relaxation of the
+    largest candidate set: one pass over the rows finds it (:func:`_relaxation_of_all`) and with
+    it c* (one more than the last worker it reaches). Candidates below c* come in only when their
+    bound might beat the incumbent: their relaxations follow from c*'s by taking one worker out at
+    a time (:func:`~gcdesign.allocation._kernels.relaxation_step_down`), and, since relaxations
+    grow with k, the last one computed bounds all below it. Raises :class:`_Fallback` where the
+    bracket is too narrow for that.
+
+    `table` is the (N, T + 1) table with rows by reliability, or empty with ``p`` sorted and
+    ``delta`` the T + 1 error factors. Returns ``(t, k, moves, tried)`` like
+    :func:`~gcdesign.allocation._kernels.heuristic_kernel`.
+    """
+    import heapq
+
+    from ._kernels import refine_candidate, relaxation_step_down, water_filling_start
+
+    top = width - 1
+    ks0, m = int(ks[0]), ks.size
+    if residual in (0, n * top):  # one allocation: every worker at the base, or at the top
+        return np.full(n, 0 if residual == 0 else top, dtype=np.int64), ks0, 0, 1
+    rel = _relaxation_of_all(table, p, delta, n, width, int(ks[-1]), residual)
+    vert, taken = rel["vert"], rel["taken"]
+    worker, seg, length, slope = rel["worker"], rel["seg"], rel["length"], rel["slope"]
+    j_n = rel["j"]
+
+    def gain_of(j, filled, total, comp):
+        gain = total + comp
+        rem = residual - filled
+        if rem > 0:
+            if j >= worker.size:
+                raise _Fallback
+            gain += rem * slope[j]
+        return gain
+
+    def used(k, j, filled):
+        """Whether worker k - 1 gets bits in the relaxation of the top-k set (below c*)."""
+        w = k - 1
+        if taken[w] + extra[w] > 0:
+            return True
+        return residual > filled and j < worker.size and worker[j] == w and seg[j] == 0
+
+    gain_n = gain_of(j_n, rel["filled"], rel["total"], rel["comp"])
+    # c*: the candidate of the last worker the relaxation reaches (its first segment may be the
+    # partial one); after it every candidate adds a worker without bits: no new relaxation
+    reached = np.flatnonzero(taken)
+    k_star = int(reached[-1]) + 1 if reached.size else 0
+    if residual > rel["filled"] and seg[j_n] == 0:
+        k_star = max(k_star, int(worker[j_n]) + 1)
+    c_star = max(0, k_star - ks0)
+
+    base = rel["base"]
+    rest_value = np.zeros(n + 1)
+    rest_value[:n] = np.cumsum(base[::-1])[::-1]
+    base_prefix = np.concatenate([[0.0], np.cumsum(base)])
+
+    def bound(c, gain):
+        k = ks0 + c
+        return float(base_prefix[k] + gain + rest_value[k])
+
+    def on_grid(dist):
+        ratio = dist // window
+        return dist % window == 0 and ratio > 0 and (ratio & (ratio - 1)) == 0
+
+    start = {}  # c -> (end of the bracket segments taken, bits filled) of its water-filling
+    heap = []
+    above = [c_star + d for d in range(window + 1)]
+    d = 2 * window
+    while c_star + d < m:
+        above.append(c_star + d)
+        d *= 2
+    for c in sorted({c for c in above if c < m} | {m - 1}):
+        start[c] = (rel["j"], rel["filled"])
+        heap.append((-bound(c, gain_n), c))
+    heapq.heapify(heap)
+    # below c*: computed from the top down, one at a time, while their bound might count
+    floor = np.maximum.accumulate(base_prefix[ks] + rest_value[ks])
+    low = {key: rel[key] for key in ("j", "filled", "total", "comp")}
+    low.update(c=c_star, gain=gain_n)
+    extra = np.zeros(n, dtype=np.int16)
+    pending = []  # (bound, c): computed, not new; eligible or not by the next new one below
+    dist_below = {}  # c -> distance to the last new candidate at or below it
+
+    def unknown_bound():  # of the candidates below low["c"]: relaxations grow with k
+        c = low["c"]
+        if c == 0:
+            return -np.inf
+        slack = 1e-14 * (abs(floor[c - 1]) + abs(low["gain"]) + rel["absum"])
+        return float(floor[c - 1] + low["gain"] + slack)
+
+    def step_down():
+        c = low["c"]
+        j, filled, total, comp = relaxation_step_down(
+            table, p, delta, vert, taken, extra, worker, length, slope,
+            low["j"], ks0 + c, residual, low["filled"], low["total"], low["comp"],
+        )  # fmt: skip
+        if j >= worker.size and filled < residual:
+            raise _Fallback
+        gain = gain_of(j, filled, total, comp)
+        c -= 1
+        low.update(c=c, gain=gain, j=j, filled=filled, total=total, comp=comp)
+        start[c] = (j, filled)
+        b = bound(c, gain)
+        if c == 0 or used(ks0 + c, j, filled):
+            dist_below[c] = 0
+            for b2, c2 in pending:
+                dist_below[c2] = c2 - c
+                if c2 - c <= window or on_grid(c2 - c):
+                    heapq.heappush(heap, (-b2, c2))
+            pending.clear()
+            heapq.heappush(heap, (-b, c))
+        else:
+            pending.append((b, c))
+
+    def evaluate(c):
+        k = ks0 + c
+        j, filled = start[c]
+        t_a = np.zeros(n, dtype=np.int64)
+        t_b = np.zeros(n, dtype=np.int64)
+        water_filling_start(vert, taken, worker, seg, rel["j"], j, k, t_a)
+        value_a, value_b, moves = refine_candidate(
+            table, p, delta, top, t_a, t_b, k, residual, filled, rel["scale"][k - 1], max_moves, both
+        )
+        return k, ((t_a, value_a), (t_b, value_b))[: 2 if both else 1], moves
+
+    best_value, best_k, best_t = -np.inf, -1, np.zeros(n, dtype=np.int64)
+    moves = tried = 0
+    while True:
+        threshold = best_value + 1e-12 * abs(best_value)
+        head = heap[0] if heap else None
+        waiting = min(pending, key=lambda e: (-e[0], e[1])) if pending else None
+        ub = unknown_bound()
+        largest = max(ub, -head[0] if head else -np.inf, waiting[0] if waiting else -np.inf)
+        if largest <= threshold:
+            break  # the next candidate in order cannot beat the incumbent
+        if (waiting and (head is None or (-waiting[0], waiting[1]) < head)) or (
+            low["c"] > 0 and (head is None or ub >= -head[0])
+        ):
+            step_down()
+            continue
+        heapq.heappop(heap)
+        tried += 1
+        k, results, mv = evaluate(head[1])
+        moves += mv
+        for t, v in results:
+            value = v + rest_value[k]
+            if value > best_value or (value == best_value and k < best_k):
+                best_value, best_k, best_t = value, k, t
+
+    # the best on the geometric grid: its neighbours too, until the best stays put
+    def value_of(t, k):
+        return float(_utilities_of(table, p, delta, t, k).sum() + rest_value[k])
+
+    t, k = best_t, best_k
+    best = value_of(t, k)
+    seen = set(start)
+    while True:
+        c = k - ks0
+        dist = c - c_star if c >= c_star else dist_below.get(c, window + 1)
+        if dist <= window:
+            break
+        if c < c_star:
+            raise _Fallback  # a grid point below c* (not met in practice)
+        near = [c2 for c2 in range(max(c - window, 0), min(c + window + 1, m)) if c2 not in seen]
+        if not near:
+            break
+        seen.update(near)
+        local, local_k, local_t = -np.inf, -1, None
+        for c2 in near:
+            tried += 1
+            if bound(c2, gain_n) <= local + 1e-12 * abs(local):
+                continue
+            start[c2] = (rel["j"], rel["filled"])
+            k2, results, mv = evaluate(c2)
+            moves += mv
+            for t2, v in results:
+                value = v + rest_value[k2]
+                if value > local or (value == local and k2 < local_k):
+                    local, local_k, local_t = value, k2, t2
+        v2 = value_of(local_t, local_k)
+        if not v2 > best:
+            break
+        t, k, best = local_t, local_k, v2
+    return t, k, moves, tried
+
+
 register_allocator(
     "heuristic",
     heuristic,
     options=("max_moves", "refine", "prune", "scan", "window"),
     sorts_by_reliability=True,
+    from_utilities=heuristic_from_utilities,
 )
 
 
@@ -398,6 +750,7 @@ __all__ = [
     "envelope_reference",
     "greedy_top_up_reference",
     "heuristic",
+    "heuristic_from_utilities",
     "heuristic_kernel_reference",
     "local_search_reference",
     "relaxation_by_k_reference",

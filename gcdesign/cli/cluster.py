@@ -98,7 +98,15 @@ def cluster_arguments(parser) -> None:
         type=Number("false-alarm", low=0, high=0.5, low_open=True),
         default=0.01,
         metavar="ALPHA",
-        help="drift test: alarms per round on a stationary cluster at most ALPHA (default 0.01)",
+        help="drift test: on a stationary cluster, alarm probability in a tested round at most ALPHA "
+        "(default 0.01)",
+    )
+    follow.add_argument(
+        "--window",
+        type=Number("window", integer=True, low=2),
+        default=20,
+        metavar="W",
+        help="drift test: rounds in the window, and in the calibration after every alarm (default 20)",
     )
     follow.add_argument(
         "--redesign-threshold",
@@ -195,7 +203,10 @@ def _train_both(args, code, problem, shift):
         from ..cluster.adaptive import AdaptOptions
 
         adapt = AdaptOptions(
-            false_alarm=args.false_alarm, threshold=args.redesign_threshold, move_cost=args.move_cost
+            window=args.window,
+            false_alarm=args.false_alarm,
+            threshold=args.redesign_threshold,
+            move_cost=args.move_cost,
         )
     common = {
         "rounds": args.rounds,
@@ -273,7 +284,20 @@ def _summary(args, code, problem, coded, baseline) -> dict:
     }
 
 
-ADAPT_FIELDS = ("round", "action", "gain", "required", "moved", "moved_fresh", "moved_transport")
+ADAPT_FIELDS = (
+    "round",
+    "cause",
+    "drifted",
+    "action",
+    "gain",
+    "required",
+    "moved",
+    "moved_fresh",
+    "moved_transport",
+)
+
+
+_CAUSES = {"alarm": "drift", "calibrated": "drifted workers re-measured"}
 
 
 def _print_summary(result: dict) -> None:
@@ -299,7 +323,8 @@ def _print_summary(result: dict) -> None:
         if change["action"] == "redesign":
             moved = f", {change['moved']} partition copies (fresh layout {change['moved_fresh']})"
         print(
-            f"after round {change['round']}: drift; {change['action']} (error gain {change['gain']:.1%}, "
+            f"after round {change['round']}: {_CAUSES[change.get('cause', 'alarm')]}; {change['action']} "
+            f"(error gain {change['gain']:.1%}, "
             f"needed {change['required']:.1%}){moved}"
         )
 

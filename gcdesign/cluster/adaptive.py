@@ -1,20 +1,25 @@
 r"""Designs that follow the cluster: online re-profiling, a drift test, redesign with little movement.
 
-docs/math.md, section 16. Three pieces, each usable alone, and :class:`Adapter`,
+docs/math.md, section 13. Three pieces, each usable alone, and :class:`Adapter`,
 which runs them between the rounds of a cluster run (:func:`gcdesign.cluster.train`
 with ``adapt=``):
 
 * :class:`StragglerEstimator`: each worker's straggling probability from the
   rounds so far, a Beta prior centred on the initial profile, and forgetting
   (discounted Beta-Bernoulli).
-* :class:`DriftTest`: a sliding-window binomial test per worker, both sides,
-  with a Bonferroni-corrected level, so that on a stationary cluster the
-  probability of an alarm in a round is at most ``false_alarm``.
-* :func:`decide`: on an alarm, compare the current layout's error under the
-  estimated profile (its decoder re-weighted, which moves nothing) with the
-  re-optimized design's; redesign when the relative gain beats ``threshold`` plus
-  the price of the data the move copies; the new layout is the segment layout
-  closest to the old one (:func:`gcdesign.construction.closest_segment_layout`).
+* :class:`DriftTest`: each worker's lateness in the last rounds against its own
+  earlier rounds since the last anchor (Fisher's exact test, both sides,
+  Bonferroni over workers and sides). It never compares with the declared
+  profile, so on a stationary cluster the probability of an alarm in a tested
+  round is at most ``false_alarm`` whatever the true probabilities are.
+* :func:`decide`: on an alarm, only the workers the test flagged move to their
+  estimate (the others keep the design's probabilities: no decoder weight
+  follows noise); compare the current layout's error under that profile (its
+  decoder re-weighted, which moves nothing) with the re-optimized design's;
+  redesign when the relative gain beats ``threshold`` plus the price of the
+  data the move copies; the new layout is the segment layout closest to the
+  old one (:func:`gcdesign.construction.closest_segment_layout`). Every alarm
+  re-anchors the test on the rounds that follow.
 """
 
 from __future__ import annotations
@@ -44,10 +49,17 @@ class AdaptOptions:
         Pseudo-rounds at the initial profile that are never forgotten: keeps every
         estimate strictly inside (0, 1).
     window : int
-        Rounds in the drift test's window.
+        Rounds in the drift test's window (:class:`DriftTest`).
+    calibration : int or None
+        Reference rounds the test needs before it tests (default: `window`); after
+        the run's start and after every alarm the test is silent for
+        ``calibration + window - 1`` rounds.
+    reference : int or None
+        Most reference rounds kept (default: ``4 * window``).
     false_alarm : float
-        :math:`\alpha`: on a stationary cluster, the probability that the test
-        alarms in a given round is at most this (Bonferroni over workers and sides).
+        :math:`\alpha`: on a stationary cluster (independent rounds, constant
+        probabilities since the last anchor, whatever their values), the
+        probability that the test alarms in a tested round is at most this.
     threshold : float
         :math:`\eta`: redesign when the current layout's error exceeds the
         re-optimized design's by more than this fraction (plus the movement price).
@@ -60,6 +72,8 @@ class AdaptOptions:
     prior_rounds: float = 20.0
     smoothing: float = 1.0
     window: int = 20
+    calibration: int | None = None
+    reference: int | None = None
     false_alarm: float = 0.01
     threshold: float = 0.05
     move_cost: float = 0.0
@@ -71,6 +85,11 @@ class AdaptOptions:
         object.__setattr__(self, "prior_rounds", real("prior_rounds", self.prior_rounds, low=0))
         object.__setattr__(self, "smoothing", real("smoothing", self.smoothing, low=0, low_open=True))
         object.__setattr__(self, "window", positive_int("window", self.window, minimum=2))
+        if self.calibration is not None:
+            object.__setattr__(self, "calibration", positive_int("calibration", self.calibration))
+        if self.reference is not None:
+            low = self.window if self.calibration is None else self.calibration
+            object.__setattr__(self, "reference", positive_int("reference", self.reference, minimum=low))
         object.__setattr__(
             self,
             "false_alarm",
@@ -147,85 +166,149 @@ class StragglerEstimator:
 
 
 # ====================================================================== drift test
-def _binomial_limits(reference, window: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per worker: the smallest late count whose upper tail is <= level, the largest whose lower
-    tail is <= level (-1: none) and the exact alarm probability of the pair under `reference`."""
+def _fisher_limits(reference_rounds: int, window: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """For every total t = 0..M+W of late rounds among the M reference and W window rounds: the
+    smallest window count whose upper tail under Hypergeom(M + W, t, W) is <= level (W + 1: none)
+    and the largest whose lower tail is (-1: none)."""
     from scipy import stats
 
-    counts = np.arange(window + 1)
-    high = np.empty(reference.size, dtype=np.int64)
-    low = np.empty(reference.size, dtype=np.int64)
-    size = np.empty(reference.size)
-    for i, p in enumerate(reference):
-        upper = stats.binom.sf(counts - 1, window, p)  # P(X >= c)
-        lower = stats.binom.cdf(counts, window, p)  # P(X <= c)
-        ok_high = np.flatnonzero(upper <= level)
-        ok_low = np.flatnonzero(lower <= level)
-        high[i] = ok_high[0] if ok_high.size else window + 1
-        low[i] = ok_low[-1] if ok_low.size else -1
-        size[i] = (upper[high[i]] if high[i] <= window else 0.0) + (lower[low[i]] if low[i] >= 0 else 0.0)
-    return high, low, size
+    m = int(reference_rounds)
+    totals = np.arange(m + window + 1)[:, None]
+    counts = np.arange(window + 1)[None, :]
+    dist = stats.hypergeom(m + window, totals, window)
+    upper = dist.sf(counts - 1)  # P(X >= x | t)
+    lower = dist.cdf(counts)  # P(X <= x | t)
+    ok_high, ok_low = upper <= level, lower <= level
+    high = np.where(ok_high.any(axis=1), ok_high.argmax(axis=1), window + 1)
+    low = np.where(ok_low.any(axis=1), window - ok_low[:, ::-1].argmax(axis=1), -1)
+    return high.astype(np.int64), low.astype(np.int64)
 
 
 class DriftTest:
-    r"""Sliding-window binomial test of every worker's lateness against a reference profile.
+    r"""Does any worker's lateness in the last `window` rounds differ from its own earlier rounds?
 
-    Over the last `window` rounds worker i was late :math:`X_i` times; under the
-    reference :math:`p^{ref}_i` (a stationary cluster) :math:`X_i \sim
-    \mathrm{Bin}(W, p^{ref}_i)`. The test alarms when some :math:`X_i` reaches the
-    upper limit (:math:`P(X_i \ge h_i) \le \alpha / (2N)`) or falls to the lower
-    one (:math:`P(X_i \le l_i) \le \alpha / (2N)`). By the union bound over the
-    N workers and two sides, in each round with a full window
+    The test never uses a declared profile: its reference is the data. Since the
+    last :meth:`reset` (the anchor: the run's start, then every alarm) the rounds
+    split into the window (the last :math:`W`) and the reference (up to
+    `reference` rounds before the window, :math:`M` of them). Worker i was late
+    :math:`X_i` times in the window and :math:`Y_i` times in the reference. If
+    its lateness is one Bernoulli(:math:`p_i`) per round since the anchor,
+    whatever :math:`p_i`, then given the total :math:`t_i = X_i + Y_i` the
+    window count is hypergeometric, :math:`X_i \mid t_i \sim
+    \mathrm{Hypergeom}(M + W, t_i, W)` (Fisher's exact test). The test alarms
+    when some :math:`X_i` reaches the upper limit :math:`h(t_i)`
+    (:math:`P(X \ge h \mid t) \le \alpha / (2N)`) or falls to the lower one
+    :math:`l(t_i)` (:math:`P(X \le l \mid t) \le \alpha / (2N)`), and tests only
+    once the reference holds `calibration` rounds (silent for the first
+    `calibration + window - 1` rounds after an anchor).
 
-    .. math:: P(\text{alarm}) \le \sum_i P(X_i \ge h_i) + P(X_i \le l_i) = \text{size} \le \alpha,
-
-    and :attr:`size` is the exact attained value of that sum (below
-    :math:`\alpha`: the binomial is discrete). After :meth:`reset` (a new
-    reference, an empty window) the test is silent for `window` rounds.
+    **Promise.** On a cluster whose lateness outcomes are independent across
+    rounds with per-worker probabilities that stay constant since the last
+    anchor (any values: the declared profile may be wrong, the probabilities
+    may depend on the design, which only changes at an anchor), the
+    probability that the test alarms in any round it tests is at most
+    ``false_alarm``: conditionally on the totals each worker's two sides hold
+    :math:`\alpha / N`, and the union bound over the N workers gives
+    :math:`\alpha`. The rounds after an anchor are independent of the alarm
+    that set it, so the promise holds again in every later tested round, and
+    the expected number of alarms in T tested rounds is at most
+    :math:`\alpha T`. :meth:`size` is the exact attained probability under
+    given :math:`p` (below :math:`\alpha`: the test is discrete and conditional).
 
     Examples
     --------
-    >>> test = DriftTest([0.1, 0.1], window=20, false_alarm=0.01)
-    >>> test.size <= 0.01
+    >>> test = DriftTest(2, window=10, calibration=10, false_alarm=0.01)
+    >>> [test.update([False, False]) for _ in range(19)].count(True)
+    0
+    >>> any(test.update([True, False]) for _ in range(10))  # worker 0 now always late
     True
-    >>> any(test.update([True, False]) for _ in range(20))
-    True
+    >>> test.drifted().tolist()
+    [True, False]
     """
 
-    def __init__(self, reference, *, window: int = 20, false_alarm: float = 0.01):
-        self.window = int(window)
-        self.false_alarm = float(false_alarm)
-        self.reset(reference)
-
-    def reset(self, reference) -> None:
-        """Test against `reference` from now on, with an empty window."""
-        self.reference = np.asarray(reference, dtype=np.float64).copy()
-        n = self.reference.size
-        self.high, self.low, per_worker = _binomial_limits(
-            self.reference, self.window, self.false_alarm / (2 * n)
+    def __init__(
+        self, n_workers: int, *, window: int = 20, calibration=None, reference=None, false_alarm: float = 0.01
+    ):
+        self.n = positive_int("n_workers", n_workers)
+        self.window = positive_int("window", window, minimum=2)
+        self.calibration = self.window if calibration is None else positive_int("calibration", calibration)
+        self.reference = (
+            max(4 * self.window, self.calibration)
+            if reference is None
+            else positive_int("reference", reference, minimum=self.calibration)
         )
-        self.size = float(per_worker.sum())
-        self.history = np.zeros((self.window, n), dtype=bool)
-        self.count = np.zeros(n, dtype=np.int64)
+        self.false_alarm = float(false_alarm)
+        self.level = self.false_alarm / (2 * self.n)
+        self._limits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.reset()
+
+    def limits(self, reference_rounds: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(high, low)`` (each indexed by the total t) for `reference_rounds` reference rounds."""
+        if reference_rounds not in self._limits:
+            self._limits[reference_rounds] = _fisher_limits(reference_rounds, self.window, self.level)
+        return self._limits[reference_rounds]
+
+    def reset(self) -> None:
+        """Anchor here: forget every round so far (after an alarm, a redesign)."""
+        span = self.reference + self.window
+        self.history = np.zeros((span, self.n), dtype=np.int64)
         self.filled = 0
+        self.window_count = np.zeros(self.n, dtype=np.int64)
+        self.reference_count = np.zeros(self.n, dtype=np.int64)
+        self._out = np.zeros(self.n, dtype=bool)
+
+    @property
+    def reference_rounds(self) -> int:
+        """:math:`M`: the reference rounds now (0 until the window is full)."""
+        return min(max(self.filled - self.window, 0), self.reference)
+
+    @property
+    def testing(self) -> bool:
+        """The reference holds `calibration` rounds: the last :meth:`update` was a tested round."""
+        return self.reference_rounds >= self.calibration
 
     def update(self, late) -> bool:
-        """Add one round; True when the test alarms (some worker's count is out of its limits)."""
-        late = np.asarray(late, dtype=bool)
-        slot = self.filled % self.window
-        if self.filled >= self.window:
-            self.count -= self.history[slot]
-        self.history[slot] = late
-        self.count += late
-        self.filled += 1
-        if self.filled < self.window:
+        """Add one round (`late`: (N,) bool); True when the test alarms in this round."""
+        late = np.asarray(late, dtype=bool).astype(np.int64)
+        if late.shape != (self.n,):
+            raise InputError(f"`late` must be {self.n} booleans, got shape {late.shape}.")
+        span = self.history.shape[0]
+        f = self.filled
+        if f >= self.window:  # the round leaving the window joins the reference
+            leaving = self.history[(f - self.window) % span]
+            self.window_count -= leaving
+            self.reference_count += leaving
+        if f >= span:  # the oldest reference round leaves
+            self.reference_count -= self.history[f % span]
+        self.history[f % span] = late
+        self.window_count += late
+        self.filled = f + 1
+        if not self.testing:
+            self._out[:] = False
             return False
-        return bool(np.any((self.count >= self.high) | (self.count <= self.low)))
+        high, low = self.limits(self.reference_rounds)
+        total = self.window_count + self.reference_count
+        self._out = (self.window_count >= high[total]) | (self.window_count <= low[total])
+        return bool(self._out.any())
 
     def drifted(self) -> np.ndarray:
-        """The workers whose count is out of its limits now (bool, N)."""
-        full = self.filled >= self.window
-        return full & ((self.count >= self.high) | (self.count <= self.low))
+        """The workers out of their limits in the last round (bool, N)."""
+        return self._out.copy()
+
+    def size(self, straggler_probs, reference_rounds=None) -> float:
+        """The exact probability of an alarm in a tested round when worker i is late with probability
+        ``straggler_probs[i]`` every round (`reference_rounds`: M, default the largest)."""
+        from scipy import stats
+
+        p = np.asarray(straggler_probs, dtype=np.float64)
+        m = self.reference if reference_rounds is None else int(reference_rounds)
+        high, low = self.limits(m)
+        totals = np.arange(m + self.window + 1)
+        dist = stats.hypergeom(m + self.window, totals, self.window)
+        tails = dist.sf(high - 1) * (high <= self.window) + dist.cdf(low) * (low >= 0)
+        weights = stats.binom.pmf(totals[None, :], m + self.window, p[:, None])  # P(t) per worker
+        per_worker = (weights * tails[None, :]).sum(axis=1)
+        return float(1.0 - np.prod(1.0 - per_worker))  # workers independent
 
 
 # ====================================================================== decision
@@ -340,7 +423,9 @@ def decide(design, straggler_probs, options: AdaptOptions) -> Decision:
 # ====================================================================== the loop
 @dataclass
 class AdaptRecord:
-    """One entry per alarm: the round, the decision's numbers and the estimate."""
+    """One entry per design change: the round, the decision's numbers, the flagged workers, the
+    profile decided for and the cause (``"alarm"``, or ``"calibrated"``: the flagged workers'
+    rates measured over the `calibration` rounds after their alarm)."""
 
     round: int
     action: str
@@ -351,20 +436,49 @@ class AdaptRecord:
     current_error: float
     fresh_error: float
     straggler_probs: np.ndarray = field(repr=False)
+    drifted: np.ndarray = field(default=None, repr=False)
+    cause: str = "alarm"
+
+
+def damped_profile(current, estimate, drifted) -> np.ndarray:
+    """The profile a decision uses: `estimate` for the `drifted` workers, `current` for the others."""
+    target = np.asarray(current, dtype=np.float64).copy()
+    drifted = np.asarray(drifted, dtype=bool)
+    target[drifted] = np.asarray(estimate, dtype=np.float64)[drifted]
+    return target
 
 
 class Adapter:
     """Estimator + drift test + decision, run between rounds (the cluster engine calls :meth:`observe`).
+
+    After every round the estimator and the test see who was late. On an alarm
+    the workers the test flagged take their estimate, the others keep the
+    design's probabilities (:func:`damped_profile`: a worker that did not drift
+    keeps its decoder weight, which never follows the estimate's noise),
+    :func:`decide` redesigns or re-weights for that profile, and the test
+    re-anchors: it calibrates on the rounds under the new design before it
+    tests again. The estimate at an alarm lags (it still remembers the rounds
+    before the change), so `calibration` rounds later the flagged workers take
+    their rate over those rounds, all after the alarm, and :func:`decide` runs
+    once more (``cause="calibrated"``; a redesign then re-anchors the test again).
+    Nothing changes without an alarm, so on a stationary cluster the design
+    changes at most in the rounds the test's promise bounds and the ones
+    `calibration` rounds after them.
 
     Examples
     --------
     >>> from gcdesign import design, load_example
     >>> code = design(load_example("toy-n8"), bits_per_worker=4)
     >>> adapter = Adapter(code, AdaptOptions(window=10))
-    >>> late = np.zeros(8, dtype=bool); late[0] = True   # worker 0 always late now
-    >>> changed = [adapter.observe(r, late) for r in range(30)]
-    >>> adapter.records[0].action, bool(adapter.design.straggler_probs[0] > 0.5)
-    ('redesign', True)
+    >>> rng = np.random.default_rng(0)
+    >>> for r in range(60):
+    ...     late = rng.random(8) < code.straggler_probs
+    ...     late[0] |= r >= 30                      # worker 0 always late from round 30
+    ...     changed = adapter.observe(r, late)
+    >>> [(rec.round, rec.cause, rec.action, rec.drifted.nonzero()[0].tolist()) for rec in adapter.records]
+    [(35, 'alarm', 'redesign', [0]), (45, 'calibrated', 'reweight', [0])]
+    >>> bool(adapter.design.straggler_probs[0] > 0.5)
+    True
     """
 
     def __init__(self, design, options: AdaptOptions):
@@ -380,47 +494,86 @@ class Adapter:
         self.estimator = StragglerEstimator(
             p0, forgetting=options.forgetting, prior_rounds=options.prior_rounds, smoothing=options.smoothing
         )
-        self.test = DriftTest(p0, window=options.window, false_alarm=options.false_alarm)
+        self.test = drift_test(p0.size, options)
         self.records: list[AdaptRecord] = []
         self.last: dict | None = None
+        self._follow: dict | None = None  # the workers an alarm flagged, counted since it
+        self.tested = 0  # rounds the drift test tested (each one a trial of its promise)
 
     def observe(self, round_index: int, late) -> bool:
         """Add round `round_index`'s outcomes; True when :attr:`design` changed (re-weighted, redesigned)."""
+        late = np.asarray(late, dtype=bool)
         self.estimator.update(late)
-        if not self.test.update(late):
+        if self._follow is not None:
+            self._follow["late"] += late
+            self._follow["rounds"] += 1
+        alarm = self.test.update(late)
+        self.tested += self.test.testing
+        if alarm:
+            drifted = self.test.drifted()
+            p_new = damped_profile(self.design.straggler_probs, self.estimator.straggler_probs, drifted)
+            self._decide(round_index, "alarm", p_new, drifted, anchor=True)
+            self._follow = {"drifted": drifted, "late": np.zeros(late.size), "rounds": 0}
+            return True
+        follow = self._follow
+        if follow is None or follow["rounds"] < self.test.calibration:
             return False
-        p_hat = self.estimator.straggler_probs
-        decision = decide(self.design, p_hat, self.options)
+        # the flagged workers' rates since the alarm: data after the change only
+        s = self.options.smoothing
+        rate = (follow["late"] + s * self.estimator.straggler_probs) / (follow["rounds"] + s)
+        self._follow = None
+        p_new = damped_profile(self.design.straggler_probs, rate, follow["drifted"])
+        return self._decide(round_index, "calibrated", p_new, follow["drifted"], anchor=False)
+
+    def _decide(self, round_index, cause, p_new, drifted, *, anchor) -> bool:
+        decision = decide(self.design, p_new, self.options)
+        if decision.action == "redesign" or anchor:
+            self.test.reset()  # the test calibrates on the rounds under the new design
+        elif np.array_equal(p_new, self.design.straggler_probs):
+            return False
         self.design = decision.design
-        self.test.reset(p_hat)
-        self.records.append(
-            AdaptRecord(
-                round_index,
-                decision.action,
-                decision.gain,
-                decision.required,
-                decision.moved,
-                decision.moved_fresh,
-                decision.current_error,
-                decision.fresh_error,
-                p_hat.copy(),
-            )
+        record = AdaptRecord(
+            round_index,
+            decision.action,
+            decision.gain,
+            decision.required,
+            decision.moved,
+            decision.moved_fresh,
+            decision.current_error,
+            decision.fresh_error,
+            p_new.copy(),
+            drifted.copy(),
+            cause,
         )
+        self.records.append(record)
         self.last = {
             "round": round_index,
             "action": decision.action,
+            "cause": cause,
             "gain": decision.gain,
             "required": decision.required,
             "moved": decision.moved,
             "moved_fresh": decision.moved_fresh,
             "current_error": decision.current_error,
             "fresh_error": decision.fresh_error,
+            "drifted": [int(i) for i in np.flatnonzero(drifted)],
         }
         return True
 
     @property
     def redesigns(self) -> list[AdaptRecord]:
         return [r for r in self.records if r.action == "redesign"]
+
+
+def drift_test(n_workers: int, options: AdaptOptions) -> DriftTest:
+    """The :class:`DriftTest` that `options` describe, for `n_workers` workers."""
+    return DriftTest(
+        n_workers,
+        window=options.window,
+        calibration=options.calibration,
+        reference=options.reference,
+        false_alarm=options.false_alarm,
+    )
 
 
 class Schedule:
@@ -452,29 +605,54 @@ class Schedule:
 
 
 def false_alarm_rate(straggler_probs, *, rounds: int, options: AdaptOptions | None = None, rng=None) -> dict:
-    """Alarms per round of :class:`DriftTest` on a simulated stationary cluster (Bernoulli lateness).
+    """Alarms per tested round of :class:`DriftTest` on a simulated stationary cluster (Bernoulli lateness).
 
-    The test never resets here (every round after the first window is one trial of the promise).
-    Returns ``{"rate", "stderr", "alarms", "trials", "size", "promised"}``: the measured rate,
-    its standard error (batch means, the rounds overlap), the exact attained size and ``false_alarm``.
+    The test runs as in a run: every alarm re-anchors it (silent for ``calibration + window - 1``
+    rounds). Returns ``{"rate", "low", "high", "alarms", "trials", "size", "promised"}``: the
+    measured rate per tested round, its exact 95 % interval (:func:`rate_interval`), the alarms,
+    the tested rounds, the exact attained size under `straggler_probs` (full reference) and
+    ``false_alarm``.
     """
     options = AdaptOptions() if options is None else options
     p = np.asarray(straggler_probs, dtype=np.float64)
-    rounds = positive_int("rounds", rounds, minimum=options.window + 1)
-    gen = np.random.default_rng(rng)
-    late = gen.random((rounds, p.size)) < p
-    test = DriftTest(p, window=options.window, false_alarm=options.false_alarm)
-    alarms = np.array([test.update(row) for row in late])[options.window - 1 :]
-    batches = np.array_split(alarms.astype(np.float64), max(2, alarms.size // (10 * options.window)))
-    means = np.array([b.mean() for b in batches])
+    rounds = positive_int("rounds", rounds, minimum=1)
+    late = np.random.default_rng(rng).random((rounds, p.size)) < p
+    test = drift_test(p.size, options)
+    alarms = trials = 0
+    for row in late:
+        alarm = test.update(row)
+        trials += test.testing
+        if alarm:
+            alarms += 1
+            test.reset()
+    low, high = rate_interval(alarms, trials)
     return {
-        "rate": float(alarms.mean()),
-        "stderr": float(means.std(ddof=1) / math.sqrt(means.size)),
-        "alarms": int(alarms.sum()),
-        "trials": int(alarms.size),
-        "size": test.size,
+        "rate": alarms / trials if trials else math.nan,
+        "low": low,
+        "high": high,
+        "alarms": alarms,
+        "trials": trials,
+        "size": test.size(p),
         "promised": options.false_alarm,
     }
+
+
+def rate_interval(events: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a rate from `events` in `trials` (``(nan, nan)``: no trial).
+
+    Examples
+    --------
+    >>> [round(x, 4) for x in rate_interval(0, 1000)]
+    [0.0, 0.0037]
+    """
+    from scipy import stats
+
+    if trials <= 0:
+        return math.nan, math.nan
+    tail = (1 - level) / 2
+    low = 0.0 if events == 0 else float(stats.beta.ppf(tail, events, trials - events + 1))
+    high = 1.0 if events == trials else float(stats.beta.ppf(1 - tail, events + 1, trials - events))
+    return low, high
 
 
 __all__ = [
@@ -487,7 +665,10 @@ __all__ = [
     "StragglerEstimator",
     "adapt_options",
     "closest_redesign",
+    "damped_profile",
     "decide",
+    "drift_test",
     "false_alarm_rate",
     "fresh_design",
+    "rate_interval",
 ]
