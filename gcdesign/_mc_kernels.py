@@ -12,13 +12,19 @@ fixed (trial, worker, coordinate), so
   per-round squared errors (the reference quantizes with
   :func:`gcdesign.quantization.quantize_rows`, the one quantizer, whose
   arithmetic the kernel repeats operation for operation, and both accumulate
-  in the same order).
+  in the same order; the squared error in :data:`ERROR_LANES` lanes,
+  :func:`squared_norm_in_lanes`).
 
 Quantizer codes are the wire codes of :data:`gcdesign.quantization.QUANTIZER_SPECS`:
 stochastic (``b`` bits, ``s = 2^(b-1) - 1`` levels, one norm per bucket of ``beta``
-coordinates), sign (1 bit), none (exact messages). The kernel rounds with the package's one
-numba routine, :func:`gcdesign._rounding.stochastic_level` (sign:
-:func:`gcdesign._rounding.sign_draw`), which the codec kernels call too.
+coordinates), sign (1 bit), none (exact messages). The kernel rounds with the parts of the
+package's one numba routine :func:`gcdesign._rounding.stochastic_level` (which the codec
+kernels call): :func:`~gcdesign._rounding.stochastic_split` and
+:func:`~gcdesign._rounding.clip_level` tabulate a coordinate's two values once, and
+:func:`~gcdesign._rounding.draw_threshold` turns the draw ``u < frac`` into an integer
+comparison of the uniform's bits (:func:`uniform_bits`); sign:
+:func:`~gcdesign._rounding.sign_probability`, the probability of
+:func:`~gcdesign._rounding.sign_draw`.
 """
 
 from __future__ import annotations
@@ -73,12 +79,15 @@ def uniforms(key, counters) -> np.ndarray:
 # uniform is computed once per *group* of chunks and block of coordinates: the threshold
 # ``t_k = draw_threshold(p_k)`` (the draw is ``uniform_bits < t_k``, see gcdesign._rounding)
 # and the two values the coordinate can take, ``lo_k`` and ``hi_k``, with the arithmetic of
-# quantize_rows (``copysign(min(level, s) * (norm / s), x_k)``; sign: ``-+norm``). A draw
-# is then the uniform's bits, one integer comparison, a select, ``out += w q``: the loops
-# live in functions of their own on unit-stride rows (LLVM vectorizes them; indices are
-# unsigned or start at 0, so numba adds no wrap-around test), and the tables of a block
-# (every arriving worker's row) stay in the core's L2 cache. A group covers up to
-# MAX_GROUP chunks (1024 rounds), so the tables are built once per many draws.
+# quantize_rows (``copysign(min(level, s) * (norm / s), x_k)``; sign: ``-+norm``), times the
+# decoder weight where a worker's weight is the same in every round of the group (a fixed
+# decoder: the same product ``w q``, computed once). A draw is then the uniform's bits, one
+# integer comparison, a select and ``out += (w) q``. The loops run on unit-stride rows of 2-D
+# tables with indices that start at 0 or are unsigned (numba then adds no wrap-around test, and
+# no array is sliced: a slice costs two atomic reference counts), inlined into the group loop;
+# LLVM vectorizes them (AVX-512 here). The tables of a block (every arriving worker's row)
+# stay in the core's L2 cache. A group covers up to MAX_GROUP chunks (1024 rounds), so the
+# tables are built once per many draws.
 # Each round's squared error is summed in ERROR_LANES lanes (coordinate k into lane
 # k mod ERROR_LANES, each lane in coordinate order, then the lanes in order), which
 # vectorizes; the numpy twin sums in the same order (squared_norm_in_lanes).
@@ -88,7 +97,7 @@ ERROR_LANES = 64  # lanes of the per-round squared error (a multiple of 8: one v
 MAX_BLOCK = 256  # coordinates per block (a multiple of ERROR_LANES)
 TABLE_BYTES = 1 << 19  # the tables of a block: at most this much (L2) unless a block is one lane
 MAX_GROUP = 64  # chunks per group
-MIN_GROUPS = 8  # groups per call, where there are enough chunks
+MIN_GROUPS = 8  # groups per call: a multiple of it, where there are enough chunks
 
 
 @njit()
@@ -323,13 +332,13 @@ def simulate_rounds(
     operation, so the twin (which calls it) agrees bit for bit.
     """
     n_chunks = keys.shape[0]
-    # groups of at most MAX_GROUP chunks, and at least MIN_GROUPS of them when there are
-    # enough chunks, so that threads share the load (the thread count is not read: a
-    # kernel that reads it cannot be cached)
-    group = max(1, min(MAX_GROUP, n_chunks // MIN_GROUPS))
-    n_groups = (n_chunks + group - 1) // group
+    # Equal groups of at most MAX_GROUP chunks, as many as a multiple of MIN_GROUPS (where
+    # there are enough chunks), so that 1, 2, 4 or 8 threads get equal shares (numba hands
+    # each thread an equal run of iterations); the thread count is not read, as a kernel
+    # that reads it cannot be cached.
+    n_groups = -(-n_chunks // MAX_GROUP)
+    n_groups = min(n_chunks, -(-n_groups // MIN_GROUPS) * MIN_GROUPS)
     for g in numba.prange(n_groups):
-        c0 = g * group
         _simulate_group(
             x,
             bucket,
@@ -342,8 +351,8 @@ def simulate_rounds(
             target,
             errors,
             dev_sum,
-            c0,
-            min(c0 + group, n_chunks),
+            g * n_chunks // n_groups,
+            (g + 1) * n_chunks // n_groups,
         )
 
 
