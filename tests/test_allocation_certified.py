@@ -352,3 +352,66 @@ def test_bench_certified_runs_and_proves_every_family(tmp_path, capsys):
     n_families = len(bench["FAMILIES"])
     assert f"same objective on {n_families} of {n_families} instances" in printed
     assert printed.count("proven: [True]") == n_families
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(
+    runner_up=st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 3.0, 7.25]), min_size=1, max_size=12),
+    sizes=st.lists(st.integers(1, 9), min_size=12, max_size=12),
+    loose=st.sampled_from([0.0, 0.4, 1.0, 2.75, 10.0, 100.0]),
+    k=st.integers(1, 30),
+)
+def test_class_counts_act_as_repeated_workers(runner_up, sizes, loose, k):
+    """_most_movers and _kth_smallest on classes = the same on the workers, one row each."""
+    from gcdesign.allocation.certified import _kth_smallest, _most_movers
+
+    values = np.array(runner_up)
+    count = np.array(sizes[: values.size], dtype=np.int64)
+    workers = np.repeat(values, count)
+    assert _most_movers(values, count, loose) == _most_movers(workers, None, loose)
+    k = min(k, workers.size)
+    assert _kth_smallest(values, count, k) == _kth_smallest(workers, None, k)
+
+
+def test_classes_with_the_idle_level_at_scale():
+    """allow_idle with 3 classes plus unique workers, N = 6 x 10^4: proven, bits spend B."""
+    rng = np.random.default_rng(21)
+    n = 60_000
+    p = class_probs(rng, n, 3, 0.05)
+    prof = ClusterProfile(p, dim=10**5)
+    for budget in (n, 3 * n + 1, 9 * n):
+        result = allocate_bits(
+            prof,
+            budget,
+            method="certified",
+            quantization="raw",
+            bucket_size=512,
+            options={"allow_idle": True},
+        )
+        assert result.optimal is True and int(result.bits.sum()) == budget, result.message
+        assert set(np.unique(result.bits)) <= {0, *range(2, 33)}
+
+
+@pytest.mark.parametrize("seed", range(90, 150))
+def test_classes_at_extreme_scales(seed):
+    """Classes with p = 0 or 1 next to ordinary ones and kappa down to 1e-6: utilities up to
+    1e18 and a multiplier near 1e16, where reduced costs round to whole units; the DP over the
+    core weighs the utilities lost instead (seed 106: 1 bit to share, the multiplier 7.8e15)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 80))
+    pool = [0.0, 1.0, 0.5, 0.999, 0.001, rng.uniform()]
+    values = rng.choice(pool, size=int(rng.integers(1, 4)), replace=False)
+    p = values[rng.integers(0, values.size, n)]
+    b_max = int(rng.choice([3, 8, 32]))
+    levels = allowed_levels(2, b_max, allow_idle=bool(rng.random() < 0.3))
+    table = utility_table(p, float(10 ** rng.uniform(-6, 1)), int(10 ** rng.uniform(1, 6)), levels)
+    low, high = n * int(levels[0]), n * int(levels[-1])
+    budget = int(rng.choice([low, low + 1, high - 1, high, int(rng.integers(low, high + 1))]))
+    budget = min(max(budget, low), high)
+    try:
+        exact = allocate_table(table, levels, budget, method="dp")
+    except InputError:
+        return
+    cert = allocate_table(table, levels, budget, method="certified")
+    assert cert.optimal is True
+    assert close(cert.objective, exact.objective), cert.message

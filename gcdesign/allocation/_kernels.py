@@ -78,6 +78,38 @@ def dp_backtrack(choice, steps, residual):
     return index
 
 
+# --------------------------------------------------------------------- sorting
+@njit()
+def argsort_nonnegative(x):
+    """``np.argsort(x, kind="stable")`` of numbers >= 0 (no NaN; -0.0 counts as 0.0): an LSD radix
+    sort on the bits of ``x + 0.0``, which are in the order of the numbers, 11 bits a pass (passes
+    whose digit is the same for every key are skipped). 4-5x numpy's at 10^6."""
+    n = x.size
+    keys = (x + 0.0).view(np.uint64)
+    index = np.arange(n)
+    other_keys = np.empty(n, dtype=np.uint64)
+    other_index = np.empty(n, dtype=np.int64)
+    mask = np.uint64(2047)
+    for shift in range(0, 64, 11):
+        s = np.uint64(shift)
+        count = np.zeros(2049, dtype=np.int64)
+        for i in range(n):
+            count[((keys[i] >> s) & mask) + 1] += 1
+        if count.max() == n:
+            continue  # one digit for every key: the pass would not move anything
+        for d in range(2048):
+            count[d + 1] += count[d]
+        for i in range(n):
+            d = (keys[i] >> s) & mask
+            q = count[d]
+            other_keys[q] = keys[i]
+            other_index[q] = index[i]
+            count[d] = q + 1
+        keys, other_keys = other_keys, keys
+        index, other_index = other_index, index
+    return index
+
+
 # ------------------------------------------------------------- concave envelope
 @njit()
 def envelope_vertices(active):
@@ -829,6 +861,26 @@ def envelope_pass(table, p, delta, n, vert, lam_lo, lam_hi, cap):
 
 
 @njit()
+def prefix_sums(base):
+    """``(base_prefix, rest_value)``: ``base_prefix[k]`` the sum of ``base[:k]`` left to right,
+    ``rest_value[k]`` the sum of ``base[k:]`` right to left (``np.cumsum``'s sums, n + 1 each)."""
+    n = base.size
+    base_prefix = np.empty(n + 1)
+    rest_value = np.empty(n + 1)
+    total = 0.0
+    base_prefix[0] = 0.0
+    for i in range(n):
+        total += base[i]
+        base_prefix[i + 1] = total
+    total = 0.0
+    rest_value[n] = 0.0
+    for i in range(n - 1, -1, -1):
+        total += base[i]
+        rest_value[i] = total
+    return base_prefix, rest_value
+
+
+@njit()
 def segment_sum(table, p, delta, vert, w, n_seg, total, comp):
     """``(total, comp)`` minus ``length * slope`` of row w's first `n_seg` envelope segments."""
     for r in range(n_seg):
@@ -1127,8 +1179,9 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
 
     Subgroup s is workers of row ``group[s]`` at level ``base[s]`` (a level of reduced cost 0).
     Scans the subgroups whose row's runner-up costs at most `threshold`; returns the arrays
-    ``(subgroup, level, shift, cost)`` of the levels l != base[s] with ``c(l) <= threshold``
-    (``shift = steps[l] - steps[base[s]]``; a tied level costs 0).
+    ``(subgroup, level, shift, cost, loss)`` of the levels l != base[s] with ``c(l) <= threshold``
+    (``shift = steps[l] - steps[base[s]]``; a tied level costs 0; ``loss = u(base[s]) - u(l)``,
+    the reduced cost less ``lam shift``, free of the rounding of ``lam steps``).
     """
     n_levels = steps.size
     count = 0
@@ -1140,6 +1193,7 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
     level = np.empty(size, dtype=np.int64)
     shift = np.empty(size, dtype=np.int64)
     cost = np.empty(size)
+    loss = np.empty(size)
     vals = np.empty(n_levels)
     q = 0
     for s in range(group.size):
@@ -1148,6 +1202,7 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
             continue
         b1, tol = _lagrangian_values(table, p, delta, i, steps, lam, vals)
         b = base[s]
+        u_base = utility_at(table, p, delta, i, b)
         for l in range(n_levels):
             c = b1 - vals[l]
             if c <= tol:
@@ -1157,8 +1212,9 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
                 level[q] = l
                 shift[q] = steps[l] - steps[b]
                 cost[q] = c
+                loss[q] = u_base - utility_at(table, p, delta, i, l)
                 q += 1
-    return sub[:q], level[:q], shift[:q], cost[:q]
+    return sub[:q], level[:q], shift[:q], cost[:q], loss[:q]
 
 
 @njit()

@@ -39,6 +39,10 @@ takes more workers from a class than it has contains a block of moves whose shif
 dropping it costs nothing (reduced costs are >= 0), and what remains fits. The core is then a
 few dozen rows whatever the class sizes.
 
+The core DP minimizes the utility lost by the moves (every allocation it weighs spends the
+same extra bits, so its reduced cost is that loss plus ``lam`` times the deficit): exact
+where ``lam steps`` dwarfs the utilities and reduced costs round to whole units.
+
 Two levels of a class whose Lagrangian values differ by rounding only (relative
 :data:`~gcdesign.allocation._kernels.TIE_REL`) are tied: the multiplier is the slope of one
 envelope segment and its two ends then agree to the last few bits.
@@ -347,7 +351,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         info["G"] = threshold
         loose = threshold * (1 + 1e-9)  # margins against the rounding of sums
         most = _most_movers(runner_up, count, loose)
-        sub, level, shift, cost = cheap_moves(
+        sub, level, shift, cost, loss = cheap_moves(
             ctable, cp, delta, steps, lam, sub_group, sub_base, runner_up, loose
         )
         every_move = shift.size == sub_group.size * (steps.size - 1) and most >= n
@@ -359,15 +363,18 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         most = min(most, movers)
         # of the moves that shift a worker by the same number of bits only the `most` cheapest
         # matter: a mover outside them can hand its shift to one of them that does not move
+        # (moves of one shift differ in reduced cost by their utility loss: the order of `loss`)
         copies = np.minimum(sub_count[sub], most)
-        keep = keep_cheapest(shift, np.argsort(cost, kind="stable"), most, copies)
+        keep = keep_cheapest(shift, np.argsort(loss, kind="stable"), most, copies)
         kept = keep > 0
-        sub, level, shift, cost, copies = sub[kept], level[kept], shift[kept], cost[kept], keep[kept]
+        sub, level, shift, loss, copies = sub[kept], level[kept], shift[kept], loss[kept], keep[kept]
+        # the DP minimizes the utility lost: every allocation it weighs spends `target` more bits,
+        # so its reduced cost is that loss plus lam target (the same for all of them)
         if count is None:
-            shifts, costs, width, levels_of, row_sub, row_mult = _core_rows_single(sub, level, shift, cost)
+            shifts, costs, width, levels_of, row_sub, row_mult = _core_rows_single(sub, level, shift, loss)
         else:
             shifts, costs, width, levels_of, row_sub, row_mult = _core_rows(
-                sub, level, shift, cost, copies, sub_count, movers
+                sub, level, shift, loss, copies, sub_count, movers
             )
         reach = int(np.abs(shifts).max(axis=1).sum()) if row_sub.size else 0
         bound = max(min(most * int(np.abs(shift).max(initial=0)), reach), abs(target))
@@ -376,7 +383,8 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         if info["cells"] + cells > max_core_work:
             break
         info["cells"] += cells
-        pick, cost_total = shift_dp(shifts, costs, width, target, bound)
+        pick, lost = shift_dp(shifts, costs, width, target, bound)
+        cost_total = lost + lam * target
         if cost_total < found_cost:
             chosen = np.flatnonzero(pick > 0)
             moves = [
