@@ -360,15 +360,19 @@ def test_bench_certified_runs_and_proves_every_family(tmp_path, capsys):
     sizes=st.lists(st.integers(1, 9), min_size=12, max_size=12),
     loose=st.sampled_from([0.0, 0.4, 1.0, 2.75, 10.0, 100.0]),
     k=st.integers(1, 30),
+    cap=st.integers(0, 120),
 )
-def test_class_counts_act_as_repeated_workers(runner_up, sizes, loose, k):
-    """_most_movers and _kth_smallest on classes = the same on the workers, one row each."""
+def test_class_counts_act_as_repeated_workers(runner_up, sizes, loose, k, cap):
+    """_most_movers and _kth_smallest on classes = the same on the workers, one row each; and
+    _most_movers = the plain count (sort, cumulative sum) capped at `cap`."""
     from gcdesign.allocation.certified import _kth_smallest, _most_movers
 
     values = np.array(runner_up)
     count = np.array(sizes[: values.size], dtype=np.int64)
     workers = np.repeat(values, count)
-    assert _most_movers(values, count, loose) == _most_movers(workers, None, loose)
+    plain = int(np.searchsorted(np.cumsum(np.sort(workers[workers <= loose])), loose, side="right"))
+    assert _most_movers(values, count, loose, cap) == _most_movers(workers, None, loose, cap)
+    assert _most_movers(workers, None, loose, cap) == min(plain, cap)
     k = min(k, workers.size)
     assert _kth_smallest(values, count, k) == _kth_smallest(workers, None, k)
 
@@ -415,3 +419,27 @@ def test_classes_at_extreme_scales(seed):
     cert = allocate_table(table, levels, budget, method="certified")
     assert cert.optimal is True
     assert close(cert.objective, exact.objective), cert.message
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(0, 300),
+    per_shift=st.integers(0, 40),
+)
+def test_keep_cheapest_equals_the_global_stable_order(seed, size, per_shift):
+    """The bucketed selection keeps what visiting every move by (loss, index) keeps."""
+    from gcdesign.allocation._kernels import keep_cheapest
+
+    rng = np.random.default_rng(seed)
+    shift = rng.integers(-5, 6, size)
+    loss = rng.choice([-1.0, 0.0, 0.5, 2.0, 3.5], size) if rng.random() < 0.5 else rng.normal(size=size)
+    copies = rng.integers(1, 6, size)
+    expected = np.zeros(size, dtype=np.int64)
+    taken = {}
+    for q in np.argsort(loss, kind="stable"):
+        k = min(copies[q], per_shift - taken.get(shift[q], 0))
+        if k > 0:
+            taken[shift[q]] = taken.get(shift[q], 0) + k
+            expected[q] = k
+    np.testing.assert_array_equal(keep_cheapest(shift, loss, per_shift, copies), expected)

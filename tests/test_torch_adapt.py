@@ -222,31 +222,6 @@ def test_the_dask_transport_on_the_same_schedule_gives_the_same_run(session, pro
         assert np.array_equal(estimates[r], ours["estimates"][r]), r
 
 
-def test_train_follows_a_schedule_on_the_torch_backend():
-    """The public entry point with a TorchTask: gcdesign.cluster.train(..., backend="torch", adapt=...)."""
-    task = small_task(seed=2)
-    code = design(ClusterProfile(P4, dim=task.dim), bits_per_worker=6)
-    new, fresh = switch(code)
-    h = gcluster.train(
-        task,
-        code,
-        backend="torch",
-        workers=HOSTS,
-        deadline=DEADLINE,
-        shift=SHIFT,
-        rates=np.full(4, 1e3),
-        rounds=5,
-        time_unit=UNIT,
-        rng=0,
-        adapt=Schedule(code, {2: new}, fresh={2: fresh}),
-        optimizer=lambda params: torch.optim.SGD(params, lr=0.5),
-    )
-    [change] = h.adaptation
-    assert change["round"] == 1 and change["moved_transport"] == expected_sent(code, new, _groups(4))
-    assert h.final_design is new
-    assert np.all(np.isfinite(h.loss)) and h.loss[-1] < h.loss[0]
-
-
 def test_gradient_estimates_follow_a_schedule(problem, threads_client):
     """gradient_estimates(..., adapt=): after the switch each estimate is the new design's."""
     code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)

@@ -1218,22 +1218,46 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
 
 
 @njit()
-def keep_cheapest(shift, order, per_shift, copies):
-    """Of the moves visited in `order` (by cost), how many copies of each to keep so that every
-    shift keeps its `per_shift` cheapest ones (a move offers at most ``copies[q]``)."""
-    low = 0
-    high = 0
-    for q in range(shift.size):
+def keep_cheapest(shift, loss, per_shift, copies):
+    """How many copies of each move to keep so that every shift keeps its `per_shift` cheapest
+    ones, moves of one shift taken by increasing `loss`, ties by index (a move offers at most
+    ``copies[q] >= 1``). O(moves): the moves are bucketed by shift, and of a bucket only those
+    up to its `per_shift`-th smallest loss are sorted."""
+    m = shift.size
+    keep = np.zeros(m, dtype=np.int64)
+    if m == 0 or per_shift <= 0:
+        return keep
+    low = shift[0]
+    high = shift[0]
+    for q in range(m):
         low = min(low, shift[q])
         high = max(high, shift[q])
-    taken = np.zeros(high - low + 1, dtype=np.int64)
-    keep = np.zeros(shift.size, dtype=np.int64)
-    for q in order:
+    start = np.zeros(high - low + 2, dtype=np.int64)
+    for q in range(m):
+        start[shift[q] - low + 1] += 1
+    for j in range(1, start.size):
+        start[j] += start[j - 1]
+    fill = start[:-1].copy()
+    members = np.empty(m, dtype=np.int64)
+    for q in range(m):  # by shift, in index order within a shift
         j = shift[q] - low
-        k = min(copies[q], per_shift - taken[j])
-        if k > 0:
-            taken[j] += k
+        members[fill[j]] = q
+        fill[j] += 1
+    for j in range(start.size - 1):
+        ids = members[start[j] : start[j + 1]]
+        if ids.size > per_shift:
+            values = loss[ids]
+            kth = np.partition(values.copy(), per_shift - 1)[per_shift - 1]
+            ids = ids[values <= kth]  # at least per_shift moves, each offering >= 1 copy
+        order = np.argsort(loss[ids], kind="mergesort")
+        taken = 0
+        for t in order:
+            q = ids[t]
+            k = min(copies[q], per_shift - taken)
+            if k <= 0:
+                break
             keep[q] = k
+            taken += k
     return keep
 
 

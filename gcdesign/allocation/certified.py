@@ -168,23 +168,27 @@ def _kth_smallest(values, count, k):
     return float(values[order[min(j, order.size - 1)]])
 
 
-def _most_movers(runner_up, count, loose):
-    """How many workers an allocation of total reduced cost <= `loose` can move: each mover costs
-    at least its runner-up, so the largest m whose m smallest runner-ups (with repeats) sum to
-    at most `loose`."""
+def _most_movers(runner_up, count, loose, cap):
+    """How many workers an allocation of total reduced cost <= `loose` can move, up to `cap`:
+    each mover costs at least its runner-up, so the largest m <= cap whose m smallest
+    runner-ups (with repeats) sum to at most `loose`."""
+    if cap <= 0:
+        return 0
     small = np.flatnonzero(runner_up <= loose)
     values = runner_up[small]
+    if count is None:
+        if values.size > cap:  # only the cap smallest matter
+            values = np.partition(values, cap - 1)[:cap]
+        return int(np.searchsorted(np.cumsum(np.sort(values)), loose, side="right"))
     order = np.argsort(values, kind="stable")
     values = values[order]
-    if count is None:
-        return int(np.searchsorted(np.cumsum(values), loose, side="right"))
     sizes = count[small][order]
     spent = np.cumsum(values * sizes)
     j = int(np.searchsorted(spent, loose, side="right"))  # classes that fit whole
     most = int(sizes[:j].sum())
     if j < values.size:  # part of the next class (its runner-up is > 0: the sum went past loose)
         most += int(min(sizes[j], (loose - (spent[j - 1] if j else 0.0)) // values[j]))
-    return most
+    return min(most, cap)
 
 
 def _core_rows(sub, level, shift, cost, copies, sub_count, movers):
@@ -350,22 +354,23 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         info["rounds"] += 1
         info["G"] = threshold
         loose = threshold * (1 + 1e-9)  # margins against the rounding of sums
-        most = _most_movers(runner_up, count, loose)
         sub, level, shift, cost, loss = cheap_moves(
             ctable, cp, delta, steps, lam, sub_group, sub_base, runner_up, loose
         )
-        every_move = shift.size == sub_group.size * (steps.size - 1) and most >= n
-        # and at most 2 max(D, |target|) workers, D the largest shift: ordered so that their
+        # at most 2 max(D, |target|) workers move, D the largest shift: ordered so that their
         # partial sums stay within [-D, D] (a positive shift while the sum is <= 0, else a
         # negative one), more movers would repeat a partial sum, and the block between the two
         # repeats sums to 0 and can be dropped at no extra cost (ties among identical workers)
         movers = 2 * max(int(np.abs(shift).max(initial=0)), abs(target))
-        most = min(most, movers)
+        # and at most `most` of them (counted up to `movers`): each costs its runner-up or more
+        most = _most_movers(runner_up, count, loose, movers)
+        # the DP then sees every allocation (up to such dropped blocks), feasible or not
+        every_move = shift.size == sub_group.size * (steps.size - 1) and most >= min(n, movers)
         # of the moves that shift a worker by the same number of bits only the `most` cheapest
         # matter: a mover outside them can hand its shift to one of them that does not move
         # (moves of one shift differ in reduced cost by their utility loss: the order of `loss`)
         copies = np.minimum(sub_count[sub], most)
-        keep = keep_cheapest(shift, np.argsort(loss, kind="stable"), most, copies)
+        keep = keep_cheapest(shift, loss, most, copies)
         kept = keep > 0
         sub, level, shift, loss, copies = sub[kept], level[kept], shift[kept], loss[kept], keep[kept]
         # the DP minimizes the utility lost: every allocation it weighs spends `target` more bits,
