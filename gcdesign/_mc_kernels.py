@@ -12,13 +12,19 @@ fixed (trial, worker, coordinate), so
   per-round squared errors (the reference quantizes with
   :func:`gcdesign.quantization.quantize_rows`, the one quantizer, whose
   arithmetic the kernel repeats operation for operation, and both accumulate
-  in the same order).
+  in the same order; the squared error in :data:`ERROR_LANES` lanes,
+  :func:`squared_norm_in_lanes`).
 
 Quantizer codes are the wire codes of :data:`gcdesign.quantization.QUANTIZER_SPECS`:
 stochastic (``b`` bits, ``s = 2^(b-1) - 1`` levels, one norm per bucket of ``beta``
-coordinates), sign (1 bit), none (exact messages). The kernel rounds with the package's one
-numba routine, :func:`gcdesign._rounding.stochastic_level` (sign:
-:func:`gcdesign._rounding.sign_draw`), which the codec kernels call too.
+coordinates), sign (1 bit), none (exact messages). The kernel rounds with the parts of the
+package's one numba routine :func:`gcdesign._rounding.stochastic_level` (which the codec
+kernels call): :func:`~gcdesign._rounding.stochastic_split` and
+:func:`~gcdesign._rounding.clip_level` tabulate a coordinate's two values once, and
+:func:`~gcdesign._rounding.draw_threshold` turns the draw ``u < frac`` into an integer
+comparison of the uniform's bits (:func:`uniform_bits`); sign:
+:func:`~gcdesign._rounding.sign_probability`, the probability of
+:func:`~gcdesign._rounding.sign_draw`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numba
 import numpy as np
 
 from ._jit import njit
-from ._rounding import sign_draw, stochastic_level
+from ._rounding import clip_level, draw_threshold, sign_probability, stochastic_split
 from .quantization import QUANTIZER, QUANTIZER_SPECS, quantize_rows
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -42,13 +48,19 @@ STOCHASTIC, SIGN, NONE = (QUANTIZER[name].code for name in ("stochastic", "sign"
 
 # ------------------------------------------------------------------ random numbers
 @njit(inline="always")
-def uniform(key, counter):
-    """The `counter`-th uniform in [0, 1) of the stream `key` (uint64 arguments)."""
+def uniform_bits(key, counter):
+    """The 53 bits ``m`` of the `counter`-th uniform ``m 2^-53`` of the stream `key` (uint64)."""
     z = key + (counter + _ONE) * GOLDEN
     z = (z ^ (z >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
     z = z ^ (z >> _S31)
-    return (z >> _S11) * _TO_UNIT
+    return z >> _S11
+
+
+@njit(inline="always")
+def uniform(key, counter):
+    """The `counter`-th uniform in [0, 1) of the stream `key` (uint64 arguments)."""
+    return uniform_bits(key, counter) * _TO_UNIT
 
 
 def uniforms(key, counters) -> np.ndarray:
@@ -62,41 +74,230 @@ def uniforms(key, counters) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ the kernel
-# The per-bucket loops live in functions of their own and run on contiguous slices: LLVM then
-# sees unit strides, no aliasing and no loop-invariant branches, and vectorizes the whole
-# draw-round-accumulate loop (AVX-512 here; 3x the inline loop, studies/bench_kernels.py), and
-# the rounding routine's ``s / norm`` leaves the loop. The results stay bit for bit those of the
-# twin: the sign is applied by copysign to ``xi * scale``, which equals ``sign(x_k) * xi * scale``
-# exactly (a sign flip does not round; x_k = 0 gives xi = 0 and a zero either way).
+# Work plan (studies/bench_kernels.py measures it against a bare loop of the same uniforms).
+# A message does not change from round to round, so everything about a coordinate but its
+# uniform is computed once per *group* of chunks and block of coordinates: the threshold
+# ``t_k = draw_threshold(p_k)`` (the draw is ``uniform_bits < t_k``, see gcdesign._rounding)
+# and the two values the coordinate can take, ``lo_k`` and ``hi_k``, with the arithmetic of
+# quantize_rows (``copysign(min(level, s) * (norm / s), x_k)``; sign: ``-+norm``), times the
+# decoder weight where a worker's weight is the same in every round of the group (a fixed
+# decoder: the same product ``w q``, computed once). A draw is then the uniform's bits, one
+# integer comparison, a select and ``out += (w) q``. The loops run on unit-stride rows of 2-D
+# tables with indices that start at 0 or are unsigned (numba then adds no wrap-around test, and
+# no array is sliced: a slice costs two atomic reference counts), inlined into the group loop;
+# LLVM vectorizes them (AVX-512 here). The tables of a block (every arriving worker's row)
+# stay in the core's L2 cache. A group covers up to MAX_GROUP chunks (1024 rounds), so the
+# tables are built once per many draws.
+# Each round's squared error is summed in ERROR_LANES lanes (coordinate k into lane
+# k mod ERROR_LANES, each lane in coordinate order, then the lanes in order), which
+# vectorizes; the numpy twin sums in the same order (squared_norm_in_lanes).
+# Results do not depend on the grouping: every number belongs to one chunk, and a
+# chunk's draws have fixed positions.
+ERROR_LANES = 64  # lanes of the per-round squared error (a multiple of 8: one vector each 8)
+MAX_BLOCK = 256  # coordinates per block (a multiple of ERROR_LANES)
+TABLE_BYTES = 1 << 19  # the tables of a block: at most this much (L2) unless a block is one lane
+MAX_GROUP = 64  # chunks per group
+MIN_GROUPS = 8  # groups per call: a multiple of it, where there are enough chunks
+
+
 @njit()
-def _add_stochastic(xs, out, key, at, s, nrm, w):  # pragma: no cover - compiled
-    """``out[k] += w Q(xs)[k]`` for one bucket of the stochastic quantizer (draws from `at` on)."""
+def _fill_stochastic(x, i, start, stop, at, s, nrm, w, thr, lo, hi, row):  # pragma: no cover - compiled
+    """Tables of coordinates ``start .. stop - 1`` (one bucket) of message i, from column `at` on.
+
+    The values are multiplied by `w` (the worker's decoder weight where it is the same in
+    every round of the group, else 1: exact)."""
+    ratio = s / nrm  # the reciprocal, as stochastic_level takes it
     scale = nrm / s
-    for k in range(xs.size):
-        xk = xs[k]
-        xi = stochastic_level(abs(xk), s, nrm, uniform(key, at + np.uint64(k)))
-        out[k] += w * np.copysign(xi * scale, xk)
+    for j in range(stop - start):
+        k = start + np.uint64(j)
+        col = at + np.uint64(j)
+        xk = x[i, k]
+        low, frac = stochastic_split(abs(xk), ratio)
+        thr[row, col] = draw_threshold(frac)
+        lo[row, col] = w * np.copysign(clip_level(low, s) * scale, xk)
+        hi[row, col] = w * np.copysign(clip_level(low + 1.0, s) * scale, xk)
 
 
 @njit()
-def _add_sign(xs, out, key, at, nrm, w):  # pragma: no cover - compiled
-    """``out[k] += w Q(xs)[k]`` for one bucket of the sign quantizer."""
-    for k in range(xs.size):
-        q = nrm * (1.0 if sign_draw(xs[k], nrm, uniform(key, at + np.uint64(k))) else -1.0)
-        out[k] += w * q
+def _fill_sign(x, i, start, stop, at, nrm, w, thr, lo, hi, row):  # pragma: no cover - compiled
+    """Tables of the sign quantizer (``+norm`` when ``uniform < sign_probability``), times `w`."""
+    for j in range(stop - start):
+        k = start + np.uint64(j)
+        col = at + np.uint64(j)
+        thr[row, col] = draw_threshold(sign_probability(x[i, k], nrm))
+        lo[row, col] = w * -nrm
+        hi[row, col] = w * nrm
 
 
 @njit()
-def _add_exact(xs, out, w):  # pragma: no cover - compiled
-    for k in range(xs.size):
-        out[k] += w * xs[k]
+def _fill_zero(start, stop, at, w, thr, lo, hi, row):  # pragma: no cover - compiled
+    """A bucket of norm 0: Q(0) = 0, times `w` (drawn, never used: both values are equal)."""
+    for j in range(stop - start):
+        col = at + np.uint64(j)
+        thr[row, col] = 0
+        lo[row, col] = w * 0.0
+        hi[row, col] = w * 0.0
+
+
+@njit(inline="always")
+def _draw(thr, lo, hi, row, out, n, key, at, w, first, weighted):  # pragma: no cover - compiled
+    """``out[k] (+)= w Q_k`` for the block's `n` coordinates of one message (tables row `row`).
+
+    The first message of a round writes ``0 + w Q_k`` (the twin adds to zeros: same bits).
+    `weighted`: the tables hold ``w Q_k`` already (the same product, computed once).
+    """
+    if weighted:
+        if first:
+            for k in range(n):
+                m = uniform_bits(key, at + np.uint64(k))
+                a = lo[row, k]
+                b = hi[row, k]
+                out[k] = 0.0 + (b if m < thr[row, k] else a)
+        else:
+            for k in range(n):
+                m = uniform_bits(key, at + np.uint64(k))
+                a = lo[row, k]
+                b = hi[row, k]
+                out[k] += b if m < thr[row, k] else a
+    elif first:
+        for k in range(n):
+            m = uniform_bits(key, at + np.uint64(k))
+            a = lo[row, k]
+            b = hi[row, k]
+            out[k] = 0.0 + w * (b if m < thr[row, k] else a)
+    else:
+        for k in range(n):
+            m = uniform_bits(key, at + np.uint64(k))
+            a = lo[row, k]
+            b = hi[row, k]
+            out[k] += w * (b if m < thr[row, k] else a)
+
+
+@njit()
+def _add_exact(x, i, k0, out, n, w, first):  # pragma: no cover - compiled
+    """The exact message (quantizer none): ``out[k] (+)= w x_i[k0 + k]``."""
+    if first:
+        for k in range(n):
+            out[k] = 0.0 + w * x[i, k0 + np.uint64(k)]
+    else:
+        for k in range(n):
+            out[k] += w * x[i, k0 + np.uint64(k)]
+
+
+@njit(inline="always")
+def _score(out, n, target, k0, dev_sum, c, acc, r):  # pragma: no cover - compiled
+    """``dev = out - g`` on the block: ``dev_sum[c] += dev``, lanes ``acc[r] += dev^2``."""
+    full = n // ERROR_LANES
+    for q in range(full):
+        base = k0 + np.uint64(q * ERROR_LANES)
+        for j in range(ERROR_LANES):
+            k = base + np.uint64(j)
+            dev = out[q * ERROR_LANES + j] - target[k]
+            acc[r, j] += dev * dev
+            dev_sum[c, k] += dev
+    tail = full * ERROR_LANES
+    for j in range(n - tail):
+        k = k0 + np.uint64(tail + j)
+        dev = out[tail + j] - target[k]
+        acc[r, j] += dev * dev
+        dev_sum[c, k] += dev
+
+
+@njit()
+def _simulate_group(
+    x, bucket, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum, c0, c1
+):  # pragma: no cover - compiled
+    """Rounds of chunks ``c0 .. c1 - 1``, block of coordinates by block (see the work plan)."""
+    n_rounds, n = weights.shape
+    d = x.shape[1]
+    t0 = c0 * chunk
+    n_local = min(c1 * chunk, n_rounds) - t0
+    # the arrived messages of every round (weight != 0), in worker order; a table row per worker
+    starts = np.zeros(n_local + 1, dtype=np.int64)
+    for r in range(n_local):
+        count = 0
+        for i in range(n):
+            if weights[t0 + r, i] != 0.0:
+                count += 1
+        starts[r + 1] = starts[r] + count
+    who = np.empty(starts[n_local], dtype=np.int64)
+    row_of = np.full(n, -1, dtype=np.int64)
+    weight_of = np.ones(n)  # the worker's weight, where it is the same in every round
+    weighted = True  # every worker's weight is (a fixed decoder): tables hold w Q
+    rows = 0
+    for r in range(n_local):
+        p = starts[r]
+        for i in range(n):
+            w = weights[t0 + r, i]
+            if w != 0.0:
+                who[p] = i
+                p += 1
+                if row_of[i] < 0:
+                    row_of[i] = rows
+                    rows += 1
+                    weight_of[i] = w
+                elif w != weight_of[i]:
+                    weighted = False
+    if not weighted:
+        weight_of[:] = 1.0
+    per_row = TABLE_BYTES // (24 * max(rows, 1))
+    block = max(ERROR_LANES, min(MAX_BLOCK, per_row // ERROR_LANES * ERROR_LANES))
+    thr = np.empty((max(rows, 1), block), dtype=np.uint64)
+    lo = np.empty((max(rows, 1), block))
+    hi = np.empty((max(rows, 1), block))
+    out = np.empty(block)
+    acc = np.zeros((n_local, ERROR_LANES))
+    ubucket = np.uint64(bucket)
+    for kb in range(0, d, block):
+        k0 = np.uint64(kb)
+        k1 = np.uint64(min(kb + block, d))
+        n_block = min(block, d - kb)
+        if quantizer != NONE:
+            for i in range(n):
+                row = row_of[i]
+                if row < 0:
+                    continue
+                start = k0
+                while start < k1:  # one bucket at a time
+                    b = start // ubucket
+                    stop = min((b + np.uint64(1)) * ubucket, k1)
+                    nrm = norms[i, b]
+                    w = weight_of[i]
+                    if nrm == 0.0:
+                        _fill_zero(start, stop, start - k0, w, thr, lo, hi, row)
+                    elif quantizer == STOCHASTIC:
+                        _fill_stochastic(x, i, start, stop, start - k0, levels[i], nrm, w, thr, lo, hi, row)
+                    else:
+                        _fill_sign(x, i, start, stop, start - k0, nrm, w, thr, lo, hi, row)
+                    start = stop
+        for r in range(n_local):
+            t = t0 + r
+            c = t // chunk
+            local = t - c * chunk
+            key = keys[c]
+            if starts[r] == starts[r + 1]:
+                out[:n_block] = 0.0
+            for p in range(starts[r], starts[r + 1]):
+                i = who[p]
+                first = p == starts[r]
+                if quantizer == NONE:
+                    _add_exact(x, i, k0, out, n_block, weights[t, i], first)
+                else:
+                    at = np.uint64((local * n + i) * d + kb)
+                    _draw(thr, lo, hi, row_of[i], out, n_block, key, at, weights[t, i], first, weighted)
+            _score(out, n_block, target, k0, dev_sum, c, acc, r)
+    for r in range(n_local):
+        err = 0.0
+        for j in range(ERROR_LANES):
+            err += acc[r, j]
+        errors[t0 + r] = err
 
 
 @njit(parallel=True)
 def simulate_rounds(
     x, bits, bucket, norms, levels, quantizer, weights, keys, chunk, target, errors, dev_sum
 ):  # pragma: no cover - compiled; its twin simulate_rounds_reference is the readable version
-    """Quantize, decode and score ``T`` rounds, chunk by chunk (parallel over chunks).
+    """Quantize, decode and score ``T`` rounds, chunk by chunk (parallel over groups of chunks).
 
     Parameters
     ----------
@@ -120,8 +321,9 @@ def simulate_rounds(
     target : float64 (d,)
         The true gradient ``g``.
     errors : float64 (T,) (output)
-        ``||ghat_t - g||^2``.
-    dev_sum : float64 (C, d) (output)
+        ``||ghat_t - g||^2``, summed in :data:`ERROR_LANES` lanes
+        (:func:`squared_norm_in_lanes`).
+    dev_sum : float64 (C, d) (output, zeroed)
         Per chunk, the sum over its rounds of ``ghat - g``.
 
     Draw positions: uniform ``((t_local * N + i) * d + k)`` of the chunk's stream
@@ -129,43 +331,37 @@ def simulate_rounds(
     arithmetic is :func:`gcdesign.quantization.quantize_rows`' operation for
     operation, so the twin (which calls it) agrees bit for bit.
     """
-    n_rounds, n = weights.shape
-    d = x.shape[1]
-    n_buckets = norms.shape[1]
     n_chunks = keys.shape[0]
-    for c in numba.prange(n_chunks):
-        ghat = np.empty(d)
-        key = keys[c]
-        start = c * chunk
-        stop = min(start + chunk, n_rounds)
-        for t in range(start, stop):
-            ghat[:] = 0.0
-            local = t - start
-            for i in range(n):
-                w = weights[t, i]
-                if w == 0.0:
-                    continue
-                base = np.uint64((local * n + i) * d)
-                if quantizer == NONE:
-                    _add_exact(x[i], ghat, w)
-                    continue
-                for b in range(n_buckets):
-                    nrm = norms[i, b]
-                    if nrm == 0.0:
-                        continue  # Q(0) = 0
-                    lo = b * bucket
-                    hi = min(lo + bucket, d)
-                    at = base + np.uint64(lo)
-                    if quantizer == STOCHASTIC:
-                        _add_stochastic(x[i, lo:hi], ghat[lo:hi], key, at, levels[i], nrm, w)
-                    else:
-                        _add_sign(x[i, lo:hi], ghat[lo:hi], key, at, nrm, w)
-            err = 0.0
-            for k in range(d):
-                dev = ghat[k] - target[k]
-                err += dev * dev
-                dev_sum[c, k] += dev
-            errors[t] = err
+    # Equal groups of at most MAX_GROUP chunks, as many as a multiple of MIN_GROUPS (where
+    # there are enough chunks), so that 1, 2, 4 or 8 threads get equal shares (numba hands
+    # each thread an equal run of iterations); the thread count is not read, as a kernel
+    # that reads it cannot be cached.
+    n_groups = -(-n_chunks // MAX_GROUP)
+    n_groups = min(n_chunks, -(-n_groups // MIN_GROUPS) * MIN_GROUPS)
+    for g in numba.prange(n_groups):
+        _simulate_group(
+            x,
+            bucket,
+            norms,
+            levels,
+            quantizer,
+            weights,
+            keys,
+            chunk,
+            target,
+            errors,
+            dev_sum,
+            g * n_chunks // n_groups,
+            (g + 1) * n_chunks // n_groups,
+        )
+
+
+def squared_norm_in_lanes(v) -> float:
+    """``sum(v^2)`` in the kernel's order: :data:`ERROR_LANES` lanes (coordinate k in lane
+    ``k mod ERROR_LANES``, each summed in coordinate order), then the lanes in order."""
+    sq = np.asarray(v, dtype=np.float64) ** 2
+    lanes = np.concatenate([sq, np.zeros(-sq.size % ERROR_LANES)]).reshape(-1, ERROR_LANES)
+    return float(np.cumsum(np.cumsum(lanes, axis=0)[-1])[-1])
 
 
 def simulate_rounds_reference(
@@ -176,7 +372,7 @@ def simulate_rounds_reference(
     Each round quantizes the arrived messages with the package's one quantizer,
     :func:`gcdesign.quantization.quantize_rows`, fed the kernel's uniforms (so
     `norms` and `levels` are recomputed there, not read). The squared error is
-    summed in coordinate order (``cumsum``), as the kernel does.
+    summed in the kernel's lanes (:func:`squared_norm_in_lanes`).
     """
     n_rounds, n = weights.shape
     d = x.shape[1]
@@ -193,5 +389,5 @@ def simulate_rounds_reference(
             for row, i in enumerate(active):
                 ghat += weights[t, i] * q[row]
             dev = ghat - target
-            errors[t] = np.cumsum(dev * dev)[-1]
+            errors[t] = squared_norm_in_lanes(dev)
             dev_sum[c] += dev

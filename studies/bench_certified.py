@@ -3,8 +3,9 @@
 Random instances at N = 10^4, 10^5, 10^6 (``--sizes``) of these families (``--families``):
 ``random`` (p ~ U(0.01, 0.95)), ``paper`` (the paper's shifted exponential, rates
 U(0.01, 2), deadline 0.1 after the shift), ``classes-k`` for k = 2, 3, 5, 10 (k hardware
-classes: thousands of identical workers, class shares from a flat Dirichlet) and
-``classes+noise`` (5 classes, 10% of the workers with a probability of their own); per
+classes: thousands of identical workers, class shares from a flat Dirichlet),
+``classes+noise`` (5 classes, 10% of the workers with a probability of their own) and
+``rounded`` (p ~ U(0.01, 0.95) rounded to 2 decimals: 95 classes of about N/95); per
 instance a budget B/N drawn from U(2.5, 10) (whole bits), a quantization model (``raw``
 with buckets of 512, the design default; ``balanced``; ``tight``) and a dimension
 10^4 .. 10^7.
@@ -15,10 +16,11 @@ core size, and the largest remaining gap relative to the objective (0 when every
 instance is proven). Beside each figure, its counterpart in the same run: the
 paper's heuristic (``method="heuristic"``) on the same instances up to
 ``--heuristic-max`` workers (its CPU time and whether the certified objective is
-at least its own), and the exact DP on ``--dp-check`` extra instances at N = 10^3
-(the objective must be equal). The authors' allocation code is not in this
-repository or in the project's seed documents (only the paper's text is), so
-there is no run of it here.
+at least its own), and the exact DP on ``--dp-check`` extra instances of each family at
+N = 10^3 (the objective must be equal). Last, the whole ``design()`` (defaults, B = 7N) at
+the largest N on one profile of each family: CPU seconds, median of ``--design-reps`` runs.
+The authors' allocation code is not in this repository or in the project's seed documents
+(only the paper's text is), so there is no run of it here.
 
     python studies/bench_certified.py [--sizes 10000,100000,1000000] [--instances 20]
         [--families random,paper,...] [--dp-check 10] [--design-reps 3]
@@ -34,14 +36,17 @@ from pathlib import Path
 import numpy as np
 
 FAMILIES = {
-    "random": "uniform",
-    "paper": "paper",
+    "random": ("uniform",),
+    "paper": ("paper",),
     "classes-2": (2, 0.0),
     "classes-3": (3, 0.0),
     "classes-5": (5, 0.0),
     "classes-10": (10, 0.0),
     "classes+noise": (5, 0.1),
+    "rounded": ("uniform", 2),
 }
+"""Family name: a `straggler_probs` family (and the decimals p is rounded to), or the
+arguments of `class_probs` (classes, share of unique workers)."""
 MODELS = [("raw", 512), ("balanced", None), ("tight", None)]
 
 
@@ -51,7 +56,11 @@ def instance(seed: int, n: int, family: str):
 
     rng = np.random.default_rng([seed, n, list(FAMILIES).index(family)])
     kind = FAMILIES[family]
-    p = straggler_probs(rng, n, kind) if isinstance(kind, str) else class_probs(rng, n, *kind)
+    if isinstance(kind[0], str):
+        p = straggler_probs(rng, n, kind[0])
+        p = p if len(kind) == 1 else np.round(p, kind[1])  # measured to a few decimals
+    else:
+        p = class_probs(rng, n, *kind)
     bits_per_worker = float(rng.uniform(2.5, 10.0))
     model, bucket = MODELS[int(rng.integers(len(MODELS)))]
     dim = int(10 ** rng.uniform(4, 7))

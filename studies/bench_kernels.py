@@ -6,15 +6,18 @@ counterpart in the same process.
   x L rectangle, its inner loop on contiguous slices in a function of its own (the form LLVM
   vectorizes). Figures are ns per DP cell (the DP computes only the reachable window, so its
   cells are counted exactly) and the ratio bare / DP per cell (1 = as fast as the bare loop).
-* **Monte Carlo** (``monte_carlo_error``, 2 numba threads) on our design of paper-n50
+* **Monte Carlo** (``monte_carlo_error``, on 1 and on 2 numba threads) on our design of paper-n50
   (B = 350, buckets of 512, d = 10^4 synthetic gradients), against (a) a vectorized numpy
   simulation written here (arrivals, stochastic rounding of the arrived messages with numpy's
   generator, decode, squared error; same quantizer, same bucket norms), per trial; and (b) a
-  *bare counter-based RNG loop* written here: the kernel's splitmix64 uniforms, one per real
-  draw of the kernel (every coordinate of every arrived message), added into a buffer of
-  one bucket (512) as the kernel adds its quantized values into the estimate, on 2 threads. The
-  ratio kernel / bare is draws per second of the kernel over those of the bare loop (1 = the
-  kernel costs no more than drawing its random numbers).
+  *bare counter-based RNG loop* written here, on the same threads: the kernel's splitmix64
+  uniforms (the same function of key and counter, converted to a float in [0, 1) as
+  ``_mc_kernels.uniform`` does), one per real draw of the kernel (every coordinate of every
+  arrived message), added into a buffer of one bucket (512) as the kernel adds its quantized
+  values into the estimate, and summed at the end so that nothing is dead code. The ratio
+  kernel / bare is draws per second of the kernel over those of the bare loop (1 = the kernel
+  costs no more than drawing its random numbers); the kernel's time is the whole
+  ``monte_carlo_error`` call (arrivals, decoding weights and the summary included).
 
 Every figure is the median of --repeats runs after a warm-up, timed by ``time.perf_counter``
 (wall: the kernels run on numba's threads) with the load average printed beside it; each ratio
@@ -108,17 +111,22 @@ def dp_cells(n, residual, steps):
     return total
 
 
-def paired_times(fa, fb, repeats):
+def paired_times(fa, fb, repeats, cpu=False):
     """Run `fa` and `fb` in turn (after a warm-up of each): both lists of times. Pairs taken close
-    together see the same machine load, so their ratios are steadier than the two medians."""
+    together see the same machine load, so their ratios are steadier than the two medians.
+    `cpu`: also both lists of CPU times of the process (every thread; what a run cost, whether
+    or not the loaded machine let it run), returned after the wall times."""
     fa()
     fb()
-    ta, tb = [], []
+    ta, tb, ca, cb = [], [], [], []
     for _ in range(repeats):
-        for fn, times in ((fa, ta), (fb, tb)):
-            t = time.perf_counter()
+        for fn, times, cpus in ((fa, ta, ca), (fb, tb, cb)):
+            c, t = time.process_time(), time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
+    if cpu:
+        return np.array(ta), np.array(tb), np.array(ca), np.array(cb)
     return np.array(ta), np.array(tb)
 
 
@@ -211,34 +219,37 @@ def measure(args) -> dict:
     draws = trials * args.dim * float((1.0 - code.straggler_probs).sum())  # expected real draws
     keys = np.arange(1, 65, dtype=np.uint64) * np.uint64(0x2545F4914F6CDD1D)
     per_key = int(draws // keys.size) // 512 * 512
-    with_threads = numba.get_num_threads()
-    numba.set_num_threads(min(2, with_threads))
-    ta, tb = paired_times(
-        lambda: monte_carlo_error(code, grads, trials=trials, rng=2, threads=2),
-        lambda: rng_loop(keys, per_key),
-        args.repeats,
-    )
-    numba.set_num_threads(with_threads)
-    t_mc, t_rng = float(np.median(ta)), float(np.median(tb))
     np_trials = max(trials // 20, 50)
-    tn, tk = paired_times(
-        lambda: numpy_simulation(code, grads, np_trials, np.random.default_rng(3)),
-        lambda: monte_carlo_error(code, grads, trials=np_trials * 10, rng=2, threads=2),
-        3,
-    )
-    out["mc"] = {
-        "trials": trials,
-        "dim": args.dim,
-        "kernel_s": t_mc,
-        "kernel_us_per_trial": 1e6 * t_mc / trials,
-        "numpy_us_per_trial": 1e6 * float(np.median(tn)) / np_trials,
-        "draws": draws,
-        "kernel_ns_per_draw": 1e9 * t_mc / draws,
-        "bare_rng_ns_per_draw": 1e9 * t_rng / (per_key * keys.size),
-    }
-    # paired ratios: numpy per trial over the kernel's per trial; bare RNG per draw over the kernel's
-    out["mc"]["speedup_vs_numpy"] = float(np.median((tn / np_trials) / (tk / (np_trials * 10))))
-    out["mc"]["ratio_to_bare_rng"] = float(np.median((tb / (per_key * keys.size)) / (ta / draws)))
+    with_threads = numba.get_num_threads()
+    out["mc"] = {"trials": trials, "dim": args.dim, "draws": draws}
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, with_threads))
+        ta, tb, ca, cb = paired_times(
+            lambda: monte_carlo_error(code, grads, trials=trials, rng=2),
+            lambda: rng_loop(keys, per_key),
+            args.repeats,
+            cpu=True,
+        )
+        tn, tk = paired_times(
+            lambda: numpy_simulation(code, grads, np_trials, np.random.default_rng(3)),
+            lambda: monte_carlo_error(code, grads, trials=np_trials * 10, rng=2),
+            3,
+        )
+        t_mc, t_rng = float(np.median(ta)), float(np.median(tb))
+        out["mc"][str(threads)] = {
+            "threads": numba.get_num_threads(),
+            "kernel_s": t_mc,
+            "kernel_us_per_trial": 1e6 * t_mc / trials,
+            "numpy_us_per_trial": 1e6 * float(np.median(tn)) / np_trials,
+            "kernel_ns_per_draw": 1e9 * t_mc / draws,
+            "bare_rng_ns_per_draw": 1e9 * t_rng / (per_key * keys.size),
+            # paired ratios: numpy per trial over the kernel's; bare RNG per draw over the kernel's
+            "speedup_vs_numpy": float(np.median((tn / np_trials) / (tk / (np_trials * 10)))),
+            "ratio_to_bare_rng": float(np.median((tb / (per_key * keys.size)) / (ta / draws))),
+            # the same ratio in CPU seconds: the work per draw, whatever the load let the runs have
+            "cpu_ratio_to_bare_rng": float(np.median((cb / (per_key * keys.size)) / (ca / draws))),
+        }
+    numba.set_num_threads(with_threads)
     return out
 
 
@@ -279,22 +290,38 @@ def main(argv=None):
             f"{d['dp_s']:>7.3f} {r['load'][0]:>4.1f}/{r['load'][1]:<4.1f}"
         )
     print(
-        f"\nMonte Carlo, paper-n50 design, B = 350, buckets of 512, d = {args.dim}, {args.trials} trials, "
-        "2 threads\n(speedup = numpy us per trial / kernel's, target >= 10; ratio = bare RNG ns per draw / "
-        "kernel's, target >= 0.7)"
+        f"\nMonte Carlo, paper-n50 design, B = 350, buckets of 512, d = {args.dim}, {args.trials} trials"
+        "\n(speedup = numpy us per trial / kernel's, target >= 10 on 2 threads; ratio = bare RNG ns per "
+        "draw / kernel's, target >= 0.7, in wall and in CPU seconds)"
     )
     print(
-        f"{'tree':>7} {'kernel us/trial':>16} {'numpy us/trial':>15} {'speedup':>8} "
-        f"{'kernel ns/draw':>15} {'bare ns/draw':>13} {'ratio':>6} {'load':>10}"
+        f"{'tree':>7} {'threads':>7} {'kernel us/trial':>16} {'numpy us/trial':>15} {'speedup':>8} "
+        f"{'kernel ns/draw':>15} {'bare ns/draw':>13} {'ratio':>6} {'cpu ratio':>9} {'load':>10}"
     )
-    for label, r in results.items():
-        m = r["mc"]
-        print(
-            f"{label:>7} {m['kernel_us_per_trial']:>16.1f} {m['numpy_us_per_trial']:>15.1f} "
-            f"{m['speedup_vs_numpy']:>8.1f} {m['kernel_ns_per_draw']:>15.3f} "
-            f"{m['bare_rng_ns_per_draw']:>13.3f} "
-            f"{m['ratio_to_bare_rng']:>6.2f} {r['load'][0]:>4.1f}/{r['load'][1]:<4.1f}"
-        )
+    for threads in ("1", "2"):
+        for label, r in results.items():
+            m = r["mc"][threads]
+            print(
+                f"{label:>7} {m['threads']:>7} {m['kernel_us_per_trial']:>16.1f} "
+                f"{m['numpy_us_per_trial']:>15.1f} {m['speedup_vs_numpy']:>8.1f} "
+                f"{m['kernel_ns_per_draw']:>15.3f} {m['bare_rng_ns_per_draw']:>13.3f} "
+                f"{m['ratio_to_bare_rng']:>6.2f} {m['cpu_ratio_to_bare_rng']:>9.2f} "
+                f"{r['load'][0]:>4.1f}/{r['load'][1]:<4.1f}"
+            )
+    if "before" in results:
+        print("\nafter / before, in this run:")
+        d_b, d_a = results["before"]["dp"], results["after"]["dp"]
+        print(f"  DP ratio to the bare loop: {d_b['ratio']:.2f} -> {d_a['ratio']:.2f}")
+        for threads in ("1", "2"):
+            m_b, m_a = results["before"]["mc"][threads], results["after"]["mc"][threads]
+            print(
+                f"  Monte Carlo, {threads} thread(s): ratio to the bare RNG loop "
+                f"{m_b['ratio_to_bare_rng']:.2f} -> "
+                f"{m_a['ratio_to_bare_rng']:.2f} (CPU: {m_b['cpu_ratio_to_bare_rng']:.2f} -> "
+                f"{m_a['cpu_ratio_to_bare_rng']:.2f}); speedup vs numpy {m_b['speedup_vs_numpy']:.1f} -> "
+                f"{m_a['speedup_vs_numpy']:.1f}; kernel {m_b['kernel_s'] / m_a['kernel_s']:.2f}x faster"
+            )
+    print(f"\nload average now: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

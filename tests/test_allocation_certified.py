@@ -320,3 +320,126 @@ def test_drop_zero_blocks_keeps_the_sum_and_few_movers(shifts):
     assert len({m[0] for m in kept}) == len(kept) and {m[0] for m in kept} <= set(range(len(shifts)))
     largest = max((abs(d) for d in shifts), default=0)
     assert len(kept) <= 2 * max(largest, abs(target))
+
+
+def test_bench_certified_runs_and_proves_every_family(tmp_path, capsys):
+    """studies/bench_certified.py at a small size: every family proven, the DP check equal."""
+    import csv
+    import runpy
+    from pathlib import Path
+
+    bench = runpy.run_path(
+        str(Path(__file__).parents[1] / "studies" / "bench_certified.py"), run_name="bench"
+    )
+    bench["main"](
+        [
+            "--out",
+            str(tmp_path),
+            "--sizes",
+            "3000",
+            "--instances",
+            "2",
+            "--dp-check",
+            "1",
+            "--design-reps",
+            "1",
+        ]
+    )
+    printed = capsys.readouterr().out
+    rows = list(csv.DictReader(open(tmp_path / "bench_certified.csv")))
+    assert {r["family"] for r in rows} == set(bench["FAMILIES"])
+    assert all(r["proven"] == "True" and r["cert_ge_heur"] == "True" for r in rows)
+    n_families = len(bench["FAMILIES"])
+    assert f"same objective on {n_families} of {n_families} instances" in printed
+    assert printed.count("proven: [True]") == n_families
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(
+    runner_up=st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 3.0, 7.25]), min_size=1, max_size=12),
+    sizes=st.lists(st.integers(1, 9), min_size=12, max_size=12),
+    loose=st.sampled_from([0.0, 0.4, 1.0, 2.75, 10.0, 100.0]),
+    k=st.integers(1, 30),
+    cap=st.integers(0, 120),
+)
+def test_class_counts_act_as_repeated_workers(runner_up, sizes, loose, k, cap):
+    """_most_movers and _kth_smallest on classes = the same on the workers, one row each; and
+    _most_movers = the plain count (sort, cumulative sum) capped at `cap`."""
+    from gcdesign.allocation.certified import _kth_smallest, _most_movers
+
+    values = np.array(runner_up)
+    count = np.array(sizes[: values.size], dtype=np.int64)
+    workers = np.repeat(values, count)
+    plain = int(np.searchsorted(np.cumsum(np.sort(workers[workers <= loose])), loose, side="right"))
+    assert _most_movers(values, count, loose, cap) == _most_movers(workers, None, loose, cap)
+    assert _most_movers(workers, None, loose, cap) == min(plain, cap)
+    k = min(k, workers.size)
+    assert _kth_smallest(values, count, k) == _kth_smallest(workers, None, k)
+
+
+def test_classes_with_the_idle_level_at_scale():
+    """allow_idle with 3 classes plus unique workers, N = 6 x 10^4: proven, bits spend B."""
+    rng = np.random.default_rng(21)
+    n = 60_000
+    p = class_probs(rng, n, 3, 0.05)
+    prof = ClusterProfile(p, dim=10**5)
+    for budget in (n, 3 * n + 1, 9 * n):
+        result = allocate_bits(
+            prof,
+            budget,
+            method="certified",
+            quantization="raw",
+            bucket_size=512,
+            options={"allow_idle": True},
+        )
+        assert result.optimal is True and int(result.bits.sum()) == budget, result.message
+        assert set(np.unique(result.bits)) <= {0, *range(2, 33)}
+
+
+@pytest.mark.parametrize("seed", range(90, 150))
+def test_classes_at_extreme_scales(seed):
+    """Classes with p = 0 or 1 next to ordinary ones and kappa down to 1e-6: utilities up to
+    1e18 and a multiplier near 1e16, where reduced costs round to whole units; the DP over the
+    core weighs the utilities lost instead (seed 106: 1 bit to share, the multiplier 7.8e15)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 80))
+    pool = [0.0, 1.0, 0.5, 0.999, 0.001, rng.uniform()]
+    values = rng.choice(pool, size=int(rng.integers(1, 4)), replace=False)
+    p = values[rng.integers(0, values.size, n)]
+    b_max = int(rng.choice([3, 8, 32]))
+    levels = allowed_levels(2, b_max, allow_idle=bool(rng.random() < 0.3))
+    table = utility_table(p, float(10 ** rng.uniform(-6, 1)), int(10 ** rng.uniform(1, 6)), levels)
+    low, high = n * int(levels[0]), n * int(levels[-1])
+    budget = int(rng.choice([low, low + 1, high - 1, high, int(rng.integers(low, high + 1))]))
+    budget = min(max(budget, low), high)
+    try:
+        exact = allocate_table(table, levels, budget, method="dp")
+    except InputError:
+        return
+    cert = allocate_table(table, levels, budget, method="certified")
+    assert cert.optimal is True
+    assert close(cert.objective, exact.objective), cert.message
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(0, 300),
+    per_shift=st.integers(0, 40),
+)
+def test_keep_cheapest_equals_the_global_stable_order(seed, size, per_shift):
+    """The bucketed selection keeps what visiting every move by (loss, index) keeps."""
+    from gcdesign.allocation._kernels import keep_cheapest
+
+    rng = np.random.default_rng(seed)
+    shift = rng.integers(-5, 6, size)
+    loss = rng.choice([-1.0, 0.0, 0.5, 2.0, 3.5], size) if rng.random() < 0.5 else rng.normal(size=size)
+    copies = rng.integers(1, 6, size)
+    expected = np.zeros(size, dtype=np.int64)
+    taken = {}
+    for q in np.argsort(loss, kind="stable"):
+        k = min(copies[q], per_shift - taken.get(shift[q], 0))
+        if k > 0:
+            taken[shift[q]] = taken.get(shift[q], 0) + k
+            expected[q] = k
+    np.testing.assert_array_equal(keep_cheapest(shift, loss, per_shift, copies), expected)

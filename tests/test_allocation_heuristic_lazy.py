@@ -146,3 +146,14 @@ def test_allocate_bits_heuristic_builds_no_table():
     tracemalloc.stop()
     assert int(result.bits.sum()) == 7 * n
     assert peak < n * 31 * 8
+
+
+def test_argsort_nonnegative_is_the_stable_argsort():
+    from gcdesign.allocation._kernels import argsort_nonnegative
+
+    rng = np.random.default_rng(8)
+    values = np.array([0.0, -0.0, 1.0, 0.5, 0.25, 1e-300, 5e-324, 0.1 + 0.2, 0.3])
+    cases = [rng.uniform(0, 1, 5000), rng.choice(values, 5000), np.zeros(7), np.array([]), rng.random(1)]
+    cases.append(np.exp(-rng.uniform(0.01, 2.0, 3000) * 0.1))  # one exponent: passes are skipped
+    for x in cases:
+        np.testing.assert_array_equal(argsort_nonnegative(x), np.argsort(x, kind="stable"))

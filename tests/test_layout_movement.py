@@ -152,16 +152,23 @@ def test_offset_cases_cover_every_offset(n, extra, seed):
     extra=st.integers(0, 10),
     seed=st.integers(0, 2**31 - 1),
     spread=st.floats(0.0, 0.6),
+    idle=st.integers(0, 2),
 )
-def test_closest_layout_properties(n, extra, seed, spread):
+def test_closest_layout_properties(n, extra, seed, spread, idle):
     """A layout of the new masses; its count is true; never more than a fresh layout or than the search
-    without permutations; unchanged masses move nothing, whatever the old layout's columns."""
+    without permutations; unchanged masses move nothing, whatever the old layout's columns. `idle`
+    workers get no mass (p = 1), in the old design or the new one."""
     rng = np.random.default_rng(seed)
     k = n + extra
     old_masses = _masses(rng, n, k)
+    old_masses[: min(idle, n - 1)] = 0.0
+    old_masses *= k / old_masses.sum()
     old = segment_layout(old_masses, k, order=rng.permutation(n), offset=rng.uniform(0, k))
     old = _shuffle_columns(old, rng)
     new_masses = old_masses * np.exp(rng.normal(0, spread, n))
+    if idle:  # an idle worker comes back, another goes
+        new_masses[0] = 1.0
+        new_masses[-1] = 0.0
     new_masses *= k / new_masses.sum()
     fresh = segment_layout(new_masses, k)
     lay, info = closest_segment_layout(new_masses, k, old, orders=[np.arange(n)], max_solves=None)
@@ -191,3 +198,51 @@ def test_closest_layout_keeps_relabelled_layouts_through_redesigns():
         _check_layout(new, masses, k)
         assert info["moved"] == moved_partitions(layout, new) < moved_partitions(layout, fresh) / 2
         layout = new
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_milp_over_every_layout_bounds_the_segment_search(seed):
+    """The MILP over every layout with a segment layout's load: a layout of the same masses, at most the
+    segment optimum (a segment layout is one of its layouts), at least the counting bound."""
+    from gcdesign.construction import closest_layout_milp
+
+    rng = np.random.default_rng(seed)
+    n, k = 5, 6
+    old_masses = _masses(rng, n, k)
+    old = _shuffle_columns(
+        segment_layout(old_masses, k, order=rng.permutation(n), offset=rng.uniform(0, k)), rng
+    )
+    new_masses = old_masses * np.exp(rng.normal(0, 0.4, n))
+    new_masses *= k / new_masses.sum()
+    lay, info = closest_segment_layout(new_masses, k, old)
+    best, milp = closest_layout_milp(new_masses, k, old)
+    assert milp["optimal"] and milp["moved"] == moved_partitions(old, best)
+    dense = best.toarray()
+    assert np.allclose(dense.sum(axis=1), new_masses, atol=1e-6) and np.allclose(
+        dense.sum(axis=0), 1, atol=1e-6
+    )
+    assert np.all(np.diff(best.indptr) <= np.ceil(new_masses - 1e-9) + 1) and best.nnz <= n + k
+    assert info["lower_bound"] <= milp["moved"] <= info["moved"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_polished_layout_keeps_the_design_and_never_moves_more(seed):
+    """closest_layout: the MILP on the old pairs and the segment layout's pairs never loses to the segment
+    layout, keeps the masses and the load guarantee, and is never better than the unrestricted MILP."""
+    from gcdesign.construction import closest_layout, closest_layout_milp
+
+    rng = np.random.default_rng(seed)
+    n, k = 10, 12
+    old_masses = _masses(rng, n, k)
+    old = _shuffle_columns(segment_layout(old_masses, k, order=rng.permutation(n)), rng)
+    new_masses = old_masses * np.exp(rng.normal(0, 0.4, n))
+    new_masses *= k / new_masses.sum()
+    _, segment = closest_segment_layout(new_masses, k, old)
+    lay, info = closest_layout(new_masses, k, old)
+    assert info["segment_moved"] == segment["moved"] >= info["moved"] == moved_partitions(old, lay)
+    dense = lay.toarray()
+    assert dense.min() >= 0 and np.allclose(dense.sum(axis=1), new_masses, atol=1e-6)
+    assert np.allclose(dense.sum(axis=0), 1.0, atol=1e-6)
+    assert np.all(np.diff(lay.indptr) <= np.ceil(new_masses - 1e-9) + 1) and lay.nnz <= n + k
+    _, full = closest_layout_milp(new_masses, k, old)
+    assert full["optimal"] and info["lower_bound"] <= full["moved"] <= info["moved"]

@@ -12,7 +12,17 @@ from hypothesis import strategies as st
 from test_evaluation import random_design, toy_profile  # the same small cases
 
 from gcdesign import design
-from gcdesign._mc_kernels import simulate_rounds, simulate_rounds_reference, uniform, uniforms
+from gcdesign._mc_kernels import (
+    ERROR_LANES,
+    MAX_BLOCK,
+    simulate_rounds,
+    simulate_rounds_reference,
+    squared_norm_in_lanes,
+    uniform,
+    uniform_bits,
+    uniforms,
+)
+from gcdesign._rounding import TWO_53, draw_threshold
 from gcdesign._validate import InputError
 from gcdesign.evaluation import expected_error, synthetic_gradients
 from gcdesign.montecarlo import (
@@ -135,6 +145,69 @@ def test_kernel_equals_numpy_twin_bit_for_bit(quantizer, beta):
     np.testing.assert_array_equal(s1, s2)
     np.testing.assert_array_equal(e1, e2)
     assert np.all(e1 > 0)
+
+
+def test_draw_threshold_decides_exactly_as_the_uniform():
+    """``m 2^-53 < p`` iff ``m < draw_threshold(p)``, at the edges of p and of m."""
+    rng = np.random.default_rng(5)
+    tiny = 2.0**-53
+    ps = [0.0, -0.0, -1e-300, 5e-324, tiny / 3, tiny, 1.5 * tiny, 0.5, np.nextafter(0.5, 0), 1 - tiny]
+    ps += [np.nextafter(1.0, 0), 1.0, 1.0 + 2e-16, 3.0, np.inf, -np.inf, np.nan, *rng.random(20)]
+    for p in ps:
+        t = int(draw_threshold(p))
+        assert 0 <= t <= 2**53
+        ms = {0, 1, 2**53 - 1, *range(max(t - 2, 0), min(t + 3, 2**53))}
+        ms |= set(rng.integers(0, 2**53, 10).tolist())
+        for m in ms:
+            assert (m * tiny < p) == (m < t), (p, m, t)
+    assert TWO_53 == 2.0**53 and uniform_bits(np.uint64(9), np.uint64(4)) * tiny == uniform(
+        np.uint64(9), np.uint64(4)
+    )
+
+
+def test_squared_norm_in_lanes_is_the_kernels_order():
+    v = np.random.default_rng(1).standard_normal(3 * ERROR_LANES + 5)
+    lanes = [sum(float(x) ** 2 for x in v[j::ERROR_LANES]) for j in range(ERROR_LANES)]  # left to right
+    total = 0.0
+    for s in lanes:
+        total += s
+    assert squared_norm_in_lanes(v) == total
+    assert squared_norm_in_lanes(np.array([3.0, 4.0])) == 25.0
+
+
+@pytest.mark.parametrize(("quantizer", "beta"), [(0, None), (0, 100), (0, 7), (1, None), (2, None)])
+def test_kernel_equals_twin_over_groups_blocks_and_fixed_weights(quantizer, beta):
+    """Many chunks (groups of several), several coordinate blocks (a partial last one), buckets
+    that straddle blocks, and a fixed decoder (the kernel's tables then hold w Q): same bits."""
+    rng = np.random.default_rng(10 + quantizer)
+    n, d, trials = 6, 2 * MAX_BLOCK + 37, 1500
+    x = rng.standard_normal((n, d))
+    x[2] = 0.0
+    x[4, :100] = 0.0  # a zero bucket (beta = 100)
+    x[3, :] = 0.0
+    x[3, 9] = 2.5  # alone in its message: at its norm (y = s exactly; sign: p = 1)
+    bits = np.array([2, 3, 8, 5, 3, 32]) if quantizer == 0 else np.full(n, 1 if quantizer == 1 else 32)
+    bucket = d if beta is None else beta
+    from gcdesign.quantization import coordinate_norms
+
+    norms = np.ascontiguousarray(coordinate_norms(x, beta)[:, ::bucket])
+    lv = np.where(bits >= 2, levels(np.maximum(bits, 2)), 1.0)
+    fixed = rng.standard_normal(n)
+    weights = np.where(rng.random((trials, n)) < 0.3, fixed, 0.0)
+    weights[7] = 0.0  # a round where nobody arrives
+    n_chunks = -(-trials // MC_CHUNK)
+    keys = rng.integers(0, 2**64, size=n_chunks, dtype=np.uint64)
+    target = rng.standard_normal(d)
+    outs = []
+    for w in (weights, weights * np.where(np.arange(trials) % 3 == 0, 1.0, 0.5)[:, None]):
+        for kernel in (simulate_rounds, simulate_rounds_reference):
+            out = (np.zeros(trials), np.zeros((n_chunks, d)))
+            kernel(x, bits, bucket, norms, lv, quantizer, w, keys, MC_CHUNK, target, *out)
+            outs.append(out)
+    for (e1, s1), (e2, s2) in (outs[:2], outs[2:]):
+        np.testing.assert_array_equal(s1, s2)
+        np.testing.assert_array_equal(e1, e2)
+    assert outs[0][0][7] == squared_norm_in_lanes(target)
 
 
 @settings(max_examples=30, deadline=None)

@@ -222,29 +222,34 @@ def test_the_dask_transport_on_the_same_schedule_gives_the_same_run(session, pro
         assert np.array_equal(estimates[r], ours["estimates"][r]), r
 
 
-def test_train_follows_a_schedule_on_the_torch_backend():
-    """The public entry point with a TorchTask: gcdesign.cluster.train(..., backend="torch", adapt=...)."""
-    task = small_task(seed=2)
-    code = design(ClusterProfile(P4, dim=task.dim), bits_per_worker=6)
+def test_gradient_estimates_follow_a_schedule(problem, threads_client):
+    """gradient_estimates(..., adapt=): after the switch each estimate is the new design's."""
+    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
     new, fresh = switch(code)
-    h = gcluster.train(
-        task,
+    w = problem.initial_point()
+    estimates, h = gcluster.gradient_estimates(
+        problem,
         code,
-        backend="torch",
-        workers=HOSTS,
+        w,
+        workers=threads_client,
         deadline=DEADLINE,
         shift=SHIFT,
         rates=np.full(4, 1e3),
-        rounds=5,
+        rounds=3,
         time_unit=UNIT,
-        rng=0,
-        adapt=Schedule(code, {2: new}, fresh={2: fresh}),
-        optimizer=lambda params: torch.optim.SGD(params, lr=0.5),
+        rng=4,
+        adapt=Schedule(code, {1: new}, fresh={1: fresh}),
     )
     [change] = h.adaptation
-    assert change["round"] == 1 and change["moved_transport"] == expected_sent(code, new, _groups(4))
-    assert h.final_design is new
-    assert np.all(np.isfinite(h.loss)) and h.loss[-1] < h.loss[0]
+    assert change["round"] == 0 and h.final_design is new
+    assert change["moved_transport"] == expected_sent(code, new, [[0, 2], [1, 3]])
+    seed = int(np.random.default_rng(4).integers(2**63))  # the run's seed, drawn from rng as train does
+    for r in range(3):
+        scheme = code if r < 1 else new
+        shard = shard_maker(scheme, problem, None, None)(range(4))
+        sent = [i for i in range(4) if h.on_time[r, i] and runtime.partitions_of(scheme, i).size]
+        want = runtime.decode(scheme, [shard.message(i, w, r, seed) for i in sent])
+        assert np.array_equal(estimates[r], want), r
 
 
 # ---------------------------------------------------------------------------- no processes
@@ -365,3 +370,26 @@ def test_cli_cluster_backend_torch_adapt_reports_the_redesign(capsys):
     out = json.loads(capsys.readouterr().out)
     assert any(c["action"] == "redesign" for c in out["adaptation"])
     assert all(c["moved_transport"] <= c["moved"] for c in out["adaptation"] if c["action"] == "redesign")
+
+
+def test_the_drift_study_refuses_an_unknown_backend(tmp_path):
+    from gcdesign.studies import drift
+
+    with pytest.raises(InputError, match="backend"):
+        drift.run(tmp_path, quick=True, backend="mpi", progress=False)
+
+
+@pytest.mark.slow
+def test_the_drift_study_runs_on_torch(tmp_path):
+    """The drift study's quick plan (slowdown: static, adaptive, oracle) over gloo host ranks."""
+    import csv
+
+    from gcdesign.studies import drift
+
+    result = drift.run(tmp_path, quick=True, backend="torch", progress=False)
+    assert "torch host ranks" in result.summary
+    with open(tmp_path / "drift.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["arm"] for r in rows} == {"static", "adaptive", "oracle"}
+    oracle = next(r for r in rows if r["arm"] == "oracle")
+    assert float(oracle["redesigns_per_run"]) >= 1  # the scripted switch happened over the process group

@@ -153,11 +153,15 @@ def test_on_time_means_within_the_deadline(session):
 
 
 def test_cluster_train_with_the_torch_backend():
-    """The public entry point: a TorchTask and a torch optimizer through gcdesign.cluster.train."""
+    """The public entry point: a TorchTask and a torch optimizer through gcdesign.cluster.train,
+    following a scripted redesign after round 1 (tests/test_torch_adapt.py checks the switch itself)."""
     import gcdesign.cluster as gcluster
+    from gcdesign.cluster.adaptive import Schedule, closest_redesign, fresh_design
+    from gcdesign.cluster.worker import held_partitions
 
     task = small_task(seed=1)
     code = design(ClusterProfile([0.1, 0.2, 0.3], dim=task.dim, partitions=3), 12, allocator="equal")
+    new = closest_redesign(code, fresh_design(code, [0.9, 0.2, 0.3]))[0]
     h = gcluster.train(
         task,
         code,
@@ -168,7 +172,13 @@ def test_cluster_train_with_the_torch_backend():
         time_unit=UNIT,
         rng=0,
         optimizer=lambda params: torch.optim.SGD(params, lr=0.5),
+        adapt=Schedule(code, {2: new}),
     )
+    [change] = h.adaptation
+    ranks = [[0, 2], [1]]  # logical workers of host ranks 1 and 2 (here both already hold what they need)
+    lacked = [set(held_partitions(new.encoding, g)) - set(held_partitions(code.encoding, g)) for g in ranks]
+    assert change["round"] == 1 and change["moved_transport"] == sum(map(len, lacked))
+    assert h.final_design is new
     assert h.round_times.shape == (4, 3) and h.optimizer == "SGD"
     assert h.loss.shape == (5,) and np.all(np.isfinite(h.loss))
     assert np.array_equal(h.on_time, h.round_times <= DEADLINE)

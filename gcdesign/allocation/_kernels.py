@@ -78,6 +78,38 @@ def dp_backtrack(choice, steps, residual):
     return index
 
 
+# --------------------------------------------------------------------- sorting
+@njit()
+def argsort_nonnegative(x):
+    """``np.argsort(x, kind="stable")`` of numbers >= 0 (no NaN; -0.0 counts as 0.0): an LSD radix
+    sort on the bits of ``x + 0.0``, which are in the order of the numbers, 11 bits a pass (passes
+    whose digit is the same for every key are skipped). 4-5x numpy's at 10^6."""
+    n = x.size
+    keys = (x + 0.0).view(np.uint64)
+    index = np.arange(n)
+    other_keys = np.empty(n, dtype=np.uint64)
+    other_index = np.empty(n, dtype=np.int64)
+    mask = np.uint64(2047)
+    for shift in range(0, 64, 11):
+        s = np.uint64(shift)
+        count = np.zeros(2049, dtype=np.int64)
+        for i in range(n):
+            count[((keys[i] >> s) & mask) + 1] += 1
+        if count.max() == n:
+            continue  # one digit for every key: the pass would not move anything
+        for d in range(2048):
+            count[d + 1] += count[d]
+        for i in range(n):
+            d = (keys[i] >> s) & mask
+            q = count[d]
+            other_keys[q] = keys[i]
+            other_index[q] = index[i]
+            count[d] = q + 1
+        keys, other_keys = other_keys, keys
+        index, other_index = other_index, index
+    return index
+
+
 # ------------------------------------------------------------- concave envelope
 @njit()
 def envelope_vertices(active):
@@ -829,6 +861,26 @@ def envelope_pass(table, p, delta, n, vert, lam_lo, lam_hi, cap):
 
 
 @njit()
+def prefix_sums(base):
+    """``(base_prefix, rest_value)``: ``base_prefix[k]`` the sum of ``base[:k]`` left to right,
+    ``rest_value[k]`` the sum of ``base[k:]`` right to left (``np.cumsum``'s sums, n + 1 each)."""
+    n = base.size
+    base_prefix = np.empty(n + 1)
+    rest_value = np.empty(n + 1)
+    total = 0.0
+    base_prefix[0] = 0.0
+    for i in range(n):
+        total += base[i]
+        base_prefix[i + 1] = total
+    total = 0.0
+    rest_value[n] = 0.0
+    for i in range(n - 1, -1, -1):
+        total += base[i]
+        rest_value[i] = total
+    return base_prefix, rest_value
+
+
+@njit()
 def segment_sum(table, p, delta, vert, w, n_seg, total, comp):
     """``(total, comp)`` minus ``length * slope`` of row w's first `n_seg` envelope segments."""
     for r in range(n_seg):
@@ -1127,8 +1179,9 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
 
     Subgroup s is workers of row ``group[s]`` at level ``base[s]`` (a level of reduced cost 0).
     Scans the subgroups whose row's runner-up costs at most `threshold`; returns the arrays
-    ``(subgroup, level, shift, cost)`` of the levels l != base[s] with ``c(l) <= threshold``
-    (``shift = steps[l] - steps[base[s]]``; a tied level costs 0).
+    ``(subgroup, level, shift, cost, loss)`` of the levels l != base[s] with ``c(l) <= threshold``
+    (``shift = steps[l] - steps[base[s]]``; a tied level costs 0; ``loss = u(base[s]) - u(l)``,
+    the reduced cost less ``lam shift``, free of the rounding of ``lam steps``).
     """
     n_levels = steps.size
     count = 0
@@ -1140,6 +1193,7 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
     level = np.empty(size, dtype=np.int64)
     shift = np.empty(size, dtype=np.int64)
     cost = np.empty(size)
+    loss = np.empty(size)
     vals = np.empty(n_levels)
     q = 0
     for s in range(group.size):
@@ -1148,6 +1202,7 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
             continue
         b1, tol = _lagrangian_values(table, p, delta, i, steps, lam, vals)
         b = base[s]
+        u_base = utility_at(table, p, delta, i, b)
         for l in range(n_levels):
             c = b1 - vals[l]
             if c <= tol:
@@ -1157,27 +1212,52 @@ def cheap_moves(table, p, delta, steps, lam, group, base, runner_up, threshold):
                 level[q] = l
                 shift[q] = steps[l] - steps[b]
                 cost[q] = c
+                loss[q] = u_base - utility_at(table, p, delta, i, l)
                 q += 1
-    return sub[:q], level[:q], shift[:q], cost[:q]
+    return sub[:q], level[:q], shift[:q], cost[:q], loss[:q]
 
 
 @njit()
-def keep_cheapest(shift, order, per_shift, copies):
-    """Of the moves visited in `order` (by cost), how many copies of each to keep so that every
-    shift keeps its `per_shift` cheapest ones (a move offers at most ``copies[q]``)."""
-    low = 0
-    high = 0
-    for q in range(shift.size):
+def keep_cheapest(shift, loss, per_shift, copies):
+    """How many copies of each move to keep so that every shift keeps its `per_shift` cheapest
+    ones, moves of one shift taken by increasing `loss`, ties by index (a move offers at most
+    ``copies[q] >= 1``). O(moves): the moves are bucketed by shift, and of a bucket only those
+    up to its `per_shift`-th smallest loss are sorted."""
+    m = shift.size
+    keep = np.zeros(m, dtype=np.int64)
+    if m == 0 or per_shift <= 0:
+        return keep
+    low = shift[0]
+    high = shift[0]
+    for q in range(m):
         low = min(low, shift[q])
         high = max(high, shift[q])
-    taken = np.zeros(high - low + 1, dtype=np.int64)
-    keep = np.zeros(shift.size, dtype=np.int64)
-    for q in order:
+    start = np.zeros(high - low + 2, dtype=np.int64)
+    for q in range(m):
+        start[shift[q] - low + 1] += 1
+    for j in range(1, start.size):
+        start[j] += start[j - 1]
+    fill = start[:-1].copy()
+    members = np.empty(m, dtype=np.int64)
+    for q in range(m):  # by shift, in index order within a shift
         j = shift[q] - low
-        k = min(copies[q], per_shift - taken[j])
-        if k > 0:
-            taken[j] += k
+        members[fill[j]] = q
+        fill[j] += 1
+    for j in range(start.size - 1):
+        ids = members[start[j] : start[j + 1]]
+        if ids.size > per_shift:
+            values = loss[ids]
+            kth = np.partition(values.copy(), per_shift - 1)[per_shift - 1]
+            ids = ids[values <= kth]  # at least per_shift moves, each offering >= 1 copy
+        order = np.argsort(loss[ids], kind="mergesort")
+        taken = 0
+        for t in order:
+            q = ids[t]
+            k = min(copies[q], per_shift - taken)
+            if k <= 0:
+                break
             keep[q] = k
+            taken += k
     return keep
 
 

@@ -39,6 +39,10 @@ takes more workers from a class than it has contains a block of moves whose shif
 dropping it costs nothing (reduced costs are >= 0), and what remains fits. The core is then a
 few dozen rows whatever the class sizes.
 
+The core DP minimizes the utility lost by the moves (every allocation it weighs spends the
+same extra bits, so its reduced cost is that loss plus ``lam`` times the deficit): exact
+where ``lam steps`` dwarfs the utilities and reduced costs round to whole units.
+
 Two levels of a class whose Lagrangian values differ by rounding only (relative
 :data:`~gcdesign.allocation._kernels.TIE_REL`) are tied: the multiplier is the slope of one
 envelope segment and its two ends then agree to the last few bits.
@@ -164,23 +168,27 @@ def _kth_smallest(values, count, k):
     return float(values[order[min(j, order.size - 1)]])
 
 
-def _most_movers(runner_up, count, loose):
-    """How many workers an allocation of total reduced cost <= `loose` can move: each mover costs
-    at least its runner-up, so the largest m whose m smallest runner-ups (with repeats) sum to
-    at most `loose`."""
+def _most_movers(runner_up, count, loose, cap):
+    """How many workers an allocation of total reduced cost <= `loose` can move, up to `cap`:
+    each mover costs at least its runner-up, so the largest m <= cap whose m smallest
+    runner-ups (with repeats) sum to at most `loose`."""
+    if cap <= 0:
+        return 0
     small = np.flatnonzero(runner_up <= loose)
     values = runner_up[small]
+    if count is None:
+        if values.size > cap:  # only the cap smallest matter
+            values = np.partition(values, cap - 1)[:cap]
+        return int(np.searchsorted(np.cumsum(np.sort(values)), loose, side="right"))
     order = np.argsort(values, kind="stable")
     values = values[order]
-    if count is None:
-        return int(np.searchsorted(np.cumsum(values), loose, side="right"))
     sizes = count[small][order]
     spent = np.cumsum(values * sizes)
     j = int(np.searchsorted(spent, loose, side="right"))  # classes that fit whole
     most = int(sizes[:j].sum())
     if j < values.size:  # part of the next class (its runner-up is > 0: the sum went past loose)
         most += int(min(sizes[j], (loose - (spent[j - 1] if j else 0.0)) // values[j]))
-    return most
+    return min(most, cap)
 
 
 def _core_rows(sub, level, shift, cost, copies, sub_count, movers):
@@ -346,28 +354,32 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         info["rounds"] += 1
         info["G"] = threshold
         loose = threshold * (1 + 1e-9)  # margins against the rounding of sums
-        most = _most_movers(runner_up, count, loose)
-        sub, level, shift, cost = cheap_moves(
+        sub, level, shift, cost, loss = cheap_moves(
             ctable, cp, delta, steps, lam, sub_group, sub_base, runner_up, loose
         )
-        every_move = shift.size == sub_group.size * (steps.size - 1) and most >= n
-        # and at most 2 max(D, |target|) workers, D the largest shift: ordered so that their
+        # at most 2 max(D, |target|) workers move, D the largest shift: ordered so that their
         # partial sums stay within [-D, D] (a positive shift while the sum is <= 0, else a
         # negative one), more movers would repeat a partial sum, and the block between the two
         # repeats sums to 0 and can be dropped at no extra cost (ties among identical workers)
         movers = 2 * max(int(np.abs(shift).max(initial=0)), abs(target))
-        most = min(most, movers)
+        # and at most `most` of them (counted up to `movers`): each costs its runner-up or more
+        most = _most_movers(runner_up, count, loose, movers)
+        # the DP then sees every allocation (up to such dropped blocks), feasible or not
+        every_move = shift.size == sub_group.size * (steps.size - 1) and most >= min(n, movers)
         # of the moves that shift a worker by the same number of bits only the `most` cheapest
         # matter: a mover outside them can hand its shift to one of them that does not move
+        # (moves of one shift differ in reduced cost by their utility loss: the order of `loss`)
         copies = np.minimum(sub_count[sub], most)
-        keep = keep_cheapest(shift, np.argsort(cost, kind="stable"), most, copies)
+        keep = keep_cheapest(shift, loss, most, copies)
         kept = keep > 0
-        sub, level, shift, cost, copies = sub[kept], level[kept], shift[kept], cost[kept], keep[kept]
+        sub, level, shift, loss, copies = sub[kept], level[kept], shift[kept], loss[kept], keep[kept]
+        # the DP minimizes the utility lost: every allocation it weighs spends `target` more bits,
+        # so its reduced cost is that loss plus lam target (the same for all of them)
         if count is None:
-            shifts, costs, width, levels_of, row_sub, row_mult = _core_rows_single(sub, level, shift, cost)
+            shifts, costs, width, levels_of, row_sub, row_mult = _core_rows_single(sub, level, shift, loss)
         else:
             shifts, costs, width, levels_of, row_sub, row_mult = _core_rows(
-                sub, level, shift, cost, copies, sub_count, movers
+                sub, level, shift, loss, copies, sub_count, movers
             )
         reach = int(np.abs(shifts).max(axis=1).sum()) if row_sub.size else 0
         bound = max(min(most * int(np.abs(shift).max(initial=0)), reach), abs(target))
@@ -376,7 +388,8 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
         if info["cells"] + cells > max_core_work:
             break
         info["cells"] += cells
-        pick, cost_total = shift_dp(shifts, costs, width, target, bound)
+        pick, lost = shift_dp(shifts, costs, width, target, bound)
+        cost_total = lost + lam * target
         if cost_total < found_cost:
             chosen = np.flatnonzero(pick > 0)
             moves = [
@@ -409,7 +422,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
             scale = 1e-12 * max(abs(info["bound"]), 1e-300)
             threshold = max(4 * threshold, min(grown, np.inf), scale)
     if found is not None:
-        found = _spread(found, inverse, steps.size)
+        found = _spread(found, inverse)
     if not proven and incumbent is not None:
         other = np.asarray(incumbent(), dtype=np.int64)
         other_cost = float(solution_reduced_cost(table, p, delta, steps, lam, other))
@@ -419,7 +432,7 @@ def certify(table, p, delta, levels, budget, *, max_core_work=MAX_CORE_WORK, inc
     return found, proven, info
 
 
-def _spread(found, inverse, n_levels):
+def _spread(found, inverse):
     """Level index per worker from the subgroups' levels and the core's moves."""
     from ._kernels import spread_classes
 
@@ -434,11 +447,10 @@ def _spread(found, inverse, n_levels):
         per_class.setdefault(int(sub_group[s]), {})
     for s, _, _, _ in moves:
         per_class.setdefault(int(sub_group[s]), {})
-    for s in range(sub_group.size):
-        g = int(sub_group[s])
-        if g in per_class:
-            held = per_class[g]
-            held[int(sub_base[s])] = held.get(int(sub_base[s]), 0) + int(sub_count[s])
+    # the touched classes' subgroups: class g's first is subgroup g, a second one comes after m
+    for s in [*per_class, *range(m, sub_group.size)]:
+        held = per_class[int(sub_group[s])]
+        held[int(sub_base[s])] = held.get(int(sub_base[s]), 0) + int(sub_count[s])
     for s, level, _, _ in moves:
         held = per_class[int(sub_group[s])]
         held[int(sub_base[s])] -= 1

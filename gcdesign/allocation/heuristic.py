@@ -296,6 +296,7 @@ def heuristic_from_utilities(p, delta, levels, budget: int, options: dict):
     table, which is built only where the scan needs it (the full scan, the idle level, or a
     fallback of the windowed one); the windowed scan reads the utilities it needs."""
     from ..utility import utility_values
+    from ._kernels import argsort_nonnegative
 
     p = np.asarray(p, dtype=np.float64)
     delta = np.asarray(delta, dtype=np.float64)
@@ -304,7 +305,7 @@ def heuristic_from_utilities(p, delta, levels, budget: int, options: dict):
     given = dict(options)
     opts = _options(options, n)
     layout = level_layout(levels, "heuristic")
-    order = np.argsort(p, kind="stable")  # by reliability: the utility falls with p
+    order = argsort_nonnegative(p)  # by reliability (the utility falls with p); stable
     p_sorted = np.ascontiguousarray(p[order])
     lazy = opts["scan"] == "windowed" and opts["prune"] and not layout.idle
     if lazy:
@@ -525,7 +526,11 @@ def _relaxation_of_all(table, p, delta, n, width, rows, residual):
     total, comp = take_segments(worker, length, slope, 0, j, taken, total, comp)
     absum += float(np.abs(length[:j] * slope[:j]).sum())
     filled = int(cum[j - 1]) if j else int(above_bits)
+    some = taken[::-1] > 0
+    last = int(np.argmax(some))  # from the end: the last row the relaxation reaches
+    reached = n - last if some[last] else 0
     return {
+        "reached": reached,
         "vert": vert,
         "count": count,
         "taken": taken,
@@ -562,7 +567,7 @@ def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window)
     """
     import heapq
 
-    from ._kernels import refine_candidate, relaxation_step_down, water_filling_start
+    from ._kernels import prefix_sums, refine_candidate, relaxation_step_down, water_filling_start
 
     top = width - 1
     ks0, m = int(ks[0]), ks.size
@@ -592,16 +597,11 @@ def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window)
     gain_n = gain_of(j_n, rel["filled"], rel["total"], rel["comp"])
     # c*: the candidate of the last worker the relaxation reaches (its first segment may be the
     # partial one); after it every candidate adds a worker without bits: no new relaxation
-    reached = np.flatnonzero(taken)
-    k_star = int(reached[-1]) + 1 if reached.size else 0
+    k_star = rel["reached"]
     if residual > rel["filled"] and seg[j_n] == 0:
         k_star = max(k_star, int(worker[j_n]) + 1)
     c_star = max(0, k_star - ks0)
-
-    base = rel["base"]
-    rest_value = np.zeros(n + 1)
-    rest_value[:n] = np.cumsum(base[::-1])[::-1]
-    base_prefix = np.concatenate([[0.0], np.cumsum(base)])
+    base_prefix, rest_value = prefix_sums(rel["base"])
 
     def bound(c, gain):
         k = ks0 + c
@@ -623,7 +623,7 @@ def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window)
         heap.append((-bound(c, gain_n), c))
     heapq.heapify(heap)
     # below c*: computed from the top down, one at a time, while their bound might count
-    floor = np.maximum.accumulate(base_prefix[ks] + rest_value[ks])
+    floors = []  # the largest base_prefix[k] + rest_value[k] up to each candidate (made once needed)
     low = {key: rel[key] for key in ("j", "filled", "total", "comp")}
     low.update(c=c_star, gain=gain_n)
     extra = np.zeros(n, dtype=np.int16)
@@ -634,6 +634,9 @@ def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window)
         c = low["c"]
         if c == 0:
             return -np.inf
+        if not floors:
+            floors.append(np.maximum.accumulate(base_prefix[ks] + rest_value[ks]))
+        floor = floors[0]
         slack = 1e-14 * (abs(floor[c - 1]) + abs(low["gain"]) + rel["absum"])
         return float(floor[c - 1] + low["gain"] + slack)
 
@@ -701,13 +704,15 @@ def _lazy_scan(table, p, delta, n, width, ks, residual, max_moves, both, window)
         return float(_utilities_of(table, p, delta, t, k).sum() + rest_value[k])
 
     t, k = best_t, best_k
-    best = value_of(t, k)
+    best = None
     seen = set(start)
     while True:
         c = k - ks0
         dist = c - c_star if c >= c_star else dist_below.get(c, window + 1)
         if dist <= window:
             break
+        if best is None:
+            best = value_of(t, k)
         if c < c_star:
             raise _Fallback  # a grid point below c* (not met in practice)
         near = [c2 for c2 in range(max(c - window, 0), min(c + window + 1, m)) if c2 not in seen]

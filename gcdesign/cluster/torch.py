@@ -175,7 +175,6 @@ class TorchTransport:
     def __init__(self, scheme, w0, *, seed: int, batch_size=None, source=None):
         self.scheme = scheme
         self.source = source
-        self.dim = int(np.size(w0))
         self.n = scheme.encoding.shape[0]
         self.world = dist.get_world_size()
         self.rank_of = hosts_of(self.n, self.world)

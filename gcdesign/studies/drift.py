@@ -1,5 +1,8 @@
 """Designs that follow a drifting cluster, on the Dask runtime: static vs adaptive vs oracle.
 
+``run(..., backend="torch")`` runs the same plan on the torch backend (gloo; each run
+spawns its 2 host ranks, which receive every redesign as a control message).
+
 N logical workers on a LocalCluster, emulated delays ``t0 + Exp(mu_i(r))`` whose
 rates change during the run (docs/math.md, sections 14 and 16):
 
@@ -26,6 +29,8 @@ test on Bernoulli lateness (many rounds) measures the same rate.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from pathlib import Path
 
@@ -136,14 +141,33 @@ def oracle_schedule(code, scenario: str, rates: np.ndarray):
     return Schedule(code, designs, fresh=fresh)
 
 
-def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None) -> StudyResult:
+def _partition_gradients(problem, theta, parts):
+    return problem.partition_gradients(theta)[np.asarray(parts)]
+
+
+@contextlib.contextmanager
+def _workers(backend: str):
+    """`workers=` of the runs: one 2-process Dask cluster for all, or 2 torch host ranks per run."""
+    if backend == "torch":
+        yield 2
+        return
+    from ..cluster.dask import dask_client
+
+    with dask_client(2) as client:
+        yield client
+
+
+def run(
+    out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers=None, backend: str = "dask"
+) -> StudyResult:
     from .. import design
+    from .._validate import choice
     from ..cluster import time_to_loss, train
     from ..cluster.adaptive import Adapter, AdaptOptions, false_alarm_rate, rate_interval
-    from ..cluster.dask import dask_client
     from ..profile import ClusterProfile
     from ..training import digits_mlp_problem, gd, seeds
 
+    choice("backend", backend, ("dask", "torch"))
     cfg = setting(quick)
     n, rounds = cfg["workers"], cfg["rounds"]
     problem = digits_mlp_problem(hidden=[cfg["hidden"]], partitions=n, rng=0)
@@ -152,14 +176,13 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     scenarios = cfg["scenarios"]
     run_seeds = seeds(rng, cfg["seeds"])
 
-    def grads(theta, parts):
-        return problem.partition_gradients(theta)[np.asarray(parts)]
+    grads = functools.partial(_partition_gradients, problem)  # picklable: torch spawns its hosts
 
     runs: dict = {}
     tested: dict = {}  # (scenario, "adaptive") -> rounds the drift test tested, per run
     arms = [(s, a) for s in scenarios for a in ARMS if not (s == "stationary" and a == "oracle")]
     plans = [(s, a, seed) for s, a in arms for seed in run_seeds]
-    with dask_client(2) as client:
+    with _workers(backend) as client:
         with Progress(len(plans), "drift", enabled=progress) as bar:
             for scenario, arm, seed in plans:
                 rates = rate_schedule(scenario, p0, rounds, rng=seed)
@@ -178,6 +201,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                     loss=problem.loss,
                     accuracy=problem.test_accuracy,
                     workers=client,
+                    backend=backend,
                     deadline=DEADLINE,
                     shift=SHIFT,
                     rates=rates,
@@ -202,6 +226,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                     x0=problem.initial_point(),
                     loss=problem.loss,
                     workers=client,
+                    backend=backend,
                     deadline=DEADLINE,
                     shift=SHIFT,
                     rates=rates,
@@ -345,7 +370,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
     )
     summary = "\n".join(
         [
-            f"N = {n} logical workers on 2 Dask processes, {rounds} rounds, deadline {DEADLINE:g}, "
+            f"N = {n} logical workers on 2 {_PLACES[backend]}, {rounds} rounds, deadline {DEADLINE:g}, "
             f"t0 = {SHIFT:g}, time unit {cfg['time_unit']:g} s, B/N = {cfg['bits']}, "
             f"{len(run_seeds)} seed(s); a digits MLP (d = {problem.dim}), gradient descent 0.5. "
             f"Adaptive: forgetting {options.forgetting:g}, window {options.window}, "
@@ -362,7 +387,7 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
         ]
     )
     if false_rows:
-        summary += "\n\nFalse alarms on the stationary Dask cluster:\n\n" + markdown_table(
+        summary += f"\n\nFalse alarms on the stationary cluster ({_PLACES[backend]}):\n\n" + markdown_table(
             [
                 "runs",
                 "rounds",
@@ -386,6 +411,9 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
             ],
         )
     return StudyResult("drift", files=files, summary=summary, notes=[])
+
+
+_PLACES = {"dask": "Dask processes", "torch": "torch host ranks (gloo)"}
 
 
 def _ci(mean: float, half: float) -> str:
