@@ -246,3 +246,30 @@ def test_polished_layout_keeps_the_design_and_never_moves_more(seed):
     assert np.all(np.diff(lay.indptr) <= np.ceil(new_masses - 1e-9) + 1) and lay.nnz <= n + k
     _, full = closest_layout_milp(new_masses, k, old)
     assert full["optimal"] and info["lower_bound"] <= full["moved"] <= info["moved"]
+
+
+def test_milp_out_of_time_returns_what_it_has():
+    """A MILP stopped before any layout says so (no layout, not optimal) instead of failing; closest_layout
+    then keeps the segment layout."""
+    from gcdesign.construction import closest_layout, closest_layout_milp
+
+    rng = np.random.default_rng(1)
+    n = k = 40
+    old = segment_layout(_masses(rng, n, k), k)
+    new_masses = _masses(rng, n, k)
+    layout, info = closest_layout_milp(new_masses, k, old, time_limit=1e-6)
+    assert not info["optimal"]
+    assert (layout is None) == (info["moved"] is None)
+    lay, polished = closest_layout(new_masses, k, old, polish_time=1e-6)
+    assert polished["moved"] == moved_partitions(old, lay) <= polished["segment_moved"]
+
+
+def test_few_offset_cases_claim_nothing_but_keep_the_fresh_layout():
+    rng = np.random.default_rng(4)
+    n, k = 30, 34
+    old = segment_layout(_masses(rng, n, k), k)
+    new_masses = _masses(rng, n, k)
+    fresh = segment_layout(new_masses, k)
+    lay, info = closest_segment_layout(new_masses, k, old, orders=[np.arange(n)], max_cases=5)
+    assert not info["exact"] and info["bound"] == info["lower_bound"]
+    assert info["moved"] == moved_partitions(old, lay) <= moved_partitions(old, fresh)

@@ -335,20 +335,29 @@ def _tree_new(values):
 
 @njit()
 def _tree_set(values, tree, size, pos, value):
-    """Set ``values[pos]`` to `value` and repair the path to the root."""
+    """Set ``values[pos]`` to `value` and repair the path to the root.
+
+    The winner climbs in registers: each level reads only the sibling's pair, not the node just
+    written (a store-to-load chain through the path would cost its latency at every level)."""
     values[pos] = value
     node = pos // BLOCK + size
-    tree[node, 0], best = _block_best(values, pos // BLOCK)
-    tree[node, 1] = best
-    node //= 2
-    while node >= 1:
-        left = 2 * node
-        left += _right_wins(tree, left)
-        if tree[left, 1] == tree[node, 1] and tree[left, 0] == tree[node, 0]:
+    win_value, best = _block_best(values, pos // BLOCK)
+    win_index = float(best)
+    tree[node, 0] = win_value
+    tree[node, 1] = win_index
+    while node > 1:
+        sibling = node ^ 1
+        other_value = tree[sibling, 0]
+        other_index = tree[sibling, 1]
+        # the better of the two (larger value, or equal value and smaller index)
+        if other_value > win_value or (other_value == win_value and other_index < win_index):
+            win_value = other_value
+            win_index = other_index
+        node >>= 1
+        if tree[node, 1] == win_index and tree[node, 0] == win_value:
             break  # the winner here is unchanged, and so is everything above
-        tree[node, 0] = tree[left, 0]
-        tree[node, 1] = tree[left, 1]
-        node //= 2
+        tree[node, 0] = win_value
+        tree[node, 1] = win_index
 
 
 @njit(inline="always")
