@@ -265,7 +265,11 @@ def run(
                     "final_loss": float(np.mean([h.loss[-1] for h in hists])),
                     "final_accuracy": float(np.mean([h.test_accuracy[-1] for h in hists])),
                     "redesigns_per_run": len(redesigns) / len(hists),
-                    "alarms_per_run": sum(len(h.adaptation) for h in hists) / len(hists),
+                    "alarms_per_run": sum(
+                        1 for h in hists for a in h.adaptation if a.get("cause", "alarm") == "alarm"
+                    )
+                    / len(hists),
+                    "changes_per_run": sum(len(h.adaptation) for h in hists) / len(hists),
                     "moved_mean": float(np.mean([a["moved"] for a in redesigns])) if redesigns else 0.0,
                     "moved_fresh_mean": float(np.mean([a["moved_fresh"] for a in redesigns]))
                     if redesigns

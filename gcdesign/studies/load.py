@@ -40,11 +40,12 @@ def setting(quick: bool) -> dict:
     if quick:
         return {
             "workers": 8,
-            "rounds": 20,
+            "rounds": 16,
             "seeds": 2,
             "time_unit": 0.25,
             "budgets": (4,),
             "levels": ("high",),
+            "max_iter": 25,
         }
     return {
         "workers": 12,
@@ -53,6 +54,7 @@ def setting(quick: bool) -> dict:
         "time_unit": 0.25,
         "budgets": (3, 5),
         "levels": ("low", "high"),
+        "max_iter": 50,
     }
 
 
@@ -88,7 +90,12 @@ def run(out: Path, *, quick: bool = False, rng=0, progress: bool = True, workers
                 bits_per_worker=bits,
             )
             aware = load_aware_design(
-                model, deadline=DEADLINE, dim=problem.dim, partitions=n, bits_per_worker=bits
+                model,
+                deadline=DEADLINE,
+                dim=problem.dim,
+                partitions=n,
+                bits_per_worker=bits,
+                max_iter=cfg["max_iter"],
             )
             for k, step in enumerate(aware.iterations):
                 iteration_rows.append(
