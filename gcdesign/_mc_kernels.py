@@ -93,7 +93,8 @@ def uniforms(key, counters) -> np.ndarray:
 # and the two values the coordinate can take, ``lo_k`` and ``hi_k``, with the arithmetic of
 # quantize_rows (``copysign(min(level, s) * (norm / s), x_k)``; sign: ``-+norm``), times the
 # decoder weight where a worker's weight is the same in every round of the group (a fixed
-# decoder: the same product ``w q``, computed once). A draw is then the uniform's bits, one
+# decoder: the same product ``w q``, computed once). A draw is then the uniform's bits (its
+# splitmix64 state stepped, ``z += GOLDEN``, not recomputed from the counter), one
 # integer comparison, a select and ``out += (w) q``. The loops run on unit-stride rows of 2-D
 # tables with indices that start at 0 or are unsigned (numba then adds no wrap-around test, and
 # no array is sliced: a slice costs two atomic reference counts), inlined into the group loop;
