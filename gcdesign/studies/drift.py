@@ -286,11 +286,9 @@ def run(
         if "oracle" in times and scenario != "stationary":
             a, o = times["adaptive"], times["oracle"]
             ok = np.isfinite(a) & np.isfinite(o)
-            gap = (
-                diff_ci(a[ok], o[ok])
-                if ok.sum() >= 2
-                else ((a[ok] - o[ok]).mean() if ok.any() else math.nan, 0.0)
-            )
+            if not ok.any():  # no seed where both reached the target: no gap (left empty)
+                continue
+            gap = diff_ci(a[ok], o[ok]) if ok.sum() >= 2 else ((a[ok] - o[ok]).mean(), 0.0)
             for row in rows:
                 if row["scenario"] == scenario and row["arm"] == "adaptive":
                     row["gap_to_oracle"], row["gap_to_oracle_ci95"] = float(gap[0]), float(gap[1])
