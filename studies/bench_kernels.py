@@ -17,7 +17,9 @@ counterpart in the same process.
   values into the estimate, and summed at the end so that nothing is dead code. The ratio
   kernel / bare is draws per second of the kernel over those of the bare loop (1 = the kernel
   costs no more than drawing its random numbers); the kernel's time is the whole
-  ``monte_carlo_error`` call (arrivals, decoding weights and the summary included).
+  ``monte_carlo_error`` call (arrivals, decoding weights and the summary included). A second
+  bare loop draws the same uniforms with its state stepped by one addition (``z += golden``),
+  as the kernel's draw loop does: one multiplication fewer per draw, the strictest counterpart.
 
 Every figure is the median of --repeats runs after a warm-up, timed by ``time.perf_counter``
 (wall: the kernels run on numba's threads) with the load average printed beside it; each ratio
@@ -87,17 +89,32 @@ def bare_kernels():
             z = z ^ (z >> np.uint64(31))
             buf[j] += (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
-    @njit(cache=False, parallel=True)
-    def rng_loop(keys, per_key):
-        out = np.zeros(keys.size)
-        for c in numba.prange(keys.size):
-            buf = np.zeros(512)
-            for b in range(per_key // 512):
-                rng_block(buf, keys[c], np.uint64(b * 512))
-            out[c] = buf.sum()
-        return out
+    @njit(cache=False)
+    def rng_block_stepped(buf, key, base):
+        # the same uniforms, the state stepped by one addition (z += golden) as the kernel's
+        # draw loop does since its states form a Weyl sequence: the strictest counterpart
+        z = key + (base + np.uint64(1)) * golden
+        for j in range(buf.size):
+            x = (z ^ (z >> np.uint64(30))) * mix1
+            x = (x ^ (x >> np.uint64(27))) * mix2
+            x = x ^ (x >> np.uint64(31))
+            buf[j] += (x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+            z += golden
 
-    return max_plus, rng_loop
+    def make_loop(block):
+        @njit(cache=False, parallel=True)
+        def loop(keys, per_key):
+            out = np.zeros(keys.size)
+            for c in numba.prange(keys.size):
+                buf = np.zeros(512)
+                for b in range(per_key // 512):
+                    block(buf, keys[c], np.uint64(b * 512))
+                out[c] = buf.sum()
+            return out
+
+        return loop
+
+    return max_plus, make_loop(rng_block), make_loop(rng_block_stepped)
 
 
 def dp_cells(n, residual, steps):
@@ -186,7 +203,7 @@ def measure(args) -> dict:
     from gcdesign.evaluation import synthetic_gradients
     from gcdesign.quantization import resolve_quantization
 
-    max_plus, rng_loop = bare_kernels()
+    max_plus, rng_loop, rng_loop_stepped = bare_kernels()
     out = {"numba_threads": numba.get_num_threads()}
     # ------------------------------------------------------------------ DP
     n = args.n
@@ -230,6 +247,12 @@ def measure(args) -> dict:
             args.repeats,
             cpu=True,
         )
+        ts_a, ts_b, cs_a, cs_b = paired_times(
+            lambda: monte_carlo_error(code, grads, trials=trials, rng=2),
+            lambda: rng_loop_stepped(keys, per_key),
+            args.repeats,
+            cpu=True,
+        )
         tn, tk = paired_times(
             lambda: numpy_simulation(code, grads, np_trials, np.random.default_rng(3)),
             lambda: monte_carlo_error(code, grads, trials=np_trials * 10, rng=2),
@@ -248,6 +271,10 @@ def measure(args) -> dict:
             "ratio_to_bare_rng": float(np.median((tb / (per_key * keys.size)) / (ta / draws))),
             # the same ratio in CPU seconds: the work per draw, whatever the load let the runs have
             "cpu_ratio_to_bare_rng": float(np.median((cb / (per_key * keys.size)) / (ca / draws))),
+            # against the bare loop with the state stepped by an addition (one multiply fewer)
+            "stepped_rng_ns_per_draw": 1e9 * float(np.median(ts_b)) / (per_key * keys.size),
+            "ratio_to_stepped_rng": float(np.median((ts_b / (per_key * keys.size)) / (ts_a / draws))),
+            "cpu_ratio_to_stepped_rng": float(np.median((cs_b / (per_key * keys.size)) / (cs_a / draws))),
         }
     numba.set_num_threads(with_threads)
     return out
@@ -308,6 +335,19 @@ def main(argv=None):
                 f"{m['ratio_to_bare_rng']:>6.2f} {m['cpu_ratio_to_bare_rng']:>9.2f} "
                 f"{r['load'][0]:>4.1f}/{r['load'][1]:<4.1f}"
             )
+    print(
+        "\nthe same kernel against the bare loop whose state is stepped by an addition (z += golden),"
+        " as the kernel's draw loop does: the strictest counterpart"
+    )
+    print(f"{'tree':>7} {'threads':>7} {'stepped ns/draw':>16} {'ratio':>6} {'cpu ratio':>9}")
+    for threads in ("1", "2"):
+        for label, r in results.items():
+            m = r["mc"][threads]
+            if "ratio_to_stepped_rng" in m:
+                print(
+                    f"{label:>7} {m['threads']:>7} {m['stepped_rng_ns_per_draw']:>16.3f} "
+                    f"{m['ratio_to_stepped_rng']:>6.2f} {m['cpu_ratio_to_stepped_rng']:>9.2f}"
+                )
     if "before" in results:
         print("\nafter / before, in this run:")
         d_b, d_a = results["before"]["dp"], results["after"]["dp"]
