@@ -62,6 +62,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import InputError
+from .common import evenly_spaced
 from .registry import register_allocator
 
 SAMPLE_ROWS = 20_000
@@ -90,7 +91,7 @@ def _classes(table, p):
     n = key.size
     sample_rows = SAMPLE_ROWS
     if n > 2.5 * sample_rows:
-        sample = key[np.unique(np.linspace(0, n - 1, sample_rows).round().astype(np.int64))]
+        sample = key[evenly_spaced(n, sample_rows)]
         if np.unique(sample).size == sample.size:
             return None
     _, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
@@ -118,7 +119,7 @@ def _multiplier(table, p, delta, steps, residual, count):
     workers = int(count.sum())
     heavy = np.flatnonzero(count * sample_rows > workers)
     light = np.flatnonzero(count * sample_rows <= workers)
-    sampled = light[np.unique(np.linspace(0, light.size - 1, sample_rows).round().astype(np.int64))]
+    sampled = light[evenly_spaced(light.size, sample_rows)]
     rows = np.concatenate([heavy, sampled])
     weight = np.concatenate([count[heavy], count[sampled] * (light.size / sampled.size)]).astype(np.float64)
     slopes, lengths = envelope_segments(table, p, delta, steps, rows, weight)

@@ -91,6 +91,12 @@ def top_k_setup(table: np.ndarray, levels: np.ndarray, budget: int, method: str)
     return layout, order, active, rest_value, ks, residuals
 
 
+def evenly_spaced(n: int, k: int) -> np.ndarray:
+    """Up to `k` distinct indices evenly spaced over ``0..n-1`` (both ends included), increasing:
+    the rows a solver samples to bracket its multiplier or to look for repeats."""
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
+
 def to_level_index(offsets: np.ndarray, active: np.ndarray, layout: LevelLayout) -> np.ndarray:
     """Level indices from offsets above ``base`` (``active`` flags non-idle workers)."""
     return np.where(active, offsets + layout.offset, 0).astype(np.int64)
@@ -98,6 +104,7 @@ def to_level_index(offsets: np.ndarray, active: np.ndarray, layout: LevelLayout)
 
 __all__ = [
     "LevelLayout",
+    "evenly_spaced",
     "level_layout",
     "reliability_order",
     "residuals_by_k",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import InputError
-from .common import level_layout, residuals_by_k, to_level_index, top_k_setup
+from .common import evenly_spaced, level_layout, residuals_by_k, to_level_index, top_k_setup
 from .registry import register_allocator
 
 
@@ -469,7 +469,7 @@ def _bracket(table, p, delta, rows, width, residual, widen):
         sample = np.arange(rows)
         margin = 0.0
     else:
-        sample = np.unique(np.linspace(0, rows - 1, BRACKET_SAMPLE).round().astype(np.int64))
+        sample = evenly_spaced(rows, BRACKET_SAMPLE)
         margin = 0.003 * residual + top * np.sqrt(rows)
     factor = rows / sample.size
     margin = (margin + top) * widen
