@@ -62,7 +62,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import InputError
-from .common import evenly_spaced
+from .common import evenly_spaced, slope_bracket
 from .registry import register_allocator
 
 SAMPLE_ROWS = 20_000
@@ -128,12 +128,8 @@ def _multiplier(table, p, delta, steps, residual, count):
     cum = np.cumsum(lengths)  # estimated bits spent down to each slope
     margin = 0.02 * residual + 4 * steps[-1] * np.sqrt(workers)
     for _ in range(40):
-        hi_pos, lo_pos = residual - margin, residual + margin
-        j_hi = int(np.searchsorted(cum, hi_pos, side="left"))
-        j_lo = int(np.searchsorted(cum, lo_pos, side="left"))
-        lam_hi = np.inf if hi_pos <= 0 or j_hi == 0 else float(slopes[j_hi - 1])
-        lam_lo = -np.inf if j_lo >= slopes.size else float(slopes[j_lo])
-        expected = (j_lo - j_hi + 1) * (n / rows.size)
+        lam_lo, lam_hi, between = slope_bracket(slopes, cum, residual - margin, residual + margin)
+        expected = between * (n / rows.size)
         cap = int(min(max(4 * expected, 1 << 16), n * (steps.size - 1) + 1))
         above, seg_s, seg_l, overflow = bracket_segments(table, p, delta, steps, count, lam_lo, lam_hi, cap)
         inside = int(seg_l.sum())

@@ -97,6 +97,17 @@ def evenly_spaced(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
 
 
+def slope_bracket(slopes: np.ndarray, cum: np.ndarray, hi_pos: float, lo_pos: float):
+    """Multipliers ``(lam_lo, lam_hi)`` around the slopes at which envelope segments, taken by
+    decreasing slope (`slopes`, with `cum` their running bit count), spend `hi_pos` and `lo_pos`
+    bits (``inf`` / ``-inf`` past either end), and how many segments lie between them (plus one)."""
+    j_hi = int(np.searchsorted(cum, hi_pos, side="left"))
+    j_lo = int(np.searchsorted(cum, lo_pos, side="left"))
+    lam_hi = np.inf if hi_pos <= 0 or j_hi == 0 else float(slopes[j_hi - 1])
+    lam_lo = -np.inf if j_lo >= slopes.size else float(slopes[j_lo])
+    return lam_lo, lam_hi, j_lo - j_hi + 1
+
+
 def to_level_index(offsets: np.ndarray, active: np.ndarray, layout: LevelLayout) -> np.ndarray:
     """Level indices from offsets above ``base`` (``active`` flags non-idle workers)."""
     return np.where(active, offsets + layout.offset, 0).astype(np.int64)
@@ -108,6 +119,7 @@ __all__ = [
     "level_layout",
     "reliability_order",
     "residuals_by_k",
+    "slope_bracket",
     "to_level_index",
     "top_k_setup",
 ]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import InputError
-from .common import evenly_spaced, level_layout, residuals_by_k, to_level_index, top_k_setup
+from .common import evenly_spaced, level_layout, residuals_by_k, slope_bracket, to_level_index, top_k_setup
 from .registry import register_allocator
 
 
@@ -480,12 +480,8 @@ def _bracket(table, p, delta, rows, width, residual, widen):
     order = np.argsort(-slopes, kind="stable")
     slopes = slopes[order]
     cum = np.cumsum(lengths[order])
-    hi_pos, lo_pos = residual - margin, residual + margin + room
-    j_hi = int(np.searchsorted(cum, hi_pos, side="left"))
-    j_lo = int(np.searchsorted(cum, lo_pos, side="left"))
-    lam_hi = np.inf if hi_pos <= 0 or j_hi == 0 else float(slopes[j_hi - 1])
-    lam_lo = -np.inf if j_lo >= slopes.size else float(slopes[j_lo])
-    cap = int(min(max(4 * (j_lo - j_hi + 1) * factor, 1 << 12) * widen, rows * top + 1))
+    lam_lo, lam_hi, between = slope_bracket(slopes, cum, residual - margin, residual + margin + room)
+    cap = int(min(max(4 * between * factor, 1 << 12) * widen, rows * top + 1))
     return lam_lo, lam_hi, cap
 
 
