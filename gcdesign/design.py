@@ -42,7 +42,7 @@ from .structure import UNBIASED_TOL, optimal_structure
 
 CONSTRUCTIONS = ("segment", "hub")
 ORDERS = ("grouped", "index")
-DEFAULT_ALLOCATOR = AUTO  # the exact DP where it is cheap, the heuristic beyond
+DEFAULT_ALLOCATOR = AUTO  # the exact DP where it is cheap, the certified solver beyond
 # The quantization model and bucket size design() optimizes for by default, chosen by
 # measured exact error (`gcdesign study quantization`, docs/studies/quantization.md).
 DEFAULT_QUANTIZATION = "raw"
@@ -284,8 +284,8 @@ def design(
         Alternative to `budget`: ``B = bits_per_worker * N`` (must be whole).
     allocator : str
         Bit allocation method (see :data:`gcdesign.allocation.ALLOCATORS`); the
-        default ``"auto"`` runs the exact DP where it is cheap and the heuristic
-        beyond (:func:`gcdesign.allocation.resolve_method`).
+        default ``"auto"`` runs the exact DP where it is cheap and the certified
+        solver beyond (:func:`gcdesign.allocation.resolve_method`).
     construction : {"segment", "hub"}
         Sparse layout of the optimal masses.
     order : {"grouped", "index"}

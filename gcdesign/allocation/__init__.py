@@ -269,7 +269,7 @@ def allocate_bits(
     method : str
         A name in :data:`ALLOCATORS` (``"equal"``, ``"dp"``, ``"heuristic"``, ...) or
         ``"auto"`` (default): the exact DP where it is cheap (``N R L <=``
-        :data:`DP_WORK_LIMIT` work units), the heuristic beyond.
+        :data:`DP_WORK_LIMIT` work units), the certified solver beyond.
     quantization : str, float or QuantizationModel
         The quantization model (``"tight"``, ``"raw"``, ``"balanced"``, ``"none"``, a number
         kappa on the raw bound, or a calibrated model; see
