@@ -39,6 +39,7 @@ from ..utility import utility_values
 
 # importing the solvers registers them (the baselines, certified, cpsat, dp, heuristic)
 from . import baselines, certified, cpsat, dp, heuristic  # noqa: F401
+from .dp import dp_work
 from .registry import (
     ALLOCATOR_OPTIONS,
     ALLOCATORS,
@@ -119,9 +120,7 @@ def resolve_method(method, n: int, budget: int, levels) -> str:
     ('dp', 'certified')
     """
     if method == AUTO:
-        levels = np.asarray(levels)
-        work = n * (int(budget) - n * int(levels[0])) * levels.size
-        return "dp" if work <= DP_WORK_LIMIT else "certified"
+        return "dp" if dp_work(n, budget, levels) <= DP_WORK_LIMIT else "certified"
     if not isinstance(method, str) or method not in ALLOCATORS:
         names = ", ".join(sorted([*ALLOCATORS, AUTO]))
         raise InputError(f"Unknown allocator {method!r}; choose one of: {names}.")

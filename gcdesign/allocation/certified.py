@@ -499,11 +499,10 @@ FALLBACK_DP_WORK = 50_000_000
 def _fallback(table, levels, budget):
     """An allocation when the proof does not close (level indices): the exact DP where it is
     affordable (it also says when no allocation spends the budget), the paper's heuristic above."""
-    from .dp import dp
+    from .dp import dp, dp_work
     from .heuristic import heuristic
 
-    n = table.shape[0]
-    work = n * (int(budget) - n * int(levels[0])) * len(levels)
+    work = dp_work(table.shape[0], budget, levels)
     index, _, _ = (dp if work <= FALLBACK_DP_WORK else heuristic)(table, np.asarray(levels), budget, {})
     return index
 

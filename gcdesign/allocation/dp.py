@@ -25,6 +25,11 @@ from .._validate import InputError
 from .registry import register_allocator
 
 
+def dp_work(n: int, budget: int, levels) -> int:
+    """The DP's work units ``N R L`` (workers x residual bits x levels) for `budget` over `levels`."""
+    return n * (int(budget) - n * int(levels[0])) * len(levels)
+
+
 def _choice_dtype(n_levels: int):
     return np.int8 if n_levels <= 127 else np.int16
 
@@ -106,4 +111,5 @@ __all__ = [
     "dp",
     "dp_reference",
     "dp_solve",
+    "dp_work",
 ]
