@@ -38,7 +38,7 @@ from .allocation import AUTO, Allocation, allocate_bits
 from .construction import count_components, group_workers, hub_layout, segment_layout
 from .profile import ClusterProfile
 from .quantization import QuantizationModel, error_factors
-from .structure import UNBIASED_TOL, optimal_structure
+from .structure import UNBIASED_TOL, error_bound, optimal_structure
 
 CONSTRUCTIONS = ("segment", "hub")
 ORDERS = ("grouped", "index")
@@ -445,11 +445,8 @@ def layout_error(design, straggler_probs) -> float:
     Under the design's own probabilities it is the design's bound.
     """
     p_hat = np.asarray(straggler_probs, dtype=np.float64)
-    decoding = _reweighted_decoding(design, p_hat)
-    row_sum = decoding * np.asarray(design.encoding.sum(axis=1)).ravel()
-    used = row_sum != 0
-    delta = np.asarray(design.delta, dtype=np.float64)
-    return float(np.sum((1 - p_hat[used]) * (p_hat[used] + delta[used]) * row_sum[used] ** 2))
+    row_sum = _reweighted_decoding(design, p_hat) * np.asarray(design.encoding.sum(axis=1)).ravel()
+    return error_bound(p_hat, design.delta, row_sum)
 
 
 def _reweighted_decoding(design, p_hat) -> np.ndarray:
