@@ -445,7 +445,11 @@ def layout_error(design, straggler_probs) -> float:
     Under the design's own probabilities it is the design's bound.
     """
     p_hat = np.asarray(straggler_probs, dtype=np.float64)
-    row_sum = _reweighted_decoding(design, p_hat) * np.asarray(design.encoding.sum(axis=1)).ravel()
+    return _layout_error(design, p_hat, _reweighted_decoding(design, p_hat))
+
+
+def _layout_error(design, p_hat, decoding) -> float:
+    row_sum = decoding * np.asarray(design.encoding.sum(axis=1)).ravel()
     return error_bound(p_hat, design.delta, row_sum)
 
 
@@ -466,14 +470,15 @@ def profile_like(design, straggler_probs) -> ClusterProfile:
 def reweight(design, straggler_probs):
     """`design` with its decoder re-weighted for `straggler_probs` (same layout, same bits; no data moves)."""
     p_hat = np.asarray(straggler_probs, dtype=np.float64)
+    decoding = _reweighted_decoding(design, p_hat)
     return assemble_design(
         profile_like(design, p_hat),
         design.encoding,
-        _reweighted_decoding(design, p_hat),
+        decoding,
         design.bits,
         design.budget,
         design.delta,
-        layout_error(design, p_hat),
+        _layout_error(design, p_hat, decoding),
         dict(design.options),
         quantization=design.quantization,
         bucket_size=design.bucket_size,
