@@ -71,6 +71,14 @@ def residuals_by_k(n: int, budget: int, layout: LevelLayout) -> tuple[np.ndarray
     return k[ok], res[ok]
 
 
+def rest_values(floor_utility: np.ndarray) -> np.ndarray:
+    """``rest_value[k]``: the utility of workers k..N-1 at their floor level (summed from the
+    last worker), N + 1 entries (``rest_value[N] = 0``)."""
+    rest_value = np.zeros(floor_utility.size + 1)
+    rest_value[:-1] = np.cumsum(floor_utility[::-1])[::-1]
+    return rest_value
+
+
 def top_k_setup(table: np.ndarray, levels: np.ndarray, budget: int, method: str):
     """What the top-k solvers share: ``(layout, order, active, rest_value, ks, residuals)``.
 
@@ -85,8 +93,7 @@ def top_k_setup(table: np.ndarray, levels: np.ndarray, budget: int, method: str)
         active = table  # rows already by reliability (as allocate_bits hands them): no copy
     else:
         active = np.ascontiguousarray(table[order, layout.offset :])
-    rest_value = np.zeros(n + 1)
-    rest_value[:n] = np.cumsum(table[order, 0][::-1])[::-1]
+    rest_value = rest_values(table[order, 0])
     ks, residuals = residuals_by_k(n, budget, layout)
     return layout, order, active, rest_value, ks, residuals
 
@@ -119,6 +126,7 @@ __all__ = [
     "level_layout",
     "reliability_order",
     "residuals_by_k",
+    "rest_values",
     "slope_bracket",
     "to_level_index",
     "top_k_setup",

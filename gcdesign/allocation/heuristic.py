@@ -32,7 +32,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import InputError
-from .common import evenly_spaced, level_layout, residuals_by_k, slope_bracket, to_level_index, top_k_setup
+from .common import (
+    evenly_spaced,
+    level_layout,
+    residuals_by_k,
+    rest_values,
+    slope_bracket,
+    to_level_index,
+    top_k_setup,
+)
 from .registry import register_allocator
 
 
@@ -368,8 +376,7 @@ def _scan(table, p, delta, lazy, layout, opts, ks, residuals, rest_value):
     if not table.shape[0]:
         table = utility_values(p[:, None], delta[None, layout.offset :])
     if rest_value is None:
-        rest_value = np.zeros(n + 1)
-        rest_value[:n] = np.cumsum(table[:, 0][::-1])[::-1]
+        rest_value = rest_values(table[:, 0])
     run = _windowed if opts["scan"] == "windowed" else _full_scan
     return run(table, rest_value, ks, residuals, segment_order(table), max_moves, opts["both"], opts["prune"],
                opts["window"])  # fmt: skip
