@@ -284,9 +284,10 @@ def closest_segment_layout(
         candidates += _cyclic_orders(active, y.size)
     seen, screened, complete = set(), [], True
     for order in candidates:
-        if tuple(order.tolist()) in seen:
+        order_key = tuple(order.tolist())
+        if order_key in seen:
             continue
-        seen.add(tuple(order.tolist()))
+        seen.add(order_key)
         cases = _offset_cases(y, order, partitions, snap_tol)
         if max_cases is not None and cases.size > max_cases:  # large N: evenly spread, 0 kept
             complete = False
