@@ -31,7 +31,7 @@ from gcdesign.cluster.torch import (  # noqa: E402
 from gcdesign.cluster.worker import held_partitions, partition_problem, shard_maker  # noqa: E402
 from gcdesign.construction import moved_partitions  # noqa: E402
 from gcdesign.torch.task import TorchShard  # noqa: E402
-from gcdesign.training import gd, synthetic_problem  # noqa: E402
+from gcdesign.training import gd  # noqa: E402
 
 P4 = np.array([0.1, 0.25, 0.4, 0.6])
 DEADLINE, SHIFT, UNIT, ROUNDS, SWITCH, SEED = 1.0, 0.4, 0.2, 7, 1, 11
@@ -95,14 +95,8 @@ def _engine_run(transport, code, schedule, w):
 
 
 @pytest.fixture(scope="module")
-def problem():
-    return synthetic_problem("logistic", partitions=4, n_samples=200, n_features=6, rng=0, solve=False)
-
-
-@pytest.fixture(scope="module")
-def session(problem):
+def session(problem, code):
     """One gloo group (2 host ranks), two runs switching designs after round 0: a harness problem, a task."""
-    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
     new, fresh = switch(code)
     task = small_task(n=80)
     tcode = design(ClusterProfile(P4, dim=task.dim), bits_per_worker=6)
@@ -215,9 +209,8 @@ def test_the_dask_transport_on_the_same_schedule_gives_the_same_run(session, pro
         assert np.array_equal(estimates[r], ours["estimates"][r]), r
 
 
-def test_gradient_estimates_follow_a_schedule(problem, threads_client):
+def test_gradient_estimates_follow_a_schedule(problem, code, threads_client):
     """gradient_estimates(..., adapt=): after the switch each estimate is the new design's."""
-    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
     new, fresh = switch(code)
     w = problem.initial_point()
     estimates, h = gcluster.gradient_estimates(
@@ -286,8 +279,7 @@ def test_a_torch_shard_reads_only_its_partitions_and_reshards():
             assert torch.equal(after.coded_gradient(i, w, 0, 5), full_new.coded_gradient(i, w, 0, 5))
 
 
-def test_numpy_shards_rebuild_the_partition_problem_bit_for_bit(problem):
-    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
+def test_numpy_shards_rebuild_the_partition_problem_bit_for_bit(problem, code):
     new, _ = switch(code)
     makers = NumpyShards(code, problem, None, None)
     shard = makers([0, 2])
@@ -310,11 +302,10 @@ def test_adapt_on_torch_refuses_an_infinite_deadline():
 
 
 @pytest.mark.slow
-def test_adapt_redesigns_on_torch_when_a_worker_slows_down(problem):
+def test_adapt_redesigns_on_torch_when_a_worker_slows_down(problem, code):
     """The online adapter (not a script) over gloo: the slowed worker loses mass, data moves."""
     from gcdesign.cluster.adaptive import AdaptOptions
 
-    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
     rounds = 40
     table = np.tile(gcluster.delay_rates(P4, deadline=2.0, shift=1.0), (rounds, 1))
     table[12:, 0] = 1e-3  # the drift test compares with the worker's own rounds: 12 before the change
