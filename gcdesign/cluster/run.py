@@ -86,13 +86,13 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
     adapter = make_adapter(scheme, run.get("adapt"), deadline)
     problem, gradient_fn, w = _source(source, scheme, run["x0"])
     seed = int(np.random.default_rng(run["rng"]).integers(2**63))
-    make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
     if backend == "torch":  # torch.distributed (gcdesign.torch); a torchrun host rank yields None
         from .torch import NumpyShards, torch_transport
 
         shards = NumpyShards(scheme, problem, gradient_fn, run["batch_size"])
         opened = torch_transport(scheme, shards, w, workers=workers, seed=seed, batch_size=run["batch_size"])
     else:
+        make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
         opened = _dask_transport(scheme, make_shard, w, workers, scheduler, run["replace_workers"])
     with opened as transport:
         if transport is None:
