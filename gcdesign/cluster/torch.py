@@ -86,7 +86,16 @@ from ..torch.task import TorchShard, TorchTask
 from .emulation import latency_settings, load_settings
 from .engine import Arrival, Engine, RoundOrder
 from .history import ClusterHistory, record_fields
-from .worker import Reply, held_partitions, partition_problem, reshard, shard_maker, warm_up, work_round
+from .worker import (
+    Reply,
+    held_partitions,
+    lacking_partitions,
+    partition_problem,
+    reshard,
+    shard_maker,
+    warm_up,
+    work_round,
+)
 
 _TAG_SPACE = 1 << 30
 _REPLY_HEAD = 16  # bytes: start offset and compute seconds, two float64
@@ -347,10 +356,8 @@ class TorchTransport:
         for h, logical in self.hosted.items():
             if h in self.dead:
                 continue
-            had = set(held_partitions(self.scheme.encoding, logical))
-            missing = [j for j in held_partitions(scheme.encoding, logical) if j not in had]
             parts, tensors = [], []
-            for j in missing:
+            for j in lacking_partitions(self.scheme.encoding, scheme.encoding, logical):
                 data = self.source.partition_data(j)
                 if data is None:  # a gradient function: the hosts hold no data
                     continue
