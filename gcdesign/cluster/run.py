@@ -21,8 +21,8 @@ from ..training import Optimizer, Problem, gd, second_moment_shrinkage
 from ..training.optimizers import make_step
 from .dask import DaskTransport, dask_client
 from .emulation import latency_settings, load_settings
-from .engine import Engine
-from .history import ClusterHistory, iterate_metrics, record_fields
+from .engine import run_engine
+from .history import ClusterHistory, iterate_metrics
 from .worker import shard_maker
 
 
@@ -97,9 +97,12 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
     with opened as transport:
         if transport is None:
             return None
-        engine = Engine(
+        iterates, estimates, fields = run_engine(
             transport,
             scheme,
+            w,
+            rounds,
+            update,
             time_unit=time_unit,
             deadline=deadline,
             rates=rates,
@@ -108,8 +111,6 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
             load_cost=load_cost,
             adapter=adapter,
         )
-        iterates, estimates, rec = engine.run(w, rounds, update)
-    fields = record_fields(scheme, rec, time_unit=time_unit, deadline=deadline, shift=shift)
     return problem, np.array(iterates), np.array(estimates), fields
 
 

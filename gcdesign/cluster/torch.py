@@ -84,8 +84,8 @@ from ..schemes import check_scheme
 from ..torch.codec import flat_params, set_flat_grad, set_flat_params
 from ..torch.task import TorchShard, TorchTask
 from .emulation import latency_settings, load_settings
-from .engine import Arrival, Engine, RoundOrder
-from .history import ClusterHistory, record_fields
+from .engine import Arrival, RoundOrder, run_engine
+from .history import ClusterHistory
 from .worker import (
     Reply,
     held_partitions,
@@ -873,9 +873,12 @@ def run_master(
     source = TorchShards(task, scheme, batch_size) if source is None else source
     transport = TorchTransport(scheme, w0, seed=seed, batch_size=batch_size, source=source)
     try:
-        engine = Engine(
+        iterates, _, fields = run_engine(
             transport,
             scheme,
+            w0,
+            rounds,
+            update,
             time_unit=time_unit,
             deadline=deadline,
             rates=rates,
@@ -884,12 +887,10 @@ def run_master(
             load_cost=load_cost,
             adapter=adapter,
         )
-        iterates, _, record = engine.run(w0, rounds, update)
     finally:
         transport.close()
     metrics = np.array([task.evaluate(w) for w in iterates])
     set_flat_params(model, torch.from_numpy(iterates[-1]))
-    fields = record_fields(scheme, record, time_unit=time_unit, deadline=deadline, shift=shift)
     accuracy = metrics[:, 1]
     return ClusterHistory(
         optimizer=type(opt).__name__,
