@@ -78,6 +78,7 @@ import torch
 import torch.distributed as dist
 
 from .. import runtime
+from .._files import parse_json
 from .._validate import InputError, positive_int
 from ..io import design_from_dict, design_to_dict
 from ..schemes import check_scheme
@@ -146,10 +147,11 @@ def pack_tensors(meta: dict, tensors) -> torch.Tensor:
 
 
 def unpack_tensors(buf: torch.Tensor) -> tuple[dict, list[torch.Tensor]]:
-    """``(meta, tensors)`` of :func:`pack_tensors`'s bytes (each tensor a copy of its own)."""
+    """``(meta, tensors)`` of :func:`pack_tensors`'s bytes (each tensor a copy of its own; the
+    head is read as strictly as a design file, :func:`gcdesign._files.parse_json`)."""
     raw = buf.numpy()
     size = int(raw[:8].view("<u8")[0])
-    meta = json.loads(bytes(raw[8 : 8 + size]))
+    meta = parse_json(bytes(raw[8 : 8 + size]).decode(), what="the head of a torch message")
     pos, out = 8 + size, []
     for entry in meta.pop("tensors"):
         dtype = getattr(torch, str(entry["dtype"]), None)
