@@ -84,7 +84,7 @@ from ..io import design_from_dict, design_to_dict
 from ..schemes import check_scheme
 from ..torch.codec import flat_params, set_flat_grad, set_flat_params
 from ..torch.task import TorchShard, TorchTask
-from .emulation import latency_settings, load_settings
+from .emulation import load_settings, timing_settings
 from .engine import Arrival, RoundOrder, run_engine
 from .history import ClusterHistory
 from .worker import (
@@ -725,10 +725,9 @@ def train(
         raise InputError(f"`task` must be a gcdesign.torch.TorchTask, got {type(task).__name__}.")
     scheme = check_scheme(scheme)
     rounds = positive_int("rounds", rounds)
-    time_unit = float(time_unit)
-    if not (math.isfinite(time_unit) and time_unit > 0):
-        raise InputError(f"`time_unit` must be a finite number of seconds > 0, got {time_unit!r}.")
-    deadline, shift, rates = latency_settings(scheme, deadline, shift, rates, emulate, rounds)
+    time_unit, deadline, shift, rates = timing_settings(
+        scheme, deadline, time_unit, shift, rates, emulate, rounds
+    )
     load_cost = load_settings(load_cost, scheme.encoding.shape[0], emulate)
     task.partition_of(scheme.encoding.shape[1])  # K against the data, before any process starts
     if batch_size is not None:
