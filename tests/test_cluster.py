@@ -66,6 +66,8 @@ def test_delay_rates_reproduce_the_profile():
         ({"deadline": 2.0, "rates": [1.0, 2.0]}, "`rates`"),
         ({"deadline": 2.0, "rounds": 0}, "`rounds`"),
         ({"deadline": 2.0, "time_unit": -1.0}, "`time_unit`"),
+        ({"deadline": "soon"}, "`deadline`"),
+        ({"deadline": 1e308}, "too long a round"),
         ({"deadline": 2.0, "optimizer": "gd"}, "`optimizer`"),
     ],
 )

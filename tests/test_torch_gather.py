@@ -190,6 +190,18 @@ def test_torch_backend_refuses_a_scheduler():
         gcluster.train(task, code, backend="mpi", deadline=1.0, rounds=1)
 
 
+def test_torch_task_rounds_are_checked_as_the_dask_ones():
+    import gcdesign.cluster as gcluster
+    from gcdesign._validate import InputError
+
+    task = small_task()
+    code = design(ClusterProfile([0.1, 0.2], dim=task.dim, partitions=2), 8, allocator="equal")
+    with pytest.raises(InputError, match="too long a round"):  # before any process starts
+        gcluster.train(task, code, backend="torch", deadline=1e308, rounds=1)
+    with pytest.raises(InputError, match="`time_unit`"):
+        gcluster.train(task, code, backend="torch", deadline=1.0, rounds=1, time_unit=0.0)
+
+
 def test_the_quantizer_stream_tag_is_the_clusters():
     from gcdesign.cluster.emulation import QUANTIZE
     from gcdesign.torch import task
