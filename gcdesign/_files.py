@@ -243,6 +243,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _orphans(directory, pattern: re.Pattern) -> list[os.DirEntry]:
+    """The entries of `directory` named by `pattern` whose process (its group 1) has exited."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    return [
+        entry
+        for entry in entries
+        if (match := pattern.fullmatch(entry.name)) and not _pid_alive(int(match.group(1)))
+    ]
+
+
 def remove_stale_temporaries(path) -> list[Path]:
     """Remove the temporary files an interrupted write to `path` left behind (see module docstring).
 
@@ -253,14 +266,7 @@ def remove_stale_temporaries(path) -> list[Path]:
     directory = path.parent
     pattern = _temp_pattern(_temp_stem(path.name, _name_max(directory)))
     removed = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if not match or _pid_alive(int(match.group(1))):
-            continue
+    for entry in _orphans(directory, pattern):
         try:
             if entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
@@ -367,13 +373,8 @@ def remove_stale_stages(out, name: str) -> list[Path]:
     import shutil
 
     removed = []
-    try:
-        entries = list(os.scandir(out))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _stage_pattern(name).fullmatch(entry.name)
-        if match and not _pid_alive(int(match.group(1))) and entry.is_dir(follow_symlinks=False):
+    for entry in _orphans(out, _stage_pattern(name)):
+        if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed

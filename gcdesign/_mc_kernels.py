@@ -153,6 +153,15 @@ def _fill_zero(start, stop, at, w, thr, lo, hi, row):  # pragma: no cover - comp
 
 
 @njit(inline="always")
+def _drawn(thr, lo, hi, row, k, z):  # pragma: no cover - compiled
+    """``Q_k`` of the tables row `row` drawn with the uniform of splitmix64 state `z`."""
+    m = mix_bits(z)
+    a = lo[row, k]
+    b = hi[row, k]
+    return b if m < thr[row, k] else a
+
+
+@njit(inline="always")
 def _draw(thr, lo, hi, row, out, n, key, at, w, first, weighted):  # pragma: no cover - compiled
     """``out[k] (+)= w Q_k`` for the block's `n` coordinates of one message (tables row `row`).
 
@@ -165,32 +174,20 @@ def _draw(thr, lo, hi, row, out, n, key, at, w, first, weighted):  # pragma: no 
     if weighted:
         if first:
             for k in range(n):
-                m = mix_bits(z)
+                out[k] = 0.0 + _drawn(thr, lo, hi, row, k, z)
                 z += GOLDEN
-                a = lo[row, k]
-                b = hi[row, k]
-                out[k] = 0.0 + (b if m < thr[row, k] else a)
         else:
             for k in range(n):
-                m = mix_bits(z)
+                out[k] += _drawn(thr, lo, hi, row, k, z)
                 z += GOLDEN
-                a = lo[row, k]
-                b = hi[row, k]
-                out[k] += b if m < thr[row, k] else a
     elif first:
         for k in range(n):
-            m = mix_bits(z)
+            out[k] = 0.0 + w * _drawn(thr, lo, hi, row, k, z)
             z += GOLDEN
-            a = lo[row, k]
-            b = hi[row, k]
-            out[k] = 0.0 + w * (b if m < thr[row, k] else a)
     else:
         for k in range(n):
-            m = mix_bits(z)
+            out[k] += w * _drawn(thr, lo, hi, row, k, z)
             z += GOLDEN
-            a = lo[row, k]
-            b = hi[row, k]
-            out[k] += w * (b if m < thr[row, k] else a)
 
 
 @njit()

@@ -123,7 +123,7 @@ def moved_partitions(previous, encoding) -> int:
 
 def _moved_count(previous_mask: sp.csr_array, encoding: sp.csr_array) -> int:
     """:func:`moved_partitions` with sparse arithmetic (the search evaluates hundreds of layouts)."""
-    new = (encoding != 0).astype(np.int8)
+    new = _pattern(encoding, np.int8)
     return int(new.nnz - new.multiply(previous_mask).nnz)
 
 
@@ -270,8 +270,7 @@ def closest_segment_layout(
     """
     y = np.asarray(row_mass, dtype=np.float64)
     previous = sp.csr_array(previous)
-    mask = (previous != 0).astype(np.int8)
-    mask.eliminate_zeros()
+    mask = _pattern(previous, np.int8)
     old_order, old_offset = segment_geometry(previous)
     if not relabel:
         return _rigid_closest(
@@ -285,9 +284,10 @@ def closest_segment_layout(
         candidates += _cyclic_orders(active, y.size)
     seen, screened, complete = set(), [], True
     for order in candidates:
-        if tuple(order.tolist()) in seen:
+        order_key = tuple(order.tolist())
+        if order_key in seen:
             continue
-        seen.add(tuple(order.tolist()))
+        seen.add(order_key)
         cases = _offset_cases(y, order, partitions, snap_tol)
         if max_cases is not None and cases.size > max_cases:  # large N: evenly spread, 0 kept
             complete = False
@@ -498,8 +498,7 @@ class _ColumnAssignment:
     def __init__(self, layout: sp.csr_array, old_types):
         from ortools.graph.python import min_cost_flow
 
-        pattern = (layout != 0).astype(np.int8)
-        pattern.eliminate_zeros()
+        pattern = _pattern(layout, np.int8)
         self.nnz = int(pattern.nnz)
         self.new_ids, new_member, new_keys = _holder_types(pattern)
         self.old_ids, old_member, old_keys = old_types
@@ -675,7 +674,7 @@ def closest_layout(row_mass, partitions: int, previous, *, orders=(), polish_tim
     info = dict(info, segment_moved=info["moved"], polished=False)
     if polish_time <= 0 or info["moved"] == 0:
         return layout, info
-    pairs = (sp.csr_array(previous) != 0).astype(np.int8) + (layout != 0).astype(np.int8)
+    pairs = _pattern(previous, np.int8) + _pattern(layout, np.int8)
     polished, milp = closest_layout_milp(row_mass, partitions, previous, pairs=pairs, time_limit=polish_time)
     if polished is not None and milp["moved"] < info["moved"]:
         info.update(moved=milp["moved"], polished=True)
@@ -754,10 +753,10 @@ def is_forest(encoding) -> bool:
     return pattern.nnz == n + k - count_components(pattern)
 
 
-def _pattern(encoding) -> sp.csr_array:
+def _pattern(encoding, dtype=np.float64) -> sp.csr_array:
     """The 0/1 edge pattern of the nonzero entries (stored zeros are not edges; input untouched)."""
     enc = sp.csr_array(encoding)
-    nonzero = (enc.data != 0).astype(np.float64)
+    nonzero = (enc.data != 0).astype(dtype)
     pattern = sp.csr_array((nonzero, enc.indices.copy(), enc.indptr.copy()), shape=enc.shape)
     pattern.eliminate_zeros()
     return pattern

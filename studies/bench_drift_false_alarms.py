@@ -39,12 +39,11 @@ class _Watched:
 
 def main(rounds: int = 1000, seed: int = 7) -> dict:
     from gcdesign import design
-    from gcdesign.cluster import train
     from gcdesign.cluster.adaptive import Adapter, AdaptOptions, rate_interval
     from gcdesign.cluster.dask import dask_client
     from gcdesign.profile import ClusterProfile
-    from gcdesign.studies.drift import DEADLINE, SHIFT, initial_probs, rate_schedule
-    from gcdesign.training import digits_mlp_problem, gd
+    from gcdesign.studies.drift import initial_probs, rate_schedule, train_run
+    from gcdesign.training import digits_mlp_problem
 
     n = 12
     problem = digits_mlp_problem(hidden=[32], partitions=n, rng=0)
@@ -58,21 +57,8 @@ def main(rounds: int = 1000, seed: int = 7) -> dict:
 
     started = time.time()
     with dask_client(2) as client:
-        hist = train(
-            grads,
-            code,
-            x0=problem.initial_point(),
-            loss=problem.loss,
-            workers=client,
-            deadline=DEADLINE,
-            shift=SHIFT,
-            rates=rate_schedule("stationary", p0, rounds, rng=0),
-            rounds=rounds,
-            time_unit=0.25,
-            optimizer=gd(0.5),
-            rng=seed,
-            adapt=watch,
-        )
+        rates = rate_schedule("stationary", p0, rounds, rng=0)
+        hist = train_run(grads, problem, code, rates, workers=client, time_unit=0.25, rng=seed, adapt=watch)
     alarms = [r for r in adapter.records if r.cause == "alarm"]
     low, high = rate_interval(len(alarms), adapter.tested)
     late = ~hist.on_time

@@ -49,7 +49,8 @@ HERE = Path(__file__).resolve().parents[1]
 # ----------------------------------------------------------------- bare loops (the counterparts)
 def bare_kernels():
     import numba
-    from numba import njit
+
+    from gcdesign._jit import njit  # cache=False: numba.njit itself
 
     @njit(cache=False)
     def relax(src, dst, row, u, l):
@@ -79,15 +80,19 @@ def bare_kernels():
     mix1 = np.uint64(0xBF58476D1CE4E5B9)
     mix2 = np.uint64(0x94D049BB133111EB)
 
+    @njit(cache=False, inline="always")
+    def unit(z):
+        # splitmix64's finalizer of state z, as a uniform in [0, 1) (53 bits)
+        z = (z ^ (z >> np.uint64(30))) * mix1
+        z = (z ^ (z >> np.uint64(27))) * mix2
+        z = z ^ (z >> np.uint64(31))
+        return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
     @njit(cache=False)
     def rng_block(buf, key, base):
         # the kernel's uniforms, added into a bucket-sized buffer (no reduction: vectorizable)
         for j in range(buf.size):
-            z = key + (base + np.uint64(j) + np.uint64(1)) * golden
-            z = (z ^ (z >> np.uint64(30))) * mix1
-            z = (z ^ (z >> np.uint64(27))) * mix2
-            z = z ^ (z >> np.uint64(31))
-            buf[j] += (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+            buf[j] += unit(key + (base + np.uint64(j) + np.uint64(1)) * golden)
 
     @njit(cache=False)
     def rng_block_stepped(buf, key, base):
@@ -95,10 +100,7 @@ def bare_kernels():
         # draw loop does since its states form a Weyl sequence: the strictest counterpart
         z = key + (base + np.uint64(1)) * golden
         for j in range(buf.size):
-            x = (z ^ (z >> np.uint64(30))) * mix1
-            x = (x ^ (x >> np.uint64(27))) * mix2
-            x = x ^ (x >> np.uint64(31))
-            buf[j] += (x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+            buf[j] += unit(z)
             z += golden
 
     def make_loop(block):

@@ -25,3 +25,17 @@ def threads_client():
         distributed.Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """The cluster suites' problem: logistic regression, 200 samples of 6 features on 4 partitions."""
+    from gcdesign.training import synthetic_problem
+
+    return synthetic_problem("logistic", partitions=4, n_samples=200, n_features=6, rng=0, solve=False)
+
+
+@pytest.fixture(scope="module")
+def code(problem):
+    """The cluster suites' design: `problem` on 4 workers of straggling probabilities 0.1 to 0.6, B/N = 6."""
+    return gcdesign.design(gcdesign.ClusterProfile([0.1, 0.25, 0.4, 0.6], dim=problem.dim), bits_per_worker=6)

@@ -24,16 +24,6 @@ distributed = pytest.importorskip("distributed")
 P4 = np.array([0.1, 0.25, 0.4, 0.6])
 
 
-@pytest.fixture(scope="module")
-def problem():
-    return synthetic_problem("logistic", partitions=4, n_samples=200, n_features=6, rng=0, solve=False)
-
-
-@pytest.fixture(scope="module")
-def code(problem):
-    return design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
-
-
 # ---------------------------------------------------------------- no cluster needed
 def test_partition_problem_reproduces_the_partition_gradients():
     prob = synthetic_problem("softmax", partitions=7, n_samples=150, n_features=5, rng=1, solve=False)
@@ -76,6 +66,8 @@ def test_delay_rates_reproduce_the_profile():
         ({"deadline": 2.0, "rates": [1.0, 2.0]}, "`rates`"),
         ({"deadline": 2.0, "rounds": 0}, "`rounds`"),
         ({"deadline": 2.0, "time_unit": -1.0}, "`time_unit`"),
+        ({"deadline": "soon"}, "`deadline`"),
+        ({"deadline": 1e308}, "too long a round"),
         ({"deadline": 2.0, "optimizer": "gd"}, "`optimizer`"),
     ],
 )

@@ -7,26 +7,16 @@ import numpy as np
 import pytest
 
 import gcdesign.cluster as gcluster
-from gcdesign import ClusterProfile, design
+from gcdesign import ClusterProfile
 from gcdesign._validate import InputError
 from gcdesign.cluster.adaptive import AdaptOptions, Schedule, closest_redesign, fresh_design
 from gcdesign.cluster.emulation import emulated_delays, round_delays
 from gcdesign.construction import moved_partitions
 from gcdesign.runtime import partitions_of
 from gcdesign.schemes import make_scheme
-from gcdesign.training import gd, synthetic_problem
+from gcdesign.training import gd
 
 P4 = np.array([0.1, 0.25, 0.4, 0.6])
-
-
-@pytest.fixture(scope="module")
-def problem():
-    return synthetic_problem("logistic", partitions=4, n_samples=200, n_features=6, rng=0, solve=False)
-
-
-@pytest.fixture(scope="module")
-def code(problem):
-    return design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
 
 
 def _held_by_worker(client):

@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch_tasks import small_task  # noqa: E402
+
 import gcdesign.cluster as gcluster  # noqa: E402
 from gcdesign import ClusterProfile, design, runtime  # noqa: E402
 from gcdesign._validate import InputError  # noqa: E402
@@ -28,21 +30,12 @@ from gcdesign.cluster.torch import (  # noqa: E402
 )
 from gcdesign.cluster.worker import held_partitions, partition_problem, shard_maker  # noqa: E402
 from gcdesign.construction import moved_partitions  # noqa: E402
-from gcdesign.torch.task import TorchShard, TorchTask  # noqa: E402
-from gcdesign.training import gd, synthetic_problem  # noqa: E402
+from gcdesign.torch.task import TorchShard  # noqa: E402
+from gcdesign.training import gd  # noqa: E402
 
 P4 = np.array([0.1, 0.25, 0.4, 0.6])
 DEADLINE, SHIFT, UNIT, ROUNDS, SWITCH, SEED = 1.0, 0.4, 0.2, 7, 1, 11
 HOSTS = 2  # host ranks: logical worker i on rank 1 + i mod 2, as Dask worker i mod 2 of two
-
-
-def small_task(seed=0, n=80):
-    gen = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, 6, generator=gen)
-    y = (X[:, 0] + 0.5 * X[:, 1] > 0).long()
-    torch.manual_seed(seed)
-    model = torch.nn.Linear(6, 2)
-    return TorchTask(model, torch.nn.CrossEntropyLoss(reduction="none"), torch.utils.data.TensorDataset(X, y))
 
 
 def switch(code):
@@ -102,16 +95,10 @@ def _engine_run(transport, code, schedule, w):
 
 
 @pytest.fixture(scope="module")
-def problem():
-    return synthetic_problem("logistic", partitions=4, n_samples=200, n_features=6, rng=0, solve=False)
-
-
-@pytest.fixture(scope="module")
-def session(problem):
+def session(problem, code):
     """One gloo group (2 host ranks), two runs switching designs after round 0: a harness problem, a task."""
-    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
     new, fresh = switch(code)
-    task = small_task()
+    task = small_task(n=80)
     tcode = design(ClusterProfile(P4, dim=task.dim), bits_per_worker=6)
     tnew, tfresh = switch(tcode)
     w, tw = problem.initial_point(), task.initial_point()
@@ -222,9 +209,8 @@ def test_the_dask_transport_on_the_same_schedule_gives_the_same_run(session, pro
         assert np.array_equal(estimates[r], ours["estimates"][r]), r
 
 
-def test_gradient_estimates_follow_a_schedule(problem, threads_client):
+def test_gradient_estimates_follow_a_schedule(problem, code, threads_client):
     """gradient_estimates(..., adapt=): after the switch each estimate is the new design's."""
-    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
     new, fresh = switch(code)
     w = problem.initial_point()
     estimates, h = gcluster.gradient_estimates(
@@ -272,7 +258,7 @@ def test_pack_tensors_round_trip_every_dtype():
 
 
 def test_a_torch_shard_reads_only_its_partitions_and_reshards():
-    task = small_task()
+    task = small_task(n=80)
     code = design(ClusterProfile(P4, dim=task.dim), bits_per_worker=6)
     new, _ = switch(code)
     makers = TorchShards(task, code)
@@ -293,8 +279,7 @@ def test_a_torch_shard_reads_only_its_partitions_and_reshards():
             assert torch.equal(after.coded_gradient(i, w, 0, 5), full_new.coded_gradient(i, w, 0, 5))
 
 
-def test_numpy_shards_rebuild_the_partition_problem_bit_for_bit(problem):
-    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
+def test_numpy_shards_rebuild_the_partition_problem_bit_for_bit(problem, code):
     new, _ = switch(code)
     makers = NumpyShards(code, problem, None, None)
     shard = makers([0, 2])
@@ -310,18 +295,17 @@ def test_numpy_shards_rebuild_the_partition_problem_bit_for_bit(problem):
 
 
 def test_adapt_on_torch_refuses_an_infinite_deadline():
-    task = small_task()
+    task = small_task(n=80)
     code = design(ClusterProfile(P4, dim=task.dim), bits_per_worker=6)
     with pytest.raises(InputError, match="finite `deadline`"):
         gcluster.train(task, code, backend="torch", deadline=np.inf, rates=np.ones(4), rounds=2, adapt=True)
 
 
 @pytest.mark.slow
-def test_adapt_redesigns_on_torch_when_a_worker_slows_down(problem):
+def test_adapt_redesigns_on_torch_when_a_worker_slows_down(problem, code):
     """The online adapter (not a script) over gloo: the slowed worker loses mass, data moves."""
     from gcdesign.cluster.adaptive import AdaptOptions
 
-    code = design(ClusterProfile(P4, dim=problem.dim), bits_per_worker=6)
     rounds = 40
     table = np.tile(gcluster.delay_rates(P4, deadline=2.0, shift=1.0), (rounds, 1))
     table[12:, 0] = 1e-3  # the drift test compares with the worker's own rounds: 12 before the change

@@ -10,6 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch_tasks import small_task  # noqa: E402
+
 from gcdesign import ClusterProfile, design, runtime  # noqa: E402
 from gcdesign.cluster.emulation import delay_rates  # noqa: E402
 from gcdesign.cluster.engine import Engine  # noqa: E402
@@ -22,18 +24,8 @@ from gcdesign.cluster.torch import (  # noqa: E402
     torch_shard,
 )
 from gcdesign.torch import decode as torch_decode  # noqa: E402
-from gcdesign.torch.task import TorchTask  # noqa: E402
 
 DEADLINE, SHIFT, UNIT, ROUNDS = 1.0, 0.5, 0.25, 6
-
-
-def small_task(seed=0, n=96):
-    gen = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, 6, generator=gen)
-    y = (X[:, 0] + 0.5 * X[:, 1] > 0).long()
-    torch.manual_seed(seed)
-    model = torch.nn.Linear(6, 2)
-    return TorchTask(model, torch.nn.CrossEntropyLoss(reduction="none"), torch.utils.data.TensorDataset(X, y))
 
 
 class Recording(TorchTransport):
@@ -196,6 +188,18 @@ def test_torch_backend_refuses_a_scheduler():
         gcluster.train(task, code, backend="torch", scheduler="tcp://x:1", deadline=1.0, rounds=1)
     with pytest.raises(InputError, match="backend"):
         gcluster.train(task, code, backend="mpi", deadline=1.0, rounds=1)
+
+
+def test_torch_task_rounds_are_checked_as_the_dask_ones():
+    import gcdesign.cluster as gcluster
+    from gcdesign._validate import InputError
+
+    task = small_task()
+    code = design(ClusterProfile([0.1, 0.2], dim=task.dim, partitions=2), 8, allocator="equal")
+    with pytest.raises(InputError, match="too long a round"):  # before any process starts
+        gcluster.train(task, code, backend="torch", deadline=1e308, rounds=1)
+    with pytest.raises(InputError, match="`time_unit`"):
+        gcluster.train(task, code, backend="torch", deadline=1.0, rounds=1, time_unit=0.0)
 
 
 def test_the_quantizer_stream_tag_is_the_clusters():

@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .._validate import InputError
 from ..parallel import connect_scheduler, process_count
 from .engine import Arrival, RoundOrder
-from .worker import Reply, held_partitions, reshard, warm_up, work_round
+from .worker import Reply, held_partitions, lacking_partitions, reshard, warm_up, work_round
 
 #: Seconds between two polls of the scheduler for workers that left or joined.
 LIVENESS_INTERVAL = 0.25
@@ -269,8 +269,7 @@ class DaskTransport:
         for address, shard in list(self.shards.items()):
             logical = [i for i in range(self.n) if self.where[i] == address]
             keep = held_partitions(scheme.encoding, logical)
-            missing = sorted(set(keep) - set(held_partitions(old.encoding, logical)))
-            new_parts = self.make_shard.parts(missing)
+            new_parts = self.make_shard.parts(lacking_partitions(old.encoding, scheme.encoding, logical))
             payload = None
             if new_parts:
                 sent += len(new_parts)

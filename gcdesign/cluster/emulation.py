@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .._validate import InputError
+from .._validate import MAX_WAIT_SECONDS, InputError
 
 #: Stream tags of :func:`counter_rng`: the emulated delay of ``(round, worker)``, the
 #: quantizer's uniforms of ``(round, worker)``, the mini-batch of ``(round, partition)``.
@@ -107,6 +107,23 @@ def latency_settings(
     return deadline, shift, rates
 
 
+def timing_settings(
+    scheme, deadline, time_unit, shift, rates, emulate, rounds: int | None = None
+) -> tuple[float, float, float, np.ndarray | None]:
+    """Checked ``(time_unit, deadline, shift, rates)`` of a run (:func:`latency_settings`):
+    `time_unit` finite seconds > 0, and a round of at most ``MAX_WAIT_SECONDS``."""
+    time_unit = float(time_unit)
+    if not (math.isfinite(time_unit) and time_unit > 0):
+        raise InputError(f"`time_unit` must be a finite number of seconds > 0, got {time_unit!r}.")
+    deadline, shift, rates = latency_settings(scheme, deadline, shift, rates, emulate, rounds)
+    if math.isfinite(deadline) and deadline * time_unit > MAX_WAIT_SECONDS:
+        raise InputError(
+            f"`deadline` x `time_unit` = {deadline:g} x {time_unit:g} s is too long a round: at "
+            f"most {MAX_WAIT_SECONDS:g} s."
+        )
+    return time_unit, deadline, shift, rates
+
+
 def load_settings(load_cost, n: int, emulate: bool) -> np.ndarray | None:
     """Checked per-partition compute time :math:`c_i` (N,) of the emulated delays (None: off)."""
     if load_cost is None:
@@ -155,4 +172,5 @@ __all__ = [
     "latency_settings",
     "load_settings",
     "round_delays",
+    "timing_settings",
 ]

@@ -91,6 +91,7 @@ import numpy as np
 
 from .. import runtime
 from .emulation import round_delays
+from .history import record_fields
 from .worker import Reply
 
 #: Seconds between two looks at the transport while waiting for the deadline (the poll timeout).
@@ -380,6 +381,18 @@ class Engine:
         self.adaptation.append(record)
 
 
+def run_engine(transport, scheme, w, rounds: int, update: Callable, *, time_unit, deadline, shift, **options):
+    """`rounds` rounds of an :class:`Engine` on `transport` from `w` (`options`: its other keywords).
+
+    Returns ``(iterates, estimates, fields)``, `fields` the record's
+    :func:`~gcdesign.cluster.history.record_fields`: what both backends' entry points run.
+    """
+    engine = Engine(transport, scheme, time_unit=time_unit, deadline=deadline, shift=shift, **options)
+    iterates, estimates, record = engine.run(w, rounds, update)
+    fields = record_fields(scheme, record, time_unit=time_unit, deadline=deadline, shift=shift)
+    return iterates, estimates, fields
+
+
 def _loads(encoding) -> np.ndarray:
     """Partitions each logical worker holds (nonzero entries per row)."""
     import scipy.sparse as sp
@@ -395,4 +408,4 @@ def _layout_changed(old, new) -> bool:
     return a.shape != b.shape or (a != b).nnz > 0 or not np.array_equal(old.bits, new.bits)
 
 
-__all__ = ["POLL_INTERVAL", "Arrival", "Engine", "RoundOrder", "RoundRecord", "Transport"]
+__all__ = ["POLL_INTERVAL", "Arrival", "Engine", "RoundOrder", "RoundRecord", "Transport", "run_engine"]

@@ -15,14 +15,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._validate import MAX_WAIT_SECONDS, UNSET, InputError, choice, positive_int, renamed_keyword
+from .._validate import UNSET, InputError, choice, positive_int, renamed_keyword
 from ..schemes import check_scheme
 from ..training import Optimizer, Problem, gd, second_moment_shrinkage
 from ..training.optimizers import make_step
 from .dask import DaskTransport, dask_client
-from .emulation import latency_settings, load_settings
-from .engine import Engine
-from .history import ClusterHistory, iterate_metrics, record_fields
+from .emulation import load_settings, timing_settings
+from .engine import run_engine
+from .history import ClusterHistory, iterate_metrics
 from .worker import shard_maker
 
 
@@ -73,33 +73,30 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
     """Check, open the cluster, run the engine: ``(problem, iterates, estimates, record fields)``."""
     scheme = check_scheme(scheme)
     rounds = positive_int("rounds", rounds)
-    time_unit = float(time_unit)
-    if not (math.isfinite(time_unit) and time_unit > 0):
-        raise InputError(f"`time_unit` must be a finite number of seconds > 0, got {time_unit!r}.")
-    if math.isfinite(float(deadline)) and float(deadline) * time_unit > MAX_WAIT_SECONDS:
-        raise InputError(
-            f"`deadline` x `time_unit` = {float(deadline):g} x {time_unit:g} s is too long a round: at "
-            f"most {MAX_WAIT_SECONDS:g} s."
-        )
-    deadline, shift, rates = latency_settings(scheme, deadline, run["shift"], run["rates"], emulate, rounds)
+    time_unit, deadline, shift, rates = timing_settings(
+        scheme, deadline, time_unit, run["shift"], run["rates"], emulate, rounds
+    )
     load_cost = load_settings(run.get("load_cost"), scheme.encoding.shape[0], emulate)
     adapter = make_adapter(scheme, run.get("adapt"), deadline)
     problem, gradient_fn, w = _source(source, scheme, run["x0"])
     seed = int(np.random.default_rng(run["rng"]).integers(2**63))
-    make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
     if backend == "torch":  # torch.distributed (gcdesign.torch); a torchrun host rank yields None
         from .torch import NumpyShards, torch_transport
 
         shards = NumpyShards(scheme, problem, gradient_fn, run["batch_size"])
         opened = torch_transport(scheme, shards, w, workers=workers, seed=seed, batch_size=run["batch_size"])
     else:
+        make_shard = shard_maker(scheme, problem, gradient_fn, run["batch_size"])
         opened = _dask_transport(scheme, make_shard, w, workers, scheduler, run["replace_workers"])
     with opened as transport:
         if transport is None:
             return None
-        engine = Engine(
+        iterates, estimates, fields = run_engine(
             transport,
             scheme,
+            w,
+            rounds,
+            update,
             time_unit=time_unit,
             deadline=deadline,
             rates=rates,
@@ -108,8 +105,6 @@ def _run(source, scheme, *, update, workers, scheduler, deadline, rounds, time_u
             load_cost=load_cost,
             adapter=adapter,
         )
-        iterates, estimates, rec = engine.run(w, rounds, update)
-    fields = record_fields(scheme, rec, time_unit=time_unit, deadline=deadline, shift=shift)
     return problem, np.array(iterates), np.array(estimates), fields
 
 

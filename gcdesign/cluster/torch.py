@@ -78,15 +78,25 @@ import torch
 import torch.distributed as dist
 
 from .. import runtime
+from .._files import parse_json
 from .._validate import InputError, positive_int
 from ..io import design_from_dict, design_to_dict
 from ..schemes import check_scheme
 from ..torch.codec import flat_params, set_flat_grad, set_flat_params
 from ..torch.task import TorchShard, TorchTask
-from .emulation import latency_settings, load_settings
-from .engine import Arrival, Engine, RoundOrder
-from .history import ClusterHistory, record_fields
-from .worker import Reply, held_partitions, partition_problem, reshard, shard_maker, warm_up, work_round
+from .emulation import load_settings, timing_settings
+from .engine import Arrival, RoundOrder, run_engine
+from .history import ClusterHistory
+from .worker import (
+    Reply,
+    held_partitions,
+    lacking_partitions,
+    partition_problem,
+    reshard,
+    shard_maker,
+    warm_up,
+    work_round,
+)
 
 _TAG_SPACE = 1 << 30
 _REPLY_HEAD = 16  # bytes: start offset and compute seconds, two float64
@@ -137,10 +147,11 @@ def pack_tensors(meta: dict, tensors) -> torch.Tensor:
 
 
 def unpack_tensors(buf: torch.Tensor) -> tuple[dict, list[torch.Tensor]]:
-    """``(meta, tensors)`` of :func:`pack_tensors`'s bytes (each tensor a copy of its own)."""
+    """``(meta, tensors)`` of :func:`pack_tensors`'s bytes (each tensor a copy of its own; the
+    head is read as strictly as a design file, :func:`gcdesign._files.parse_json`)."""
     raw = buf.numpy()
     size = int(raw[:8].view("<u8")[0])
-    meta = json.loads(bytes(raw[8 : 8 + size]))
+    meta = parse_json(bytes(raw[8 : 8 + size]).decode(), what="the head of a torch message")
     pos, out = 8 + size, []
     for entry in meta.pop("tensors"):
         dtype = getattr(torch, str(entry["dtype"]), None)
@@ -347,10 +358,8 @@ class TorchTransport:
         for h, logical in self.hosted.items():
             if h in self.dead:
                 continue
-            had = set(held_partitions(self.scheme.encoding, logical))
-            missing = [j for j in held_partitions(scheme.encoding, logical) if j not in had]
             parts, tensors = [], []
-            for j in missing:
+            for j in lacking_partitions(self.scheme.encoding, scheme.encoding, logical):
                 data = self.source.partition_data(j)
                 if data is None:  # a gradient function: the hosts hold no data
                     continue
@@ -716,10 +725,9 @@ def train(
         raise InputError(f"`task` must be a gcdesign.torch.TorchTask, got {type(task).__name__}.")
     scheme = check_scheme(scheme)
     rounds = positive_int("rounds", rounds)
-    time_unit = float(time_unit)
-    if not (math.isfinite(time_unit) and time_unit > 0):
-        raise InputError(f"`time_unit` must be a finite number of seconds > 0, got {time_unit!r}.")
-    deadline, shift, rates = latency_settings(scheme, deadline, shift, rates, emulate, rounds)
+    time_unit, deadline, shift, rates = timing_settings(
+        scheme, deadline, time_unit, shift, rates, emulate, rounds
+    )
     load_cost = load_settings(load_cost, scheme.encoding.shape[0], emulate)
     task.partition_of(scheme.encoding.shape[1])  # K against the data, before any process starts
     if batch_size is not None:
@@ -866,9 +874,12 @@ def run_master(
     source = TorchShards(task, scheme, batch_size) if source is None else source
     transport = TorchTransport(scheme, w0, seed=seed, batch_size=batch_size, source=source)
     try:
-        engine = Engine(
+        iterates, _, fields = run_engine(
             transport,
             scheme,
+            w0,
+            rounds,
+            update,
             time_unit=time_unit,
             deadline=deadline,
             rates=rates,
@@ -877,12 +888,10 @@ def run_master(
             load_cost=load_cost,
             adapter=adapter,
         )
-        iterates, _, record = engine.run(w0, rounds, update)
     finally:
         transport.close()
     metrics = np.array([task.evaluate(w) for w in iterates])
     set_flat_params(model, torch.from_numpy(iterates[-1]))
-    fields = record_fields(scheme, record, time_unit=time_unit, deadline=deadline, shift=shift)
     accuracy = metrics[:, 1]
     return ClusterHistory(
         optimizer=type(opt).__name__,

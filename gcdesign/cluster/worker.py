@@ -116,6 +116,13 @@ def held_partitions(encoding, logical) -> list[int]:
     return sorted(held)
 
 
+def lacking_partitions(previous, encoding, logical) -> list[int]:
+    """The partitions the logical workers `logical` hold together under `encoding` and did not
+    under `previous` (sorted): what a machine hosting them receives on a redesign."""
+    had = set(held_partitions(previous, logical))
+    return [j for j in held_partitions(encoding, logical) if j not in had]
+
+
 @dataclass(frozen=True, eq=False)
 class ShardMaker:
     """``make(logical_workers) -> Shard`` of a run; also the data of given partitions (to move them)."""
@@ -196,6 +203,7 @@ __all__ = [
     "Shard",
     "ShardMaker",
     "held_partitions",
+    "lacking_partitions",
     "partition_problem",
     "reshard",
     "shard_maker",

@@ -145,6 +145,31 @@ def _partition_gradients(problem, theta, parts):
     return problem.partition_gradients(theta)[np.asarray(parts)]
 
 
+def train_run(grads, problem, code, rates, *, workers, time_unit, rng, adapt, backend="dask", accuracy=None):
+    """One run of the study's setting: `problem` by gradient descent (step 0.5) under the true rates
+    `rates` (rounds, N), at the study's deadline and shift; the cluster history."""
+    from ..cluster import train
+    from ..training import gd
+
+    return train(
+        grads,
+        code,
+        x0=problem.initial_point(),
+        loss=problem.loss,
+        accuracy=accuracy,
+        workers=workers,
+        backend=backend,
+        deadline=DEADLINE,
+        shift=SHIFT,
+        rates=rates,
+        rounds=rates.shape[0],
+        time_unit=time_unit,
+        optimizer=gd(0.5),
+        rng=rng,
+        adapt=adapt,
+    )
+
+
 @contextlib.contextmanager
 def _workers(backend: str):
     """`workers=` of the runs: one 2-process Dask cluster for all, or 2 torch host ranks per run."""
@@ -162,10 +187,10 @@ def run(
 ) -> StudyResult:
     from .. import design
     from .._validate import choice
-    from ..cluster import time_to_loss, train
+    from ..cluster import time_to_loss
     from ..cluster.adaptive import Adapter, AdaptOptions, false_alarm_rate, rate_interval
     from ..profile import ClusterProfile
-    from ..training import digits_mlp_problem, gd, seeds
+    from ..training import digits_mlp_problem, seeds
 
     choice("backend", backend, ("dask", "torch"))
     cfg = setting(quick)
@@ -194,22 +219,17 @@ def run(
                     adapt = Adapter(code, options)
                 elif arm == "oracle":
                     adapt = oracle_schedule(code, scenario, rates)
-                hist = train(
+                hist = train_run(
                     grads,
+                    problem,
                     code,
-                    x0=problem.initial_point(),
-                    loss=problem.loss,
-                    accuracy=problem.test_accuracy,
+                    rates,
                     workers=client,
                     backend=backend,
-                    deadline=DEADLINE,
-                    shift=SHIFT,
-                    rates=rates,
-                    rounds=rounds,
                     time_unit=cfg["time_unit"],
-                    optimizer=gd(0.5),
                     rng=seed,
                     adapt=adapt,
+                    accuracy=problem.test_accuracy,
                 )
                 runs.setdefault((scenario, arm), []).append(hist)
                 if arm == "adaptive":
@@ -220,19 +240,14 @@ def run(
                 rates = rate_schedule("stationary", p0, cfg["long_rounds"], rng=0)
                 code = design(ClusterProfile(p0, dim=problem.dim, partitions=n), bits_per_worker=cfg["bits"])
                 adapter = Adapter(code, options)
-                hist = train(
+                hist = train_run(
                     grads,
+                    problem,
                     code,
-                    x0=problem.initial_point(),
-                    loss=problem.loss,
+                    rates,
                     workers=client,
                     backend=backend,
-                    deadline=DEADLINE,
-                    shift=SHIFT,
-                    rates=rates,
-                    rounds=cfg["long_rounds"],
                     time_unit=cfg["time_unit"],
-                    optimizer=gd(0.5),
                     rng=run_seeds[0] + 1,
                     adapt=adapter,
                 )
@@ -448,4 +463,5 @@ __all__ = [
     "rate_schedule",
     "run",
     "setting",
+    "train_run",
 ]
