@@ -407,17 +407,18 @@ def decide(design, straggler_probs, options: AdaptOptions) -> Decision:
     with :math:`m` the partition copies of the closest layout and :math:`c` the
     `move_cost`; otherwise only the decoder is re-weighted (no data moves).
     """
-    from ..design import layout_error, reweight
+    from ..design import reweight
 
     p_hat = np.asarray(straggler_probs, dtype=np.float64)
-    current = layout_error(design, p_hat)
+    reweighted = reweight(design, p_hat)  # its bound is the current layout's error under p_hat
+    current = reweighted.bound
     fresh = fresh_design(design, p_hat)
     candidate, moved, moved_fresh = closest_redesign(design, fresh)
     gain = current / fresh.bound - 1.0
     required = options.threshold + options.move_cost * moved / design.partitions
     if gain > required:
         return Decision("redesign", candidate, current, fresh.bound, gain, moved, moved_fresh, required)
-    return Decision("reweight", reweight(design, p_hat), current, fresh.bound, gain, 0, moved_fresh, required)
+    return Decision("reweight", reweighted, current, fresh.bound, gain, 0, moved_fresh, required)
 
 
 # ====================================================================== the loop
